@@ -1,0 +1,1 @@
+"""Causal transformer backbone over token sequences (issue 5; not built yet)."""

@@ -1,0 +1,1 @@
+"""Pieces every stage shares: configs, command-line plumbing."""

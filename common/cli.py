@@ -1,0 +1,27 @@
+"""Shared command-line plumbing: one-line errors instead of tracebacks for bad input."""
+from __future__ import annotations
+
+import sys
+from typing import Callable
+
+from common.config import ConfigError
+
+
+class UserError(Exception):
+    """Bad input from the user (file, format, value): reported in one line, exit code 2."""
+
+
+def run_cli(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> None:
+    """Run a CLI entry point, turning user-facing errors into a one-line message on stderr."""
+    from events.errors import EventDataError
+
+    try:
+        code = main(argv)
+    except (UserError, ConfigError, EventDataError, FileNotFoundError) as err:
+        prog = sys.argv[0].rsplit("/", 1)[-1]
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(code or 0)

@@ -1,0 +1,7 @@
+"""Events: the data model, readers and writers (ROOT, HDF5), and the built-in Pythia 8 source."""
+from events.errors import EventDataError
+from events.io import count_events, detect_format, iter_events, open_writer, read_events, write_events
+from events.model import Caps, Events, ObjectType
+
+__all__ = ["Caps", "EventDataError", "Events", "ObjectType", "count_events", "detect_format", "iter_events",
+           "open_writer", "read_events", "write_events"]

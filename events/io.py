@@ -1,0 +1,119 @@
+"""One entry point for reading and writing events in any supported format.
+
+`iter_events(path)` streams any readable file as `Events` chunks; `open_writer(path)` picks the
+writer from the extension (.h5/.hdf5: the project's store; .root: NanoAOD-style).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from events.errors import EventDataError
+from events.hdf5 import HDF5Reader, HDF5Writer
+from events.model import Caps, Events
+from events.root import RootReader, RootWriter
+from events.schema import builtin_schemas, load_schema
+
+HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf")
+ROOT_SUFFIXES = (".root",)
+
+
+def _magic(path: Path) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(8)
+
+
+def detect_format(path: str | Path) -> str:
+    """The format name of a file: `hdf5` or the name of a built-in ROOT schema."""
+    path = Path(path)
+    if not path.is_file():
+        raise EventDataError(f"{path}: no such file")
+    magic = _magic(path)
+    if magic.startswith(b"\x89HDF"):
+        return "hdf5"
+    if not magic.startswith(b"root"):
+        raise EventDataError(f"{path}: neither a ROOT nor an HDF5 file (starts with {magic!r})")
+    import uproot
+
+    try:
+        with uproot.open(path) as file:
+            for name in builtin_schemas():
+                schema = load_schema(name)
+                if schema.tree not in file:
+                    continue
+                keys = set(file[schema.tree].keys(recursive=True, full_paths=False))
+                if all(b in keys for b in schema.detect):
+                    return name
+            trees = [k.split(";")[0] for k, c in file.classnames().items() if c == "TTree"]
+    except EventDataError:
+        raise
+    except Exception as err:
+        raise EventDataError(f"{path}: not a readable ROOT file ({type(err).__name__}: {err})") from None
+    raise EventDataError(f"{path}: no built-in format matches (trees: {trees}); write a branch map like "
+                         f"configs/data/cms-hep-tutorial.yaml and pass it with --format")
+
+
+def iter_events(path: str | Path, format: str = "auto", *, step_size: int = 100_000,
+                caps: Caps | None = None) -> Iterator[Events]:
+    """Stream a file as `Events` chunks in file order.
+
+    Parameters
+    ----------
+    format : str
+        `auto`, `hdf5`, a built-in schema name (`nanoaod`, `delphes`, `jetclass`, ...) or a YAML path.
+    caps : Caps, optional
+        Multiplicity caps; default `Caps()` for ROOT input, none re-applied for HDF5 stores.
+    """
+    format = detect_format(path) if format == "auto" else format
+    if format == "hdf5":
+        with HDF5Reader(path) as reader:
+            yield from reader.iterate(step_size, caps)
+        return
+    reader = RootReader(path, load_schema(format), caps or Caps())
+    try:
+        yield from reader.iterate(step_size)
+    finally:
+        reader.close()
+
+
+def read_events(path: str | Path, format: str = "auto", *, caps: Caps | None = None) -> Events:
+    """A whole file as one `Events` (use `iter_events` for files larger than memory)."""
+    return Events.concatenate(iter_events(path, format, caps=caps))
+
+
+def count_events(path: str | Path, format: str = "auto") -> int:
+    """Number of events in a file, without reading them."""
+    format = detect_format(path) if format == "auto" else format
+    if format == "hdf5":
+        with HDF5Reader(path) as reader:
+            return len(reader)
+    reader = RootReader(path, load_schema(format))
+    try:
+        return len(reader)
+    finally:
+        reader.close()
+
+
+def open_writer(path: str | Path, format: str = "auto"):
+    """A writer (`HDF5Writer` or `RootWriter`) for `path`; use as a context manager."""
+    path = Path(path)
+    if format == "auto":
+        if path.suffix.lower() in HDF5_SUFFIXES:
+            format = "hdf5"
+        elif path.suffix.lower() in ROOT_SUFFIXES:
+            format = "nanoaod"
+        else:
+            raise EventDataError(f"{path}: cannot tell the output format from the extension; use "
+                                 f"{'/'.join(HDF5_SUFFIXES + ROOT_SUFFIXES)}")
+    if format == "hdf5":
+        return HDF5Writer(path)
+    return RootWriter(path, load_schema(format))
+
+
+def write_events(events: Events | Iterable[Events], path: str | Path, format: str = "auto") -> int:
+    """Write events (one batch or an iterable of chunks) to `path`; returns the number written."""
+    chunks = [events] if isinstance(events, Events) else events
+    with open_writer(path, format) as writer:
+        for chunk in chunks:
+            writer.write(chunk)
+    return writer.n_events

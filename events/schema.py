@@ -1,0 +1,149 @@
+"""Branch maps for ROOT inputs, written as YAML in `configs/data/` (the weaver-core way).
+
+A schema says which tree holds the events, which branches identify the format, and for each object
+collection which branch is which quantity. A quantity is a branch name, a list of alternative branch
+names (the first one present is used, e.g. `[Jet_btagDeepFlavB, Jet_btagCSVV2]`), or a constant
+number (e.g. the electron mass in Delphes, which stores none). Kinematics may be given as pt/eta/phi
+with mass or energy, or Cartesian px/py/pz/energy; eta/phi given explicitly win over computed ones
+(JetClass stores part_deta/part_dphi next to part_px/...).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from common.config import ConfigError, load_config
+from events.model import ObjectType
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs" / "data"
+
+#: collection types a schema may use; "jet" becomes BJET where the b-tag passes the working point
+COLLECTION_TYPES = {
+    "jet": ObjectType.JET,
+    "electron": ObjectType.ELECTRON,
+    "muon": ObjectType.MUON,
+    "photon": ObjectType.PHOTON,
+    "constituent": ObjectType.CONSTITUENT,
+}
+
+Quantity = Any  # str | list[str] | float | None; checked by `_check_quantity`
+
+
+@dataclass(frozen=True)
+class CollectionSpec:
+    """One jagged object collection (e.g. NanoAOD `Jet_*`)."""
+
+    name: str
+    type: str
+    pt: Quantity = None
+    eta: Quantity = None
+    phi: Quantity = None
+    mass: Quantity = None
+    energy: Quantity = None
+    px: Quantity = None
+    py: Quantity = None
+    pz: Quantity = None
+    charge: Quantity = None
+    btag: Quantity = None
+    #: b-tag score at and above which a jet is a b-jet
+    btag_wp: float | None = None
+    #: read the b-tag decision from this bit of an integer b-tag branch (Delphes `Jet.BTag`)
+    btag_bit: int | None = None
+    #: a boolean branch holding the b-tag decision; used instead of `btag_wp` where the file has it
+    tagged: Quantity = None
+    #: counter branch (e.g. nJet), checked against the collection's lengths when present
+    counter: Quantity = None
+    #: an optional collection is skipped when its first kinematic branch is absent
+    optional: bool = False
+
+    def __post_init__(self):
+        if self.type not in COLLECTION_TYPES:
+            raise ValueError(f"collection {self.name}: type {self.type!r} is not one of {sorted(COLLECTION_TYPES)}")
+        for name in ("pt", "eta", "phi", "mass", "energy", "px", "py", "pz", "charge", "btag", "tagged", "counter"):
+            _check_quantity(getattr(self, name), f"collection {self.name}: {name}")
+        if self.pt is None and (self.px is None or self.py is None):
+            raise ValueError(f"collection {self.name}: give pt, or px and py")
+        cartesian = None not in (self.px, self.py, self.pz)
+        if self.eta is None and not cartesian:
+            raise ValueError(f"collection {self.name}: give eta, or px, py and pz")
+        if self.phi is None and not cartesian:
+            raise ValueError(f"collection {self.name}: give phi, or px, py and pz")
+        if self.type == "jet" and self.btag is not None and self.btag_wp is None and self.btag_bit is None:
+            raise ValueError(f"collection {self.name}: a jet b-tag needs btag_wp or btag_bit")
+
+
+@dataclass(frozen=True)
+class MetSpec:
+    """Missing transverse momentum: pt/phi or px/py (scalars, or one-entry lists as in Delphes)."""
+
+    pt: Quantity = None
+    phi: Quantity = None
+    px: Quantity = None
+    py: Quantity = None
+
+    def __post_init__(self):
+        for name in ("pt", "phi", "px", "py"):
+            _check_quantity(getattr(self, name), f"met: {name}")
+        if (self.pt is None or self.phi is None) and (self.px is None or self.py is None):
+            raise ValueError("met: give pt and phi, or px and py")
+
+
+@dataclass(frozen=True)
+class Schema:
+    """How one ROOT layout maps onto the event data model."""
+
+    name: str
+    tree: str
+    description: str = ""
+    #: branches whose presence identifies this layout in format detection
+    detect: tuple[str, ...] = ()
+    collections: tuple[CollectionSpec, ...] = ()
+    met: MetSpec | None = None
+    run: Quantity = None
+    lumi: Quantity = None
+    event: Quantity = None
+    weight: Quantity = None
+    process: Quantity = None
+    ntop: Quantity = None
+    #: one-hot label branches share this prefix (JetClass: label_QCD, label_Tbqq, ...)
+    #: event-level fields above that may be absent from a file (then: weight 1, event = entry
+    #: number, run/lumi 0, process/ntop unknown); any other missing branch is an error
+    optional: tuple[str, ...] = ()
+    label_prefix: str | None = None
+    #: number of top quarks per label name, for the `ntop` class (others: 0)
+    label_ntop: dict[str, int] = field(default_factory=dict)
+    #: extra per-event scalars to carry along: output field -> branch (skipped when absent)
+    info: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self):
+        for name in ("run", "lumi", "event", "weight", "process", "ntop"):
+            _check_quantity(getattr(self, name), f"{name}")
+        bad = set(self.optional) - {"run", "lumi", "event", "weight", "process", "ntop"}
+        if bad:
+            raise ValueError(f"optional: {sorted(bad)} are not event-level fields")
+        if not self.collections and self.met is None:
+            raise ValueError("a schema needs at least one collection or a met entry")
+
+
+def _check_quantity(value: Any, where: str) -> None:
+    ok = value is None or isinstance(value, str) or (isinstance(value, (int, float)) and not isinstance(value, bool)) \
+        or (isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value))
+    if not ok:
+        raise ValueError(f"{where}: expected a branch name, a list of branch names or a number, got {value!r}")
+
+
+def builtin_schemas() -> list[str]:
+    """Names of the schemas shipped in configs/data/, in detection order."""
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+
+
+def load_schema(name_or_path: str | Path) -> Schema:
+    """A schema by built-in name (e.g. `nanoaod`) or path to a YAML file."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = CONFIG_DIR / f"{name_or_path}.yaml"
+        if not path.is_file():
+            raise ConfigError(f"unknown format {name_or_path!r}; built-in: {', '.join(['hdf5', *builtin_schemas()])}, "
+                              "or give a path to a YAML branch map")
+    return load_config(Schema, path)
