@@ -11,14 +11,13 @@ class UserError(Exception):
     """Bad input from the user (file, format, value): reported in one line, exit code 2."""
 
 
-def run_cli(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> None:
+def run_cli(main: Callable[[list[str] | None], int | None], prog: str, argv: list[str] | None = None) -> None:
     """Run a CLI entry point, turning user-facing errors into a one-line message on stderr."""
     from events.errors import EventDataError
 
     try:
         code = main(argv)
     except (UserError, ConfigError, EventDataError, FileNotFoundError) as err:
-        prog = sys.argv[0].rsplit("/", 1)[-1]
         print(f"{prog}: error: {err}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:

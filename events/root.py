@@ -81,8 +81,12 @@ class RootReader:
                                   for q in ("pt", "eta", "phi", "mass", "energy", "px", "py", "pz",
                                             "charge", "btag", "tagged", "counter")}
                          for c in self.collections}
+        met_optional = "met" in schema.optional
         self.met = None if schema.met is None else {
-            q: self._resolve(getattr(schema.met, q), f"MET {q}") for q in ("pt", "phi", "px", "py")}
+            q: self._resolve(getattr(schema.met, q), f"MET {q}", required=not met_optional)
+            for q in ("pt", "phi", "px", "py")}
+        if self.met is not None and not any(self.met.values()):
+            self.met = None
         self.event_fields = {q: self._resolve(getattr(schema, q), q, required=q not in schema.optional)
                              for q in ("run", "lumi", "event", "weight", "process", "ntop")}
 
@@ -288,6 +292,12 @@ class RootWriter:
         else:
             self._stack.__exit__(exc_type, exc, tb)
 
+    def _has_met(self, events: Events) -> bool:
+        """Whether this file carries MET branches (decided by the first chunk: constituent mode has none)."""
+        if self._tree is None:
+            self._met = bool(events.count(ObjectType.MET).any()) or not len(events)
+        return self._met
+
     def _branches(self, events: Events) -> tuple[dict, dict]:
         s = self.schema
         data: dict = {}
@@ -297,7 +307,7 @@ class RootWriter:
         for q, dtype in ids.items():
             if isinstance(getattr(s, q), str):
                 data[getattr(s, q)] = events.info[q].astype(dtype)
-        if s.met is not None and isinstance(s.met.pt, str):
+        if s.met is not None and isinstance(s.met.pt, str) and self._has_met(events):
             met_pt, met_phi = events.met
             data[s.met.pt], data[s.met.phi] = met_pt, met_phi
         for coll in s.collections:

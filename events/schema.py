@@ -107,8 +107,8 @@ class Schema:
     process: Quantity = None
     ntop: Quantity = None
     #: one-hot label branches share this prefix (JetClass: label_QCD, label_Tbqq, ...)
-    #: event-level fields above that may be absent from a file (then: weight 1, event = entry
-    #: number, run/lumi 0, process/ntop unknown); any other missing branch is an error
+    #: event-level fields above (and `met`) that may be absent from a file (then: weight 1, event =
+    #: entry number, run/lumi 0, process/ntop unknown, no MET object); other missing branches are errors
     optional: tuple[str, ...] = ()
     label_prefix: str | None = None
     #: number of top quarks per label name, for the `ntop` class (others: 0)
@@ -119,7 +119,7 @@ class Schema:
     def __post_init__(self):
         for name in ("run", "lumi", "event", "weight", "process", "ntop"):
             _check_quantity(getattr(self, name), f"{name}")
-        bad = set(self.optional) - {"run", "lumi", "event", "weight", "process", "ntop"}
+        bad = set(self.optional) - {"run", "lumi", "event", "weight", "process", "ntop", "met"}
         if bad:
             raise ValueError(f"optional: {sorted(bad)} are not event-level fields")
         if not self.collections and self.met is None:

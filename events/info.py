@@ -1,0 +1,112 @@
+"""python -m events.info FILE: what an event file holds, streamed (works on files larger than memory)."""
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+from pathlib import Path
+
+import awkward as ak
+import numpy as np
+
+from common.cli import run_cli
+from events.model import Caps, Events, ObjectType
+
+FEATURES = ("pt", "eta", "phi", "mass", "btag", "charge")
+
+
+class Summary:
+    """Running totals over event chunks: counts per type and process, feature ranges, truncations."""
+
+    def __init__(self):
+        self.n_events = 0
+        self.n_empty = 0
+        self.n_truncated_events = 0
+        self.n_truncated_objects = 0
+        self.sum_weights = 0.0
+        self.objects = Counter()
+        self.max_per_event = Counter()
+        self.processes = Counter()
+        self.ntop = Counter()
+        self.ranges: dict[str, dict[str, list[float]]] = {}
+
+    def add(self, events: Events) -> None:
+        self.n_events += len(events)
+        n_obj = ak.to_numpy(ak.num(events.objects))
+        self.n_empty += int((n_obj == 0).sum())
+        trunc = events.info["n_truncated"]
+        self.n_truncated_events += int((trunc > 0).sum())
+        self.n_truncated_objects += int(trunc.sum())
+        self.sum_weights += float(events.info["weight"].sum())
+        self.processes.update(events.process.tolist())
+        self.ntop.update(int(v) for v in events.info["ntop"])
+        flat = ak.flatten(events.objects)
+        types = ak.to_numpy(flat["type"])
+        for t in np.unique(types):
+            name = ObjectType(int(t)).name.lower()
+            self.objects[name] += int((types == t).sum())
+            self.max_per_event[name] = max(self.max_per_event[name], int(events.count(ObjectType(int(t))).max()))
+            rng = self.ranges.setdefault(name, {f: [np.inf, -np.inf] for f in FEATURES})
+            sel = types == t
+            for f in FEATURES:
+                values = ak.to_numpy(flat[f])[sel]
+                rng[f] = [min(rng[f][0], float(values.min())), max(rng[f][1], float(values.max()))]
+
+    def as_dict(self) -> dict:
+        return {"events": self.n_events, "events_without_objects": self.n_empty,
+                "sum_of_weights": self.sum_weights,
+                "truncated": {"events": self.n_truncated_events, "objects": self.n_truncated_objects},
+                "objects": dict(self.objects), "max_per_event": dict(self.max_per_event),
+                "mean_per_event": {k: v / max(self.n_events, 1) for k, v in self.objects.items()},
+                "processes": {k or "(unknown)": v for k, v in self.processes.items()},
+                "ntop": {f"{k}t" if k >= 0 else "unknown": v for k, v in sorted(self.ntop.items())},
+                "ranges": self.ranges}
+
+
+def format_summary(path: Path, fmt: str, d: dict) -> str:
+    lines = [f"file      {path}", f"format    {fmt}", f"events    {d['events']}  "
+             f"(sum of weights {d['sum_of_weights']:.6g}; {d['events_without_objects']} without objects)",
+             f"truncated {d['truncated']['objects']} objects beyond the caps in {d['truncated']['events']} events",
+             "processes " + ", ".join(f"{k}: {v}" for k, v in d["processes"].items()),
+             "classes   " + ", ".join(f"{k}: {v}" for k, v in d["ntop"].items()),
+             "", f"{'object':<12}{'total':>10}{'mean/ev':>9}{'max/ev':>8}  " +
+             "  ".join(f"{f + ' range':>22}" for f in FEATURES)]
+    for name, total in d["objects"].items():
+        r = d["ranges"][name]
+        lines.append(f"{name:<12}{total:>10}{d['mean_per_event'][name]:>9.2f}{d['max_per_event'][name]:>8}  " +
+                     "  ".join(f"[{r[f][0]:>9.3g}, {r[f][1]:>9.3g}]" for f in FEATURES))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from events.io import count_events, detect_format, iter_events
+    from tqdm import tqdm
+
+    parser = argparse.ArgumentParser(prog="python -m events.info",
+                                     description="Summarize an event file: format, number of events, objects "
+                                                 "per type, feature ranges, truncations, processes.")
+    parser.add_argument("file", type=Path, help="ROOT (NanoAOD, Delphes, JetClass, flat) or HDF5 event file")
+    parser.add_argument("--format", default="auto", help="auto (default), hdf5, a built-in schema name or a YAML path")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.add_argument("--step-size", type=int, default=100_000, help="events per chunk (default 100000)")
+    for cap, default in vars(Caps()).items():
+        parser.add_argument(f"--max-{cap}", type=int, default=None, help=f"cap on {cap} per event (default {default})")
+    args = parser.parse_args(argv)
+    fmt = detect_format(args.file) if args.format == "auto" else args.format
+    caps = {k: getattr(args, f"max_{k}") for k in vars(Caps())}
+    caps = Caps(**{k: v for k, v in caps.items() if v is not None}) if any(v is not None for v in caps.values()) \
+        else None
+    summary = Summary()
+    total = count_events(args.file, fmt)
+    with tqdm(total=total, unit="ev", desc="reading", disable=args.json, leave=False) as bar:
+        for chunk in iter_events(args.file, fmt, step_size=args.step_size, caps=caps):
+            summary.add(chunk)
+            bar.update(len(chunk))
+    d = summary.as_dict()
+    print(json.dumps({"file": str(args.file), "format": fmt, **d}, indent=2) if args.json
+          else format_summary(args.file, fmt, d))
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main, "python -m events.info")
