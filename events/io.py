@@ -35,15 +35,21 @@ def detect_format(path: str | Path) -> str:
         raise EventDataError(f"{path}: neither a ROOT nor an HDF5 file (starts with {magic!r})")
     import uproot
 
+    # the best-matching schema wins even if some identifying branches are missing, so that the
+    # reader can then name exactly what the file lacks
+    best, best_hits = None, 0
     try:
         with uproot.open(path) as file:
             for name in builtin_schemas():
                 schema = load_schema(name)
-                if schema.tree not in file:
+                if schema.tree not in file or not hasattr(file[schema.tree], "keys"):
                     continue
                 keys = set(file[schema.tree].keys(recursive=True, full_paths=False))
-                if all(b in keys for b in schema.detect):
-                    return name
+                hits = sum(b in keys for b in schema.detect)
+                if hits > best_hits:
+                    best, best_hits = name, hits
+            if best is not None:
+                return best
             trees = [k.split(";")[0] for k, c in file.classnames().items() if c == "TTree"]
     except EventDataError:
         raise

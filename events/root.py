@@ -37,6 +37,10 @@ def open_tree(path: str | Path, tree_name: str):
         file = uproot.open(path)
     except Exception as err:  # uproot raises many types for broken files
         raise EventDataError(f"{path}: not a readable ROOT file ({type(err).__name__}: {err})") from None
+    if file.classnames().get(f"{tree_name};1", "").endswith("RNTuple"):
+        file.close()
+        raise EventDataError(f"{path}: {tree_name!r} is an RNTuple; this reader handles TTrees (convert it "
+                             "with ROOT, or open an issue for RNTuple support)")
     try:
         tree = file[tree_name]
     except Exception as err:
@@ -66,8 +70,13 @@ class RootReader:
         self.caps = caps
         self.file, self.tree = open_tree(path, schema.tree)
         self.where = f"{self.path}:{schema.tree}"
-        self.branches = {b.name: b for b in self.tree.itervalues(recursive=True)}
-        meta = _read_meta(self.file)
+        try:
+            self.branches = {b.name: b for b in self.tree.itervalues(recursive=True)}
+            meta = _read_meta(self.file)
+        except Exception as err:  # a truncated file fails here, when uproot first reads past its end
+            self.file.close()
+            raise EventDataError(f"{self.where}: cannot read the file's metadata ({type(err).__name__}: {err}); "
+                                 "the file may be truncated or corrupt") from None
         self.meta_process_names = tuple(meta.get("process_names", ()))
         self.extra_info = dict(schema.info)
         self.extra_info.update({name: name for name in meta.get("info", ())})
@@ -184,6 +193,9 @@ class RootReader:
     def _collection(self, arrays, coll: CollectionSpec, entry: int) -> ak.Array:
         res = self.resolved[coll.name]
         first = res["pt"] or res["px"]
+        if arrays[first[1]].ndim < 2:
+            raise EventDataError(f"{self.where}: branch {first[1]!r} holds one value per event; "
+                                 "expected a list per event")
         counts = ak.to_numpy(ak.num(arrays[first[1]]))
         if res["counter"] is not None:
             declared = self._values(arrays, res["counter"], entry, jagged=False)
@@ -218,8 +230,9 @@ class RootReader:
         if coll.type == "jet" and ("btag" in get or "tagged" in get):
             if coll.btag_bit is not None:
                 btag = ((get["btag"].astype(np.int64) >> coll.btag_bit) & 1).astype(np.float32)
+            wp = coll.btag_wp[res["btag"][1]] if isinstance(coll.btag_wp, dict) else coll.btag_wp
             tagged = get["tagged"].astype(bool) if "tagged" in get else \
-                (btag >= 0.5 if coll.btag_bit is not None else btag >= coll.btag_wp)
+                (btag >= 0.5 if coll.btag_bit is not None else btag >= wp)
             otype[tagged] = int(ObjectType.BJET)
         return make_objects(counts, type=otype, pt=pt, eta=eta, phi=phi, mass=mass, btag=btag,
                             charge=np.rint(get.get("charge", 0.0)))

@@ -46,8 +46,8 @@ class CollectionSpec:
     pz: Quantity = None
     charge: Quantity = None
     btag: Quantity = None
-    #: b-tag score at and above which a jet is a b-jet
-    btag_wp: float | None = None
+    #: b-tag score at and above which a jet is a b-jet; a mapping gives one per alternative branch
+    btag_wp: float | dict[str, float] | None = None
     #: read the b-tag decision from this bit of an integer b-tag branch (Delphes `Jet.BTag`)
     btag_bit: int | None = None
     #: a boolean branch holding the b-tag decision; used instead of `btag_wp` where the file has it
@@ -71,6 +71,11 @@ class CollectionSpec:
             raise ValueError(f"collection {self.name}: give phi, or px, py and pz")
         if self.type == "jet" and self.btag is not None and self.btag_wp is None and self.btag_bit is None:
             raise ValueError(f"collection {self.name}: a jet b-tag needs btag_wp or btag_bit")
+        if isinstance(self.btag_wp, dict):
+            names = [self.btag] if isinstance(self.btag, str) else list(self.btag or ())
+            missing = set(names) - set(self.btag_wp)
+            if missing:
+                raise ValueError(f"collection {self.name}: btag_wp has no working point for {sorted(missing)}")
 
 
 @dataclass(frozen=True)
