@@ -1,0 +1,75 @@
+"""The events CLIs end to end, run as the README runs them."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+
+def run(*args, check=True):
+    proc = subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{args} failed ({proc.returncode}):\n{proc.stderr}")
+    return proc
+
+
+def info(path):
+    return json.loads(run("-m", "events.info", str(path), "--json").stdout)
+
+
+def test_help_lists_processes():
+    out = run("-m", "events.generate", "--help").stdout
+    for name in ("wjets", "ww", "single_top_t", "single_top_s", "tw_proxy", "ttbar", "ttt_proxy", "tttt_proxy",
+                 "top_jets", "qcd_jets"):
+        assert name in out
+    for module in ("events.info", "events.convert"):
+        assert "usage" in run("-m", module, "--help").stdout
+
+
+def test_generate_info_convert(tmp_path):
+    h5, root, stats = tmp_path / "tt.h5", tmp_path / "tt.root", tmp_path / "stats.json"
+    out = run("-m", "events.generate", "--process", "ttbar", "--events", "80", "--out", str(h5), "--seed", "3",
+              "--workers", "2", "--block_size=40", "--stats", str(stats), "--quiet").stdout
+    assert "wrote 80 ttbar records" in out
+    assert json.loads(stats.read_text())["records_per_s_per_core"] > 0
+    summary = info(h5)
+    assert summary["events"] == 80 and summary["format"] == "hdf5"
+    assert summary["processes"] == {"ttbar": 80} and summary["ntop"] == {"2t": 80}
+    assert summary["objects"]["met"] == 80
+    run("-m", "events.convert", str(h5), str(root))
+    converted = info(root)
+    assert converted["format"] == "nanoaod"
+    assert converted["objects"] == summary["objects"] and converted["events"] == 80
+    assert "Jet range" not in run("-m", "events.info", str(root)).stdout  # table, not JSON
+    assert "pt range" in run("-m", "events.info", str(root)).stdout
+
+
+def test_convert_reports_truncation(tmp_path, hzz_path):
+    out = tmp_path / "hzz.h5"
+    printed = run("-m", "events.convert", str(hzz_path), str(out), "--max-jets", "1").stdout
+    summary = info(out)
+    assert summary["events"] == 2421 and summary["truncated"]["objects"] > 0
+    assert f"{summary['truncated']['objects']} objects beyond the caps" in printed
+
+
+@pytest.mark.parametrize("args, message", [
+    (("-m", "events.info", "missing.root"), "missing.root: no such file"),
+    (("-m", "events.convert", "missing.root", "x.h5"), "missing.root: no such file"),
+    (("-m", "events.info", "README.md", "--format", "nosuch"), "unknown format 'nosuch'"),
+    (("-m", "events.generate", "--process", "ttbar", "--events", "5", "--out", "x.h5", "--reco.jet_ptmin=3"),
+     "unknown key(s) jet_ptmin"),
+    (("-m", "events.generate", "--process", "ttbar", "--events", "5", "--out", "x.txt"),
+     "cannot tell the output format"),
+])
+def test_bad_input_is_one_line(args, message):
+    proc = run(*args, check=False)
+    assert proc.returncode == 2
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_generate_rejects_unknown_process():
+    proc = run("-m", "events.generate", "--process", "higgs", "--events", "5", "--out", "x.h5", check=False)
+    assert proc.returncode == 2 and "invalid choice" in proc.stderr
