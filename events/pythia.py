@@ -107,17 +107,25 @@ def generate(process: str, n_events: int, *, seed: int = 1, workers: int = 1,
     executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method)) if workers > 1 else None
     pending: deque = deque()
     next_block = 0
+    # records a block yields: block_size in event mode; in jet mode learnt from the blocks seen.
+    # Blocks beyond what is needed are not submitted: they would only compete for the cores.
+    per_block = float(config.block_size)
     try:
         while stats.records < n_events:
-            while len(pending) < (2 * workers if executor else 1):
+            in_flight = len(pending)
+            while in_flight < (2 * workers if executor else 1) and \
+                    (in_flight == 0 or stats.records + in_flight * per_block < n_events):
                 if executor:
                     pending.append(executor.submit(generate_block, proc, seed, next_block, config))
                 else:
                     pending.append(next_block)
                 next_block += 1
+                in_flight += 1
             item = pending.popleft()
             chunk = item.result() if executor else generate_block(proc, seed, item, config)
             stats.pythia_events += config.block_size
+            blocks_done = stats.pythia_events / config.block_size
+            per_block = max((stats.records + len(chunk)) / blocks_done, 1.0)
             chunk = chunk[: n_events - stats.records]
             chunk.info["event"] = np.arange(stats.records, stats.records + len(chunk))
             stats.records += len(chunk)
