@@ -22,7 +22,7 @@ SHARED_HZZ = Path(__file__).resolve().parent.parent / "shared" / "data" / "cms-h
 def stage_events(out: Path, workers: int, seed: int) -> dict:
     """Generate the demo samples, check the ROOT round trip and the top/W peaks, plot them."""
     from events.io import read_events, write_events
-    from events.model import Events
+    from events.model import Events, ObjectType
     from events.physics import peak_position, top_candidates
     from events.plots import plot_event_overview, plot_jet_overview
     from events.pythia import GenerateConfig, GenerateStats, generate
@@ -49,7 +49,8 @@ def stage_events(out: Path, workers: int, seed: int) -> dict:
     summary = {
         "processes": {k: len(v) for k, v in samples.items()},
         "records_per_s_per_core": rates,
-        "mean_jets": {k: round(float(v.count(*_jet_types()).mean()), 2) for k, v in event_samples.items()},
+        "mean_jets": {k: round(float(v.count(ObjectType.JET, ObjectType.BJET).mean()), 2)
+                      for k, v in event_samples.items()},
         "ttbar_m_bjj_peak_gev": peak_position(tops.m_bjj, 50, 400, 10),
         "ttbar_m_jj_peak_gev": peak_position(tops.m_jj, 20, 250, 5),
         "truncated_objects": {k: int(v.info["n_truncated"].sum()) for k, v in samples.items()},
@@ -59,12 +60,6 @@ def stage_events(out: Path, workers: int, seed: int) -> dict:
         hzz = read_events(SHARED_HZZ)
         summary["cms_hzz_file"] = {"events": len(hzz), "objects": hzz.n_objects}
     return summary
-
-
-def _jet_types():
-    from events.model import ObjectType
-
-    return ObjectType.JET, ObjectType.BJET
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,16 +9,15 @@ Layout (format `colliderfm.events`, version 1):
 from __future__ import annotations
 
 import json
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Iterator
 
 import awkward as ak
 import numpy as np
 
-from common.atomic import atomic_path
 from events.errors import EventDataError
 from events.model import INFO_FIELDS, OBJECT_FIELDS, Caps, Events, ObjectType
+from events.writer import EventWriter
 
 FORMAT_NAME = "colliderfm.events"
 FORMAT_VERSION = 1
@@ -37,23 +36,16 @@ def is_event_store(path: str | Path) -> bool:
         return False
 
 
-class HDF5Writer:
-    """Append `Events` chunk by chunk to an HDF5 store; the file appears atomically on `close`.
-
-    Use as a context manager: on an exception the partial file is removed.
-    """
+class HDF5Writer(EventWriter):
+    """Append `Events` chunk by chunk to an HDF5 store; the file appears atomically on `close`."""
 
     def __init__(self, path: str | Path, *, compression: str = "gzip", compression_opts: int = 4):
         import h5py
 
-        self.path = Path(path)
-        self._stack = ExitStack()
-        tmp = self._stack.enter_context(atomic_path(self.path))
-        self._file = self._stack.enter_context(h5py.File(tmp, "w"))
+        super().__init__(path)
+        self._file = self._stack.enter_context(h5py.File(self._tmp, "w"))
         self._compression = dict(compression=compression, compression_opts=compression_opts, shuffle=True)
-        self._process_names: list[str] = []
         self._info_fields: list[str] | None = None
-        self.n_events = 0
         self.n_objects = 0
         objects = self._file.create_group("objects")
         for name, dtype in OBJECT_FIELDS.items():
@@ -63,15 +55,6 @@ class HDF5Writer:
             "offsets", data=np.zeros(1, dtype=np.int64), maxshape=(None,), chunks=(_EVENT_CHUNK,),
             **self._compression)
 
-    def __enter__(self) -> "HDF5Writer":
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self._stack.__exit__(exc_type, exc, tb)
-
     @staticmethod
     def _append(dataset, values: np.ndarray) -> None:
         start = dataset.shape[0]
@@ -80,9 +63,7 @@ class HDF5Writer:
 
     def write(self, events: Events) -> None:
         """Append a chunk of events (process names are merged with those already written)."""
-        names = self._process_names + [n for n in events.process_names if n not in self._process_names]
-        events = events.with_process_names(names)
-        self._process_names = names
+        events = self._with_file_process_names(events)
         group = self._file["events"]
         if self._info_fields is None:
             self._info_fields = list(events.info)
@@ -112,7 +93,7 @@ class HDF5Writer:
         attrs["process_names"] = json.dumps(self._process_names)
         attrs["object_types"] = json.dumps({t.name.lower(): int(t) for t in ObjectType})
         attrs["info_fields"] = json.dumps(self._info_fields or list(INFO_FIELDS))
-        self._stack.close()
+        super().close()
 
 
 def write_hdf5(events: Events, path: str | Path) -> None:

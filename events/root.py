@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import difflib
 import json
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Iterator
 
 import awkward as ak
 import numpy as np
 
-from common.atomic import atomic_path
 from events.errors import EventDataError
 from events.kinematics import cartesian_to_ptetaphi, mass_from_energy
 from events.model import Caps, Events, ObjectType, assemble, make_objects
 from events.schema import COLLECTION_TYPES, CollectionSpec, Schema
+from events.writer import EventWriter
 
 #: TObjString key holding what the data model has and plain NanoAOD lacks (process names, extras)
 META_KEY = "colliderfm"
@@ -120,6 +119,8 @@ class RootReader:
             return ("const", float(quantity))
         names = [quantity] if isinstance(quantity, str) else list(quantity)
         for name in names:
+            if not isinstance(name, str):
+                return ("const", float(name))  # the list's default: none of its branches is present
             if name in self.branches:
                 self._check_numeric(name)
                 self.needed.add(name)
@@ -275,7 +276,7 @@ class RootReader:
         return Events(objects, info, process_names)
 
 
-class RootWriter:
+class RootWriter(EventWriter):
     """Append `Events` to a ROOT file laid out as `schema` (NanoAOD-style by default), atomically.
 
     Only branch-name quantities of the schema are written; b-jets are written as jets with their
@@ -285,25 +286,12 @@ class RootWriter:
     def __init__(self, path: str | Path, schema: Schema):
         import uproot
 
-        self.path = Path(path)
+        super().__init__(path)
         self.schema = schema
-        self._stack = ExitStack()
-        tmp = self._stack.enter_context(atomic_path(self.path))
-        self._file = uproot.recreate(tmp)
+        self._file = uproot.recreate(self._tmp)
         self._stack.callback(self._file.close)
         self._tree = None
-        self._process_names: list[str] = []
         self._extras: list[str] = []
-        self.n_events = 0
-
-    def __enter__(self) -> "RootWriter":
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self._stack.__exit__(exc_type, exc, tb)
 
     def _has_met(self, events: Events) -> bool:
         """Whether this file carries MET branches (decided by the first chunk: constituent mode has none)."""
@@ -346,9 +334,7 @@ class RootWriter:
 
     def write(self, events: Events) -> None:
         """Append a chunk of events."""
-        names = self._process_names + [n for n in events.process_names if n not in self._process_names]
-        events = events.with_process_names(names)
-        self._process_names = names
+        events = self._with_file_process_names(events)
         data, counters = self._branches(events)
         if self._tree is None:
             self._extras = events.extra_fields
@@ -366,4 +352,4 @@ class RootWriter:
             raise EventDataError(f"{self.path}: nothing was written")
         self._file[META_KEY] = json.dumps({"process_names": self._process_names,
                                               "info": ["n_truncated", *self._extras]})
-        self._stack.close()
+        super().close()

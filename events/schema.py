@@ -2,8 +2,8 @@
 
 A schema says which tree holds the events, which branches identify the format, and for each object
 collection which branch is which quantity. A quantity is a branch name, a list of alternative branch
-names (the first one present is used, e.g. `[Jet_btagDeepFlavB, Jet_btagCSVV2]`), or a constant
-number (e.g. the electron mass in Delphes, which stores none). Kinematics may be given as pt/eta/phi
+names (the first one present is used, e.g. `[Jet_btagDeepFlavB, Jet_btagCSVV2]`; a number at its end
+is the value where none is present), or a constant number (e.g. the electron mass in Delphes). Kinematics may be given as pt/eta/phi
 with mass or energy, or Cartesian px/py/pz/energy; eta/phi given explicitly win over computed ones
 (JetClass stores part_deta/part_dphi next to part_px/...).
 """
@@ -111,10 +111,10 @@ class Schema:
     weight: Quantity = None
     process: Quantity = None
     ntop: Quantity = None
-    #: one-hot label branches share this prefix (JetClass: label_QCD, label_Tbqq, ...)
     #: event-level fields above (and `met`) that may be absent from a file (then: weight 1, event =
     #: entry number, run/lumi 0, process/ntop unknown, no MET object); other missing branches are errors
     optional: tuple[str, ...] = ()
+    #: one-hot label branches share this prefix (JetClass: label_QCD, label_Tbqq, ...)
     label_prefix: str | None = None
     #: number of top quarks per label name, for the `ntop` class (others: 0)
     label_ntop: dict[str, int] = field(default_factory=dict)
@@ -132,10 +132,15 @@ class Schema:
 
 
 def _check_quantity(value: Any, where: str) -> None:
-    ok = value is None or isinstance(value, str) or (isinstance(value, (int, float)) and not isinstance(value, bool)) \
-        or (isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value))
+    def number(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    ok = value is None or isinstance(value, str) or number(value) \
+        or (isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value[:-1])
+            and isinstance(value[0], str) and (isinstance(value[-1], str) or number(value[-1])))
     if not ok:
-        raise ValueError(f"{where}: expected a branch name, a list of branch names or a number, got {value!r}")
+        raise ValueError(f"{where}: expected a branch name, a list of branch names (optionally ending in a "
+                         f"default number) or a number, got {value!r}")
 
 
 def builtin_schemas() -> list[str]:

@@ -74,6 +74,13 @@ def test_nanoaod_reader(tmp_path):
     np.testing.assert_allclose(ev.met[1], [0.5, -1.0, 2.0])
 
 
+def test_run3_nanoaod_without_photon_mass(tmp_path):
+    photons = ak.zip({"pt": ak.Array([[], [], [33.0]]), "eta": ak.Array([[], [], [0.2]]),
+                      "phi": ak.Array([[], [], [0.1]])})
+    ev = read_events(write_nanoaod(tmp_path / "run3.root", Photon=photons))
+    assert ak.to_list(ev.of_type(T.PHOTON).mass) == [[], [], [0.0]]
+
+
 def test_nanoaod_caps_are_counted(tmp_path):
     path = write_nanoaod(tmp_path / "nano.root")
     ev = read_events(path, caps=Caps(jets=1, leptons=1))
