@@ -1,0 +1,18 @@
+"""The README's demo end to end (about a minute on 2 cores): marked slow, run with RUN_SLOW=1."""
+import json
+
+import pytest
+
+from tests.test_cli import run
+
+
+@pytest.mark.slow
+def test_demo_writes_summary_and_plots(tmp_path):
+    run("demo.py", "--out", str(tmp_path))
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    events = summary["events"]
+    assert events["root_round_trip_identical"] is True
+    assert 140 <= events["ttbar_m_bjj_peak_gev"] <= 195 and 65 <= events["ttbar_m_jj_peak_gev"] <= 95
+    assert events["processes"]["ttbar"] == 1500
+    assert (tmp_path / "events_overview.png").stat().st_size > 10_000
+    assert (tmp_path / "jets_overview.png").stat().st_size > 10_000
