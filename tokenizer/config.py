@@ -1,0 +1,64 @@
+"""Tokenizer configuration: model, data and training sections, loaded from configs/tokenizer/*.yaml."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from events.model import Caps
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The VQ-VAE. `quantizer: none` gives the quantization-free autoencoder of the same size."""
+
+    mode: str = "event"  # event: jets, b-jets, leptons, photons, MET; constituent: jet constituents
+    codebook_size: int = 8192  # split over object types in proportion to sqrt(frequency)
+    codebook_dim: int = 16  # low-dimensional codes keep a large codebook alive
+    latent_dim: int = 64
+    hidden: int = 256
+    depth: int = 3
+    quantizer: str = "vq"  # vq | none
+    use_cosine_sim: bool = True
+    decay: float = 0.99
+    kmeans_iters: int = 10
+    commitment_weight: float = 0.25
+    rotation_trick: bool = True
+    #: a code is replaced when its EMA hit count falls below this fraction of the average per code
+    dead_code_fraction: float = 0.03
+    min_codes_per_type: int = 16
+
+    def __post_init__(self):
+        if self.mode not in ("event", "constituent"):
+            raise ValueError(f"mode must be event or constituent, got {self.mode!r}")
+        if self.quantizer not in ("vq", "none"):
+            raise ValueError(f"quantizer must be vq or none, got {self.quantizer!r}")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    files: tuple[str, ...] = ()
+    format: str = "auto"
+    max_events_per_file: int = 0  # 0: all
+    val_fraction: float = 0.1
+    caps: Caps = field(default_factory=Caps)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    batch_size: int = 8192  # objects; large batches keep the dead-code statistics meaningful
+    lr: float = 2e-3
+    weight_decay: float = 0.0
+    epochs: int = 30
+    warmup_steps: int = 100
+    patience: int = 5  # epochs without validation improvement before stopping
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda
+
+
+@dataclass(frozen=True)
+class TokenizerTrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    out: str = "runs/tokenizer"
+    compare_autoencoder: bool = True  # also train the quantization-free autoencoder and report both
+    information_loss: bool = True  # classifier AUC on original vs round-tripped events

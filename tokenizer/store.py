@@ -1,0 +1,87 @@
+"""HDF5 store of token sequences: what `tokenizer.tokenize` writes and the backbone reads.
+
+Layout (format `colliderfm.tokens`): /tokens/ids (flat int32, all events concatenated, in each event's
+canonical object order), /events/offsets (n_events + 1), /events/<info field> (event ids, weights,
+labels carried from the input), attrs: vocab_size, tokenizer (folder), process_names (JSON).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterator
+
+import awkward as ak
+import numpy as np
+
+from events.errors import EventDataError
+from events.writer import EventWriter
+from tokenizer.tokenizer import TokenBatch
+
+FORMAT_NAME = "colliderfm.tokens"
+_CHUNK = 1 << 16
+
+
+class TokenWriter(EventWriter):
+    """Append `TokenBatch` chunks; the file appears atomically on close."""
+
+    def __init__(self, path: str | Path, vocab_size: int, tokenizer: str):
+        import h5py
+
+        super().__init__(path)
+        self._file = self._stack.enter_context(h5py.File(self._tmp, "w"))
+        self._file.attrs.update(format=FORMAT_NAME, vocab_size=vocab_size, tokenizer=str(tokenizer))
+        opts = dict(compression="gzip", compression_opts=4, shuffle=True)
+        self._ids = self._file.create_dataset("tokens/ids", shape=(0,), maxshape=(None,), dtype=np.int32,
+                                              chunks=(_CHUNK,), **opts)
+        self._offsets = self._file.create_dataset("events/offsets", data=np.zeros(1, np.int64), maxshape=(None,),
+                                                  chunks=(_CHUNK,), **opts)
+        self._opts = opts
+        self.n_tokens = 0
+
+    @staticmethod
+    def _append(dataset, values) -> None:
+        start = dataset.shape[0]
+        dataset.resize((start + len(values),))
+        dataset[start:] = values
+
+    def write(self, tokens: TokenBatch) -> None:
+        self._process_names += [n for n in tokens.process_names if n not in self._process_names]
+        remap = np.array([self._process_names.index(n) for n in tokens.process_names] + [-1], dtype=np.int16)
+        info = dict(tokens.info, process=remap[tokens.info["process"]])
+        ids = ak.to_numpy(ak.flatten(tokens.ids)).astype(np.int32)
+        counts = ak.to_numpy(ak.num(tokens.ids)).astype(np.int64)
+        self._append(self._ids, ids)
+        self._append(self._offsets, self.n_tokens + np.cumsum(counts))
+        for name, values in info.items():
+            if name not in self._file["events"]:
+                self._file.create_dataset(f"events/{name}", shape=(0,), maxshape=(None,), dtype=values.dtype,
+                                          chunks=(_CHUNK,), **self._opts)
+            self._append(self._file["events"][name], values)
+        self.n_tokens += len(ids)
+        self.n_events += len(tokens)
+
+    def close(self) -> None:
+        self._file.attrs["process_names"] = json.dumps(self._process_names)
+        super().close()
+
+
+def iter_tokens(path: str | Path, step_size: int = 100_000) -> Iterator[TokenBatch]:
+    """Stream a token store in chunks of events."""
+    import h5py
+
+    try:
+        f = h5py.File(path, "r")
+    except OSError as err:
+        raise EventDataError(f"{path}: not a readable HDF5 file ({err})") from None
+    with f:
+        if f.attrs.get("format") != FORMAT_NAME:
+            raise EventDataError(f"{path}: not a {FORMAT_NAME} store")
+        names = tuple(json.loads(f.attrs["process_names"]))
+        offsets = f["events/offsets"]
+        fields = [k for k in f["events"] if k != "offsets"]
+        n = offsets.shape[0] - 1
+        for start in range(0, n, step_size):
+            stop = min(start + step_size, n)
+            off = offsets[start:stop + 1]
+            ids = f["tokens/ids"][off[0]:off[-1]]
+            yield TokenBatch(ak.unflatten(ids, np.diff(off)), {k: f["events"][k][start:stop] for k in fields}, names)

@@ -1,0 +1,45 @@
+"""python -m tokenizer.tokenize: turn an event file into token sequences (streaming, batched)."""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from common.cli import run_cli
+
+
+def main(argv: list[str] | None = None) -> int:
+    from tqdm import tqdm
+
+    from events.io import count_events, detect_format, iter_events
+    from tokenizer.store import TokenWriter
+    from tokenizer.tokenizer import Tokenizer
+    from tokenizer.train import resolve_device
+
+    parser = argparse.ArgumentParser(prog="python -m tokenizer.tokenize",
+                                     description="Encode every object of an event file into token ids, in input "
+                                                 "order, with event ids, weights and labels carried along.")
+    parser.add_argument("--tokenizer", required=True, type=Path, help="tokenizer folder (from tokenizer.train)")
+    parser.add_argument("--input", required=True, type=Path, help="event file (any readable format)")
+    parser.add_argument("--out", required=True, type=Path, help="output token store (.h5)")
+    parser.add_argument("--format", default="auto", help="input format (default: detected)")
+    parser.add_argument("--step-size", type=int, default=100_000, help="events per chunk")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    args = parser.parse_args(argv)
+    tokenizer = Tokenizer.from_pretrained(args.tokenizer, device=str(resolve_device(args.device)))
+    fmt = detect_format(args.input) if args.format == "auto" else args.format
+    start = time.perf_counter()
+    with TokenWriter(args.out, tokenizer.vocab_size, args.tokenizer) as writer, \
+            tqdm(total=count_events(args.input, fmt), unit="ev", desc="tokenizing") as bar:
+        for chunk in iter_events(args.input, fmt, step_size=args.step_size):
+            tokenizer.check(chunk, str(args.input))
+            writer.write(tokenizer.encode(chunk))
+            bar.update(len(chunk))
+    seconds = time.perf_counter() - start
+    print(f"wrote {writer.n_events} events, {writer.n_tokens} tokens to {args.out} "
+          f"({writer.n_tokens / seconds:,.0f} objects/s)")
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main, "python -m tokenizer.tokenize")

@@ -1,0 +1,189 @@
+"""`Tokenizer`: events to token ids and back, saved as a folder (config.json + model.safetensors)."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import awkward as ak
+import numpy as np
+import torch
+
+from events.errors import EventDataError
+from events.model import Events, ObjectType, make_objects
+from tokenizer.config import ModelConfig
+from tokenizer.features import TYPES, FeatureTransform, flat_objects
+from tokenizer.model import ObjectVQVAE
+
+FORMAT_VERSION = 1
+#: types whose decoded features are fixed by definition rather than learnt
+_NO_ETA_MASS = (ObjectType.MET,)
+_NEUTRAL = (ObjectType.JET, ObjectType.BJET, ObjectType.PHOTON, ObjectType.MET)
+
+
+@dataclass
+class TokenBatch:
+    """Token ids per event, aligned with the events' objects, with the events' info carried along."""
+
+    ids: ak.Array  # (n_events, var) int32, codes in [0, vocab_size)
+    info: dict[str, np.ndarray]
+    process_names: tuple[str, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+class Tokenizer:
+    """A trained VQ-VAE with its feature normalization.
+
+    `encode(events) -> TokenBatch`, `decode(tokens) -> Events`; the object type is exact by construction.
+    """
+
+    def __init__(self, model: ObjectVQVAE, transform: FeatureTransform, extra: dict | None = None):
+        self.model = model.eval()
+        self.transform = transform
+        self.extra = extra or {}
+
+    @property
+    def mode(self) -> str:
+        return self.model.config.mode
+
+    @property
+    def vocab_size(self) -> int:
+        return self.model.vocab_size
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def to(self, device) -> "Tokenizer":
+        self.model.to(device)
+        return self
+
+    def check(self, events: Events, source: str = "events") -> None:
+        """Raise EventDataError if the events hold object types this tokenizer has no codes for."""
+        types = np.unique(ak.to_numpy(ak.flatten(events.objects["type"])))
+        unknown = [ObjectType(int(t)).name for t in types if int(t) not in self.model.types]
+        if unknown:
+            raise EventDataError(f"{source}: object type(s) {', '.join(unknown)} unknown to this {self.mode}-mode "
+                                 f"tokenizer (it knows {', '.join(ObjectType(t).name for t in self.model.types)})")
+        if self.model.config.quantizer != "vq":
+            raise EventDataError("this model is the quantization-free autoencoder: it has no tokens")
+
+    @torch.no_grad()
+    def encode(self, events: Events, batch_size: int = 65536) -> TokenBatch:
+        """Token ids of every object, in the events' order."""
+        self.check(events)
+        obj = flat_objects(events.objects)
+        x = self.transform.transform(obj)
+        ids = np.empty(len(x), dtype=np.int32)
+        dev = self.device
+        for s in range(0, len(x), batch_size):
+            sl = slice(s, s + batch_size)
+            z = self.model.encode_latent(torch.from_numpy(x[sl]).to(dev), torch.from_numpy(obj["charge"][sl]).to(dev),
+                                         torch.from_numpy(obj["type"][sl].astype(np.int64)).to(dev))
+            ids[sl] = self.model.quantize(z, torch.from_numpy(obj["type"][sl].astype(np.int64)).to(dev))[1].cpu()
+        return TokenBatch(ak.unflatten(ids, obj["counts"]), dict(events.info), events.process_names)
+
+    @torch.no_grad()
+    def decode(self, tokens: TokenBatch, batch_size: int = 65536) -> Events:
+        """Events rebuilt from token ids (kinematics from the decoder, type from the id range)."""
+        flat = ak.to_numpy(ak.flatten(tokens.ids)).astype(np.int64)
+        if len(flat) and (flat.min() < 0 or flat.max() >= self.vocab_size):
+            bad = flat[(flat < 0) | (flat >= self.vocab_size)][0]
+            raise EventDataError(f"token id {bad} outside this tokenizer's codes [0, {self.vocab_size})")
+        counts = ak.to_numpy(ak.num(tokens.ids))
+        feats = np.empty((len(flat), len(self.transform.names)), dtype=np.float32)
+        charge = np.empty(len(flat), dtype=np.int8)
+        types = np.empty(len(flat), dtype=np.int8)
+        dev = self.device
+        for s in range(0, len(flat), batch_size):
+            ids = torch.from_numpy(flat[s:s + batch_size]).to(dev)
+            zq, t = self.model.latents_of_ids(ids)
+            f, q = self.model.decode(zq, t)
+            feats[s:s + len(ids)] = f.float().cpu().numpy()
+            charge[s:s + len(ids)] = (q.argmax(dim=1) - 1).cpu().numpy()
+            types[s:s + len(ids)] = t.cpu().numpy()
+        return _events(self.transform.inverse(feats), charge, types, counts, tokens.info, tokens.process_names)
+
+    def round_trip(self, events: Events) -> Events:
+        """decode(encode(events)); for the quantization-free autoencoder, its reconstruction."""
+        if self.model.config.quantizer == "vq":
+            return self.decode(self.encode(events))
+        return reconstruct_without_quantizer(self, events)
+
+    def save_pretrained(self, path: str | Path) -> None:
+        """Write config.json and model.safetensors into folder `path` (atomically per file)."""
+        from safetensors.torch import save_model
+
+        from common.atomic import atomic_path
+
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        config = {"format": "colliderfm.tokenizer", "version": FORMAT_VERSION, "model": asdict(self.model.config),
+                  "types": self.model.types, "codes_per_type": {str(k): v for k, v in self.model.codes_per_type.items()},
+                  "n_features": self.model.n_features, "features": self.transform.to_dict(),
+                  "vocab_size": self.vocab_size, **self.extra}
+        with atomic_path(path / "model.safetensors") as tmp:
+            save_model(self.model, str(tmp))
+        with atomic_path(path / "config.json") as tmp:
+            tmp.write_text(json.dumps(config, indent=2))
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, device: str = "cpu") -> "Tokenizer":
+        """Load a folder written by `save_pretrained`."""
+        from safetensors.torch import load_model
+
+        path = Path(path)
+        config_path, weights = path / "config.json", path / "model.safetensors"
+        for p in (config_path, weights):
+            if not p.is_file():
+                raise FileNotFoundError(f"{path}: not a tokenizer folder (missing {p.name})")
+        config = json.loads(config_path.read_text())
+        if config.get("format") != "colliderfm.tokenizer":
+            raise EventDataError(f"{config_path}: not a colliderfm tokenizer config")
+        model = build_model(ModelConfig(**config["model"]), config["n_features"], config["types"],
+                            {int(k): v for k, v in config["codes_per_type"].items()}, {})
+        try:
+            load_model(model, str(weights), device=device)
+        except Exception as err:  # shapes or names that do not match the config
+            raise EventDataError(f"{weights}: weights do not match {config_path} ({err})") from None
+        extra = {k: v for k, v in config.items() if k not in ("format", "version", "model", "types", "codes_per_type",
+                                                             "n_features", "features", "vocab_size")}
+        return cls(model.to(device), FeatureTransform.from_dict(config["features"]), extra)
+
+
+def build_model(config: ModelConfig, n_features: int, types: list[int], codes_per_type: dict[int, int],
+                thresholds: dict[int, float]) -> ObjectVQVAE:
+    """The model for a config; `thresholds` may be empty when loading (they only act in training)."""
+    thresholds = {t: thresholds.get(t, 0.0) for t in types}
+    return ObjectVQVAE(config, n_features, types, codes_per_type, thresholds)
+
+
+@torch.no_grad()
+def reconstruct_without_quantizer(tok: Tokenizer, events: Events) -> Events:
+    """Round trip through the quantization-free autoencoder (the discretization-free reference)."""
+    obj = flat_objects(events.objects)
+    dev = tok.device
+    x = torch.from_numpy(tok.transform.transform(obj)).to(dev)
+    t = torch.from_numpy(obj["type"].astype(np.int64)).to(dev)
+    out = tok.model(x, torch.from_numpy(obj["charge"]).to(dev), t)
+    charge = (out["charge_logits"].argmax(dim=1) - 1).cpu().numpy()
+    return _events(tok.transform.inverse(out["features"].float().cpu().numpy()), charge, obj["type"], obj["counts"],
+                   events.info, events.process_names)
+
+
+def _events(kin: dict[str, np.ndarray], charge: np.ndarray, types: np.ndarray, counts: np.ndarray,
+            info: dict, process_names) -> Events:
+    """Decoded objects as Events, with the features fixed by definition set exactly (MET eta and mass,
+    neutral charges, b-tag of non-jets)."""
+    fixed = np.isin(types, _NO_ETA_MASS)
+    kin["eta"][fixed] = 0.0
+    kin["mass"][fixed] = 0.0
+    charge = np.where(np.isin(types, _NEUTRAL), 0, charge)
+    kin["btag"][~np.isin(types, (ObjectType.JET, ObjectType.BJET))] = 0.0
+    return Events(make_objects(counts, type=types, charge=charge, **kin), dict(info), process_names)
+
+
+def types_for_mode(mode: str) -> list[int]:
+    return [int(t) for t in TYPES[mode]]

@@ -1,0 +1,269 @@
+"""python -m tokenizer.train: train the VQ-VAE tokenizer, evaluate it, save it.
+
+Writes into the run folder: the tokenizer (config.json + model.safetensors), checkpoint/ (exact
+resume with --resume), metrics.json (codebook usage, perplexity, resolution per feature, the same for
+the quantization-free autoencoder, information loss), and plots.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import awkward as ak
+import numpy as np
+import torch
+
+from common.cli import UserError, run_cli
+from common.config import load_config, to_dict
+from events.model import Events
+from tokenizer.config import ModelConfig, TokenizerTrainConfig, TrainConfig
+from tokenizer.features import FeatureTransform, flat_objects
+from tokenizer.model import split_codebook
+from tokenizer.tokenizer import Tokenizer, build_model, types_for_mode
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("device cuda requested but no CUDA device is available")
+    return torch.device(name)
+
+
+def load_events(cfg: TokenizerTrainConfig) -> Events:
+    from events.io import iter_events
+
+    if not cfg.data.files:
+        raise UserError("no input files: set data.files in the config or pass --data.files='[a.h5, b.h5]'")
+    parts = []
+    for path in cfg.data.files:
+        n = 0
+        for chunk in iter_events(path, cfg.data.format, caps=cfg.data.caps):
+            if cfg.data.max_events_per_file:
+                chunk = chunk[: cfg.data.max_events_per_file - n]
+            parts.append(chunk)
+            n += len(chunk)
+            if cfg.data.max_events_per_file and n >= cfg.data.max_events_per_file:
+                break
+    return Events.concatenate(parts)
+
+
+def split(events: Events, val_fraction: float, seed: int) -> tuple[Events, Events]:
+    """Train/validation split by event, order kept within each."""
+    is_val = np.random.default_rng([seed, 7]).random(len(events)) < val_fraction
+    return events[~is_val], events[is_val]
+
+
+class ObjectData:
+    """Flat object tensors of a split, on the training device."""
+
+    def __init__(self, events: Events, transform: FeatureTransform, device: torch.device):
+        obj = flat_objects(events.objects)
+        self.x = torch.from_numpy(transform.transform(obj)).to(device)
+        self.charge = torch.from_numpy(obj["charge"].astype(np.int64)).to(device)
+        self.types = torch.from_numpy(obj["type"].astype(np.int64)).to(device)
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def batch(self, index) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.x[index], self.charge[index], self.types[index]
+
+
+def loss_terms(model, x, charge, types) -> dict[str, torch.Tensor]:
+    out = model(x, charge, types)
+    recon = torch.nn.functional.mse_loss(out["features"], x)
+    charge_ce = torch.nn.functional.cross_entropy(out["charge_logits"], charge + 1)
+    return {"loss": recon + charge_ce + out["commit_loss"], "recon": recon, "charge": charge_ce,
+            "commit": out["commit_loss"]}
+
+
+@torch.no_grad()
+def evaluate(model, data: ObjectData, batch_size: int) -> dict[str, float]:
+    model.eval()
+    sums: dict[str, float] = {}
+    for s in range(0, len(data), batch_size):
+        terms = loss_terms(model, *data.batch(slice(s, s + batch_size)))
+        n = min(batch_size, len(data) - s)
+        for k, v in terms.items():
+            sums[k] = sums.get(k, 0.0) + float(v) * n
+    model.train()
+    return {k: v / max(len(data), 1) for k, v in sums.items()}
+
+
+def make_model(model_cfg: ModelConfig, train_cfg: TrainConfig, transform: FeatureTransform, train: ObjectData):
+    types = types_for_mode(model_cfg.mode)
+    counts = {t: max(int((train.types == t).sum()), 1) for t in types}
+    codes = split_codebook(counts, model_cfg.codebook_size, model_cfg.min_codes_per_type)
+    total = sum(counts.values())
+    # EMA hits per code per batch that a code of type t gets on average; dead below a fraction of it
+    thresholds = {t: model_cfg.dead_code_fraction * train_cfg.batch_size * counts[t] / total / codes[t]
+                  for t in types}
+    return build_model(model_cfg, len(transform.names), types, codes, thresholds)
+
+
+@torch.no_grad()
+def init_codebooks(model, data: ObjectData, seed: int) -> None:
+    """k-means-initialize each type's codebook on a large sample of its latents (not on one small
+    batch, which would draw duplicate codes when it holds fewer vectors than codes)."""
+    if not model.quantizers:
+        return
+    gen = torch.Generator().manual_seed(seed)
+    for t in model.types:
+        index = torch.nonzero(data.types.cpu() == t).flatten()
+        if not len(index):
+            continue
+        index = index[torch.randperm(len(index), generator=gen)[: 20 * model.codes_per_type[t]]].to(data.x.device)
+        z = model.encode_latent(*data.batch(index))
+        model.quantizers[str(t)](z)
+
+
+def train_model(cfg: TokenizerTrainConfig, model_cfg: ModelConfig, train_events: Events, val_events: Events,
+                folder: Path, resume: bool = False, progress: bool = True, max_epochs: int | None = None):
+    """Train one model (VQ-VAE or plain autoencoder); returns (Tokenizer with the best weights, history)."""
+    from tqdm import tqdm
+
+    from common.checkpoint import load_checkpoint, save_checkpoint
+
+    tc = cfg.train
+    device = resolve_device(tc.device)
+    torch.manual_seed(tc.seed)
+    transform = FeatureTransform.fit(model_cfg.mode, flat_objects(train_events.objects))
+    train, val = ObjectData(train_events, transform, device), ObjectData(val_events, transform, device)
+    if len(train) < 2:
+        raise UserError("too few training objects")
+    model = make_model(model_cfg, tc, transform, train).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    steps_per_epoch = max(len(train) // tc.batch_size, 1)
+    total_steps = steps_per_epoch * tc.epochs
+
+    warmup = min(tc.warmup_steps, total_steps // 10)  # short runs must not spend themselves warming up
+
+    def lr_at(step: int) -> float:
+        if step < warmup:
+            return tc.lr * (step + 1) / warmup
+        progress_ = (step - warmup) / max(total_steps - warmup, 1)
+        return tc.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(progress_, 1.0))))
+
+    state = {"epoch": 0, "step": 0, "best_val": float("inf"), "bad_epochs": 0, "history": []}
+    ckpt = folder / "checkpoint"
+    best = None
+    if resume and (ckpt / "state.json").is_file():
+        state, extra = load_checkpoint(ckpt, model, optimizer)
+        best = {k[len("best."):]: v.to(device) for k, v in extra.items() if k.startswith("best.")}
+    else:
+        init_codebooks(model, train, tc.seed)
+    model.train()
+    last_epoch = tc.epochs if max_epochs is None else min(tc.epochs, max_epochs)
+    while state["epoch"] < last_epoch and state["bad_epochs"] < tc.patience:
+        epoch = state["epoch"]
+        order = torch.from_numpy(np.random.default_rng([tc.seed, epoch]).permutation(len(train))).to(device)
+        bar = tqdm(range(steps_per_epoch), desc=f"{folder.name} epoch {epoch + 1}/{tc.epochs}", disable=not progress,
+                   unit="step", leave=False)
+        start = time.perf_counter()
+        for i in bar:
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(state["step"])
+            terms = loss_terms(model, *train.batch(order[i * tc.batch_size:(i + 1) * tc.batch_size]))
+            optimizer.zero_grad(set_to_none=True)
+            terms["loss"].backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            state["step"] += 1
+            if i % 20 == 0:
+                bar.set_postfix(loss=f"{terms['loss'].item():.4f}")
+        seconds = time.perf_counter() - start
+        val_terms = evaluate(model, val, tc.batch_size)
+        state["history"].append({"epoch": epoch + 1, "step": state["step"], **{f"val_{k}": v for k, v in val_terms.items()},
+                                 "train_loss": terms["loss"].item(),
+                                 "objects_per_s": steps_per_epoch * tc.batch_size / seconds})
+        if progress:
+            print(f"{folder.name} epoch {epoch + 1}: val loss {val_terms['loss']:.5f} (recon {val_terms['recon']:.5f}, "
+                  f"commit {val_terms['commit']:.5f}); {steps_per_epoch * tc.batch_size / seconds:,.0f} objects/s")
+        if val_terms["loss"] < state["best_val"]:
+            state["best_val"], state["bad_epochs"] = val_terms["loss"], 0
+            best = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            state["bad_epochs"] += 1
+        state["epoch"] = epoch + 1
+        save_checkpoint(ckpt, model, optimizer, state, {f"best.{k}": v for k, v in (best or {}).items()})
+    if best:
+        model.load_state_dict(best)
+    extra = {"training": {"epochs": state["epoch"], "steps": state["step"], "best_val_loss": state["best_val"]}}
+    return Tokenizer(model, transform, extra), state["history"]
+
+
+def run(cfg: TokenizerTrainConfig, resume: bool = False, progress: bool = True, max_epochs: int | None = None) -> dict:
+    """Train, evaluate and save; returns the metrics written to metrics.json."""
+    from tokenizer.information import information_loss
+    from tokenizer.metrics import codebook_usage, resolution
+    from tokenizer.plots import plot_tokenizer
+
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "train_config.json").write_text(json.dumps(to_dict(cfg), indent=2))
+    events = load_events(cfg)
+    train_events, val_events = split(events, cfg.data.val_fraction, cfg.train.seed)
+    tokenizer, history = train_model(cfg, cfg.model, train_events, val_events, out, resume, progress, max_epochs)
+    tokenizer.save_pretrained(out)
+    tokens = tokenizer.encode(val_events)
+    ids = ak.to_numpy(ak.flatten(tokens.ids))
+    decoded = tokenizer.decode(tokens)
+    metrics = {"objects": {"train": train_events.n_objects, "val": val_events.n_objects},
+               **codebook_usage(ids, tokenizer.vocab_size), **resolution(val_events, decoded),
+               "per_type_usage": per_type_usage(tokenizer, ids), "history": history}
+    reference = None
+    if cfg.compare_autoencoder:
+        ae_cfg = replace(cfg.model, quantizer="none")
+        ae, ae_history = train_model(cfg, ae_cfg, train_events, val_events, out / "autoencoder", resume, progress,
+                                     max_epochs)
+        reference = ae.round_trip(val_events)
+        metrics["autoencoder"] = {**resolution(val_events, reference), "history": ae_history}
+    if cfg.information_loss:
+        metrics["information_loss"] = information_loss(val_events, decoded, reference, cfg.train.seed)
+    plot_tokenizer(val_events, decoded, ids, tokenizer, out)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    return metrics
+
+
+def per_type_usage(tokenizer: Tokenizer, ids: np.ndarray) -> dict[str, dict]:
+    from events.model import ObjectType
+    from tokenizer.metrics import codebook_usage
+
+    out = {}
+    for t in tokenizer.model.types:
+        lo, n = tokenizer.model.offsets[t], tokenizer.model.codes_per_type[t]
+        sel = ids[(ids >= lo) & (ids < lo + n)] - lo
+        out[ObjectType(t).name.lower()] = {**codebook_usage(sel, n), "objects": int(len(sel))}
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tokenizer.train",
+        description="Train the VQ-VAE tokenizer on event files; any config key can be overridden, "
+                    "e.g. --train.epochs=5 --model.codebook_size=4096 --data.files='[a.h5, b.h5]'")
+    parser.add_argument("--config", type=Path, default=Path("configs/tokenizer/event.yaml"), help="YAML config")
+    parser.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    args, overrides = parser.parse_known_args(argv)
+    cfg = load_config(TokenizerTrainConfig, args.config, overrides)
+    metrics = run(cfg, resume=args.resume, progress=not args.quiet)
+    keys = ("codebook_size", "codebook_usage", "perplexity", "pt_rel_resolution", "eta_resolution", "phi_resolution",
+            "type_accuracy", "charge_agreement", "btag_resolution")
+    print(json.dumps({k: metrics[k] for k in keys if k in metrics}, indent=2))
+    if "autoencoder" in metrics:
+        print("quantization-free autoencoder:",
+              json.dumps({k: metrics["autoencoder"][k] for k in keys if k in metrics["autoencoder"]}))
+    if "information_loss" in metrics:
+        print("information loss:", json.dumps(metrics["information_loss"]))
+    print(f"tokenizer saved to {cfg.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main, "python -m tokenizer.train")
