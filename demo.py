@@ -62,6 +62,24 @@ def stage_events(out: Path, workers: int, seed: int) -> dict:
     return summary
 
 
+def stage_tokenizer(out: Path) -> dict:
+    """Train the small demo tokenizer on the generated event-mode samples (runs/demo/tokenizer/)."""
+    from common.config import load_config
+    from tokenizer.config import TokenizerTrainConfig
+    from tokenizer.train import run
+
+    files = [str(out / "data" / f"{p}.h5") for p in DEMO_SAMPLE]
+    cfg = load_config(TokenizerTrainConfig, Path(__file__).parent / "configs" / "tokenizer" / "demo.yaml",
+                      [f"data.files={files}", f"out={out / 'tokenizer'}"])
+    metrics = run(cfg, progress=False)
+    keys = ("codebook_size", "codebook_usage", "perplexity", "pt_rel_resolution", "eta_resolution", "phi_resolution",
+            "type_accuracy", "charge_agreement")
+    summary = {k: metrics[k] for k in keys}
+    summary["autoencoder"] = {k: metrics["autoencoder"][k] for k in keys if k in metrics["autoencoder"]}
+    summary["information_loss"] = metrics["information_loss"]
+    return summary
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the whole pipeline on a small generated sample (CPU).")
     parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder (default runs/demo)")
@@ -71,7 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     summary_path = args.out / "summary.json"
     summary = {}
-    for name, stage in (("events", lambda: stage_events(args.out, args.workers, args.seed)),):
+    stages = (("events", lambda: stage_events(args.out, args.workers, args.seed)),
+              ("tokenizer", lambda: stage_tokenizer(args.out)))
+    for name, stage in stages:
         start = time.perf_counter()
         print(f"== stage {name}")
         summary[name] = stage()

@@ -41,10 +41,46 @@ def generate_table() -> str:
                                              "`python benchmarks/generate_throughput.py`)"])
 
 
+def tokenizer_table() -> str:
+    """Real-run tokenizer metrics (VQ-VAE vs the quantization-free autoencoder) and encode speed."""
+    runs = {mode: json.loads(p.read_text()) for mode in ("event", "constituent")
+            if (p := RESULTS / f"tokenizer_real_run_{mode}.json").is_file()}
+    rows = [("objects (train / held-out)", lambda m, ae: f"{m['objects']['train']:,} / {m['objects']['val']:,}" if not ae else ""),
+            ("codebook usage (held-out)", lambda m, ae: "" if ae else f"{m['codebook_usage']:.1%} of {m['codebook_size']}"),
+            ("perplexity", lambda m, ae: "" if ae else f"{m['perplexity']:.0f}"),
+            ("pt relative resolution", lambda m, ae: f"{m['pt_rel_resolution']:.4f}"),
+            ("eta resolution", lambda m, ae: f"{m['eta_resolution']:.4f}"),
+            ("phi resolution", lambda m, ae: f"{m['phi_resolution']:.4f}"),
+            ("b-tag score resolution", lambda m, ae: f"{m['btag_resolution']:.4f}" if "btag_resolution" in m else ""),
+            ("charge agreement", lambda m, ae: f"{m['charge_agreement']:.4f}" if "charge_agreement" in m else ""),
+            ("type accuracy", lambda m, ae: f"{m['type_accuracy']:.4f}")]
+    head = "| | " + " | ".join(f"{mode}: VQ-VAE | {mode}: autoencoder" for mode in runs) + " |"
+    lines = [head, "|---" * (1 + 2 * len(runs)) + "|"]
+    for label, fmt in rows:
+        cells = []
+        for m in runs.values():
+            cells += [fmt(m, False), fmt(m["autoencoder"], True)]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines.append("")
+    for mode, m in runs.items():
+        il = m.get("information_loss", {})
+        if "auc_original" in il:
+            lines.append(f"- information loss, {mode} mode ({il['task']}, {il['events']:,} held-out events, gradient-"
+                         f"boosted trees on the leading objects): ROC AUC {il['auc_original']:.4f} on original "
+                         f"features, {il['auc_tokenized']:.4f} after tokenize-decode, {il['auc_autoencoder']:.4f} "
+                         "through the autoencoder.")
+    for p in sorted(RESULTS.glob("tokenizer_*.json")):
+        r = json.loads(p.read_text())
+        for device, speeds in r.get("encode_objects_per_s", {}).items():
+            best = max(speeds.items(), key=lambda kv: kv[1])
+            lines.append(f"- encode throughput, {r['machine']}, {device}: {best[1]:,} objects/s (batch {best[0]})")
+    return "\n".join(lines)
+
+
 def main() -> None:
     readme = ROOT / "README.md"
     text = readme.read_text()
-    for name, render in {"generate-table": generate_table}.items():
+    for name, render in {"generate-table": generate_table, "tokenizer-table": tokenizer_table}.items():
         pattern = re.compile(rf"(<!-- {name}:start -->\n).*?(<!-- {name}:end -->)", re.S)
         if not pattern.search(text):
             raise SystemExit(f"README.md has no <!-- {name}:start/end --> markers")

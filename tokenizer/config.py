@@ -22,7 +22,9 @@ class ModelConfig:
     kmeans_iters: int = 10
     commitment_weight: float = 0.25
     rotation_trick: bool = True
-    #: a code is replaced when its EMA hit count falls below this fraction of the average per code
+    #: a code is replaced when its EMA hit count falls below this fraction of the average per code.
+    #: Measured: runs of thousands of steps keep 98 % of 8192 codes alive with decay 0.99 and 0.03;
+    #: runs of a few hundred steps need decay 0.9 and 0.3 (16 % -> 83 % usage), as configs/tokenizer/demo.yaml
     dead_code_fraction: float = 0.03
     min_codes_per_type: int = 16
 

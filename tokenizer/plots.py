@@ -46,7 +46,10 @@ def plot_tokenizer(original: Events, decoded: Events, ids: np.ndarray, tokenizer
     fig, axes = plt.subplots(1, 4, figsize=(15, 3.2))
     for ax, (label, values, rng) in zip(axes, residuals):
         for name, sel in groups.items():
-            ax.hist(values[sel], bins=np.linspace(*rng, 81), histtype="step", density=True, label=name)
+            inside = values[sel][(values[sel] > rng[0]) & (values[sel] < rng[1])]
+            if len(inside) == 0 or (name == "met" and label.startswith("eta")):
+                continue  # MET has no eta: a spike at 0 would flatten the others
+            ax.hist(inside, bins=np.linspace(*rng, 81), histtype="step", density=True, label=name)
         ax.set_xlabel(label)
     axes[0].legend(fontsize=7)
     counts = np.sort(np.bincount(ids, minlength=tokenizer.vocab_size))[::-1]

@@ -1,0 +1,166 @@
+"""The VQ-VAE tokenizer: round trips, exact types, code ranges, save/load, exact resume, bad input."""
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import awkward as ak
+import numpy as np
+import pytest
+import torch
+
+from common.config import load_config
+from events.errors import EventDataError
+from events.io import write_events
+from events.model import Events, ObjectType as T
+from tests.conftest import REPO
+from tokenizer.config import TokenizerTrainConfig
+from tokenizer.features import FeatureTransform, flat_objects
+from tokenizer.metrics import codebook_usage, resolution
+from tokenizer.model import split_codebook
+from tokenizer.store import iter_tokens
+from tokenizer.tokenizer import TokenBatch, Tokenizer
+from tokenizer.train import run, train_model
+
+SMALL = ["model.codebook_size=256", "model.hidden=64", "model.depth=2", "model.decay=0.9",
+         "model.dead_code_fraction=0.3", "train.batch_size=512", "train.epochs=20",
+         "train.lr=0.003", "train.device=cpu", "compare_autoencoder=false", "information_loss=false"]
+
+
+@pytest.fixture(scope="session")
+def data_files(tmp_path_factory, ttbar, wjets):
+    folder = tmp_path_factory.mktemp("tokdata")
+    write_events(ttbar, folder / "ttbar.h5")
+    write_events(wjets, folder / "wjets.h5")
+    return [str(folder / "ttbar.h5"), str(folder / "wjets.h5")]
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory, data_files):
+    out = tmp_path_factory.mktemp("tok")
+    cfg = load_config(TokenizerTrainConfig, REPO / "configs/tokenizer/event.yaml",
+                      SMALL + [f"data.files={data_files}", f"out={out}"])
+    metrics = run(cfg, progress=False)
+    return Tokenizer.from_pretrained(out), metrics, out
+
+
+def test_round_trip_within_measured_resolution(trained, ttbar):
+    tok, metrics, _ = trained
+    events = ttbar[:300]
+    decoded = tok.decode(tok.encode(events))
+    a, b = ak.flatten(events.objects), ak.flatten(decoded.objects)
+    assert ak.to_list(a["type"]) == ak.to_list(b["type"])  # exact, by construction
+    assert ak.to_list(ak.num(events.objects)) == ak.to_list(ak.num(decoded.objects))
+    rel = np.abs(ak.to_numpy(b.pt) - ak.to_numpy(a.pt)) / ak.to_numpy(a.pt)
+    assert np.mean(rel < 3 * metrics["pt_rel_resolution"]) > 0.9
+    np.testing.assert_array_equal(decoded.info["event"], events.info["event"])
+    assert metrics["type_accuracy"] == 1.0 and metrics["codebook_usage"] > 0.6
+    # MET keeps eta = mass = 0 and jets keep charge 0 by definition
+    met = decoded.of_type(T.MET)
+    assert ak.all(met.eta == 0) and ak.all(met.mass == 0)
+    assert ak.all(decoded.of_type(T.JET, T.BJET).charge == 0)
+
+
+def test_codes_in_range_and_in_their_type_block(trained, ttbar):
+    tok, _, _ = trained
+    tokens = tok.encode(ttbar[:300])
+    ids = ak.to_numpy(ak.flatten(tokens.ids))
+    types = ak.to_numpy(ak.flatten(ttbar[:300].objects["type"]))
+    assert tok.vocab_size == 256 and ids.min() >= 0 and ids.max() < 256
+    for t in np.unique(types):
+        lo, n = tok.model.offsets[int(t)], tok.model.codes_per_type[int(t)]
+        assert np.all((ids[types == t] >= lo) & (ids[types == t] < lo + n))
+
+
+def test_save_load_gives_identical_tokens(trained, ttbar, tmp_path):
+    tok, _, _ = trained
+    tok.save_pretrained(tmp_path / "copy")
+    again = Tokenizer.from_pretrained(tmp_path / "copy")
+    a, b = tok.encode(ttbar[:200]), again.encode(ttbar[:200])
+    assert ak.to_list(a.ids) == ak.to_list(b.ids)
+    for (k, v), (k2, v2) in zip(tok.model.state_dict().items(), again.model.state_dict().items()):
+        assert k == k2 and torch.equal(v, v2)
+
+
+def test_resumed_training_equals_uninterrupted(tmp_path, ttbar, wjets):
+    cfg = load_config(TokenizerTrainConfig, REPO / "configs/tokenizer/event.yaml",
+                      SMALL + ["train.epochs=4", "train.patience=10"])
+    train, val = ttbar[:400], ttbar[400:500]
+    straight, _ = train_model(cfg, cfg.model, train, val, tmp_path / "straight", progress=False)
+    train_model(cfg, cfg.model, train, val, tmp_path / "resumed", progress=False, max_epochs=2)
+    resumed, history = train_model(cfg, cfg.model, train, val, tmp_path / "resumed", resume=True, progress=False)
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4]
+    for (k, v), (_, w) in zip(straight.model.state_dict().items(), resumed.model.state_dict().items()):
+        assert torch.equal(v, w), k
+    # checkpoints hold no pickle: safetensors and JSON only
+    assert {p.suffix for p in (tmp_path / "resumed" / "checkpoint").iterdir()} == {".safetensors", ".json"}
+
+
+def test_refuses_events_it_cannot_represent(trained, top_jets):
+    tok, _, _ = trained
+    with pytest.raises(EventDataError, match="CONSTITUENT unknown to this event-mode tokenizer"):
+        tok.encode(top_jets[:5])
+    bad = TokenBatch(ak.Array([[1, 99999]]), {"event": np.array([0])})
+    with pytest.raises(EventDataError, match="token id 99999 outside this tokenizer's codes"):
+        tok.decode(bad)
+
+
+def test_weights_that_do_not_match_config(trained, tmp_path):
+    tok, _, _ = trained
+    tok.save_pretrained(tmp_path / "t")
+    config = (tmp_path / "t" / "config.json").read_text().replace('"hidden": 64', '"hidden": 32')
+    (tmp_path / "t" / "config.json").write_text(config)
+    with pytest.raises(EventDataError, match="weights do not match"):
+        Tokenizer.from_pretrained(tmp_path / "t")
+    with pytest.raises(FileNotFoundError, match="not a tokenizer folder"):
+        Tokenizer.from_pretrained(tmp_path)
+
+
+def test_tokenize_cli_streams_in_order(trained, data_files, tmp_path):
+    tok, _, folder = trained
+    out = tmp_path / "tokens.h5"
+    proc = subprocess.run([sys.executable, "-m", "tokenizer.tokenize", "--tokenizer", str(folder), "--input",
+                           data_files[0], "--out", str(out), "--step-size", "700", "--device", "cpu"],
+                          cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    from events.io import read_events
+
+    events = read_events(data_files[0])
+    stored = list(iter_tokens(out, step_size=1000))
+    ids = ak.concatenate([s.ids for s in stored])
+    assert ak.to_list(ids) == ak.to_list(tok.encode(events).ids)
+    np.testing.assert_array_equal(np.concatenate([s.info["event"] for s in stored]), events.info["event"])
+    assert stored[0].process_names == ("ttbar",)
+
+
+def test_feature_transform_inverts(ttbar):
+    obj = flat_objects(ttbar.objects)
+    transform = FeatureTransform.fit("event", obj)
+    back = transform.inverse(transform.transform(obj).astype(np.float64))
+    for key in ("pt", "eta", "phi", "mass", "btag"):
+        np.testing.assert_allclose(back[key], obj[key], rtol=1e-5, atol=1e-5, err_msg=key)
+    x = transform.transform(obj)
+    np.testing.assert_allclose(x.mean(axis=0), 0, atol=1e-3)
+
+
+def test_split_codebook_by_sqrt_frequency():
+    sizes = split_codebook({0: 9000, 1: 100, 2: 900}, total=100, minimum=10)
+    # free codes 70 shared as sqrt counts 95 : 10 : 30 -> 49, 5, 15 (+1 rounding to the largest)
+    assert sizes == {0: 60, 1: 15, 2: 25} and sum(sizes.values()) == 100
+    with pytest.raises(ValueError):
+        split_codebook({0: 1, 1: 1}, total=10, minimum=6)
+
+
+def test_usage_and_perplexity_by_hand():
+    usage = codebook_usage(np.array([0, 0, 1, 1]), 4)
+    assert usage["codebook_usage"] == 0.5 and usage["perplexity"] == pytest.approx(2.0)
+
+
+def test_resolution_by_hand():
+    from events.model import make_objects
+
+    a = Events(make_objects([2], type=[0, 5], pt=[100, 50], eta=[1.0, 0], phi=[0.5, 1.0]), {})
+    b = Events(make_objects([2], type=[0, 5], pt=[110, 50], eta=[1.2, 0], phi=[0.4, 1.0]), {})
+    r = resolution(a, b)
+    assert r["type_accuracy"] == 1.0 and r["n_objects"] == 2
+    assert r["eta_resolution"] == 0.0  # one object with eta (MET excluded): zero spread
