@@ -16,3 +16,9 @@ def test_demo_writes_summary_and_plots(tmp_path):
     assert events["processes"]["ttbar"] == 1500
     assert (tmp_path / "events_overview.png").stat().st_size > 10_000
     assert (tmp_path / "jets_overview.png").stat().st_size > 10_000
+    tok = summary["tokenizer"]
+    for key in ("codebook_size", "codebook_usage", "perplexity", "pt_rel_resolution", "eta_resolution",
+                "phi_resolution", "type_accuracy"):
+        assert key in tok
+    assert tok["type_accuracy"] == 1.0 and tok["codebook_usage"] > 0.5
+    assert (tmp_path / "tokenizer" / "model.safetensors").is_file()
