@@ -25,6 +25,13 @@ _OBJECT_CHUNK = 1 << 16
 _EVENT_CHUNK = 1 << 14
 
 
+def append_to_dataset(dataset, values: np.ndarray) -> None:
+    """Append values to a resizable 1-D h5py dataset."""
+    start = dataset.shape[0]
+    dataset.resize((start + len(values),))
+    dataset[start:] = values
+
+
 def is_event_store(path: str | Path) -> bool:
     """True if `path` is an HDF5 file written by `HDF5Writer`."""
     import h5py
@@ -55,12 +62,6 @@ class HDF5Writer(EventWriter):
             "offsets", data=np.zeros(1, dtype=np.int64), maxshape=(None,), chunks=(_EVENT_CHUNK,),
             **self._compression)
 
-    @staticmethod
-    def _append(dataset, values: np.ndarray) -> None:
-        start = dataset.shape[0]
-        dataset.resize((start + len(values),))
-        dataset[start:] = values
-
     def write(self, events: Events) -> None:
         """Append a chunk of events (process names are merged with those already written)."""
         events = self._with_file_process_names(events)
@@ -78,11 +79,11 @@ class HDF5Writer(EventWriter):
                                  f"earlier chunks had {self._info_fields}")
         flat = ak.flatten(events.objects)
         for name in OBJECT_FIELDS:
-            self._append(self._file["objects"][name], ak.to_numpy(flat[name]))
+            append_to_dataset(self._file["objects"][name], ak.to_numpy(flat[name]))
         counts = ak.to_numpy(ak.num(events.objects)).astype(np.int64)
-        self._append(group["offsets"], self.n_objects + np.cumsum(counts))
+        append_to_dataset(group["offsets"], self.n_objects + np.cumsum(counts))
         for name in self._info_fields:
-            self._append(group[name], events.info[name])
+            append_to_dataset(group[name], events.info[name])
         self.n_events += len(events)
         self.n_objects += int(counts.sum())
 

@@ -14,6 +14,7 @@ import awkward as ak
 import numpy as np
 
 from events.errors import EventDataError
+from events.hdf5 import append_to_dataset
 from events.writer import EventWriter
 from tokenizer.tokenizer import TokenBatch
 
@@ -38,25 +39,19 @@ class TokenWriter(EventWriter):
         self._opts = opts
         self.n_tokens = 0
 
-    @staticmethod
-    def _append(dataset, values) -> None:
-        start = dataset.shape[0]
-        dataset.resize((start + len(values),))
-        dataset[start:] = values
-
     def write(self, tokens: TokenBatch) -> None:
         self._process_names += [n for n in tokens.process_names if n not in self._process_names]
         remap = np.array([self._process_names.index(n) for n in tokens.process_names] + [-1], dtype=np.int16)
         info = dict(tokens.info, process=remap[tokens.info["process"]])
         ids = ak.to_numpy(ak.flatten(tokens.ids)).astype(np.int32)
         counts = ak.to_numpy(ak.num(tokens.ids)).astype(np.int64)
-        self._append(self._ids, ids)
-        self._append(self._offsets, self.n_tokens + np.cumsum(counts))
+        append_to_dataset(self._ids, ids)
+        append_to_dataset(self._offsets, self.n_tokens + np.cumsum(counts))
         for name, values in info.items():
             if name not in self._file["events"]:
                 self._file.create_dataset(f"events/{name}", shape=(0,), maxshape=(None,), dtype=values.dtype,
                                           chunks=(_CHUNK,), **self._opts)
-            self._append(self._file["events"][name], values)
+            append_to_dataset(self._file["events"][name], values)
         self.n_tokens += len(ids)
         self.n_events += len(tokens)
 
