@@ -11,6 +11,10 @@ class ModelConfig:
     """The VQ-VAE. `quantizer: none` gives the quantization-free autoencoder of the same size."""
 
     mode: str = "event"  # event: jets, b-jets, leptons, photons, MET; constituent: jet constituents
+    #: mlp: each object encoded alone; transformer: a set transformer over the event's (or jet's) objects
+    #: (no positional encoding: permutation-equivariant). The decoder is per object either way.
+    encoder: str = "mlp"
+    heads: int = 4
     codebook_size: int = 8192  # split over object types in proportion to sqrt(frequency)
     codebook_dim: int = 16  # low-dimensional codes keep a large codebook alive
     latent_dim: int = 64
@@ -31,6 +35,8 @@ class ModelConfig:
     def __post_init__(self):
         if self.mode not in ("event", "constituent"):
             raise ValueError(f"mode must be event or constituent, got {self.mode!r}")
+        if self.encoder not in ("mlp", "transformer"):
+            raise ValueError(f"encoder must be mlp or transformer, got {self.encoder!r}")
         if self.quantizer not in ("vq", "none"):
             raise ValueError(f"quantizer must be vq or none, got {self.quantizer!r}")
 

@@ -84,3 +84,14 @@ class FeatureTransform:
     @classmethod
     def from_dict(cls, d: dict) -> "FeatureTransform":
         return cls(d["mode"], np.asarray(d["mean"]), np.asarray(d["std"]))
+
+
+def event_chunks(counts: np.ndarray, max_objects: int) -> list[tuple[int, int]]:
+    """Consecutive event ranges [start, stop) holding about `max_objects` objects each (whole events)."""
+    if len(counts) == 0:
+        return []
+    before = np.cumsum(counts) - counts
+    chunk = before // max(max_objects, 1)
+    bounds = np.flatnonzero(np.diff(chunk)) + 1
+    edges = np.concatenate([[0], bounds, [len(counts)]])
+    return list(zip(edges[:-1].tolist(), edges[1:].tolist()))

@@ -64,7 +64,15 @@ class ObjectVQVAE(nn.Module):
         self.offsets = offsets
         self.vocab_size = start
         n_in = n_features + N_CHARGES + len(self.types)
-        self.encoder = mlp(n_in, config.hidden, config.latent_dim, config.depth)
+        if config.encoder == "mlp":
+            self.encoder = mlp(n_in, config.hidden, config.latent_dim, config.depth)
+        else:
+            layer = nn.TransformerEncoderLayer(config.hidden, config.heads, 2 * config.hidden, dropout=0.0,
+                                               batch_first=True, norm_first=True)
+            self.encoder = nn.ModuleDict({"embed": nn.Linear(n_in, config.hidden),
+                                          "blocks": nn.TransformerEncoder(layer, config.depth,
+                                                                          enable_nested_tensor=False),
+                                          "out": nn.Linear(config.hidden, config.latent_dim)})
         self.decoder = mlp(config.latent_dim + len(self.types), config.hidden, n_features + N_CHARGES, config.depth)
         self.quantizers = nn.ModuleDict()
         if config.quantizer == "vq":
@@ -82,10 +90,24 @@ class ObjectVQVAE(nn.Module):
     def _onehot_type(self, types: torch.Tensor) -> torch.Tensor:
         return nn.functional.one_hot(self.type_index[types], len(self.types)).float()
 
-    def encode_latent(self, x: torch.Tensor, charge: torch.Tensor, types: torch.Tensor) -> torch.Tensor:
-        """(n, latent_dim) continuous latents of objects."""
+    def encode_latent(self, x: torch.Tensor, charge: torch.Tensor, types: torch.Tensor,
+                      counts: torch.Tensor | None = None) -> torch.Tensor:
+        """(n, latent_dim) continuous latents of objects; the transformer encoder needs `counts`, the
+        number of objects of each event, the objects being whole events in order."""
         q = nn.functional.one_hot(charge.long() + 1, N_CHARGES).float()
-        return self.encoder(torch.cat([x, q, self._onehot_type(types)], dim=1))
+        inputs = torch.cat([x, q, self._onehot_type(types)], dim=1)
+        if self.config.encoder == "mlp":
+            return self.encoder(inputs)
+        if counts is None:
+            raise ValueError("the transformer encoder needs the objects per event (counts)")
+        event = torch.repeat_interleave(torch.arange(len(counts), device=x.device), counts)
+        position = torch.arange(len(x), device=x.device) - torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
+        n_max = int(counts.max()) if len(counts) else 0
+        h = inputs.new_zeros(len(counts), n_max, self.config.hidden)  # (events, objects, hidden)
+        h[event, position] = self.encoder["embed"](inputs)
+        pad = torch.arange(n_max, device=x.device)[None, :] >= counts[:, None]
+        h = self.encoder["blocks"](h, src_key_padding_mask=pad)
+        return self.encoder["out"](h[event, position])
 
     def quantize(self, z: torch.Tensor, types: torch.Tensor):
         """(quantized latents, global token ids, commitment loss); ids are -1 without a quantizer."""
@@ -109,8 +131,9 @@ class ObjectVQVAE(nn.Module):
         out = self.decoder(torch.cat([zq, self._onehot_type(types)], dim=1))
         return out[:, :self.n_features], out[:, self.n_features:]
 
-    def forward(self, x: torch.Tensor, charge: torch.Tensor, types: torch.Tensor) -> dict[str, torch.Tensor]:
-        zq, ids, commit = self.quantize(self.encode_latent(x, charge, types), types)
+    def forward(self, x: torch.Tensor, charge: torch.Tensor, types: torch.Tensor,
+                counts: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        zq, ids, commit = self.quantize(self.encode_latent(x, charge, types, counts), types)
         features, charge_logits = self.decode(zq, types)
         return {"features": features, "charge_logits": charge_logits, "ids": ids, "commit_loss": commit}
 

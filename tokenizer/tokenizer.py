@@ -12,7 +12,7 @@ import torch
 from events.errors import EventDataError
 from events.model import Events, ObjectType, make_objects
 from tokenizer.config import ModelConfig
-from tokenizer.features import TYPES, FeatureTransform, flat_objects
+from tokenizer.features import TYPES, FeatureTransform, event_chunks, flat_objects
 from tokenizer.model import ObjectVQVAE
 
 FORMAT_VERSION = 1
@@ -77,12 +77,12 @@ class Tokenizer:
         obj = flat_objects(events.objects)
         x = self.transform.transform(obj)
         ids = np.empty(len(x), dtype=np.int32)
-        dev = self.device
-        for s in range(0, len(x), batch_size):
-            sl = slice(s, s + batch_size)
+        for sl, counts in _object_slices(obj["counts"], batch_size):
+            dev = self.device
+            types = torch.from_numpy(obj["type"][sl].astype(np.int64)).to(dev)
             z = self.model.encode_latent(torch.from_numpy(x[sl]).to(dev), torch.from_numpy(obj["charge"][sl]).to(dev),
-                                         torch.from_numpy(obj["type"][sl].astype(np.int64)).to(dev))
-            ids[sl] = self.model.quantize(z, torch.from_numpy(obj["type"][sl].astype(np.int64)).to(dev))[1].cpu()
+                                         types, torch.from_numpy(counts).to(dev))
+            ids[sl] = self.model.quantize(z, types)[1].cpu()
         return TokenBatch(ak.unflatten(ids, obj["counts"]), dict(events.info), events.process_names)
 
     @torch.no_grad()
@@ -165,12 +165,22 @@ def reconstruct_without_quantizer(tok: Tokenizer, events: Events) -> Events:
     """Round trip through the quantization-free autoencoder (the discretization-free reference)."""
     obj = flat_objects(events.objects)
     dev = tok.device
-    x = torch.from_numpy(tok.transform.transform(obj)).to(dev)
-    t = torch.from_numpy(obj["type"].astype(np.int64)).to(dev)
-    out = tok.model(x, torch.from_numpy(obj["charge"]).to(dev), t)
-    charge = (out["charge_logits"].argmax(dim=1) - 1).cpu().numpy()
-    return _events(tok.transform.inverse(out["features"].float().cpu().numpy()), charge, obj["type"], obj["counts"],
-                   events.info, events.process_names)
+    x = tok.transform.transform(obj)
+    feats = np.empty_like(x)
+    charge = np.empty(len(x), dtype=np.int8)
+    for sl, counts in _object_slices(obj["counts"], 65536):
+        out = tok.model(torch.from_numpy(x[sl]).to(dev), torch.from_numpy(obj["charge"][sl]).to(dev),
+                        torch.from_numpy(obj["type"][sl].astype(np.int64)).to(dev), torch.from_numpy(counts).to(dev))
+        feats[sl] = out["features"].float().cpu().numpy()
+        charge[sl] = (out["charge_logits"].argmax(dim=1) - 1).cpu().numpy()
+    return _events(tok.transform.inverse(feats), charge, obj["type"], obj["counts"], events.info, events.process_names)
+
+
+def _object_slices(counts: np.ndarray, batch_size: int):
+    """(object slice, object counts of its events) over whole events, about `batch_size` objects each."""
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    for e0, e1 in event_chunks(counts, batch_size):
+        yield slice(int(starts[e0]), int(starts[e1])), counts[e0:e1]
 
 
 def _events(kin: dict[str, np.ndarray], charge: np.ndarray, types: np.ndarray, counts: np.ndarray,

@@ -21,7 +21,7 @@ from common.cli import UserError, run_cli
 from common.config import load_config, to_dict
 from events.model import Events
 from tokenizer.config import ModelConfig, TokenizerTrainConfig, TrainConfig
-from tokenizer.features import FeatureTransform, flat_objects
+from tokenizer.features import FeatureTransform, event_chunks, flat_objects
 from tokenizer.model import split_codebook
 from tokenizer.tokenizer import Tokenizer, build_model, types_for_mode
 
@@ -59,23 +59,48 @@ def split(events: Events, val_fraction: float, seed: int) -> tuple[Events, Event
 
 
 class ObjectData:
-    """Flat object tensors of a split, on the training device."""
+    """Flat object tensors of a split, on the training device, with their events' object counts."""
 
     def __init__(self, events: Events, transform: FeatureTransform, device: torch.device):
         obj = flat_objects(events.objects)
+        self.device = device
         self.x = torch.from_numpy(transform.transform(obj)).to(device)
         self.charge = torch.from_numpy(obj["charge"].astype(np.int64)).to(device)
         self.types = torch.from_numpy(obj["type"].astype(np.int64)).to(device)
+        self.counts = obj["counts"]
+        self.starts = np.cumsum(self.counts) - self.counts
 
     def __len__(self) -> int:
         return len(self.x)
 
-    def batch(self, index) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        return self.x[index], self.charge[index], self.types[index]
+    def batch(self, index, counts=None) -> tuple:
+        return self.x[index], self.charge[index], self.types[index], counts
+
+    def events(self, events: np.ndarray):
+        """(object index, counts) of the given events, their objects in order."""
+        counts = self.counts[events]
+        index = np.repeat(self.starts[events] - (np.cumsum(counts) - counts), counts) + np.arange(counts.sum())
+        return torch.from_numpy(index).to(self.device), torch.from_numpy(counts).to(self.device)
+
+    def in_event_chunks(self, batch_size: int):
+        """Whole events in file order, about `batch_size` objects at a time: (index, counts)."""
+        for start, stop in event_chunks(self.counts, batch_size):
+            yield self.events(np.arange(start, stop))
+
+    def shuffled(self, rng: np.random.Generator, batch_size: int, by_event: bool):
+        """One epoch of training batches: objects (or whole events, for the set encoder) in random order."""
+        if not by_event:
+            order = torch.from_numpy(rng.permutation(len(self))).to(self.device)
+            for i in range(max(len(self) // batch_size, 1)):
+                yield order[i * batch_size:(i + 1) * batch_size], None
+            return
+        order = rng.permutation(len(self.counts))
+        for start, stop in event_chunks(self.counts[order], batch_size):
+            yield self.events(order[start:stop])
 
 
-def loss_terms(model, x, charge, types) -> dict[str, torch.Tensor]:
-    out = model(x, charge, types)
+def loss_terms(model, x, charge, types, counts=None) -> dict[str, torch.Tensor]:
+    out = model(x, charge, types, counts)
     recon = torch.nn.functional.mse_loss(out["features"], x)
     charge_ce = torch.nn.functional.cross_entropy(out["charge_logits"], charge + 1)
     return {"loss": recon + charge_ce + out["commit_loss"], "recon": recon, "charge": charge_ce,
@@ -86,9 +111,9 @@ def loss_terms(model, x, charge, types) -> dict[str, torch.Tensor]:
 def evaluate(model, data: ObjectData, batch_size: int) -> dict[str, float]:
     model.eval()
     sums: dict[str, float] = {}
-    for s in range(0, len(data), batch_size):
-        terms = loss_terms(model, *data.batch(slice(s, s + batch_size)))
-        n = min(batch_size, len(data) - s)
+    for index, counts in data.in_event_chunks(batch_size):
+        terms = loss_terms(model, *data.batch(index, counts))
+        n = len(index)
         for k, v in terms.items():
             sums[k] = sums.get(k, 0.0) + float(v) * n
     model.train()
@@ -113,13 +138,13 @@ def init_codebooks(model, data: ObjectData, seed: int) -> None:
     if not model.quantizers:
         return
     gen = torch.Generator().manual_seed(seed)
+    z = torch.cat([model.encode_latent(*data.batch(index, counts)) for index, counts in data.in_event_chunks(65536)])
     for t in model.types:
         index = torch.nonzero(data.types.cpu() == t).flatten()
         if not len(index):
             continue
         index = index[torch.randperm(len(index), generator=gen)[: 20 * model.codes_per_type[t]]].to(data.x.device)
-        z = model.encode_latent(*data.batch(index))
-        model.quantizers[str(t)](z)
+        model.quantizers[str(t)](z[index])
 
 
 def train_model(cfg: TokenizerTrainConfig, model_cfg: ModelConfig, train_events: Events, val_events: Events,
@@ -161,14 +186,16 @@ def train_model(cfg: TokenizerTrainConfig, model_cfg: ModelConfig, train_events:
     last_epoch = tc.epochs if max_epochs is None else min(tc.epochs, max_epochs)
     while state["epoch"] < last_epoch and state["bad_epochs"] < tc.patience:
         epoch = state["epoch"]
-        order = torch.from_numpy(np.random.default_rng([tc.seed, epoch]).permutation(len(train))).to(device)
-        bar = tqdm(range(steps_per_epoch), desc=f"{folder.name} epoch {epoch + 1}/{tc.epochs}", disable=not progress,
-                   unit="step", leave=False)
-        start = time.perf_counter()
-        for i in bar:
+        batches = train.shuffled(np.random.default_rng([tc.seed, epoch]), tc.batch_size,
+                                 by_event=model_cfg.encoder == "transformer")
+        bar = tqdm(batches, total=steps_per_epoch, desc=f"{folder.name} epoch {epoch + 1}/{tc.epochs}",
+                   disable=not progress, unit="step", leave=False)
+        start, n_objects = time.perf_counter(), 0
+        for i, (index, counts) in enumerate(bar):
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(state["step"])
-            terms = loss_terms(model, *train.batch(order[i * tc.batch_size:(i + 1) * tc.batch_size]))
+            n_objects += len(index)
+            terms = loss_terms(model, *train.batch(index, counts))
             optimizer.zero_grad(set_to_none=True)
             terms["loss"].backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -179,11 +206,10 @@ def train_model(cfg: TokenizerTrainConfig, model_cfg: ModelConfig, train_events:
         seconds = time.perf_counter() - start
         val_terms = evaluate(model, val, tc.batch_size)
         state["history"].append({"epoch": epoch + 1, "step": state["step"], **{f"val_{k}": v for k, v in val_terms.items()},
-                                 "train_loss": terms["loss"].item(),
-                                 "objects_per_s": steps_per_epoch * tc.batch_size / seconds})
+                                 "train_loss": terms["loss"].item(), "objects_per_s": n_objects / seconds})
         if progress:
             print(f"{folder.name} epoch {epoch + 1}: val loss {val_terms['loss']:.5f} (recon {val_terms['recon']:.5f}, "
-                  f"commit {val_terms['commit']:.5f}); {steps_per_epoch * tc.batch_size / seconds:,.0f} objects/s")
+                  f"commit {val_terms['commit']:.5f}); {n_objects / seconds:,.0f} objects/s")
         if val_terms["loss"] < state["best_val"]:
             state["best_val"], state["bad_epochs"] = val_terms["loss"], 0
             best = {k: v.detach().clone() for k, v in model.state_dict().items()}
