@@ -77,10 +77,29 @@ def tokenizer_table() -> str:
     return "\n".join(lines)
 
 
+def encoder_table() -> str:
+    """Per-object MLP vs set-transformer encoder on the same data (benchmarks/tokenizer_encoder_comparison.sh)."""
+    lines = ["| mode | encoder | held-out objects | best val loss | codebook usage | pt rel. res. | eta res. | phi res. "
+             "| AUC original / tokenized | train objects/s (H100) |", "|---" * 10 + "|"]
+    for mode in ("event", "constituent"):
+        for encoder in ("mlp", "transformer"):
+            path = RESULTS / f"encoder_{mode}_{encoder}.json"
+            if not path.is_file():
+                continue
+            m = json.loads(path.read_text())
+            il = m["information_loss"]
+            lines.append(f"| {mode} | {encoder} | {m['objects']['val']:,} | {min(h['val_loss'] for h in m['history']):.4f} "
+                         f"| {m['codebook_usage']:.1%} | {m['pt_rel_resolution']:.3f} | {m['eta_resolution']:.3f} "
+                         f"| {m['phi_resolution']:.3f} | {il['auc_original']:.4f} / {il['auc_tokenized']:.4f} "
+                         f"| {m['history'][-1]['objects_per_s']:,.0f} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     readme = ROOT / "README.md"
     text = readme.read_text()
-    for name, render in {"generate-table": generate_table, "tokenizer-table": tokenizer_table}.items():
+    for name, render in {"generate-table": generate_table, "tokenizer-table": tokenizer_table,
+                         "encoder-table": encoder_table}.items():
         pattern = re.compile(rf"(<!-- {name}:start -->\n).*?(<!-- {name}:end -->)", re.S)
         if not pattern.search(text):
             raise SystemExit(f"README.md has no <!-- {name}:start/end --> markers")

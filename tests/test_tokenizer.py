@@ -164,3 +164,42 @@ def test_resolution_by_hand():
     r = resolution(a, b)
     assert r["type_accuracy"] == 1.0 and r["n_objects"] == 2
     assert r["eta_resolution"] == 0.0  # one object with eta (MET excluded): zero spread
+
+
+def test_set_encoder_is_permutation_equivariant_and_per_event():
+    from tokenizer.config import ModelConfig
+    from tokenizer.tokenizer import build_model
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(encoder="transformer", quantizer="none", hidden=32, depth=2, heads=4), 6,
+                        [0, 1, 5], {0: 4, 1: 4, 5: 4}, {}).eval()
+    x, charge = torch.randn(5, 6), torch.zeros(5, dtype=torch.long)
+    types, counts = torch.tensor([0, 1, 5, 0, 5]), torch.tensor([3, 2])
+    with torch.no_grad():
+        z = model.encode_latent(x, charge, types, counts)
+        perm = torch.tensor([2, 0, 1, 3, 4])  # shuffle the objects of event 0
+        zp = model.encode_latent(x[perm], charge, types[perm], counts)
+        torch.testing.assert_close(zp, z[perm], rtol=1e-5, atol=1e-5)
+        other = x.clone()
+        other[3:] += 1.0  # change event 1 only
+        z2 = model.encode_latent(other, charge, types, counts)
+        torch.testing.assert_close(z2[:3], z[:3], rtol=0, atol=1e-6)
+        assert not torch.allclose(z2[3:], z[3:])
+        # in context: the same object encodes differently next to other objects
+        z_alone = model.encode_latent(x[:1], charge[:1], types[:1], torch.tensor([1]))
+        assert not torch.allclose(z_alone[0], z[0])
+    with pytest.raises(ValueError, match="needs the objects per event"):
+        model.encode_latent(x, charge, types)
+
+
+def test_set_encoder_trains_and_round_trips(tmp_path, ttbar):
+    cfg = load_config(TokenizerTrainConfig, REPO / "configs/tokenizer/event.yaml",
+                      SMALL + ["train.epochs=3", "model.encoder=transformer", "model.heads=4"])
+    tok, history = train_model(cfg, cfg.model, ttbar[:300], ttbar[300:400], tmp_path / "set", progress=False)
+    assert len(history) == 3 and history[-1]["val_loss"] < history[0]["val_loss"]
+    tok.save_pretrained(tmp_path / "saved")
+    again = Tokenizer.from_pretrained(tmp_path / "saved")
+    a, b = tok.encode(ttbar[:50], batch_size=64), again.encode(ttbar[:50], batch_size=100000)
+    assert ak.to_list(a.ids) == ak.to_list(b.ids)  # whole events per batch: batch size changes nothing
+    decoded = again.decode(a)
+    assert ak.to_list(decoded.objects["type"]) == ak.to_list(ttbar[:50].objects["type"])
