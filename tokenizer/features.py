@@ -68,8 +68,8 @@ class FeatureTransform:
     def inverse(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """pt, eta, phi, mass, btag from normalized features (n_objects, n_features)."""
         raw = x.astype(np.float64) * self.std + self.mean
-        out = {"pt": np.exp(raw[:, 0]), "eta": raw[:, 1], "mass": np.expm1(np.maximum(raw[:, -2 if self.mode == "event"
-                                                                                             else -1], 0.0))}
+        log_mass = raw[:, self.names.index("log_mass")]
+        out = {"pt": np.exp(raw[:, 0]), "eta": raw[:, 1], "mass": np.expm1(np.maximum(log_mass, 0.0))}
         if self.mode == "event":
             out["phi"] = np.arctan2(raw[:, 3], raw[:, 2])
             out["btag"] = raw[:, 5]
