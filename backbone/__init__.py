@@ -1,1 +1,1 @@
-"""Causal transformer backbone over token sequences (issue 5; not built yet)."""
+"""Causal transformer backbone over token sequences: next- and masked-token pretraining, sampling."""

@@ -1,0 +1,22 @@
+"""Backbone model configuration."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class GPTConfig:
+    """A GPT over token sequences. Reference size for speed comparisons: 8 layers, width 512, 8 heads,
+    sequences of 130 tokens (constituent mode: BOS + up to 128 constituents + EOS)."""
+
+    vocab_size: int
+    block_size: int = 130
+    n_layer: int = 8
+    n_head: int = 8
+    n_embd: int = 512
+    dropout: float = 0.0
+    bias: bool = False
+
+    def __post_init__(self):
+        if self.n_embd % self.n_head:
+            raise ValueError(f"n_embd ({self.n_embd}) must be a multiple of n_head ({self.n_head})")

@@ -1,0 +1,142 @@
+"""A lean GPT over token sequences, in the spirit of nanoGPT.
+
+One set of weights serves both pretraining objectives: `causal=True` (next-token prediction, fused
+flash attention via `is_causal`) and `causal=False` (masked-token prediction, bidirectional attention
+with a key-padding mask). The attention mode is a forward argument, never module state.
+Generation uses a preallocated `KVCache` written in place.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from backbone.config import GPTConfig
+
+
+@dataclass
+class KVCache:
+    """Preallocated keys and values of every layer, (n_layer, B, n_head, max_len, head_dim); `length`
+    positions are filled."""
+
+    k: torch.Tensor
+    v: torch.Tensor
+    length: int = 0
+
+    @classmethod
+    def empty(cls, config: GPTConfig, batch: int, max_len: int, device, dtype) -> "KVCache":
+        shape = (config.n_layer, batch, config.n_head, max_len, config.n_embd // config.n_head)
+        return cls(torch.zeros(shape, device=device, dtype=dtype), torch.zeros(shape, device=device, dtype=dtype))
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.n_head = config.n_head
+        self.qkv = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
+        self.proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
+        self.dropout = config.dropout
+
+    def forward(self, x: torch.Tensor, causal: bool, pad_mask: torch.Tensor | None,
+                cache: KVCache | None, layer: int) -> torch.Tensor:
+        B, T, C = x.shape
+        q, k, v = self.qkv(x).split(C, dim=2)
+        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B, H, T, D)
+        mask, is_causal = None, causal
+        if cache is not None:
+            start = cache.length
+            cache.k[layer, :, :, start:start + T] = k
+            cache.v[layer, :, :, start:start + T] = v
+            k, v = cache.k[layer, :, :, :start + T], cache.v[layer, :, :, :start + T]
+            if start > 0:
+                # queries at positions start..start+T-1 see keys up to their own position; SDPA's
+                # is_causal is top-left aligned when query and key lengths differ, so spell it out
+                is_causal = False
+                if T > 1:
+                    mask = torch.ones(T, start + T, dtype=torch.bool, device=x.device).tril(diagonal=start)
+        if pad_mask is not None:
+            keep = ~pad_mask[:, None, None, :]  # (B, 1, 1, T): True where a key may be attended
+            mask = keep if mask is None else mask & keep
+            if is_causal:
+                mask = mask & torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
+                is_causal = False
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal,
+                                           dropout_p=self.dropout if self.training else 0.0)
+        return self.proj(y.transpose(1, 2).reshape(B, T, C))
+
+
+class Block(nn.Module):
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.ln1 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.attn = SelfAttention(config)
+        self.ln2 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.mlp = nn.Sequential(nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias), nn.GELU(),
+                                 nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias),
+                                 nn.Dropout(config.dropout))
+
+    def forward(self, x, causal, pad_mask, cache, layer):
+        x = x + self.attn(self.ln1(x), causal, pad_mask, cache, layer)
+        return x + self.mlp(self.ln2(x))
+
+
+class GPT(nn.Module):
+    """Token and position embeddings, pre-LayerNorm transformer blocks, a tied language-model head."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.config = config
+        self.wte = nn.Embedding(config.vocab_size, config.n_embd)
+        self.wpe = nn.Embedding(config.block_size, config.n_embd)
+        self.drop = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+        self.ln_f = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.lm_head.weight = self.wte.weight  # tied: one tensor, saved once by safetensors' save_model
+        self.apply(self._init_weights)
+        for name, p in self.named_parameters():
+            if name.endswith("proj.weight") or name.endswith("mlp.2.weight"):
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    def hidden_states(self, idx: torch.Tensor, *, causal: bool = True, pad_mask: torch.Tensor | None = None,
+                      kv_cache: KVCache | None = None) -> torch.Tensor:
+        """Final-layer states (B, T, n_embd) of token ids `idx` (B, T).
+
+        `pad_mask` (B, T) is True at padding; a causal pass with right padding needs none (padded
+        positions only ever see earlier tokens, and their targets are ignored).
+        """
+        B, T = idx.shape
+        start = kv_cache.length if kv_cache is not None else 0
+        if start + T > self.config.block_size:
+            raise ValueError(f"sequence of {start + T} tokens exceeds block_size {self.config.block_size}")
+        pos = torch.arange(start, start + T, device=idx.device)
+        x = self.drop(self.wte(idx) + self.wpe(pos))
+        for i, block in enumerate(self.blocks):
+            x = block(x, causal, pad_mask, kv_cache, i)
+        if kv_cache is not None:
+            kv_cache.length = start + T
+        return self.ln_f(x)
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, *, causal: bool = True,
+                pad_mask: torch.Tensor | None = None, kv_cache: KVCache | None = None):
+        """(logits (B, T, vocab), loss or None); targets of -100 are ignored."""
+        logits = self.lm_head(self.hidden_states(idx, causal=causal, pad_mask=pad_mask, kv_cache=kv_cache))
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100)
+        return logits, loss
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters()) - self.wpe.weight.numel()

@@ -1,0 +1,46 @@
+"""The backbone's vocabulary: the tokenizer's codes, then special tokens, then process tokens.
+
+    [0, n_codes)                object tokens from the tokenizer
+    n_codes + 0..3              PAD, BOS (start of event), EOS (end of event), MASK
+    n_codes + 4 + k             process k, for conditional generation (optional, after BOS)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SPECIALS = ("PAD", "BOS", "EOS", "MASK")
+
+
+@dataclass(frozen=True)
+class Vocab:
+    n_codes: int
+    processes: tuple[str, ...] = ()
+
+    @property
+    def pad(self) -> int:
+        return self.n_codes
+
+    @property
+    def bos(self) -> int:
+        return self.n_codes + 1
+
+    @property
+    def eos(self) -> int:
+        return self.n_codes + 2
+
+    @property
+    def mask(self) -> int:
+        return self.n_codes + 3
+
+    def process_token(self, name: str) -> int:
+        try:
+            return self.n_codes + len(SPECIALS) + self.processes.index(name)
+        except ValueError:
+            raise ValueError(f"unknown process {name!r}; this vocabulary knows {list(self.processes)}") from None
+
+    @property
+    def size(self) -> int:
+        return self.n_codes + len(SPECIALS) + len(self.processes)
+
+    def is_code(self, token: int) -> bool:
+        return 0 <= token < self.n_codes

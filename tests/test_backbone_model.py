@@ -1,0 +1,131 @@
+"""The GPT core: causality, bidirectional mode and padding, KV cache vs full recomputation, sampling."""
+import pytest
+import torch
+
+from backbone.config import GPTConfig
+from backbone.generate import generate
+from backbone.model import GPT, KVCache
+from backbone.vocab import SPECIALS, Vocab
+
+
+def tiny(vocab=50, block=24, seed=0):
+    torch.manual_seed(seed)
+    return GPT(GPTConfig(vocab_size=vocab, block_size=block, n_layer=2, n_head=2, n_embd=32)).eval()
+
+
+def test_causal_output_ignores_the_future_bidirectional_does_not():
+    model = tiny()
+    a = torch.randint(0, 50, (2, 12))
+    b = a.clone()
+    b[:, 8:] = (b[:, 8:] + 1) % 50
+    with torch.no_grad():
+        ca, cb = model.hidden_states(a), model.hidden_states(b)
+        torch.testing.assert_close(ca[:, :8], cb[:, :8], rtol=0, atol=1e-6)
+        assert not torch.allclose(ca[:, 8:], cb[:, 8:])
+        ba, bb = model.hidden_states(a, causal=False), model.hidden_states(b, causal=False)
+        assert not torch.allclose(ba[:, :8], bb[:, :8])
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_padded_keys_have_no_influence(causal):
+    model = tiny()
+    a = torch.randint(0, 50, (2, 10))
+    pad = torch.zeros(2, 10, dtype=torch.bool)
+    pad[:, 7:] = True
+    b = a.clone()
+    b[:, 7:] = (b[:, 7:] + 3) % 50
+    with torch.no_grad():
+        ha = model.hidden_states(a, causal=causal, pad_mask=pad)
+        hb = model.hidden_states(b, causal=causal, pad_mask=pad)
+    torch.testing.assert_close(ha[:, :7], hb[:, :7], rtol=0, atol=1e-6)
+
+
+def test_kv_cache_matches_full_recomputation():
+    model = tiny()
+    idx = torch.randint(0, 50, (3, 15))
+    with torch.no_grad():
+        full, _ = model(idx)
+        cache = KVCache.empty(model.config, 3, 15, idx.device, torch.float32)
+        parts = [model(idx[:, :5], kv_cache=cache)[0],       # prefill from 0
+                 model(idx[:, 5:9], kv_cache=cache)[0]]      # several tokens after a prefix
+        parts += [model(idx[:, t:t + 1], kv_cache=cache)[0] for t in range(9, 15)]  # one at a time
+    torch.testing.assert_close(torch.cat(parts, dim=1), full, rtol=1e-5, atol=1e-5)
+    assert cache.length == 15
+
+
+def test_cached_and_uncached_sampling_give_the_same_tokens():
+    model = tiny(vocab=40, block=30)
+    prompt = torch.randint(0, 40, (4, 3))
+    kwargs = dict(max_new_tokens=20, temperature=1.0, top_k=10)
+    cached = generate(model, prompt, generator=torch.Generator().manual_seed(5), **kwargs)
+    uncached = generate(model, prompt, generator=torch.Generator().manual_seed(5), use_cache=False, **kwargs)
+    assert torch.equal(cached, uncached)
+    assert cached.shape == (4, 23) and torch.equal(cached[:, :3], prompt)
+
+
+def test_generation_stops_at_eos_and_pads():
+    model = tiny(vocab=10, block=20)
+    prompt = torch.tensor([[1, 2], [3, 4], [5, 6]])
+    free = generate(model, prompt, 10, temperature=0)
+    eos = int(free[0, 2])  # call the first token sequence 0 produces the end token
+    out = generate(model, prompt, 10, temperature=0, eos_id=eos, pad_id=-1)
+    for row, ref in zip(out, free):
+        hits = (ref[2:] == eos).nonzero()
+        end = 2 + int(hits[0]) if len(hits) else None
+        if end is None:
+            assert torch.equal(row, ref[:len(row)])
+        else:
+            assert torch.equal(row[:end + 1], ref[:end + 1]) and (row[end + 1:] == -1).all()
+    assert out.shape[1] <= free.shape[1]
+    uncached = generate(model, prompt, 10, temperature=0, eos_id=eos, pad_id=-1, use_cache=False)
+    assert torch.equal(uncached, out)
+    # every sequence ended: generation stops early
+    same = generate(model, prompt[:1], 10, temperature=0, eos_id=eos)
+    assert same.shape == (1, 3)
+
+
+def test_tiny_model_overfits_tiny_token_set():
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=20, block_size=12, n_layer=2, n_head=2, n_embd=48))
+    data = torch.randint(0, 20, (4, 12))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for _ in range(300):
+        _, loss = model(data[:, :-1], data[:, 1:])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert loss.item() < 0.05
+
+
+def test_ignore_index_and_block_size():
+    model = tiny()
+    idx = torch.randint(0, 50, (2, 6))
+    targets = torch.full((2, 6), -100)
+    targets[0, 2] = 4
+    logits, loss = model(idx, targets)
+    expected = torch.nn.functional.cross_entropy(logits[0, 2][None], torch.tensor([4]))
+    torch.testing.assert_close(loss, expected)
+    with pytest.raises(ValueError, match="exceeds block_size"):
+        model(torch.zeros(1, 25, dtype=torch.long))
+
+
+def test_tied_weights_save_and_load_bit_exact(tmp_path):
+    from safetensors.torch import load_model, save_model
+
+    model = tiny()
+    assert model.lm_head.weight.data_ptr() == model.wte.weight.data_ptr()
+    save_model(model, str(tmp_path / "m.safetensors"))
+    again = tiny(seed=1)
+    load_model(again, str(tmp_path / "m.safetensors"))
+    for (k, v), (_, w) in zip(model.state_dict().items(), again.state_dict().items()):
+        assert torch.equal(v, w), k
+    assert again.lm_head.weight.data_ptr() == again.wte.weight.data_ptr()
+
+
+def test_vocab_ids_never_collide():
+    vocab = Vocab(8192, ("ttbar", "wjets"))
+    ids = [vocab.pad, vocab.bos, vocab.eos, vocab.mask, vocab.process_token("ttbar"), vocab.process_token("wjets")]
+    assert len(set(ids)) == len(ids) and min(ids) == 8192 and vocab.size == 8192 + len(SPECIALS) + 2
+    assert not any(vocab.is_code(i) for i in ids) and vocab.is_code(8191)
+    with pytest.raises(ValueError, match="unknown process"):
+        vocab.process_token("zz")
