@@ -1,0 +1,229 @@
+"""python -m backbone.pretrain: next-token and masked-token pretraining of the GPT on token sequences.
+
+Each step runs both objectives on the same weights: a causal pass (next-token prediction, right
+padding, no mask: flash attention) and a bidirectional pass on the same batch with a fraction of the
+object tokens masked (masked-token prediction, key-padding mask). The run folder gets config.json +
+model.safetensors (the backbone), checkpoint/ (exact resume with --resume), metrics.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from backbone.config import GPTConfig
+from backbone.data import TokenSequences
+from backbone.masking import mask_tokens
+from backbone.model import GPT
+from common.cli import UserError, run_cli
+from common.config import load_config, to_dict
+
+
+@dataclass(frozen=True)
+class ModelSection:
+    n_layer: int = 8
+    n_head: int = 8
+    n_embd: int = 512
+    dropout: float = 0.0
+    bias: bool = False
+
+
+@dataclass(frozen=True)
+class DataSection:
+    train: str = ""
+    val: str = ""  # empty: hold out val_fraction of train
+    val_fraction: float = 0.05
+    conditional: bool = False  # a process token after BOS, for conditional generation
+
+
+@dataclass(frozen=True)
+class TrainSection:
+    batch_size: int = 256
+    grad_accum: int = 1
+    lr: float = 6e-4
+    min_lr_fraction: float = 0.1
+    weight_decay: float = 0.1
+    warmup_steps: int = 200
+    max_steps: int = 5000
+    eval_every: int = 500
+    clip: float = 1.0
+    mask_rate: float = 0.35
+    weight_next: float = 1.0
+    weight_masked: float = 1.0
+    seed: int = 0
+    device: str = "auto"
+    compile: bool = False  # torch.compile the model (CUDA)
+    bf16: bool = True  # bf16 autocast on CUDA
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    model: ModelSection = field(default_factory=ModelSection)
+    data: DataSection = field(default_factory=DataSection)
+    train: TrainSection = field(default_factory=TrainSection)
+    out: str = "runs/backbone"
+
+
+def split_indices(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    is_val = np.random.default_rng([seed, 11]).random(n) < fraction
+    return np.flatnonzero(~is_val), np.flatnonzero(is_val)
+
+
+def losses(model, batch: torch.Tensor, data: TokenSequences, rate: float, generator: torch.Generator, autocast):
+    """(next-token loss, masked-token loss) of one batch (B, T)."""
+    pad = batch == data.vocab.pad
+    targets = torch.where(pad[:, 1:], torch.full_like(batch[:, 1:], -100), batch[:, 1:])
+    with autocast:
+        _, loss_next = model(batch[:, :-1], targets, causal=True)
+        inputs, masked_targets = mask_tokens(batch, data.vocab, rate, generator)
+        _, loss_masked = model(inputs, masked_targets, causal=False, pad_mask=pad)
+    return loss_next, loss_masked
+
+
+@torch.no_grad()
+def evaluate(model, data: TokenSequences, indices: np.ndarray, cfg: TrainSection, device, autocast) -> dict:
+    model.eval()
+    sums, n = {"next": 0.0, "masked": 0.0}, 0
+    gen = torch.Generator().manual_seed(cfg.seed + 17)  # the same masks at every evaluation
+    for start in range(0, len(indices), cfg.batch_size):
+        batch = data.batch(indices[start:start + cfg.batch_size]).to(device)
+        ln, lm = losses(model, batch, data, cfg.mask_rate, gen, autocast)
+        sums["next"] += float(ln) * len(batch)
+        sums["masked"] += float(lm) * len(batch)
+        n += len(batch)
+    model.train()
+    out = {f"val_loss_{k}": v / max(n, 1) for k, v in sums.items()}
+    out.update({f"val_perplexity_{k}": math.exp(out[f"val_loss_{k}"]) for k in sums})
+    return out
+
+
+def save_backbone(model: GPT, data: TokenSequences, cfg: PretrainConfig, folder: Path, extra: dict) -> None:
+    from safetensors.torch import save_model
+
+    from common.atomic import atomic_path
+
+    with atomic_path(folder / "model.safetensors") as tmp:
+        save_model(model, str(tmp))
+    config = {"format": "colliderfm.backbone", "gpt": asdict(model.config), "vocab": {
+        "n_codes": data.vocab.n_codes, "processes": list(data.vocab.processes)}, "conditional": data.conditional,
+              "train_config": to_dict(cfg), **extra}
+    with atomic_path(folder / "config.json") as tmp:
+        tmp.write_text(json.dumps(config, indent=2))
+
+
+def run(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -> dict:
+    from tqdm import tqdm
+
+    from common.checkpoint import load_checkpoint, save_checkpoint
+    from tokenizer.train import resolve_device
+
+    if not cfg.data.train:
+        raise UserError("no training data: set data.train to a token store (python -m tokenizer.tokenize)")
+    tc = cfg.train
+    device = resolve_device(tc.device)
+    torch.manual_seed(tc.seed)
+    data = TokenSequences(cfg.data.train, cfg.data.conditional)
+    if cfg.data.val:
+        val_data = TokenSequences(cfg.data.val, cfg.data.conditional, data.vocab)
+        train_idx, val_idx = np.arange(len(data)), np.arange(len(val_data))
+    else:
+        val_data = data
+        train_idx, val_idx = split_indices(len(data), cfg.data.val_fraction, tc.seed)
+    m = cfg.model
+    gpt = GPTConfig(vocab_size=data.vocab.size, block_size=max(data.max_length, val_data.max_length), n_layer=m.n_layer,
+                    n_head=m.n_head, n_embd=m.n_embd, dropout=m.dropout, bias=m.bias)
+    model = GPT(gpt).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay, betas=(0.9, 0.95),
+                                  fused=device.type == "cuda")
+    step_model = torch.compile(model) if tc.compile and device.type == "cuda" else model
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if tc.bf16 and device.type == "cuda" else nullcontext()
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    state = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "history": [], "tokens": 0, "seconds": 0.0}
+    if resume and (out / "checkpoint" / "state.json").is_file():
+        state, _ = load_checkpoint(out / "checkpoint", model, optimizer)
+
+    def lr_at(step: int) -> float:
+        if step < tc.warmup_steps:
+            return tc.lr * (step + 1) / tc.warmup_steps
+        progress_ = min((step - tc.warmup_steps) / max(tc.max_steps - tc.warmup_steps, 1), 1.0)
+        return tc.lr * (tc.min_lr_fraction + (1 - tc.min_lr_fraction) * 0.5 * (1 + math.cos(math.pi * progress_)))
+
+    def epoch_batches():
+        while True:
+            rng = np.random.default_rng([tc.seed, state["epoch"]])
+            for i, indices in enumerate(data.batches(rng, tc.batch_size, indices=train_idx)):
+                if i < state["batch_in_epoch"]:
+                    continue  # resuming mid-epoch: the same order, skip what was already used
+                state["batch_in_epoch"] = i + 1
+                yield indices
+            state["epoch"] += 1
+            state["batch_in_epoch"] = 0
+
+    batches = epoch_batches()
+    bar = tqdm(total=tc.max_steps, initial=state["step"], desc="pretrain", unit="step", disable=not progress)
+    model.train()
+    while state["step"] < tc.max_steps:
+        start = time.perf_counter()
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(state["step"])
+        tokens = 0
+        for _ in range(tc.grad_accum):
+            batch = next(batches).to(device)
+            gen = torch.Generator().manual_seed(tc.seed * 1_000_003 + state["step"])
+            loss_next, loss_masked = losses(step_model, batch, data, tc.mask_rate, gen, autocast)
+            loss = (tc.weight_next * loss_next + tc.weight_masked * loss_masked) / tc.grad_accum
+            loss.backward()
+            tokens += int((batch != data.vocab.pad).sum())
+        torch.nn.utils.clip_grad_norm_(model.parameters(), tc.clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        state["step"] += 1
+        state["tokens"] += tokens
+        state["seconds"] += time.perf_counter() - start
+        bar.update(1)
+        bar.set_postfix(next=f"{loss_next.item():.3f}", masked=f"{loss_masked.item():.3f}",
+                        tok_s=f"{state['tokens'] / max(state['seconds'], 1e-9):,.0f}")
+        if state["step"] % tc.eval_every == 0 or state["step"] == tc.max_steps:
+            metrics = evaluate(step_model, val_data, val_idx, tc, device, autocast)
+            state["history"].append({"step": state["step"], "train_loss_next": loss_next.item(),
+                                     "train_loss_masked": loss_masked.item(), **metrics})
+            save_checkpoint(out / "checkpoint", model, optimizer, state)
+    bar.close()
+    last = state["history"][-1]
+    result = {"val_loss_next": last["val_loss_next"], "val_loss_masked": last["val_loss_masked"],
+              "val_perplexity_next": last["val_perplexity_next"],
+              "val_perplexity_masked": last["val_perplexity_masked"],
+              "tokens_per_s": state["tokens"] / max(state["seconds"], 1e-9), "steps": state["step"],
+              "parameters": model.num_params(), "device": str(device), "history": state["history"]}
+    save_backbone(model, data, cfg, out, {"metrics": {k: v for k, v in result.items() if k != "history"}})
+    (out / "metrics.json").write_text(json.dumps(result, indent=2))
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m backbone.pretrain",
+        description="Pretrain the backbone on a token store with next-token and masked-token prediction; any "
+                    "config key can be overridden, e.g. --train.max_steps=1000 --model.n_layer=4")
+    parser.add_argument("--config", type=Path, default=Path("configs/backbone/event.yaml"), help="YAML config")
+    parser.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    args, overrides = parser.parse_known_args(argv)
+    cfg = load_config(PretrainConfig, args.config, overrides)
+    result = run(cfg, resume=args.resume, progress=not args.quiet)
+    print(json.dumps({k: v for k, v in result.items() if k != "history"}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main, "python -m backbone.pretrain")
