@@ -9,12 +9,14 @@ from backbone.model import GPT, KVCache
 @torch.no_grad()
 def generate(model: GPT, prompt: torch.Tensor, max_new_tokens: int, *, temperature: float = 1.0,
              top_k: int | None = None, eos_id: int | None = None, pad_id: int = 0,
-             generator: torch.Generator | None = None, use_cache: bool = True) -> torch.Tensor:
+             generator: torch.Generator | None = None, use_cache: bool = True,
+             grammar=None) -> torch.Tensor:
     """Continue `prompt` (B, T0) by up to `max_new_tokens` tokens; returns (B, T0 + n).
 
     Sampling stops for a sequence at `eos_id` (later positions get `pad_id`) and for all once every
     sequence has ended. `temperature=0` is greedy. `use_cache=False` recomputes the whole sequence at
-    every step (the reference the cache is tested against).
+    every step (the reference the cache is tested against). `grammar` (see backbone.grammar) restricts
+    what may be sampled next, given what each sequence has so far.
     """
     model.eval()
     B, T0 = prompt.shape
@@ -33,6 +35,8 @@ def generate(model: GPT, prompt: torch.Tensor, max_new_tokens: int, *, temperatu
         else:
             logits, _ = model(fed[:, :n])
         logits = logits[:, -1, :].float()
+        if grammar is not None:
+            logits = grammar.mask(logits)
         if temperature == 0:
             token = logits.argmax(dim=-1)
         else:
@@ -46,6 +50,8 @@ def generate(model: GPT, prompt: torch.Tensor, max_new_tokens: int, *, temperatu
             token = torch.where(done, torch.full_like(token, eos_id), token)
             done |= token == eos_id
         fed[:, n] = token
+        if grammar is not None:
+            grammar.update(token)
         n += 1
         if bool(done.all()):
             break

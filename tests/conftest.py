@@ -58,3 +58,35 @@ def top_jets():
 @pytest.fixture(scope="session")
 def qcd_jets():
     return _generate("qcd_jets", 300, block_size=200)
+
+
+#: a small tokenizer that trains in seconds (short-run codebook settings, see ModelConfig)
+SMALL = ["model.codebook_size=256", "model.hidden=64", "model.depth=2", "model.decay=0.9",
+         "model.dead_code_fraction=0.3", "train.batch_size=512", "train.epochs=20",
+         "train.lr=0.003", "train.device=cpu", "compare_autoencoder=false", "information_loss=false"]
+
+
+@pytest.fixture(scope="session")
+def data_files(tmp_path_factory, ttbar, wjets):
+    """The session's ttbar and W+jets samples as HDF5 files."""
+    from events.io import write_events
+
+    folder = tmp_path_factory.mktemp("tokdata")
+    write_events(ttbar, folder / "ttbar.h5")
+    write_events(wjets, folder / "wjets.h5")
+    return [str(folder / "ttbar.h5"), str(folder / "wjets.h5")]
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory, data_files):
+    """A small event-mode tokenizer trained on them: (Tokenizer, metrics, folder)."""
+    from common.config import load_config
+    from tokenizer.config import TokenizerTrainConfig
+    from tokenizer.tokenizer import Tokenizer
+    from tokenizer.train import run
+
+    out = tmp_path_factory.mktemp("tok")
+    cfg = load_config(TokenizerTrainConfig, REPO / "configs/tokenizer/event.yaml",
+                      SMALL + [f"data.files={data_files}", f"out={out}"])
+    metrics = run(cfg, progress=False)
+    return Tokenizer.from_pretrained(out), metrics, out

@@ -1,8 +1,6 @@
 """The VQ-VAE tokenizer: round trips, exact types, code ranges, save/load, exact resume, bad input."""
 import subprocess
 import sys
-from dataclasses import replace
-from pathlib import Path
 
 import awkward as ak
 import numpy as np
@@ -11,38 +9,15 @@ import torch
 
 from common.config import load_config
 from events.errors import EventDataError
-from events.io import write_events
 from events.model import Events, ObjectType as T
-from tests.conftest import REPO
+from tests.conftest import REPO, SMALL
 from tokenizer.config import TokenizerTrainConfig
 from tokenizer.features import FeatureTransform, flat_objects
 from tokenizer.metrics import codebook_usage, resolution
 from tokenizer.model import split_codebook
 from tokenizer.store import iter_tokens
 from tokenizer.tokenizer import TokenBatch, Tokenizer
-from tokenizer.train import run, train_model
-
-SMALL = ["model.codebook_size=256", "model.hidden=64", "model.depth=2", "model.decay=0.9",
-         "model.dead_code_fraction=0.3", "train.batch_size=512", "train.epochs=20",
-         "train.lr=0.003", "train.device=cpu", "compare_autoencoder=false", "information_loss=false"]
-
-
-@pytest.fixture(scope="session")
-def data_files(tmp_path_factory, ttbar, wjets):
-    folder = tmp_path_factory.mktemp("tokdata")
-    write_events(ttbar, folder / "ttbar.h5")
-    write_events(wjets, folder / "wjets.h5")
-    return [str(folder / "ttbar.h5"), str(folder / "wjets.h5")]
-
-
-@pytest.fixture(scope="session")
-def trained(tmp_path_factory, data_files):
-    out = tmp_path_factory.mktemp("tok")
-    cfg = load_config(TokenizerTrainConfig, REPO / "configs/tokenizer/event.yaml",
-                      SMALL + [f"data.files={data_files}", f"out={out}"])
-    metrics = run(cfg, progress=False)
-    return Tokenizer.from_pretrained(out), metrics, out
-
+from tokenizer.train import train_model
 
 def test_round_trip_within_measured_resolution(trained, ttbar):
     tok, metrics, _ = trained
