@@ -80,6 +80,48 @@ def stage_tokenizer(out: Path) -> dict:
     return summary
 
 
+def stage_backbone(out: Path) -> dict:
+    """Tokenize the demo sample and pretrain a small backbone on it (runs/demo/backbone/)."""
+    from backbone.pretrain import PretrainConfig, run
+    from common.config import load_config
+    from events.io import iter_events
+    from tokenizer.store import TokenWriter
+    from tokenizer.tokenizer import Tokenizer
+
+    tokenizer = Tokenizer.from_pretrained(out / "tokenizer")
+    with TokenWriter(out / "tokens.h5", tokenizer.vocab_size, out / "tokenizer") as writer:
+        for process in DEMO_SAMPLE:
+            for chunk in iter_events(out / "data" / f"{process}.h5"):
+                writer.write(tokenizer.encode(chunk))
+    cfg = load_config(PretrainConfig, Path(__file__).parent / "configs" / "backbone" / "demo.yaml",
+                      [f"data.train={out / 'tokens.h5'}", f"out={out / 'backbone'}"])
+    result = run(cfg, progress=False)
+    return {k: result[k] for k in ("val_loss_next", "val_loss_masked", "val_perplexity_next",
+                                   "val_perplexity_masked", "tokens_per_s", "steps", "parameters")}
+
+
+def stage_sample(out: Path, seed: int) -> dict:
+    """Generate synthetic ttbar events with the demo backbone (runs/demo/synthetic.h5) and compare."""
+    import subprocess
+    import sys
+
+    from events.io import read_events
+    from events.model import ObjectType
+
+    n = 1000
+    start = time.perf_counter()
+    subprocess.run([sys.executable, str(Path(__file__).parent / "sample.py"), "--backbone", str(out / "backbone"),
+                    "--tokenizer", str(out / "tokenizer"), "--events", str(n), "--out", str(out / "synthetic.h5"),
+                    "--process", "ttbar", "--seed", str(seed), "--device", "cpu"], check=True, capture_output=True)
+    seconds = time.perf_counter() - start
+    synthetic, real = read_events(out / "synthetic.h5"), read_events(out / "data" / "ttbar.h5")
+    jets = (ObjectType.JET, ObjectType.BJET)
+    return {"events": n, "events_per_s": round(n / seconds, 1),
+            "mean_jets": {"real": float(real.count(*jets).mean()), "synthetic": float(synthetic.count(*jets).mean())},
+            "mean_bjets": {"real": float(real.count(ObjectType.BJET).mean()),
+                           "synthetic": float(synthetic.count(ObjectType.BJET).mean())}}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the whole pipeline on a small generated sample (CPU).")
     parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder (default runs/demo)")
@@ -90,7 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     summary_path = args.out / "summary.json"
     summary = {}
     stages = (("events", lambda: stage_events(args.out, args.workers, args.seed)),
-              ("tokenizer", lambda: stage_tokenizer(args.out)))
+              ("tokenizer", lambda: stage_tokenizer(args.out)),
+              ("backbone", lambda: stage_backbone(args.out)),
+              ("sample", lambda: stage_sample(args.out, args.seed)))
     for name, stage in stages:
         start = time.perf_counter()
         print(f"== stage {name}")
