@@ -95,11 +95,30 @@ def encoder_table() -> str:
     return "\n".join(lines)
 
 
+def backbone_table() -> str:
+    """Training and sampling speed against Hugging Face, from benchmarks/backbone_throughput.py."""
+    lines = []
+    for p in sorted(RESULTS.glob("backbone_*.json")):
+        r = json.loads(p.read_text())
+        m = r["model"]
+        lines += [f"{r['device']} ({r['machine']}, {r['date']}): {m['layers']} layers x {m['width']}, {m['heads']} heads, "
+                  f"{m['seq_len']} tokens, {m['params'] / 1e6:.1f}M parameters, batch {r['batch']}", "",
+                  "| training step (bf16 autocast on CUDA) | tokens/s | MFU | vs Hugging Face |", "|---|---|---|---|"]
+        for label, v in r["train"].items():
+            mfu = f"{v['mfu']:.1%}" if v["mfu"] is not None else "-"
+            lines.append(f"| {label} | {v['tokens_per_s']:,} | {mfu} | {r['train_speedup_vs_hf'][label]:.2f}x |")
+        lines += ["", "| sampling full-length sequences | batch | events/s |", "|---|---|---|"]
+        for label, v in r["sample"].items():
+            lines.append(f"| {label} | {v['batch']} | {v['events_per_s']:,.1f} |")
+        lines += ["", f"Sampling speed-up over `generate`: {r['sample_speedup_vs_hf']}x.", ""]
+    return "\n".join(lines).rstrip()
+
+
 def main() -> None:
     readme = ROOT / "README.md"
     text = readme.read_text()
     for name, render in {"generate-table": generate_table, "tokenizer-table": tokenizer_table,
-                         "encoder-table": encoder_table}.items():
+                         "encoder-table": encoder_table, "backbone-table": backbone_table}.items():
         pattern = re.compile(rf"(<!-- {name}:start -->\n).*?(<!-- {name}:end -->)", re.S)
         if not pattern.search(text):
             raise SystemExit(f"README.md has no <!-- {name}:start/end --> markers")
