@@ -76,15 +76,35 @@ def split_indices(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.nd
     return np.flatnonzero(~is_val), np.flatnonzero(is_val)
 
 
-def losses(model, batch: torch.Tensor, data: TokenSequences, rate: float, generator: torch.Generator, autocast):
-    """(next-token loss, masked-token loss) of one batch (B, T)."""
+def losses(model, batch: torch.Tensor, data: TokenSequences, rate: float, generator: torch.Generator, autocast,
+           wrapped=None):
+    """(next-token loss, masked-token loss) of one batch (B, T). Under DDP, `wrapped` (the DDP module)
+    runs the second pass: DDP prepares one backward per forward call through it, and the gradients of
+    both passes, summed in one backward, are all-reduced once."""
     pad = batch == data.vocab.pad
     targets = torch.where(pad[:, 1:], torch.full_like(batch[:, 1:], -100), batch[:, 1:])
     with autocast:
         _, loss_next = model(batch[:, :-1], targets, causal=True)
         inputs, masked_targets = mask_tokens(batch, data.vocab, rate, generator)
-        _, loss_masked = model(inputs, masked_targets, causal=False, pad_mask=pad)
+        _, loss_masked = (wrapped or model)(inputs, masked_targets, causal=False, pad_mask=pad)
     return loss_next, loss_masked
+
+
+def init_distributed(device: torch.device) -> tuple[int, int, torch.device]:
+    """(rank, world size, device) under torchrun (DDP: NCCL on CUDA, gloo on the CPU); (0, 1, device) alone."""
+    import os
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1, device
+    import torch.distributed as dist
+
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if device.type == "cuda":
+        device = torch.device("cuda", local)
+        torch.cuda.set_device(device)
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return dist.get_rank(), world, device
 
 
 @torch.no_grad()
@@ -127,8 +147,8 @@ def run(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -> dic
     if not cfg.data.train:
         raise UserError("no training data: set data.train to a token store (python -m tokenizer.tokenize)")
     tc = cfg.train
-    device = resolve_device(tc.device)
-    torch.manual_seed(tc.seed)
+    rank, world, device = init_distributed(resolve_device(tc.device))
+    torch.manual_seed(tc.seed)  # the same initial weights on every rank
     data = TokenSequences(cfg.data.train, cfg.data.conditional)
     if cfg.data.val:
         val_data = TokenSequences(cfg.data.val, cfg.data.conditional, data.vocab)
@@ -142,6 +162,11 @@ def run(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -> dic
     model = GPT(gpt).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay, betas=(0.9, 0.95),
                                   fused=device.type == "cuda")
+    ddp = None
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        ddp = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     step_model = torch.compile(model) if tc.compile and device.type == "cuda" else model
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if tc.bf16 and device.type == "cuda" else nullcontext()
     out = Path(cfg.out)
@@ -163,12 +188,14 @@ def run(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -> dic
                 if i < state["batch_in_epoch"]:
                     continue  # resuming mid-epoch: the same order, skip what was already used
                 state["batch_in_epoch"] = i + 1
-                yield indices
+                if i % world == rank:  # every rank draws the same order and takes its share
+                    yield indices
             state["epoch"] += 1
             state["batch_in_epoch"] = 0
 
     batches = epoch_batches()
-    bar = tqdm(total=tc.max_steps, initial=state["step"], desc="pretrain", unit="step", disable=not progress)
+    bar = tqdm(total=tc.max_steps, initial=state["step"], desc="pretrain", unit="step",
+               disable=not progress or rank > 0)
     model.train()
     while state["step"] < tc.max_steps:
         start = time.perf_counter()
@@ -177,8 +204,8 @@ def run(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -> dic
         tokens = 0
         for _ in range(tc.grad_accum):
             batch = next(batches).to(device)
-            gen = torch.Generator().manual_seed(tc.seed * 1_000_003 + state["step"])
-            loss_next, loss_masked = losses(step_model, batch, data, tc.mask_rate, gen, autocast)
+            gen = torch.Generator().manual_seed((tc.seed * 1_000_003 + state["step"]) * world + rank)
+            loss_next, loss_masked = losses(step_model, batch, data, tc.mask_rate, gen, autocast, ddp)
             loss = (tc.weight_next * loss_next + tc.weight_masked * loss_masked) / tc.grad_accum
             loss.backward()
             tokens += int((batch != data.vocab.pad).sum())
@@ -188,7 +215,7 @@ def run(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -> dic
         if device.type == "cuda":
             torch.cuda.synchronize()
         state["step"] += 1
-        state["tokens"] += tokens
+        state["tokens"] += tokens * world  # ranks see equal shares on average
         state["seconds"] += time.perf_counter() - start
         bar.update(1)
         bar.set_postfix(next=f"{loss_next.item():.3f}", masked=f"{loss_masked.item():.3f}",
@@ -197,16 +224,24 @@ def run(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -> dic
             metrics = evaluate(step_model, val_data, val_idx, tc, device, autocast)
             state["history"].append({"step": state["step"], "train_loss_next": loss_next.item(),
                                      "train_loss_masked": loss_masked.item(), **metrics})
-            save_checkpoint(out / "checkpoint", model, optimizer, state)
+            if rank == 0:
+                save_checkpoint(out / "checkpoint", model, optimizer, state)
     bar.close()
     last = state["history"][-1]
     result = {"val_loss_next": last["val_loss_next"], "val_loss_masked": last["val_loss_masked"],
               "val_perplexity_next": last["val_perplexity_next"],
               "val_perplexity_masked": last["val_perplexity_masked"],
               "tokens_per_s": state["tokens"] / max(state["seconds"], 1e-9), "steps": state["step"],
-              "parameters": model.num_params(), "device": str(device), "history": state["history"]}
-    save_backbone(model, data, cfg, out, {"metrics": {k: v for k, v in result.items() if k != "history"}})
-    (out / "metrics.json").write_text(json.dumps(result, indent=2))
+              "parameters": model.num_params(), "device": str(device), "processes": world,
+              "history": state["history"]}
+    if rank == 0:
+        save_backbone(model, data, cfg, out, {"metrics": {k: v for k, v in result.items() if k != "history"}})
+        (out / "metrics.json").write_text(json.dumps(result, indent=2))
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+        dist.destroy_process_group()
     return result
 
 

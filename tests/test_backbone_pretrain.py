@@ -85,3 +85,26 @@ def test_resumed_pretraining_equals_uninterrupted(store, tmp_path):
     b = load_file(str(tmp_path / "resumed" / "model.safetensors"))
     for k in a:
         assert torch.equal(a[k], b[k]), k
+
+
+def test_ddp_with_two_processes_on_cpu(store, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    import yaml
+
+    from common.config import to_dict
+    from tests.conftest import REPO
+
+    cfg = to_dict(config(store[0], tmp_path / "ddp", 40, eval_every=20))
+    (tmp_path / "ddp.yaml").write_text(yaml.safe_dump(cfg))
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                           "--master_port", "29517", "-m", "backbone.pretrain", "--config", str(tmp_path / "ddp.yaml"),
+                           "--quiet"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
+    assert metrics["processes"] == 2
+    history = metrics["history"]
+    assert history[-1]["val_loss_next"] < history[0]["val_loss_next"] or history[-1]["val_loss_next"] < 3.0
+    assert (tmp_path / "ddp" / "model.safetensors").is_file()
