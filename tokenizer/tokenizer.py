@@ -132,25 +132,15 @@ class Tokenizer:
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str = "cpu") -> "Tokenizer":
         """Load a folder written by `save_pretrained`."""
-        from safetensors.torch import load_model
+        from common.pretrained import load_weights, read_config
 
-        path = Path(path)
-        config_path, weights = path / "config.json", path / "model.safetensors"
-        for p in (config_path, weights):
-            if not p.is_file():
-                raise FileNotFoundError(f"{path}: not a tokenizer folder (missing {p.name})")
-        config = json.loads(config_path.read_text())
-        if config.get("format") != "colliderfm.tokenizer":
-            raise EventDataError(f"{config_path}: not a colliderfm tokenizer config")
+        config = read_config(path, "colliderfm.tokenizer", "tokenizer")
         model = build_model(ModelConfig(**config["model"]), config["n_features"], config["types"],
                             {int(k): v for k, v in config["codes_per_type"].items()}, {})
-        try:
-            load_model(model, str(weights), device=device)
-        except Exception as err:  # shapes or names that do not match the config
-            raise EventDataError(f"{weights}: weights do not match {config_path} ({err})") from None
+        load_weights(model, path, device)
         extra = {k: v for k, v in config.items() if k not in ("format", "version", "model", "types", "codes_per_type",
                                                              "n_features", "features", "vocab_size")}
-        return cls(model.to(device), FeatureTransform.from_dict(config["features"]), extra)
+        return cls(model, FeatureTransform.from_dict(config["features"]), extra)
 
 
 def build_model(config: ModelConfig, n_features: int, types: list[int], codes_per_type: dict[int, int],

@@ -1,0 +1,33 @@
+"""Model folders in the `save_pretrained` layout: config.json + model.safetensors."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from events.errors import EventDataError
+
+
+def read_config(path: str | Path, format_name: str, kind: str) -> dict:
+    """The config of folder `path`, checked to be a `format_name` folder; clear errors otherwise."""
+    path = Path(path)
+    for name in ("config.json", "model.safetensors"):
+        if not (path / name).is_file():
+            raise FileNotFoundError(f"{path}: not a {kind} folder (missing {name})")
+    config = json.loads((path / "config.json").read_text())
+    if config.get("format") != format_name:
+        raise EventDataError(f"{path / 'config.json'}: not a {format_name.replace('.', ' ')} config")
+    return config
+
+
+def load_weights(model: torch.nn.Module, path: str | Path, device) -> torch.nn.Module:
+    """Load folder `path`'s weights into `model`, or say that they do not match its config."""
+    from safetensors.torch import load_model
+
+    weights = Path(path) / "model.safetensors"
+    try:
+        load_model(model, str(weights), device=str(device))
+    except Exception as err:  # names or shapes that do not match the config
+        raise EventDataError(f"{weights}: weights do not match {Path(path) / 'config.json'} ({err})") from None
+    return model.to(device)
