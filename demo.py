@@ -84,15 +84,14 @@ def stage_backbone(out: Path) -> dict:
     """Tokenize the demo sample and pretrain a small backbone on it (runs/demo/backbone/)."""
     from backbone.pretrain import PretrainConfig, run
     from common.config import load_config
-    from events.io import iter_events
     from tokenizer.store import TokenWriter
+    from tokenizer.tokenize import tokenize_into
     from tokenizer.tokenizer import Tokenizer
 
     tokenizer = Tokenizer.from_pretrained(out / "tokenizer")
     with TokenWriter(out / "tokens.h5", tokenizer.vocab_size, out / "tokenizer") as writer:
         for process in DEMO_SAMPLE:
-            for chunk in iter_events(out / "data" / f"{process}.h5"):
-                writer.write(tokenizer.encode(chunk))
+            tokenize_into(writer, tokenizer, out / "data" / f"{process}.h5")
     cfg = load_config(PretrainConfig, Path(__file__).parent / "configs" / "backbone" / "demo.yaml",
                       [f"data.train={out / 'tokens.h5'}", f"out={out / 'backbone'}"])
     result = run(cfg, progress=False)

@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.process:
         raise UserError("this backbone was trained without process tokens: drop --process")
     generator = torch.Generator(device=device).manual_seed(args.seed)
-    caps = Caps(**config["train_config"].get("caps", {})) if "caps" in config["train_config"] else Caps()
+    caps = Caps()
     start, unfinished = time.perf_counter(), 0
     with open_writer(args.out) as writer, tqdm(total=args.events, unit="ev", desc="sampling") as bar:
         while writer.n_events < args.events:

@@ -40,9 +40,7 @@ class TokenWriter(EventWriter):
         self.n_tokens = 0
 
     def write(self, tokens: TokenBatch) -> None:
-        self._process_names += [n for n in tokens.process_names if n not in self._process_names]
-        remap = np.array([self._process_names.index(n) for n in tokens.process_names] + [-1], dtype=np.int16)
-        info = dict(tokens.info, process=remap[tokens.info["process"]])
+        info = dict(tokens.info, process=self._process_table(tokens.process_names)[tokens.info["process"]])
         ids = ak.to_numpy(ak.flatten(tokens.ids)).astype(np.int32)
         counts = ak.to_numpy(ak.num(tokens.ids)).astype(np.int64)
         append_to_dataset(self._ids, ids)

@@ -8,10 +8,20 @@ from pathlib import Path
 from common.cli import run_cli
 
 
+def tokenize_into(writer, tokenizer, path, format: str = "auto", step_size: int = 100_000, bar=None) -> None:
+    """Encode every event of file `path` and append the tokens to a `TokenWriter`, streaming."""
+    from events.io import iter_events
+
+    for chunk in iter_events(path, format, step_size=step_size):
+        writer.write(tokenizer.encode(chunk, source=str(path)))
+        if bar is not None:
+            bar.update(len(chunk))
+
+
 def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
-    from events.io import count_events, detect_format, iter_events
+    from events.io import count_events, detect_format
     from tokenizer.store import TokenWriter
     from tokenizer.tokenizer import Tokenizer
     from tokenizer.train import resolve_device
@@ -31,10 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     with TokenWriter(args.out, tokenizer.vocab_size, args.tokenizer) as writer, \
             tqdm(total=count_events(args.input, fmt), unit="ev", desc="tokenizing") as bar:
-        for chunk in iter_events(args.input, fmt, step_size=args.step_size):
-            tokenizer.check(chunk, str(args.input))
-            writer.write(tokenizer.encode(chunk))
-            bar.update(len(chunk))
+        tokenize_into(writer, tokenizer, args.input, fmt, args.step_size, bar)
     seconds = time.perf_counter() - start
     print(f"wrote {writer.n_events} events, {writer.n_tokens} tokens to {args.out} "
           f"({writer.n_tokens / seconds:,.0f} objects/s)")

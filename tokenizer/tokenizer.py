@@ -71,14 +71,14 @@ class Tokenizer:
             raise EventDataError("this model is the quantization-free autoencoder: it has no tokens")
 
     @torch.no_grad()
-    def encode(self, events: Events, batch_size: int = 65536) -> TokenBatch:
-        """Token ids of every object, in the events' order."""
-        self.check(events)
+    def encode(self, events: Events, batch_size: int = 65536, source: str = "events") -> TokenBatch:
+        """Token ids of every object, in the events' order; `source` names the input in errors."""
+        self.check(events, source)
         obj = flat_objects(events.objects)
         x = self.transform.transform(obj)
         ids = np.empty(len(x), dtype=np.int32)
+        dev = self.device
         for sl, counts in _object_slices(obj["counts"], batch_size):
-            dev = self.device
             types = torch.from_numpy(obj["type"][sl].astype(np.int64)).to(dev)
             z = self.model.encode_latent(torch.from_numpy(x[sl]).to(dev), torch.from_numpy(obj["charge"][sl]).to(dev),
                                          types, torch.from_numpy(counts).to(dev))
