@@ -24,9 +24,11 @@ class TokenSequences:
 
         from tokenizer.store import iter_tokens
 
+        if not Path(path).is_file():
+            raise EventDataError(f"{path}: no such file (make one with python -m tokenizer.tokenize)")
+        chunks = list(iter_tokens(path))  # checks that this is a token store
         with h5py.File(path, "r") as f:
             n_codes = int(f.attrs["vocab_size"])
-        chunks = list(iter_tokens(path))
         if not chunks:
             raise EventDataError(f"{path}: no events")
         names = chunks[0].process_names
