@@ -1,59 +1,114 @@
-"""Batched autoregressive sampling with a preallocated KV cache (no recomputation of the prefix)."""
+"""Batched autoregressive sampling with a preallocated KV cache (no recomputation of the prefix).
+
+On a GPU each decoding step (one token per sequence at a position held in a tensor) is captured once
+as a CUDA graph and replayed, and the host checks for finished sequences only every few steps: a step
+then costs a graph launch, not one kernel launch per operation plus a synchronisation.
+"""
 from __future__ import annotations
 
 import torch
 
 from backbone.model import GPT, KVCache
 
+SYNC_EVERY = 16  # steps between checks (a host sync on CUDA) whether every sequence has ended
+
+
+class DecodeStep:
+    """`GPT.decode_step` at a fixed batch size and cache; replayed from a CUDA graph when `graph`."""
+
+    def __init__(self, model: GPT, cache: KVCache, batch: int, first_pos: int, graph: bool):
+        device = cache.k.device
+        self.model, self.cache, self.graph = model, cache, None
+        self.token = torch.zeros(batch, 1, dtype=torch.long, device=device)
+        self.pos = torch.full((1,), first_pos, dtype=torch.long, device=device)
+        if graph:
+            # warm-up on a side stream, as capture requires; it writes the cache at first_pos, which
+            # the real steps overwrite
+            stream = torch.cuda.Stream(device)
+            stream.wait_stream(torch.cuda.current_stream(device))
+            with torch.cuda.stream(stream):
+                for _ in range(2):
+                    model.decode_step(self.token, self.pos, cache)
+            torch.cuda.current_stream(device).wait_stream(stream)
+            self.graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self.graph):
+                self.logits = model.decode_step(self.token, self.pos, cache)
+
+    def __call__(self, token: torch.Tensor, pos: int) -> torch.Tensor:
+        self.token.copy_(token[:, None])
+        self.pos.fill_(pos)
+        if self.graph is None:
+            return self.model.decode_step(self.token, self.pos, self.cache)
+        self.graph.replay()
+        return self.logits
+
+
+def sample_next(logits: torch.Tensor, temperature: float, top_k: int | None,
+                generator: torch.Generator | None) -> torch.Tensor:
+    """One token per row of `logits` (B, vocab): greedy at temperature 0, else a draw from
+    softmax(logits / temperature), restricted to the top k when given."""
+    if temperature == 0:
+        return logits.argmax(dim=-1)
+    logits = logits / temperature
+    if top_k is not None:
+        kth = torch.topk(logits, min(top_k, logits.shape[-1])).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    # argmax(p / E) with E ~ Exp(1) is a draw from p (the exponential race): no softmax, no host sync
+    noise = torch.empty_like(logits).exponential_(generator=generator)
+    return (logits - noise.log()).argmax(dim=-1)
+
 
 @torch.no_grad()
 def generate(model: GPT, prompt: torch.Tensor, max_new_tokens: int, *, temperature: float = 1.0,
              top_k: int | None = None, eos_id: int | None = None, pad_id: int = 0,
              generator: torch.Generator | None = None, use_cache: bool = True,
-             grammar=None) -> torch.Tensor:
+             grammar=None, cuda_graph: bool | None = None, sync_every: int | None = None) -> torch.Tensor:
     """Continue `prompt` (B, T0) by up to `max_new_tokens` tokens; returns (B, T0 + n).
 
     Sampling stops for a sequence at `eos_id` (later positions get `pad_id`) and for all once every
     sequence has ended. `temperature=0` is greedy. `use_cache=False` recomputes the whole sequence at
     every step (the reference the cache is tested against). `grammar` (see backbone.grammar) restricts
-    what may be sampled next, given what each sequence has so far.
+    what may be sampled next, given what each sequence has so far. `cuda_graph` (default: on CUDA with
+    the cache) replays each decoding step from a CUDA graph; `sync_every` (default: 16 on CUDA, 1
+    elsewhere) is the number of steps between checks whether all sequences have ended.
     """
     model.eval()
     B, T0 = prompt.shape
+    device = prompt.device
     max_new_tokens = min(max_new_tokens, model.config.block_size - T0)
-    out = torch.full((B, T0 + max_new_tokens), pad_id, dtype=torch.long, device=prompt.device)
+    out = torch.full((B, T0 + max_new_tokens), pad_id, dtype=torch.long, device=device)
     out[:, :T0] = prompt
     fed = out.clone()  # what the model sees: finished sequences keep getting EOS, a valid id whatever pad_id is
-    done = torch.zeros(B, dtype=torch.bool, device=prompt.device)
-    dtype = next(model.parameters()).dtype
-    cache = KVCache.empty(model.config, B, T0 + max_new_tokens, prompt.device, dtype) if use_cache else None
-    step_input = prompt
+    done = torch.zeros(B, dtype=torch.bool, device=device)
+    end = torch.full((B,), T0 + max_new_tokens, dtype=torch.long, device=device)  # one past each EOS
+    if use_cache:
+        dtype = next(model.parameters()).dtype
+        cache = KVCache.empty(model.config, B, T0 + max_new_tokens, device, dtype)
+        graph = device.type == "cuda" if cuda_graph is None else cuda_graph
+        step = DecodeStep(model, cache, B, T0, graph)  # captured before the prefill fills the cache
+        prefill = model(prompt, kv_cache=cache)[0][:, -1]
+    sync_every = sync_every or (SYNC_EVERY if device.type == "cuda" else 1)
     n = T0
-    for _ in range(max_new_tokens):
+    for i in range(max_new_tokens):
         if use_cache:
-            logits, _ = model(step_input, kv_cache=cache)
+            logits = step(token, n - 1) if i > 0 else prefill
         else:
-            logits, _ = model(fed[:, :n])
-        logits = logits[:, -1, :].float()
+            logits = model(fed[:, :n])[0][:, -1]
+        logits = logits.float()
         if grammar is not None:
             logits = grammar.mask(logits)
-        if temperature == 0:
-            token = logits.argmax(dim=-1)
-        else:
-            logits = logits / temperature
-            if top_k is not None:
-                kth = torch.topk(logits, min(top_k, logits.shape[-1])).values[:, -1:]
-                logits = logits.masked_fill(logits < kth, float("-inf"))
-            token = torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=generator).squeeze(1)
+        token = sample_next(logits, temperature, top_k, generator)
         out[:, n] = torch.where(done, torch.full_like(token, pad_id), token)
         if eos_id is not None:
             token = torch.where(done, torch.full_like(token, eos_id), token)
+            end = torch.where(~done & (token == eos_id), n + 1, end)
             done |= token == eos_id
         fed[:, n] = token
         if grammar is not None:
             grammar.update(token)
         n += 1
-        if bool(done.all()):
+        if (i + 1) % sync_every == 0 and bool(done.all()):
             break
-        step_input = token[:, None]
+    if eos_id is not None and bool(done.all()):
+        n = int(end.max())  # steps run past the last EOS between two checks only added padding
     return out[:, :n]

@@ -41,12 +41,20 @@ class SelfAttention(nn.Module):
         self.dropout = config.dropout
 
     def forward(self, x: torch.Tensor, causal: bool, pad_mask: torch.Tensor | None,
-                cache: KVCache | None, layer: int) -> torch.Tensor:
+                cache: KVCache | None, layer: int, pos: torch.Tensor | None = None) -> torch.Tensor:
         B, T, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=2)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B, H, T, D)
         mask, is_causal = None, causal
-        if cache is not None:
+        if pos is not None:
+            # one token at a position held in a tensor: shapes and addresses never change, so the step
+            # can be captured once as a CUDA graph and replayed for every position
+            cache.k[layer].index_copy_(2, pos, k)
+            cache.v[layer].index_copy_(2, pos, v)
+            k, v = cache.k[layer], cache.v[layer]
+            mask = (torch.arange(k.shape[2], device=x.device) <= pos).view(1, 1, 1, -1)
+            is_causal = False
+        elif cache is not None:
             start = cache.length
             cache.k[layer, :, :, start:start + T] = k
             cache.v[layer, :, :, start:start + T] = v
@@ -78,8 +86,8 @@ class Block(nn.Module):
                                  nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias),
                                  nn.Dropout(config.dropout))
 
-    def forward(self, x, causal, pad_mask, cache, layer):
-        x = x + self.attn(self.ln1(x), causal, pad_mask, cache, layer)
+    def forward(self, x, causal, pad_mask, cache, layer, pos=None):
+        x = x + self.attn(self.ln1(x), causal, pad_mask, cache, layer, pos)
         return x + self.mlp(self.ln2(x))
 
 
@@ -137,6 +145,15 @@ class GPT(nn.Module):
         if targets is not None:
             loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100)
         return logits, loss
+
+    def decode_step(self, idx: torch.Tensor, pos: torch.Tensor, kv_cache: KVCache) -> torch.Tensor:
+        """Logits (B, vocab) of one token per sequence, `idx` (B, 1), at position `pos` (a one-element
+        long tensor), attending to the cache up to `pos`. Leaves `kv_cache.length` alone: the caller
+        owns the position."""
+        x = self.wte(idx) + self.wpe(pos)
+        for i, block in enumerate(self.blocks):
+            x = block(x, False, None, kv_cache, i, pos)
+        return self.lm_head(self.ln_f(x))[:, 0]
 
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters()) - self.wpe.weight.numel()

@@ -82,6 +82,38 @@ def test_generation_stops_at_eos_and_pads():
     # every sequence ended: generation stops early
     same = generate(model, prompt[:1], 10, temperature=0, eos_id=eos)
     assert same.shape == (1, 3)
+    # checking for the end only every 4 steps trims the extra padding: the same tensor
+    assert torch.equal(generate(model, prompt, 10, temperature=0, eos_id=eos, pad_id=-1, sync_every=4), out)
+
+
+def test_decode_step_matches_full_recomputation():
+    model = tiny(vocab=40, block=16)
+    idx = torch.randint(0, 40, (3, 12))
+    with torch.no_grad():
+        full = model(idx)[0]
+        cache = KVCache.empty(model.config, 3, 16, idx.device, torch.float32)
+        model(idx[:, :4], kv_cache=cache)
+        steps = [model.decode_step(idx[:, t:t + 1], torch.tensor([t]), cache) for t in range(4, 12)]
+    torch.testing.assert_close(torch.stack(steps, 1), full[:, 4:], rtol=1e-5, atol=1e-5)
+
+
+def test_sampling_follows_the_softmax():
+    from backbone.generate import sample_next
+
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.2, 0.0]])).expand(40000, 4)
+    draws = sample_next(logits, 1.0, None, torch.Generator().manual_seed(0))
+    freq = torch.bincount(draws, minlength=4) / len(draws)
+    torch.testing.assert_close(freq, torch.tensor([0.5, 0.3, 0.2, 0.0]), atol=0.01, rtol=0)
+    assert set(sample_next(logits, 1.0, 1, None).tolist()) == {0}  # top-1 is greedy
+
+
+@pytest.mark.gpu
+def test_cuda_graph_sampling_matches_eager_steps():
+    model = tiny(vocab=40, block=30).cuda()
+    prompt = torch.randint(0, 40, (8, 3), device="cuda")
+    runs = [generate(model, prompt, 20, top_k=10, eos_id=7, generator=torch.Generator("cuda").manual_seed(3),
+                     cuda_graph=graph) for graph in (True, False)]
+    assert torch.equal(runs[0], runs[1])
 
 
 def test_tiny_model_overfits_tiny_token_set():
