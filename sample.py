@@ -53,9 +53,12 @@ def main(argv: list[str] | None = None) -> int:
     check_pair(vocab, tokenizer, args.backbone, args.tokenizer)
     prompt = [vocab.bos]
     if config["conditional"]:
-        if not args.process:
+        if args.process:
+            prompt.append(vocab.process_token(args.process))
+        elif config["train_config"]["train"].get("process_dropout", 0) > 0:
+            prompt.append(vocab.mask)  # the process left unknown: events of the pretraining mixture
+        else:
             raise UserError(f"this backbone is conditional: give --process, one of {list(vocab.processes)}")
-        prompt.append(vocab.process_token(args.process))
     elif args.process:
         raise UserError("this backbone was trained without process tokens: drop --process")
     generator = torch.Generator(device=device).manual_seed(args.seed)

@@ -1,12 +1,16 @@
-"""Token sequences for the backbone, read from a token store (`python -m tokenizer.tokenize`).
+"""Token sequences for the backbone, from a token store (`python -m tokenizer.tokenize`) or from
+token batches in memory (`Tokenizer.encode`).
 
 An event (or jet) is the sequence  BOS [process] code_1 ... code_n EOS,  the codes in the data model's
 canonical object order (jets and b-jets by descending pt, then leptons, photons, constituents, MET).
-The optional process token (conditional generation) is set by `conditional=True`.
+The optional process token (conditional generation) is set by `conditional=True`; an event of unknown
+process (data, or a process the vocabulary lacks) gets MASK in its place, which pretraining teaches
+by process dropout.
 """
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 import awkward as ak
 import numpy as np
@@ -17,9 +21,39 @@ from events.errors import EventDataError
 
 
 class TokenSequences:
-    """All sequences of a token store in memory: one flat int32 array plus offsets (compact)."""
+    """Sequences in memory: one flat int64 array of codes plus offsets (compact), the events' info
+    columns concatenated (`info`, process indices into `process_names`)."""
 
-    def __init__(self, path: str | Path, conditional: bool = False, vocab: Vocab | None = None):
+    def __init__(self, chunks: Sequence, n_codes: int, conditional: bool = False, vocab: Vocab | None = None,
+                 source: str = "tokens"):
+        if not chunks or not sum(len(c) for c in chunks):
+            raise EventDataError(f"{source}: no events")
+        # one process table for chunks that may come from files with tables of their own
+        self.process_names = tuple(dict.fromkeys(n for c in chunks for n in c.process_names))
+        self.vocab = vocab or Vocab(n_codes, self.process_names if conditional else ())
+        if self.vocab.n_codes != n_codes:
+            raise EventDataError(f"{source}: tokens from a tokenizer of {n_codes} codes, but the backbone's "
+                                 f"vocabulary has {self.vocab.n_codes}: pair it with its own tokenizer")
+        self.conditional = conditional
+        ids = np.concatenate([ak.to_numpy(ak.flatten(c.ids)) for c in chunks]).astype(np.int64)
+        if len(ids) and (ids.min() < 0 or ids.max() >= n_codes):
+            raise EventDataError(f"{source}: token ids outside [0, {n_codes})")
+        self.codes = ids
+        counts = np.concatenate([ak.to_numpy(ak.num(c.ids)) for c in chunks])
+        self.offsets = np.concatenate([[0], np.cumsum(counts)])
+        fields = set.intersection(*(set(c.info) for c in chunks))
+        self.info = {k: np.concatenate([c.info[k] for c in chunks]) for k in sorted(fields - {"process"})}
+        self.info["process"] = np.concatenate([_remap(c, self.process_names) for c in chunks])
+        self.process_tokens = None
+        if conditional:
+            known = {self.process_names.index(n): self.vocab.process_token(n) for n in self.process_names
+                     if n in self.vocab.processes}
+            self.process_tokens = np.array([known.get(p, self.vocab.mask) for p in self.info["process"]],
+                                           dtype=np.int64)
+        self.lengths = counts + 2 + int(conditional)
+
+    @classmethod
+    def from_store(cls, path: str | Path, conditional: bool = False, vocab: Vocab | None = None) -> "TokenSequences":
         import h5py
 
         from tokenizer.store import iter_tokens
@@ -29,26 +63,7 @@ class TokenSequences:
         chunks = list(iter_tokens(path))  # checks that this is a token store
         with h5py.File(path, "r") as f:
             n_codes = int(f.attrs["vocab_size"])
-        if not chunks:
-            raise EventDataError(f"{path}: no events")
-        names = chunks[0].process_names
-        self.vocab = vocab or Vocab(n_codes, tuple(names) if conditional else ())
-        if self.vocab.n_codes != n_codes:
-            raise EventDataError(f"{path}: tokens from a tokenizer of {n_codes} codes, but the backbone's "
-                                 f"vocabulary has {self.vocab.n_codes}: pair it with its own tokenizer")
-        self.conditional = conditional
-        ids = np.concatenate([ak.to_numpy(ak.flatten(c.ids)) for c in chunks]).astype(np.int64)
-        if len(ids) and (ids.min() < 0 or ids.max() >= n_codes):
-            raise EventDataError(f"{path}: token ids outside [0, {n_codes})")
-        self.codes = ids
-        counts = np.concatenate([ak.to_numpy(ak.num(c.ids)) for c in chunks])
-        self.offsets = np.concatenate([[0], np.cumsum(counts)])
-        process = np.concatenate([c.info["process"] for c in chunks])
-        self.process_tokens = None
-        if conditional:
-            self.process_tokens = np.array([self.vocab.process_token(names[p]) if p >= 0 else self.vocab.pad
-                                            for p in process])
-        self.lengths = counts + 2 + int(conditional)
+        return cls(chunks, n_codes, conditional, vocab, source=str(path))
 
     def __len__(self) -> int:
         return len(self.lengths)
@@ -73,6 +88,12 @@ class TokenSequences:
                 bucket: int = 50):
         """One shuffled epoch over `indices` (default: all); within buckets of `bucket` batches,
         sequences of similar length go together (less padding)."""
+        for group in self.index_batches(rng, batch_size, indices, bucket):
+            yield self.batch(group)
+
+    def index_batches(self, rng: np.random.Generator, batch_size: int, indices: np.ndarray | None = None,
+                      bucket: int = 50):
+        """The event indices of each batch of `batches` (for callers that need labels alongside)."""
         indices = np.arange(len(self)) if indices is None else np.asarray(indices)
         order = indices[rng.permutation(len(indices))]
         for start in range(0, len(order), batch_size * bucket):
@@ -80,4 +101,11 @@ class TokenSequences:
             chunk = chunk[np.argsort(self.lengths[chunk], kind="stable")]
             groups = [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
             for g in rng.permutation(len(groups)):
-                yield self.batch(groups[g])
+                yield groups[g]
+
+
+def _remap(chunk, names: tuple[str, ...]) -> np.ndarray:
+    """The chunk's process indices, into the table `names` (-1 stays -1: unknown)."""
+    process = np.asarray(chunk.info.get("process", np.full(len(chunk), -1)), dtype=np.int64)
+    table = np.array([names.index(n) for n in chunk.process_names] + [-1], dtype=np.int64)
+    return table[process]

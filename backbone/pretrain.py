@@ -55,6 +55,9 @@ class TrainSection:
     eval_every: int = 500
     clip: float = 1.0
     mask_rate: float = 0.35
+    #: conditional data: the fraction of events whose process token is replaced by MASK ("unknown"),
+    #: so that one backbone also models events of unknown process (data to score, unconditional sampling)
+    process_dropout: float = 0.1
     weight_next: float = 1.0
     weight_masked: float = 1.0
     seed: int = 0
@@ -77,12 +80,19 @@ def split_indices(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.nd
 
 
 def losses(model, batch: torch.Tensor, data: TokenSequences, rate: float, generator: torch.Generator, autocast,
-           wrapped=None):
+           wrapped=None, process_dropout: float = 0.0):
     """(next-token loss, masked-token loss) of one batch (B, T). Under DDP, `wrapped` (the DDP module)
     runs the second pass: DDP prepares one backward per forward call through it, and the gradients of
     both passes, summed in one backward, are all-reduced once."""
-    pad = batch == data.vocab.pad
-    targets = torch.where(pad[:, 1:], torch.full_like(batch[:, 1:], -100), batch[:, 1:])
+    vocab = data.vocab
+    if data.conditional and process_dropout > 0:
+        drop = (torch.rand(len(batch), generator=generator) < process_dropout).to(batch.device)
+        batch = batch.clone()
+        batch[:, 1] = torch.where(drop, vocab.mask, batch[:, 1])
+    pad = batch == vocab.pad
+    # an unknown process (MASK) is context, never a target
+    ignore = pad | (batch == vocab.mask) if data.conditional else pad
+    targets = torch.where(ignore[:, 1:], torch.full_like(batch[:, 1:], -100), batch[:, 1:])
     with autocast:
         _, loss_next = model(batch[:, :-1], targets, causal=True)
         inputs, masked_targets = mask_tokens(batch, data.vocab, rate, generator)
@@ -149,9 +159,9 @@ def run(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -> dic
     tc = cfg.train
     rank, world, device = init_distributed(resolve_device(tc.device))
     torch.manual_seed(tc.seed)  # the same initial weights on every rank
-    data = TokenSequences(cfg.data.train, cfg.data.conditional)
+    data = TokenSequences.from_store(cfg.data.train, cfg.data.conditional)
     if cfg.data.val:
-        val_data = TokenSequences(cfg.data.val, cfg.data.conditional, data.vocab)
+        val_data = TokenSequences.from_store(cfg.data.val, cfg.data.conditional, data.vocab)
         train_idx, val_idx = np.arange(len(data)), np.arange(len(val_data))
     else:
         val_data = data
@@ -205,7 +215,8 @@ def run(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -> dic
         for _ in range(tc.grad_accum):
             batch = next(batches).to(device)
             gen = torch.Generator().manual_seed((tc.seed * 1_000_003 + state["step"]) * world + rank)
-            loss_next, loss_masked = losses(step_model, batch, data, tc.mask_rate, gen, autocast, ddp)
+            loss_next, loss_masked = losses(step_model, batch, data, tc.mask_rate, gen, autocast, ddp,
+                                            tc.process_dropout)
             loss = (tc.weight_next * loss_next + tc.weight_masked * loss_masked) / tc.grad_accum
             loss.backward()
             tokens += int((batch != data.vocab.pad).sum())

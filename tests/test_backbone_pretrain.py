@@ -29,7 +29,7 @@ def store(tmp_path):
 
 def test_sequences_and_batches(store):
     path, ids = store
-    data = TokenSequences(path, conditional=True)
+    data = TokenSequences.from_store(path, conditional=True)
     v = data.vocab
     assert v.size == 32 + 4 + 2
     assert data.sequence(3).tolist() == [v.bos, v.process_token("wjets"), *ak.to_list(ids[3]), v.eos]
@@ -40,7 +40,41 @@ def test_sequences_and_batches(store):
                            data.batches(np.random.default_rng(1), 16)])
     assert len(seen) == 200  # every sequence once per epoch
     with pytest.raises(EventDataError, match="pair it with its own tokenizer"):
-        TokenSequences(path, vocab=Vocab(64))
+        TokenSequences.from_store(path, vocab=Vocab(64))
+
+
+def test_sequences_from_files_with_different_process_tables():
+    from tokenizer.tokenizer import TokenBatch
+    ids = ak.Array([[1, 2], [3], [4, 5, 6]])
+    a = TokenBatch(ids[:2], {"event": np.arange(2), "process": np.array([0, 1])}, ("ttbar", "wjets"))
+    b = TokenBatch(ids[2:], {"event": np.arange(1), "process": np.array([0])}, ("wjets",))
+    data = TokenSequences([a, b], 8, conditional=True, vocab=Vocab(8, ("wjets",)))
+    assert data.process_names == ("ttbar", "wjets")
+    assert data.info["process"].tolist() == [0, 1, 1]
+    v = data.vocab
+    # ttbar is not in the backbone's vocabulary: unknown process, MASK
+    assert [data.sequence(i)[1] for i in range(3)] == [v.mask, v.process_token("wjets"), v.process_token("wjets")]
+    assert data.sequence(2).tolist() == [v.bos, v.process_token("wjets"), 4, 5, 6, v.eos]
+
+
+def test_process_dropout_masks_the_process_token_and_its_target():
+    from backbone.pretrain import losses
+    from tokenizer.tokenizer import TokenBatch
+    seqs = TokenSequences([TokenBatch(ak.Array([[1, 2, 3]] * 64), {"process": np.zeros(64, np.int64)}, ("ttbar",))],
+                          8, conditional=True)
+    seen = {}
+
+    def model(idx, targets, causal=True, pad_mask=None):
+        seen[causal] = (idx.clone(), targets.clone())
+        return None, torch.zeros(())
+    from contextlib import nullcontext
+    losses(model, seqs.batch(np.arange(64)), seqs, 0.3, torch.Generator().manual_seed(0), nullcontext(),
+           process_dropout=0.5)
+    idx, targets = seen[True]
+    dropped = idx[:, 1] == seqs.vocab.mask
+    assert 10 < int(dropped.sum()) < 54  # about half
+    assert (targets[dropped, 0] == -100).all() and (targets[~dropped, 0] == seqs.vocab.process_token("ttbar")).all()
+    assert torch.equal(seen[False][0][:, 1], idx[:, 1])  # the masked pass sees the same process tokens
 
 
 def test_masking_only_codes_and_only_masked_positions_count():

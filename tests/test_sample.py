@@ -52,20 +52,33 @@ def test_sample_writes_valid_events(backbone, tmp_path, suffix):
     assert ak.to_list(read_events(again).objects) == ak.to_list(events.objects)  # same seed, same events
 
 
+def variant(bb, folder, edit):
+    """A copy of backbone folder `bb` with its config.json changed by `edit(config)`."""
+    import json
+    config = json.loads((bb / "config.json").read_text())
+    edit(config)
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "model.safetensors").write_bytes((bb / "model.safetensors").read_bytes())
+    return folder
+
+
 def test_sample_refuses_bad_pairs_and_arguments(backbone, tmp_path):
     bb, tok = backbone
-    proc = sample(bb, tok, tmp_path / "x.h5", "--events", "5")
+    # trained with process dropout: without --process, events of the pretraining mixture
+    proc = sample(bb, tok, tmp_path / "mix.h5", "--events", "20")
+    assert proc.returncode == 0, proc.stderr
+    assert (read_events(tmp_path / "mix.h5").info["process"] == -1).all()
+    strict = variant(bb, tmp_path / "strict", lambda c: c["train_config"]["train"].update(process_dropout=0.0))
+    proc = sample(strict, tok, tmp_path / "x.h5", "--events", "5")
     assert proc.returncode == 2 and "conditional: give --process" in proc.stderr
     proc = sample(bb, bb, tmp_path / "x.h5", "--events", "5", "--process", "ttbar")
     assert proc.returncode == 2 and "not a colliderfm tokenizer config" in proc.stderr
-    import json
-    config = json.loads((bb / "config.json").read_text())
-    config["vocab"]["n_codes"] = 512
-    config["gpt"]["vocab_size"] += 256
-    other = tmp_path / "other"
-    other.mkdir()
-    (other / "config.json").write_text(json.dumps(config))
-    (other / "model.safetensors").write_bytes((bb / "model.safetensors").read_bytes())
+
+    def other_codebook(config):
+        config["vocab"]["n_codes"] = 512
+        config["gpt"]["vocab_size"] += 256
+    other = variant(bb, tmp_path / "other", other_codebook)
     proc = sample(other, tok, tmp_path / "x.h5", "--events", "5", "--process", "ttbar")
     assert proc.returncode == 2 and ("weights do not match" in proc.stderr or "use the tokenizer" in proc.stderr)
     assert not (tmp_path / "x.h5").exists()
