@@ -9,7 +9,7 @@ from events.model import Events, ObjectType
 from events.physics import ht, leading_pt, top_candidates
 
 
-def _figure(n_panels: int):
+def figure_grid(n_panels: int):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -35,7 +35,7 @@ def plot_event_overview(samples: dict[str, Events], path: str | Path) -> Path:
         ("m(bjj), max-pt triplet [GeV]", lambda e: top_candidates(e).m_bjj, np.linspace(0, 400, 41)),
         ("m(jj) of that triplet [GeV]", lambda e: top_candidates(e).m_jj, np.linspace(0, 250, 51)),
     ]
-    fig, axes = _figure(len(panels))
+    fig, axes = figure_grid(len(panels))
     for ax, (label, func, bins) in zip(axes, panels):
         for name, events in samples.items():
             values = func(events)
@@ -70,7 +70,7 @@ def plot_jet_overview(samples: dict[str, Events], path: str | Path) -> Path:
         ("constituent deta", lambda e: flat(e, "eta"), np.linspace(-0.8, 0.8, 41)),
         ("constituent dphi", lambda e: flat(e, "phi"), np.linspace(-0.8, 0.8, 41)),
     ]
-    fig, axes = _figure(len(panels))
+    fig, axes = figure_grid(len(panels))
     for ax, (label, func, bins) in zip(axes, panels):
         for name, events in samples.items():
             ax.hist(func(events), bins=bins, histtype="step", density=True, label=name)

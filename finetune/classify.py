@@ -1,0 +1,147 @@
+"""python -m finetune.classify: process classification by head swap on a pretrained backbone.
+
+    python -m finetune.classify --backbone runs/backbone/event --tokenizer runs/tokenizer/event \
+        --train a.h5 b.h5 --val c.h5 --test d.h5 --mode frozen|full|scratch [--label ntop|process] [overrides]
+
+Reports per-class one-vs-rest ROC AUC and their mean, accuracy, the confusion matrix, ROC curves
+(classification.png) and, for two classes, background rejection at fixed signal efficiency. The run
+folder holds the classifier (backbone + head: config.json + model.safetensors) and metrics.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from backbone.data import TokenSequences
+from common.cli import UserError, run_cli
+from common.config import load_config, to_dict
+from finetune.config import ClassifyConfig
+
+
+@dataclass
+class Labelled:
+    seqs: TokenSequences
+    y: np.ndarray
+    indices: np.ndarray  # the events of `seqs` in this split
+
+
+@dataclass
+class Splits:
+    train: Labelled
+    val: Labelled
+    test: Labelled
+    classes: tuple[str, ...]
+    vocab_n_codes: int
+
+
+def prepare(cfg: ClassifyConfig, tokenizer) -> Splits:
+    """Read, tokenize and label the train/val/test files once (data-efficiency studies reuse them)."""
+    from backbone.io import check_pair
+    from backbone.vocab import Vocab
+    from common.pretrained import read_config
+    from finetune.data import labels, read_sequences
+
+    d = cfg.data
+    if not d.train:
+        raise UserError("no training files: give --train FILES")
+    bb = read_config(cfg.backbone, "colliderfm.backbone", "backbone")
+    vocab = Vocab(bb["vocab"]["n_codes"], tuple(bb["vocab"]["processes"]))
+    check_pair(vocab, tokenizer, cfg.backbone, cfg.tokenizer)
+
+    def labelled(files, classes=()):
+        seqs = read_sequences(files, tokenizer, vocab, bb["conditional"], d.format)
+        y, classes = labels(seqs, d.label, classes or d.classes, ", ".join(files))
+        return Labelled(seqs, y, np.arange(len(y))), classes
+
+    train, classes = labelled(d.train)
+    if d.val:
+        val = labelled(d.val, classes)[0]
+    else:
+        is_val = np.random.default_rng([cfg.train.seed, 5]).random(len(train.y)) < d.val_fraction
+        val = Labelled(train.seqs, train.y, np.flatnonzero(is_val))
+        train = Labelled(train.seqs, train.y, np.flatnonzero(~is_val))
+    test = labelled(d.test, classes)[0] if d.test else val
+    return Splits(train, val, test, classes, vocab.n_codes)
+
+
+def subsample(y: np.ndarray, indices: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """`n` of `indices`, stratified by class (every present class keeps at least one event)."""
+    if n <= 0 or n >= len(indices):
+        return indices
+    rng = np.random.default_rng([seed, 7])
+    classes, counts = np.unique(y[indices], return_counts=True)
+    take = np.maximum(1, np.floor(counts / counts.sum() * n).astype(int))
+    picked = [rng.choice(indices[y[indices] == c], size=min(k, cnt), replace=False)
+              for c, k, cnt in zip(classes, take, counts)]
+    return np.sort(np.concatenate(picked))
+
+
+def train_and_test(cfg: ClassifyConfig, splits: Splits, progress: bool = True, save: bool = True) -> dict:
+    """Head swap, training and evaluation on the test split; writes the run folder when `save`."""
+    from finetune.metrics import classification_metrics
+    from finetune.model import Classifier
+    from finetune.plots import plot_classification
+    from finetune.train import fit, predict
+    from tokenizer.train import resolve_device
+
+    tc = cfg.train
+    device = resolve_device(tc.device)
+    model, bb_config = Classifier.from_backbone(cfg.backbone, len(splits.classes), cfg.head, tc.mode, device, tc.seed)
+    train_idx = subsample(splits.train.y, splits.train.indices, tc.max_train, tc.seed)
+    result = fit(model, splits.train.seqs, splits.train.y, train_idx, splits.val.seqs, splits.val.y,
+                 splits.val.indices, tc, device, progress)
+    test = splits.test
+    probs = predict(model, test.seqs, test.indices, tc.batch_size * 2, device)
+    metrics = classification_metrics(test.y[test.indices], probs, splits.classes)
+    metrics.update(mode=tc.mode, n_train=int(len(train_idx)), classes=list(splits.classes), **result)
+    if save:
+        out = Path(cfg.out)
+        out.mkdir(parents=True, exist_ok=True)
+        model.save_pretrained(out, bb_config, {"classes": list(splits.classes), "label": cfg.data.label,
+                                               "mode": tc.mode, "backbone": cfg.backbone, "tokenizer": cfg.tokenizer,
+                                               "config": to_dict(cfg)})
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        plot_classification(test.y[test.indices], probs, splits.classes, metrics, out / "classification.png")
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> int:
+    from tokenizer.tokenizer import Tokenizer
+    from tokenizer.train import resolve_device
+
+    parser = argparse.ArgumentParser(prog="python -m finetune.classify", description=__doc__.split("\n\n")[0],
+                                     epilog="Any config key can be overridden, e.g. --train.epochs=5 --head.pooling=eos")
+    parser.add_argument("--config", type=Path, default=Path("configs/finetune/classify.yaml"), help="YAML config")
+    parser.add_argument("--backbone", help="pretrained backbone folder (backbone.pretrain)")
+    parser.add_argument("--tokenizer", help="the tokenizer the backbone was trained with")
+    parser.add_argument("--train", nargs="+", help="labelled training files (event files or token stores)")
+    parser.add_argument("--val", nargs="+", help="validation files (default: hold out data.val_fraction of train)")
+    parser.add_argument("--test", nargs="+", help="test files (default: the validation split)")
+    parser.add_argument("--mode", choices=("frozen", "full", "scratch"), help="frozen backbone, full fine-tuning, "
+                                                                             "or the same architecture from scratch")
+    parser.add_argument("--label", choices=("ntop", "process"), help="classes: top-quark multiplicity or process")
+    parser.add_argument("--out", help="run folder")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    args, overrides = parser.parse_known_args(argv)
+    explicit = args.config != parser.get_default("config")
+    cfg = load_config(ClassifyConfig, args.config if explicit or args.config.is_file() else None, overrides)
+    cfg = replace(cfg, backbone=args.backbone or cfg.backbone, tokenizer=args.tokenizer or cfg.tokenizer,
+                  out=args.out or cfg.out,
+                  data=replace(cfg.data, train=tuple(args.train or cfg.data.train), val=tuple(args.val or cfg.data.val),
+                               test=tuple(args.test or cfg.data.test), label=args.label or cfg.data.label),
+                  train=replace(cfg.train, mode=args.mode or cfg.train.mode))
+    if not cfg.backbone or not cfg.tokenizer:
+        raise UserError("give --backbone and --tokenizer")
+    tokenizer = Tokenizer.from_pretrained(cfg.tokenizer, device=str(resolve_device(cfg.train.device)))
+    metrics = train_and_test(cfg, prepare(cfg, tokenizer), progress=not args.quiet)
+    print(json.dumps({k: v for k, v in metrics.items() if k not in ("history", "confusion")}, indent=2))
+    print(f"classifier, metrics.json and classification.png in {cfg.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main, "python -m finetune.classify")

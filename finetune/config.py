@@ -1,0 +1,66 @@
+"""Fine-tuning configuration: which files and labels, the head, and how to train it
+(configs/finetune/*.yaml; every field can be overridden on the command line)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+MODES = ("frozen", "full", "scratch")
+TOP_CLASSES = ("0t", "1t", "2t", "3t", "4t")
+
+
+@dataclass(frozen=True)
+class DataSection:
+    train: tuple[str, ...] = ()
+    val: tuple[str, ...] = ()  # empty: hold out val_fraction of train
+    test: tuple[str, ...] = ()
+    format: str = "auto"
+    #: ntop: classes by the number of top quarks (0t..4t, Abasov et al.); process: one class per process
+    label: str = "ntop"
+    classes: tuple[str, ...] = ()  # default: 0t..4t for ntop, the training files' processes for process
+    val_fraction: float = 0.15
+
+    def __post_init__(self):
+        if self.label not in ("ntop", "process"):
+            raise ValueError(f"data.label must be ntop or process, not {self.label!r}")
+
+
+@dataclass(frozen=True)
+class HeadSection:
+    pooling: str = "attention"  # attention (a learned query over the sequence) | mean | eos (the end token's state)
+    hidden: int = 128
+    dropout: float = 0.1
+    causal: bool = False  # read the event with causal instead of bidirectional attention
+
+    def __post_init__(self):
+        if self.pooling not in ("attention", "mean", "eos"):
+            raise ValueError(f"head.pooling must be attention, mean or eos, not {self.pooling!r}")
+
+
+@dataclass(frozen=True)
+class TrainSection:
+    mode: str = "full"  # frozen: train the head only; full: everything, the backbone slower; scratch: random init
+    batch_size: int = 256
+    lr: float = 1e-3
+    backbone_lr_scale: float = 0.1  # full mode: the backbone learns at lr * this
+    weight_decay: float = 0.01
+    epochs: int = 20
+    patience: int = 4  # epochs without a better validation loss before stopping (best weights are kept)
+    warmup_steps: int = 50
+    max_train: int = 0  # labelled training events to use (0: all), a random subset (data-efficiency studies)
+    class_weights: bool = True  # weight classes by inverse frequency against imbalance
+    seed: int = 0
+    device: str = "auto"
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ValueError(f"train.mode must be one of {MODES}, not {self.mode!r}")
+
+
+@dataclass(frozen=True)
+class ClassifyConfig:
+    backbone: str = ""
+    tokenizer: str = ""
+    data: DataSection = field(default_factory=DataSection)
+    head: HeadSection = field(default_factory=HeadSection)
+    train: TrainSection = field(default_factory=TrainSection)
+    out: str = "runs/finetune/classify"

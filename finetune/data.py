@@ -1,0 +1,71 @@
+"""Labelled token sequences for fine-tuning: event files (any readable format, tokenized on the fly)
+or token stores, with class labels from the events' info (number of top quarks, or process)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from backbone.data import TokenSequences
+from backbone.vocab import Vocab
+from events.errors import EventDataError
+from finetune.config import TOP_CLASSES
+
+
+def is_token_store(path: str | Path) -> bool:
+    import h5py
+
+    from tokenizer.store import FORMAT_NAME
+
+    try:
+        with h5py.File(path, "r") as f:
+            return f.attrs.get("format") == FORMAT_NAME
+    except OSError:
+        return False
+
+
+def token_chunks(files: Sequence[str], tokenizer, format: str = "auto"):
+    """Token batches of every file in order: token stores as they are, event files encoded."""
+    from events.io import iter_events
+    from tokenizer.store import iter_tokens
+
+    for path in files:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"{path}: no such file")
+        if is_token_store(path):
+            yield from iter_tokens(path)
+        else:
+            for chunk in iter_events(path, format):
+                yield tokenizer.encode(chunk, source=str(path))
+
+
+def read_sequences(files: Sequence[str], tokenizer, vocab: Vocab, conditional: bool,
+                   format: str = "auto") -> TokenSequences:
+    """Every event of `files`, in order, as the backbone's sequences. The process token (conditional
+    backbones) is always MASK, unknown: a classifier must not be told the answer."""
+    chunks = list(token_chunks(files, tokenizer, format))
+    return TokenSequences(chunks, vocab.n_codes, conditional, Vocab(vocab.n_codes, ()), source=", ".join(files))
+
+
+def labels(seqs: TokenSequences, label: str, classes: Sequence[str], source: str) -> tuple[np.ndarray, tuple]:
+    """(class index per event, class names). `ntop`: 0t..4t (more tops than classes is an error);
+    `process`: the given process names, default every process of the events in order of appearance."""
+    if label == "ntop":
+        classes = tuple(classes) or TOP_CLASSES
+        y = seqs.info.get("ntop")
+        if y is None or (y < 0).any():
+            raise EventDataError(f"{source}: events without a top-quark count (ntop); use data.label=process "
+                                 "or generated files")
+        if y.max() >= len(classes):
+            raise EventDataError(f"{source}: an event with {int(y.max())} top quarks, but only classes {classes}")
+        return y.astype(np.int64), classes
+    names = seqs.process_names
+    classes = tuple(classes) or tuple(names[p] for p in dict.fromkeys(seqs.info["process"]) if p >= 0)
+    table = np.array([classes.index(n) if n in classes else -1 for n in names] + [-1])
+    y = table[seqs.info["process"]]
+    if (y < 0).any():
+        bad = seqs.info["process"][y < 0][0]
+        raise EventDataError(f"{source}: events of process {names[bad] if bad >= 0 else 'unknown'!r}, "
+                             f"not among the classes {classes}")
+    return y.astype(np.int64), classes

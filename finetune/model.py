@@ -1,0 +1,115 @@
+"""Head swap: a pretrained backbone without its language-model head, plus a task head.
+
+`Classifier.from_backbone(folder, n_classes, head, mode)` keeps the backbone's weights (frozen or
+trainable) or re-initializes the same architecture (`scratch`, the comparison). A classifier folder
+(config.json + model.safetensors, backbone and head together) reloads with `Classifier.from_pretrained`.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from backbone.config import GPTConfig
+from backbone.model import GPT
+from backbone.vocab import Vocab
+from common.config import from_dict, to_dict
+from finetune.config import HeadSection
+
+FORMAT = "colliderfm.classifier"
+
+
+class AttentionPooling(nn.Module):
+    """One learned query attending over the sequence (padding excluded): a weighted sum of states."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.score = nn.Linear(width, 1)
+
+    def forward(self, states: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        scores = self.score(states).squeeze(-1).masked_fill(~keep, float("-inf"))
+        return (torch.softmax(scores.float(), dim=1).to(states.dtype)[..., None] * states).sum(1)
+
+
+class Classifier(nn.Module):
+    """backbone states -> pooling -> MLP -> class logits."""
+
+    def __init__(self, backbone: GPT, vocab: Vocab, n_classes: int, head: HeadSection):
+        super().__init__()
+        self.backbone, self.vocab, self.head_config = backbone, vocab, head
+        width = backbone.config.n_embd
+        self.pool = AttentionPooling(width) if head.pooling == "attention" else None
+        self.head = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, head.hidden), nn.GELU(),
+                                  nn.Dropout(head.dropout), nn.Linear(head.hidden, n_classes))
+        self.frozen = False
+
+    @classmethod
+    def from_backbone(cls, folder: str | Path, n_classes: int, head: HeadSection, mode: str,
+                      device: str | torch.device = "cpu", seed: int = 0) -> tuple["Classifier", dict]:
+        """The head swap: the backbone of `folder` (pretrained, or re-initialized for `scratch`) and a new
+        head; (classifier, backbone config dict)."""
+        from backbone.io import load_backbone
+
+        backbone, vocab, config = load_backbone(folder, device)
+        torch.manual_seed(seed)
+        if mode == "scratch":
+            backbone = GPT(backbone.config).to(device)
+        model = cls(backbone, vocab, n_classes, head).to(device)
+        model.frozen = mode == "frozen"
+        model.backbone.requires_grad_(not model.frozen)
+        return model, config
+
+    def train(self, mode: bool = True) -> "Classifier":
+        super().train(mode)
+        if self.frozen:
+            self.backbone.eval()  # a frozen backbone stays deterministic (no dropout)
+        return self
+
+    def states(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(backbone states (B, T, C), keep mask (B, T): True at real tokens)."""
+        pad = idx == self.vocab.pad
+        causal = self.head_config.causal
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
+            h = self.backbone.hidden_states(idx, causal=causal, pad_mask=None if causal else pad)
+        return h, ~pad
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        """Class logits (B, n_classes) of right-padded sequences `idx` (B, T)."""
+        h, keep = self.states(idx)
+        pooling = self.head_config.pooling
+        if pooling == "attention":
+            pooled = self.pool(h, keep)
+        elif pooling == "mean":
+            pooled = (h * keep[..., None]).sum(1) / keep.sum(1, keepdim=True)
+        else:  # the end token's state: it has seen the whole event even with causal attention
+            pooled = h[torch.arange(len(h), device=h.device), keep.sum(1) - 1]
+        return self.head(pooled)
+
+    def save_pretrained(self, folder: str | Path, backbone_config: dict, extra: dict) -> None:
+        from safetensors.torch import save_model
+
+        from common.atomic import atomic_path
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        with atomic_path(folder / "model.safetensors") as tmp:
+            save_model(self, str(tmp))
+        config = {"format": FORMAT, "gpt": asdict(self.backbone.config), "vocab": backbone_config["vocab"],
+                  "conditional": backbone_config["conditional"], "head": to_dict(self.head_config),
+                  "n_classes": self.head[-1].out_features, **extra}
+        with atomic_path(folder / "config.json") as tmp:
+            tmp.write_text(json.dumps(config, indent=2))
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path, device: str | torch.device = "cpu") -> tuple["Classifier", dict]:
+        """(classifier, config dict) of a folder written by `save_pretrained`."""
+        from common.pretrained import load_weights, read_config
+
+        config = read_config(folder, FORMAT, "classifier")
+        vocab = Vocab(config["vocab"]["n_codes"], tuple(config["vocab"]["processes"]))
+        model = cls(GPT(GPTConfig(**config["gpt"])), vocab, config["n_classes"],
+                    from_dict(HeadSection, config["head"], "head"))
+        return load_weights(model, folder, device).eval(), config

@@ -1,0 +1,101 @@
+"""Training a classifier head (and, in full and scratch modes, its backbone), and predicting with it."""
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from backbone.data import TokenSequences
+from finetune.config import TrainSection
+
+
+def class_weights(y: np.ndarray, n_classes: int) -> torch.Tensor:
+    """Inverse-frequency weights, normalized so that the average event weighs 1."""
+    counts = np.bincount(y, minlength=n_classes).astype(np.float64)
+    w = np.where(counts > 0, len(y) / (n_classes * np.maximum(counts, 1)), 0.0)
+    return torch.tensor(w, dtype=torch.float32)
+
+
+def optimizer_for(model, cfg: TrainSection) -> torch.optim.Optimizer:
+    """AdamW; in full mode the backbone learns at lr * backbone_lr_scale, the head at lr."""
+    head = [p for n, p in model.named_parameters() if not n.startswith("backbone.")]
+    groups = [{"params": head, "lr": cfg.lr}]
+    if cfg.mode != "frozen":
+        scale = cfg.backbone_lr_scale if cfg.mode == "full" else 1.0
+        groups.append({"params": list(model.backbone.parameters()), "lr": cfg.lr * scale})
+    for g in groups:
+        g["base_lr"] = g["lr"]
+    return torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
+
+
+@torch.no_grad()
+def predict(model, seqs: TokenSequences, indices: np.ndarray | None = None, batch_size: int = 512,
+            device="cpu") -> np.ndarray:
+    """Class probabilities (N, C) of the events `indices` (default all), in that order."""
+    model.eval()
+    indices = np.arange(len(seqs)) if indices is None else np.asarray(indices)
+    order = np.argsort(seqs.lengths[indices], kind="stable")  # similar lengths together: less padding
+    out = np.empty((len(indices), model.head[-1].out_features), dtype=np.float32)
+    for start in range(0, len(order), batch_size):
+        rows = order[start:start + batch_size]
+        logits = model(seqs.batch(indices[rows]).to(device))
+        out[rows] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
+    return out
+
+
+def mean_loss(model, seqs, y, indices, weights, batch_size, device) -> float:
+    probs = predict(model, seqs, indices, batch_size, device)
+    nll = -np.log(np.clip(probs[np.arange(len(indices)), y[indices]], 1e-12, None))
+    w = weights.numpy()[y[indices]]
+    return float((w * nll).sum() / w.sum())
+
+
+def lr_factor(step: int, warmup: int, total: int) -> float:
+    """Linear warm-up, then cosine decay to zero at `total` steps."""
+    if step < warmup:
+        return (step + 1) / warmup
+    return 0.5 * (1 + math.cos(math.pi * min((step - warmup) / max(total - warmup, 1), 1.0)))
+
+
+def fit(model, seqs: TokenSequences, y: np.ndarray, train_idx: np.ndarray, val_seqs: TokenSequences,
+        y_val: np.ndarray, val_idx: np.ndarray, cfg: TrainSection, device, progress: bool = True) -> dict:
+    """Train with early stopping on the (class-weighted) validation loss; the best weights are kept."""
+    from tqdm import tqdm
+
+    n_classes = model.head[-1].out_features
+    weights = class_weights(y[train_idx], n_classes) if cfg.class_weights else torch.ones(n_classes)
+    optimizer = optimizer_for(model, cfg)
+    steps_per_epoch = math.ceil(len(train_idx) / cfg.batch_size)
+    total = steps_per_epoch * cfg.epochs
+    warmup = min(cfg.warmup_steps, total // 10 + 1)
+    rng = np.random.default_rng([cfg.seed, 3])
+    best, best_state, history, step, bad = float("inf"), None, [], 0, 0
+    bar = tqdm(total=total, desc=f"fine-tune ({cfg.mode})", unit="step", disable=not progress)
+    for epoch in range(cfg.epochs):
+        model.train()
+        for batch_idx in seqs.index_batches(rng, cfg.batch_size, train_idx):
+            for g in optimizer.param_groups:
+                g["lr"] = g["base_lr"] * lr_factor(step, warmup, total)
+            logits = model(seqs.batch(batch_idx).to(device))
+            loss = F.cross_entropy(logits.float(), torch.from_numpy(y[batch_idx]).to(device), weight=weights.to(device))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            step += 1
+            bar.update(1)
+            bar.set_postfix(epoch=epoch, loss=f"{loss.item():.3f}")
+        val = mean_loss(model, val_seqs, y_val, val_idx, weights, cfg.batch_size * 2, device)
+        history.append({"epoch": epoch, "step": step, "train_loss": loss.item(), "val_loss": val})
+        if val < best - 1e-4:
+            best, best_state, bad = val, copy.deepcopy(model.state_dict()), 0
+        else:
+            bad += 1
+            if bad >= cfg.patience:
+                break
+    bar.close()
+    model.load_state_dict(best_state)
+    return {"best_val_loss": best, "epochs": len(history), "steps": step, "history": history}
