@@ -1,0 +1,187 @@
+"""python -m finetune.anomaly: anomaly scores of data events, and how well they find a signal.
+
+    python -m finetune.anomaly score --backbone RUN --tokenizer RUN --input data.root --out scores.h5 \
+        [--format nanoaod] [--method nll masked entropy head] [--classifier RUN] [--reference sm.h5 ...]
+    python -m finetune.anomaly evaluate --background bkg_scores.h5 --signal sig_scores.h5 --out DIR
+
+`score` streams the input (files larger than memory) and writes one row per event, in input order,
+with its id, a flag word (objects beyond the caps 1, unknown object types 2, no objects 4) and one
+column per score (see finetune.scores). `evaluate` gives ROC AUC, maximum significance improvement
+and background rejection at 10%/30%/50% signal efficiency per score, with plots.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from common.cli import UserError, run_cli
+
+
+def encoded(path, format: str, tokenizer, step_size: int = 100_000):
+    """(events, flags, token batch) of each chunk of a file, streamed; objects the tokenizer cannot
+    represent are left out of the tokens and flagged (see finetune.scores.representable)."""
+    from events.io import iter_events
+    from finetune.scores import representable
+
+    for chunk in iter_events(path, format, step_size=step_size):
+        kept, flags = representable(chunk, tokenizer)
+        yield chunk, flags, tokenizer.encode(kept, source=str(path))
+
+
+def weak_supervision_heads(args, conditional: bool, tokenizer, vocab, device, data: list):
+    """One head per fold, trained by head swap to tell the data (token batches `data`, minus that
+    fold) from the reference; (models, fold of each data event)."""
+    from backbone.data import TokenSequences
+    from backbone.vocab import Vocab
+    from finetune.config import HeadSection, TrainSection
+    from finetune.model import Classifier
+    from finetune.train import fit
+
+    if not args.reference:
+        raise UserError("method head needs --reference FILES: a Standard Model sample to tell the data from")
+    ref = [b for path in args.reference for _, _, b in encoded(path, args.reference_format, tokenizer)]
+    both = TokenSequences(ref + data, vocab.n_codes, conditional, Vocab(vocab.n_codes, ()), source="reference + data")
+    n_ref = sum(len(b) for b in ref)
+    y = (np.arange(len(both)) >= n_ref).astype(np.int64)
+    rng = np.random.default_rng([args.seed, 13])
+    fold = rng.integers(0, args.folds, len(both))
+    cfg = TrainSection(mode=args.head_mode, epochs=args.head_epochs, seed=args.seed, device=str(device))
+    models = []
+    for k in range(args.folds):
+        model, _ = Classifier.from_backbone(args.backbone, 2, HeadSection(), cfg.mode, device, args.seed + k)
+        pool = np.flatnonzero(fold != k)
+        is_val = rng.random(len(pool)) < 0.2
+        fit(model, both, y, pool[~is_val], both, y, pool[is_val], cfg, device, progress=not args.quiet)
+        models.append(model)
+    return models, fold[n_ref:]
+
+
+def score(args) -> int:
+    from tqdm import tqdm
+
+    from backbone.data import TokenSequences
+    from backbone.io import check_pair, load_backbone
+    from backbone.vocab import Vocab
+    from events.io import count_events
+    from finetune.model import Classifier
+    from finetune.score_store import ScoreWriter
+    from finetune.scores import COLUMNS, FLAGS, entropy_scores, head_scores, masked_scores, nll_scores
+    from tokenizer.tokenizer import Tokenizer
+    from tokenizer.train import resolve_device
+
+    device = resolve_device(args.device)
+    model, vocab, config = load_backbone(args.backbone, device)
+    tokenizer = Tokenizer.from_pretrained(args.tokenizer, device=str(device))
+    check_pair(vocab, tokenizer, args.backbone, args.tokenizer)
+    methods = list(dict.fromkeys(args.method))
+    classifier = None
+    if "entropy" in methods:
+        if not args.classifier:
+            raise UserError("method entropy needs --classifier RUN (python -m finetune.classify)")
+        classifier, _ = Classifier.from_pretrained(args.classifier, device)
+        if classifier.vocab.n_codes != vocab.n_codes:
+            raise UserError(f"classifier {args.classifier} was trained on another tokenizer ({classifier.vocab.n_codes} "
+                            f"codes, not {vocab.n_codes})")
+    hidden = Vocab(vocab.n_codes, ())  # the process of a data event is unknown: MASK
+    heads = fold_of = None
+    if "head" in methods:
+        data = [b for _, _, b in encoded(args.input, args.format, tokenizer, args.step_size)]
+        heads, fold_of = weak_supervision_heads(args, config["conditional"], tokenizer, vocab, device, data)
+    columns = tuple(c for m in methods for c in COLUMNS[m])
+    meta = {"backbone": str(args.backbone), "tokenizer": str(args.tokenizer), "input": str(args.input),
+            "methods": methods, "flags": {str(k): v for k, v in FLAGS.items()}}
+    start, flagged = time.perf_counter(), 0
+    with ScoreWriter(args.out, columns, meta) as writer, \
+            tqdm(total=count_events(args.input, args.format), unit="ev", desc="scoring", disable=args.quiet) as bar:
+        for events, flags, tokens in encoded(args.input, args.format, tokenizer, args.step_size):
+            seqs = TokenSequences([tokens], vocab.n_codes, config["conditional"], hidden, source=str(args.input))
+            scores = {}
+            if "nll" in methods:
+                scores.update(nll_scores(model, seqs, device, args.batch_size))
+            if "masked" in methods:
+                scores.update(masked_scores(model, seqs, device, args.mask_rate, args.n_masks, args.seed,
+                                            args.batch_size))
+            if "entropy" in methods:
+                scores.update(entropy_scores(classifier, seqs, device, args.batch_size))
+            if "head" in methods:
+                first = writer.n_events
+                scores.update(head_scores(heads, fold_of[first:first + len(seqs)], seqs, device, args.batch_size))
+            writer.write(events.info, flags, scores)
+            flagged += int((flags != 0).sum())
+            bar.update(len(events))
+    seconds = time.perf_counter() - start
+    print(f"scored {writer.n_events} events ({', '.join(columns)}) into {args.out} in {seconds:.1f} s "
+          f"({writer.n_events / seconds:,.0f} events/s); {flagged} flagged")
+    return 0
+
+
+def evaluate(args) -> int:
+    from finetune.metrics import binary_metrics
+    from finetune.plots import plot_anomaly
+    from finetune.score_store import ID_FIELDS, read_scores
+
+    bkg, sig = read_scores(args.background), read_scores(args.signal)
+    columns = [c for c in bkg if c not in (*ID_FIELDS, "flag") and c in sig]
+    if args.methods:
+        columns = [c for c in columns if c in args.methods]
+    if not columns:
+        raise UserError(f"no score column in common between {args.background} and {args.signal}")
+    table, curves = {}, {}
+    for c in columns:
+        b, s = bkg[c][np.isfinite(bkg[c])], sig[c][np.isfinite(sig[c])]
+        labels, scores = np.concatenate([np.zeros(len(b)), np.ones(len(s))]), np.concatenate([b, s])
+        table[c] = binary_metrics(labels, scores)
+        curves[c] = (labels, scores)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "anomaly_metrics.json").write_text(json.dumps(table, indent=2))
+    plot_anomaly(curves, out / "anomaly_roc_sic.png")
+    print("| score | AUC | max SIC | rejection at 10% | at 30% |\n|---|---|---|---|---|")
+    for c, m in table.items():
+        print(f"| {c} | {m['auc']:.3f} | {m['max_sic']:.2f} | {m['rejection_at_10']:.1f} | {m['rejection_at_30']:.1f} |")
+    print(f"metrics and plots in {out}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from finetune.scores import METHODS
+
+    parser = argparse.ArgumentParser(prog="python -m finetune.anomaly", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("score", help="anomaly scores of every event of a file")
+    p.add_argument("--backbone", required=True, type=Path, help="pretrained backbone folder")
+    p.add_argument("--tokenizer", required=True, type=Path, help="the tokenizer the backbone was trained with")
+    p.add_argument("--input", required=True, type=Path, help="data events (ROOT or HDF5)")
+    p.add_argument("--format", default="auto", help="input format (default: detected), e.g. nanoaod, delphes")
+    p.add_argument("--out", required=True, type=Path, help="score file: .h5 or .csv")
+    p.add_argument("--method", nargs="+", default=["nll", "masked"], choices=METHODS, help="scores to compute")
+    p.add_argument("--classifier", type=Path, help="fine-tuned classifier folder (method entropy)")
+    p.add_argument("--reference", nargs="+", help="Standard Model reference files (method head)")
+    p.add_argument("--reference-format", default="auto", help="format of the reference files")
+    p.add_argument("--folds", type=int, default=2, help="method head: folds (each event scored out of fold)")
+    p.add_argument("--head-mode", default="frozen", choices=("frozen", "full"), help="method head: backbone mode")
+    p.add_argument("--head-epochs", type=int, default=10, help="method head: training epochs")
+    p.add_argument("--n-masks", type=int, default=8, help="method masked: maskings averaged per event")
+    p.add_argument("--mask-rate", type=float, default=0.35, help="method masked: fraction of tokens masked")
+    p.add_argument("--batch-size", type=int, default=512)
+    p.add_argument("--step-size", type=int, default=100_000, help="events read per chunk")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    e = sub.add_parser("evaluate", help="ROC AUC, max SIC and rejection of a signal against a background")
+    e.add_argument("--background", required=True, type=Path, help="score file of background events")
+    e.add_argument("--signal", required=True, type=Path, help="score file of signal events")
+    e.add_argument("--methods", nargs="+", help="score columns to compare (default: all in common)")
+    e.add_argument("--out", default="runs/anomaly", type=Path, help="folder for metrics and plots")
+    args = parser.parse_args(argv)
+    if args.command == "score" and (args.n_masks < 1 or args.folds < 2 or not 0 < args.mask_rate < 1):
+        raise UserError("--n-masks must be >= 1, --folds >= 2 and --mask-rate in (0, 1)")
+    return score(args) if args.command == "score" else evaluate(args)
+
+
+if __name__ == "__main__":
+    run_cli(main, "python -m finetune.anomaly")

@@ -1,0 +1,92 @@
+"""Score files: one row per input event, in input order, with its id (run, lumi, event), a flag word
+and one column per score. HDF5 (format `colliderfm.scores`) or CSV, written atomically and streamed.
+
+Before the file appears, each score column is checked: a non-finite score of an unflagged event, or
+a column that has collapsed (the same value for every event), is an error, not a result.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from events.errors import EventDataError
+from events.hdf5 import append_to_dataset
+from events.writer import EventWriter
+
+FORMAT = "colliderfm.scores"
+ID_FIELDS = ("run", "lumi", "event")
+
+
+class ScoreError(EventDataError):
+    """A score column that cannot be trusted (non-finite or collapsed)."""
+
+
+class ScoreWriter(EventWriter):
+    def __init__(self, path: str | Path, columns: tuple[str, ...], meta: dict | None = None):
+        super().__init__(path)
+        self.columns = columns
+        self.names = (*ID_FIELDS, "flag", *columns)
+        self._low = {c: np.inf for c in columns}
+        self._high = {c: -np.inf for c in columns}
+        self.csv = self.path.suffix.lower() == ".csv"
+        if self.csv:
+            self._out = self._stack.enter_context(open(self._tmp, "w"))
+            self._out.write(",".join(self.names) + "\n")
+        else:
+            import h5py
+
+            self._out = self._stack.enter_context(h5py.File(self._tmp, "w"))
+            self._out.attrs.update(format=FORMAT, meta=json.dumps(meta or {}))
+            for name in self.names:
+                dtype = np.float64 if name in columns else np.int64
+                self._out.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dtype, chunks=(1 << 16,),
+                                         compression="gzip", shuffle=True)
+
+    def write(self, ids: dict[str, np.ndarray], flags: np.ndarray, scores: dict[str, np.ndarray]) -> None:
+        for c in self.columns:
+            s = scores[c]
+            bad = ~np.isfinite(s) & (flags == 0)
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                raise ScoreError(f"score {c!r} is {s[i]} for event {self.n_events + i} "
+                                 f"(run {ids['run'][i]}, event {ids['event'][i]}): no file written")
+            finite = s[np.isfinite(s)]
+            if len(finite):
+                self._low[c] = min(self._low[c], finite.min())
+                self._high[c] = max(self._high[c], finite.max())
+        values = [ids[k] for k in ID_FIELDS] + [flags] + [scores[c] for c in self.columns]
+        if self.csv:
+            rows = np.column_stack([np.asarray(v, dtype=object) for v in values])
+            fmt = ["%d"] * (len(ID_FIELDS) + 1) + ["%.9g"] * len(self.columns)
+            np.savetxt(self._out, rows, fmt=fmt, delimiter=",")
+        else:
+            for name, v in zip(self.names, values):
+                append_to_dataset(self._out[name], np.asarray(v))
+        self.n_events += len(flags)
+
+    def close(self) -> None:
+        for c in self.columns:
+            if self.n_events > 1 and not self._high[c] > self._low[c]:
+                err = ScoreError(f"score {c!r} has collapsed: {self._low[c]} for every event of {self.n_events}; "
+                                 "no file written (is the model trained, and does it match the tokenizer?)")
+                self._stack.__exit__(ScoreError, err, None)  # removes the partial file
+                raise err
+        super().close()
+
+
+def read_scores(path: str | Path) -> dict[str, np.ndarray]:
+    """All columns of a score file (HDF5 or CSV)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    if path.suffix.lower() == ".csv":
+        table = np.genfromtxt(path, delimiter=",", names=True)
+        return {n: np.atleast_1d(table[n]) for n in table.dtype.names}
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        if f.attrs.get("format") != FORMAT:
+            raise EventDataError(f"{path}: not a {FORMAT} file")
+        return {k: f[k][:] for k in f}
