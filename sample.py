@@ -68,9 +68,10 @@ def main(argv: list[str] | None = None) -> int:
         while writer.n_events < args.events:
             n = min(args.batch_size, args.events - writer.n_events)
             p = torch.tensor([prompt] * n, device=device)
-            seqs = generate(model, p, model.config.block_size - len(prompt), temperature=args.temperature,
+            budget = model.config.block_size - len(prompt)
+            seqs = generate(model, p, budget, temperature=args.temperature,
                             top_k=args.top_k or None, eos_id=vocab.eos, pad_id=vocab.pad, generator=generator,
-                            grammar=Grammar(vocab, tokenizer, n, device))[:, len(prompt):].cpu().numpy()
+                            grammar=Grammar(vocab, tokenizer, n, device, max_new=budget, caps=caps))[:, len(prompt):].cpu().numpy()
             is_code = seqs < vocab.n_codes
             # codes up to the first non-code (EOS or padding) form the event
             lengths = np.where(is_code.all(axis=1), seqs.shape[1], (~is_code).argmax(axis=1))

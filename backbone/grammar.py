@@ -1,40 +1,61 @@
-"""Sampling constraints from the data model's canonical order: object groups come in order (jets,
-leptons, photons, constituents, MET), and in event mode MET comes exactly once, last, right before EOS.
-Within a group the order is free (decoding restores descending pt)."""
+"""Sampling constraints from the data model: object groups come in canonical order (jets, leptons,
+photons, constituents, MET), no group exceeds its multiplicity cap, in event mode MET comes exactly
+once, last, right before EOS, and every sequence ends within its length budget (MET, then EOS, are
+forced when only room for them is left). Within a group the order is free (decoding restores
+descending pt)."""
 from __future__ import annotations
 
 import torch
 
 from backbone.vocab import Vocab
-from events.model import GROUP_OF_TYPE, GROUPS, ObjectType
+from events.model import GROUP_OF_TYPE, GROUPS, Caps, ObjectType
 
 _RANK = {name: i for i, (name, _) in enumerate(GROUPS)}
 _MET = _RANK["met"]
 
 
 class Grammar:
-    """Per-sequence state of where in the canonical order a sequence is; `mask(logits)` forbids the rest."""
+    """Per-sequence state of where in the canonical order a sequence is; `mask(logits)` forbids the rest.
 
-    def __init__(self, vocab: Vocab, tokenizer, batch: int, device):
+    `max_new` is the number of tokens the sampler may still add (the length budget), `caps` the
+    multiplicity caps (default `Caps()`).
+    """
+
+    def __init__(self, vocab: Vocab, tokenizer, batch: int, device, max_new: int | None = None,
+                 caps: Caps | None = None):
         self.vocab = vocab
         rank = torch.full((vocab.size,), -1, dtype=torch.long)
         for t in tokenizer.model.types:
             lo, n = tokenizer.model.offsets[t], tokenizer.model.codes_per_type[t]
             rank[lo:lo + n] = _RANK[GROUP_OF_TYPE[ObjectType(t)]]
         self.rank = rank.to(device)
+        caps = caps or Caps()
+        self.cap = torch.tensor([getattr(caps, name) if name != "met" else 1 for name, _ in GROUPS], device=device)
         self.needs_met = int(ObjectType.MET) in tokenizer.model.types
         self.current = torch.zeros(batch, dtype=torch.long, device=device)  # rank of the last object
-        self.seen_met = torch.zeros(batch, dtype=torch.bool, device=device)
+        self.counts = torch.zeros(batch, len(GROUPS), dtype=torch.long, device=device)
+        self.max_new, self.steps = max_new, 0
 
     def mask(self, logits: torch.Tensor) -> torch.Tensor:
         """(B, vocab) logits with forbidden tokens at -inf."""
         is_code = self.rank >= 0
-        allowed = is_code[None, :] & (self.rank[None, :] >= self.current[:, None]) & ~self.seen_met[:, None]
-        eos_ok = self.seen_met if self.needs_met else torch.ones_like(self.seen_met)
+        rank = self.rank.clamp(min=0)
+        seen_met = self.counts[:, _MET] > 0
+        allowed = is_code[None, :] & (self.rank[None, :] >= self.current[:, None]) & ~seen_met[:, None]
+        allowed &= (self.counts < self.cap)[:, rank]  # groups at their cap take no more
+        eos_ok = seen_met if self.needs_met else torch.ones_like(seen_met)
+        if self.max_new is not None:
+            left = self.max_new - self.steps  # positions left, this one included
+            if left <= 1:
+                allowed[:] = False
+            elif left == 2 and self.needs_met:
+                allowed &= (self.rank == _MET)[None, :]
         allowed[:, self.vocab.eos] = eos_ok
         return logits.masked_fill(~allowed, float("-inf"))
 
     def update(self, tokens: torch.Tensor) -> None:
         rank = self.rank[tokens]
-        self.current = torch.where(rank >= 0, torch.maximum(self.current, rank), self.current)
-        self.seen_met |= rank == _MET
+        is_code = rank >= 0
+        self.current = torch.where(is_code, torch.maximum(self.current, rank), self.current)
+        self.counts[torch.arange(len(tokens), device=tokens.device)[is_code], rank[is_code]] += 1
+        self.steps += 1

@@ -74,7 +74,10 @@ def subsample(y: np.ndarray, indices: np.ndarray, n: int, seed: int) -> np.ndarr
         return indices
     rng = np.random.default_rng([seed, 7])
     classes, counts = np.unique(y[indices], return_counts=True)
-    take = np.maximum(1, np.floor(counts / counts.sum() * n).astype(int))
+    share = counts / counts.sum() * n
+    take = np.floor(share).astype(int)
+    take[np.argsort(take - share)[:n - take.sum()]] += 1  # largest remainders first: exactly n in all
+    take = np.maximum(take, 1)
     picked = [rng.choice(indices[y[indices] == c], size=min(k, cnt), replace=False)
               for c, k, cnt in zip(classes, take, counts)]
     return np.sort(np.concatenate(picked))

@@ -90,3 +90,25 @@ def trained(tmp_path_factory, data_files):
                       SMALL + [f"data.files={data_files}", f"out={out}"])
     metrics = run(cfg, progress=False)
     return Tokenizer.from_pretrained(out), metrics, out
+
+
+@pytest.fixture(scope="session")
+def backbone(trained, data_files, tmp_path_factory):
+    """A tiny conditional backbone pretrained on the tokenized ttbar sample: (backbone folder, tokenizer folder)."""
+    import subprocess
+    import sys
+
+    from backbone.pretrain import PretrainConfig, run
+    from common.config import from_dict
+
+    _, _, tok_folder = trained
+    folder = tmp_path_factory.mktemp("backbone")
+    subprocess.run([sys.executable, "-m", "tokenizer.tokenize", "--tokenizer", str(tok_folder), "--input",
+                    data_files[0], "--out", str(folder / "tokens.h5"), "--device", "cpu"], cwd=REPO, check=True,
+                   capture_output=True)
+    cfg = from_dict(PretrainConfig, {"model": {"n_layer": 2, "n_head": 2, "n_embd": 32},
+                                     "data": {"train": str(folder / "tokens.h5"), "conditional": True},
+                                     "train": {"batch_size": 64, "max_steps": 100, "eval_every": 100, "lr": 0.003,
+                                               "warmup_steps": 10, "device": "cpu"}, "out": str(folder / "run")})
+    run(cfg, progress=False)
+    return folder / "run", tok_folder

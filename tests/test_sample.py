@@ -16,21 +16,6 @@ from events.model import ObjectType as T
 from tests.conftest import REPO
 
 
-@pytest.fixture(scope="module")
-def backbone(trained, data_files, tmp_path_factory):
-    _, _, tok_folder = trained
-    folder = tmp_path_factory.mktemp("backbone")
-    subprocess.run([sys.executable, "-m", "tokenizer.tokenize", "--tokenizer", str(tok_folder), "--input",
-                    data_files[0], "--out", str(folder / "tokens.h5"), "--device", "cpu"], cwd=REPO, check=True,
-                   capture_output=True)
-    cfg = from_dict(PretrainConfig, {"model": {"n_layer": 2, "n_head": 2, "n_embd": 32},
-                                     "data": {"train": str(folder / "tokens.h5"), "conditional": True},
-                                     "train": {"batch_size": 64, "max_steps": 30, "eval_every": 30, "warmup_steps": 5,
-                                               "device": "cpu"}, "out": str(folder / "run")})
-    run(cfg, progress=False)
-    return folder / "run", tok_folder
-
-
 def sample(backbone, tok, out, *extra):
     return subprocess.run([sys.executable, "sample.py", "--backbone", str(backbone), "--tokenizer", str(tok),
                            "--out", str(out), "--device", "cpu", *extra], cwd=REPO, capture_output=True, text=True)
@@ -97,3 +82,23 @@ def test_grammar_orders_groups_and_ends_after_met(trained):
     g.update(torch.tensor([code[T.MET]]))
     allowed = torch.isfinite(g.mask(logits)[0])
     assert allowed.nonzero().flatten().tolist() == [vocab.eos]
+
+
+def test_grammar_keeps_caps_and_the_length_budget(trained):
+    from events.model import Caps
+    tok = trained[0]
+    vocab = Vocab(tok.vocab_size)
+    code = {T(t): tok.model.offsets[t] for t in tok.model.types}
+    logits = torch.zeros(1, vocab.size)
+    g = Grammar(vocab, tok, 1, "cpu", max_new=6, caps=Caps(jets=2))
+    g.update(torch.tensor([code[T.JET]]))
+    g.update(torch.tensor([code[T.BJET]]))
+    allowed = torch.isfinite(g.mask(logits)[0])
+    assert not allowed[code[T.JET]] and not allowed[code[T.BJET]] and allowed[code[T.MUON]]  # jets at their cap
+    g.update(torch.tensor([code[T.MUON]]))
+    g.update(torch.tensor([code[T.MUON]]))
+    # two positions left: MET now, then EOS
+    assert torch.isfinite(g.mask(logits)[0]).nonzero().flatten().tolist() == list(
+        range(tok.model.offsets[int(T.MET)], tok.model.offsets[int(T.MET)] + tok.model.codes_per_type[int(T.MET)]))
+    g.update(torch.tensor([code[T.MET]]))
+    assert torch.isfinite(g.mask(logits)[0]).nonzero().flatten().tolist() == [vocab.eos]
