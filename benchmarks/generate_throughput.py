@@ -21,7 +21,6 @@ import time
 from datetime import date
 from pathlib import Path
 
-import numpy as np
 
 DEFAULT_PROCESSES = ["wjets", "ww", "single_top_t", "ttbar", "ttt_proxy", "tttt_proxy", "top_jets", "qcd_jets"]
 

@@ -58,6 +58,10 @@ def prepare(cfg: ClassifyConfig, tokenizer) -> Splits:
         return Labelled(seqs, y, np.arange(len(y))), classes
 
     train, classes = labelled(d.train)
+    present = np.unique(train.y)
+    if len(present) < 2:
+        raise UserError(f"the training files hold events of one class only ({classes[present[0]]}): "
+                        "a classifier needs at least two")
     if d.val:
         val = labelled(d.val, classes)[0]
     else:

@@ -7,7 +7,7 @@ from hypothesis import given, settings, strategies as st
 from events.errors import EventDataError
 from events.hdf5 import HDF5Reader, HDF5Writer
 from events.io import read_events, write_events
-from events.model import Caps, Events, ObjectType, assemble, make_objects
+from events.model import Events, ObjectType, make_objects
 
 
 def assert_same(a: Events, b: Events):

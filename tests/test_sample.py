@@ -3,14 +3,11 @@ import subprocess
 import sys
 
 import awkward as ak
-import numpy as np
 import pytest
 import torch
 
 from backbone.grammar import Grammar
-from backbone.pretrain import PretrainConfig, run
 from backbone.vocab import Vocab
-from common.config import from_dict
 from events.io import read_events
 from events.model import ObjectType as T
 from tests.conftest import REPO

@@ -1,0 +1,168 @@
+"""Fine-tuning by head swap, classification metrics and anomaly scores, on the session's small samples."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from events.io import read_events, write_events
+from finetune.config import HeadSection, TrainSection
+from finetune.metrics import binary_metrics, classification_metrics, entropy, max_sic, rejection_at
+from finetune.model import Classifier
+from tests.conftest import REPO
+
+
+def backbone_tensors(model):
+    return {k: v.detach().clone() for k, v in model.backbone.state_dict().items()}
+
+
+def test_entropy_on_hand_made_probabilities():
+    probs = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.0], [1 / 3, 1 / 3, 1 / 3], [0.9, 0.1, 0.0]])
+    expected = [0.0, np.log(2), np.log(3), -(0.9 * np.log(0.9) + 0.1 * np.log(0.1))]
+    np.testing.assert_allclose(entropy(probs), expected, rtol=1e-12)
+
+
+def test_binary_metrics_on_hand_computed_values():
+    # 4 background events, 4 signal: cut above 0.65 keeps signal 0.8, 0.9 and no background
+    labels = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    scores = np.array([0.1, 0.2, 0.3, 0.6, 0.5, 0.7, 0.8, 0.9])
+    m = binary_metrics(labels, scores)
+    assert m["auc"] == pytest.approx(15 / 16)
+    assert rejection_at(labels, scores, 0.75) == pytest.approx(4.0)  # 3 of 4 signal pass with 1 of 4 background
+    assert max_sic(labels, scores, min_background=1) == pytest.approx(1.0 / np.sqrt(0.25))
+    cm = classification_metrics(np.array([0, 1, 2, 2]), np.eye(3)[[0, 1, 2, 1]], ("a", "b", "c"))
+    assert cm["accuracy"] == 0.75 and cm["confusion"][2] == [0.0, 0.5, 0.5]
+
+
+@pytest.mark.parametrize("mode", ["frozen", "full", "scratch"])
+def test_head_swap_keeps_or_replaces_the_backbone(backbone, data_files, trained, mode):
+    from backbone.io import load_backbone
+    from finetune.data import labels, read_sequences
+    from finetune.train import fit
+
+    bb_folder, _ = backbone
+    pretrained, vocab, config = load_backbone(bb_folder)
+    model, _ = Classifier.from_backbone(bb_folder, 2, HeadSection(), mode)
+    start = backbone_tensors(model)
+    same = all(torch.equal(start[k], v) for k, v in pretrained.state_dict().items())
+    assert same == (mode != "scratch")  # full and frozen load the weights; scratch is a fresh init
+    seqs = read_sequences(data_files, trained[0], vocab, config["conditional"])
+    y, classes = labels(seqs, "process", (), "test")
+    assert classes == ("ttbar", "wjets") and (seqs.process_tokens == vocab.mask).all()  # the answer is hidden
+    idx = np.arange(len(y))
+    head_before = model.head[-1].weight.detach().clone()
+    fit(model, seqs, y, idx[::4], seqs, y, idx[1::8], TrainSection(mode=mode, epochs=1, batch_size=64, lr=1e-3),
+        "cpu", progress=False)
+    after = backbone_tensors(model)
+    changed = any(not torch.equal(start[k], after[k]) for k in start)
+    assert changed == (mode != "frozen")  # frozen: bit-identical backbone
+    assert not torch.equal(head_before, model.head[-1].weight)
+
+
+def test_classify_cli_trains_saves_and_reloads(backbone, data_files, tmp_path):
+    bb, tok = backbone
+    out = tmp_path / "cls"
+    proc = subprocess.run([sys.executable, "-m", "finetune.classify", "--backbone", str(bb), "--tokenizer", str(tok),
+                           "--train", *data_files, "--label", "process", "--mode", "full", "--out", str(out),
+                           "--quiet", "--train.epochs=3", "--train.device=cpu"], cwd=REPO, capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stderr
+    import json
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["auc"]) == {"ttbar", "wjets"} and metrics["mean_auc"] > 0.8  # ttbar vs W+jets is easy
+    assert metrics["rejection_at_30"] > 1 and (out / "classification.png").is_file()
+    model, config = Classifier.from_pretrained(out)
+    assert config["classes"] == ["ttbar", "wjets"] and config["mode"] == "full"
+    bad = subprocess.run([sys.executable, "-m", "finetune.classify", "--backbone", str(bb), "--tokenizer", str(tok),
+                          "--train", data_files[0], "--out", str(tmp_path / "x"), "--train.device=cpu"], cwd=REPO,
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "one class only (2t)" in bad.stderr  # ttbar alone: every event has two tops
+
+
+def score(bb, tok, path, out, *extra):
+    return subprocess.run([sys.executable, "-m", "finetune.anomaly", "score", "--backbone", str(bb), "--tokenizer",
+                           str(tok), "--input", str(path), "--out", str(out), "--device", "cpu", "--quiet", *extra],
+                          cwd=REPO, capture_output=True, text=True)
+
+
+def test_scores_one_per_event_in_order_on_a_nanoaod_file(backbone, ttbar, tmp_path):
+    from finetune.score_store import read_scores
+
+    bb, tok = backbone
+    events = ttbar[:300]
+    events.info["event"] = np.arange(300)[::-1] * 7 + 1000  # ids not in sorted order
+    write_events(events, tmp_path / "data.root", "nanoaod")
+    proc = score(bb, tok, tmp_path / "data.root", tmp_path / "s.csv", "--method", "nll", "masked", "--step-size", "128")
+    assert proc.returncode == 0, proc.stderr
+    s = read_scores(tmp_path / "s.csv")
+    assert s["event"].astype(int).tolist() == events.info["event"].tolist()  # every event, in input order
+    for c in ("nll", "nll_per_token", "masked"):
+        assert np.isfinite(s[c]).all() and np.std(s[c]) > 0
+    # the same input gives the same scores, and the flagged events are the ones beyond the caps
+    score(bb, tok, tmp_path / "data.root", tmp_path / "again.h5", "--method", "nll", "masked", "--step-size", "128")
+    again = read_scores(tmp_path / "again.h5")
+    np.testing.assert_allclose(again["masked"], s["masked"], rtol=1e-6)
+    assert ((again["flag"] & 1) > 0).tolist() == (events.info["n_truncated"] > 0).tolist()
+
+
+def test_planted_signal_scores_higher_than_background(backbone, ttbar, tmp_path):
+    """Signal: background events with every jet b-tagged (ttbar has about two b-jets)."""
+    import awkward as ak
+
+    from events.model import Events, ObjectType
+    from finetune.score_store import read_scores
+
+    bb, tok = backbone
+    bkg = ttbar[-200:]
+    o = bkg.objects
+    t = ak.where(o["type"] == int(ObjectType.JET), int(ObjectType.BJET), o["type"])
+    sig = Events(ak.with_field(o, ak.values_astype(t, np.int8), "type"), bkg.info, bkg.process_names)
+    write_events(bkg, tmp_path / "bkg.h5")
+    write_events(sig, tmp_path / "sig.h5")
+    for name in ("bkg", "sig"):
+        proc = score(bb, tok, tmp_path / f"{name}.h5", tmp_path / f"{name}_scores.h5", "--method", "nll", "masked",
+                     "--n-masks", "4")
+        assert proc.returncode == 0, proc.stderr
+    b, s = read_scores(tmp_path / "bkg_scores.h5"), read_scores(tmp_path / "sig_scores.h5")
+    for c in ("nll_per_token", "masked"):
+        labels = np.r_[np.zeros(len(b[c])), np.ones(len(s[c]))]
+        assert binary_metrics(labels, np.r_[b[c], s[c]])["auc"] > 0.8, c
+    proc = subprocess.run([sys.executable, "-m", "finetune.anomaly", "evaluate", "--background",
+                           str(tmp_path / "bkg_scores.h5"), "--signal", str(tmp_path / "sig_scores.h5"), "--out",
+                           str(tmp_path / "eval")], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 0 and (tmp_path / "eval" / "anomaly_roc_sic.png").is_file()
+
+
+def test_unrepresentable_events_are_flagged_not_dropped(trained, ttbar):
+    import awkward as ak
+
+    from events.model import Events, ObjectType
+    from finetune.scores import FLAG_NO_OBJECTS, FLAG_UNKNOWN_TYPES, representable
+
+    tok = trained[0]
+    events = ttbar[:3]
+    objects = ak.to_list(events.objects)
+    objects[1][0]["type"] = int(ObjectType.CONSTITUENT)  # a type this event-mode tokenizer has no codes for
+    objects[2] = []
+    odd = Events(ak.Array(objects), events.info, events.process_names)
+    kept, flags = representable(odd, tok)
+    assert len(kept) == 3 and flags[0] & FLAG_UNKNOWN_TYPES == 0
+    assert flags[1] & FLAG_UNKNOWN_TYPES and len(kept.objects[1]) == len(objects[1]) - 1
+    assert flags[2] & FLAG_NO_OBJECTS
+
+
+def test_score_file_refuses_collapsed_and_non_finite_scores(tmp_path):
+    from finetune.score_store import ScoreError, ScoreWriter
+
+    ids = {"run": np.ones(3, int), "lumi": np.zeros(3, int), "event": np.arange(3)}
+    with pytest.raises(ScoreError, match="collapsed"):
+        with ScoreWriter(tmp_path / "c.h5", ("nll",)) as w:
+            w.write(ids, np.zeros(3, int), {"nll": np.full(3, 2.0)})
+    with pytest.raises(ScoreError, match="nan for event 1"):
+        with ScoreWriter(tmp_path / "n.csv", ("nll",)) as w:
+            w.write(ids, np.zeros(3, int), {"nll": np.array([1.0, np.nan, 2.0])})
+    assert list(tmp_path.iterdir()) == []  # nothing that looks like a result, no temporary left
+    with ScoreWriter(tmp_path / "ok.csv", ("nll",)) as w:  # NaN allowed where the event is flagged
+        w.write(ids, np.array([0, 4, 0]), {"nll": np.array([1.0, np.nan, 2.0])})
+    assert (tmp_path / "ok.csv").is_file()
