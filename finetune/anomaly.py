@@ -22,14 +22,15 @@ from common.cli import UserError, run_cli
 
 
 def encoded(path, format: str, tokenizer, step_size: int = 100_000):
-    """(events, flags, token batch) of each chunk of a file, streamed; objects the tokenizer cannot
-    represent are left out of the tokens and flagged (see finetune.scores.representable)."""
+    """(events, flags, token batch, per-object tokenizer residuals) of each chunk of a file, streamed;
+    objects the tokenizer cannot represent are left out of the tokens and flagged
+    (see finetune.scores.representable)."""
     from events.io import iter_events
     from finetune.scores import representable
 
     for chunk in iter_events(path, format, step_size=step_size):
         kept, flags = representable(chunk, tokenizer)
-        yield chunk, flags, tokenizer.encode(kept, source=str(path))
+        yield chunk, flags, *tokenizer.encode_with_residuals(kept, source=str(path))
 
 
 def weak_supervision_heads(args, conditional: bool, tokenizer, vocab, device, data: list):
@@ -43,7 +44,7 @@ def weak_supervision_heads(args, conditional: bool, tokenizer, vocab, device, da
 
     if not args.reference:
         raise UserError("method head needs --reference FILES: a Standard Model sample to tell the data from")
-    ref = [b for path in args.reference for _, _, b in encoded(path, args.reference_format, tokenizer)]
+    ref = [b for path in args.reference for _, _, b, _ in encoded(path, args.reference_format, tokenizer)]
     both = TokenSequences(ref + data, vocab.n_codes, conditional, Vocab(vocab.n_codes, ()), source="reference + data")
     n_ref = sum(len(b) for b in ref)
     y = (np.arange(len(both)) >= n_ref).astype(np.int64)
@@ -69,7 +70,8 @@ def score(args) -> int:
     from events.io import count_events
     from finetune.model import Classifier
     from finetune.score_store import ScoreWriter
-    from finetune.scores import COLUMNS, FLAGS, entropy_scores, head_scores, masked_scores, nll_scores
+    from finetune.scores import (COLUMNS, FLAGS, entropy_scores, head_scores, masked_scores, nll_scores,
+                                 quantization_scores)
     from tokenizer.tokenizer import Tokenizer
     from tokenizer.train import resolve_device
 
@@ -89,7 +91,7 @@ def score(args) -> int:
     hidden = Vocab(vocab.n_codes, ())  # the process of a data event is unknown: MASK
     heads = fold_of = None
     if "head" in methods:
-        data = [b for _, _, b in encoded(args.input, args.format, tokenizer, args.step_size)]
+        data = [b for _, _, b, _ in encoded(args.input, args.format, tokenizer, args.step_size)]
         heads, fold_of = weak_supervision_heads(args, config["conditional"], tokenizer, vocab, device, data)
     columns = tuple(c for m in methods for c in COLUMNS[m])
     meta = {"backbone": str(args.backbone), "tokenizer": str(args.tokenizer), "input": str(args.input),
@@ -97,7 +99,7 @@ def score(args) -> int:
     start, flagged = time.perf_counter(), 0
     with ScoreWriter(args.out, columns, meta) as writer, \
             tqdm(total=count_events(args.input, args.format), unit="ev", desc="scoring", disable=args.quiet) as bar:
-        for events, flags, tokens in encoded(args.input, args.format, tokenizer, args.step_size):
+        for events, flags, tokens, residuals in encoded(args.input, args.format, tokenizer, args.step_size):
             seqs = TokenSequences([tokens], vocab.n_codes, config["conditional"], hidden, source=str(args.input))
             scores = {}
             if "nll" in methods:
@@ -107,6 +109,8 @@ def score(args) -> int:
                                             args.batch_size))
             if "entropy" in methods:
                 scores.update(entropy_scores(classifier, seqs, device, args.batch_size))
+            if "quantization" in methods:
+                scores.update(quantization_scores(residuals))
             if "head" in methods:
                 first = writer.n_events
                 scores.update(head_scores(heads, fold_of[first:first + len(seqs)], seqs, device, args.batch_size))
@@ -158,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--input", required=True, type=Path, help="data events (ROOT or HDF5)")
     p.add_argument("--format", default="auto", help="input format (default: detected), e.g. nanoaod, delphes")
     p.add_argument("--out", required=True, type=Path, help="score file: .h5 or .csv")
-    p.add_argument("--method", nargs="+", default=["nll", "masked"], choices=METHODS, help="scores to compute")
+    p.add_argument("--method", nargs="+", default=["nll", "masked", "quantization"], choices=METHODS, help="scores to compute")
     p.add_argument("--classifier", type=Path, help="fine-tuned classifier folder (method entropy)")
     p.add_argument("--reference", nargs="+", help="Standard Model reference files (method head)")
     p.add_argument("--reference-format", default="auto", help="format of the reference files")

@@ -3,6 +3,9 @@
     nll       negative log-likelihood of the event under the backbone (causal): total and per token
     masked    cross-entropy of masked object tokens (bidirectional), averaged over several maskings
     entropy   entropy of a fine-tuned process classifier's probabilities (Abasov et al.)
+    quantization  the worst tokenizer residual among the event's objects: how badly its tokens represent
+              it. Objects unlike any seen in training get ordinary tokens, so the token scores above
+              cannot see them; this one can
     head      a head trained by head swap to tell the data from a Standard Model reference (weak
               supervision, classification without labels); each event scored by a model of the
               folds it was not trained on
@@ -20,8 +23,9 @@ from backbone.data import TokenSequences
 from backbone.masking import mask_tokens
 from events.model import Events
 
-METHODS = ("nll", "masked", "entropy", "head")
-COLUMNS = {"nll": ("nll", "nll_per_token"), "masked": ("masked",), "entropy": ("entropy",), "head": ("head",)}
+METHODS = ("nll", "masked", "entropy", "quantization", "head")
+COLUMNS = {"nll": ("nll", "nll_per_token"), "masked": ("masked",), "entropy": ("entropy",),
+           "quantization": ("quantization",), "head": ("head",)}
 
 FLAG_TRUNCATED = 1  # objects lost to the multiplicity caps
 FLAG_UNKNOWN_TYPES = 2  # objects of types the tokenizer has no codes for, left out
@@ -91,6 +95,12 @@ def entropy_scores(classifier, seqs: TokenSequences, device, batch_size: int = 5
     from finetune.train import predict
 
     return {"entropy": entropy(predict(classifier, seqs, batch_size=batch_size, device=device))}
+
+
+def quantization_scores(residuals: ak.Array) -> dict[str, np.ndarray]:
+    """The largest per-object tokenizer residual of each event (NaN without objects)."""
+    worst = ak.to_numpy(ak.fill_none(ak.max(residuals, axis=1), np.nan)).astype(np.float64)
+    return {"quantization": worst}
 
 
 def head_scores(models: list, fold_of: np.ndarray, seqs: TokenSequences, device,

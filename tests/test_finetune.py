@@ -122,12 +122,19 @@ def test_planted_signal_scores_higher_than_background(backbone, ttbar, tmp_path)
     write_events(sig, tmp_path / "sig.h5")
     for name in ("bkg", "sig"):
         proc = score(bb, tok, tmp_path / f"{name}.h5", tmp_path / f"{name}_scores.h5", "--method", "nll", "masked",
-                     "--n-masks", "4")
+                     "quantization", "--n-masks", "4")
         assert proc.returncode == 0, proc.stderr
     b, s = read_scores(tmp_path / "bkg_scores.h5"), read_scores(tmp_path / "sig_scores.h5")
     for c in ("nll_per_token", "masked"):
         labels = np.r_[np.zeros(len(b[c])), np.ones(len(s[c]))]
         assert binary_metrics(labels, np.r_[b[c], s[c]])["auc"] > 0.8, c
+    # jets moved beyond the acceptance (|eta| + 2): ordinary tokens, but large tokenizer residuals
+    jet = (o["type"] == int(ObjectType.JET)) | (o["type"] == int(ObjectType.BJET))
+    eta = ak.where(jet, np.sign(o.eta) * (abs(o.eta) + 2.0), o.eta)
+    write_events(Events(ak.with_field(o, eta, "eta"), bkg.info, bkg.process_names), tmp_path / "fwd.h5")
+    assert score(bb, tok, tmp_path / "fwd.h5", tmp_path / "fwd_scores.h5", "--method", "quantization").returncode == 0
+    q = read_scores(tmp_path / "fwd_scores.h5")["quantization"]
+    assert binary_metrics(np.r_[np.zeros(len(q)), np.ones(len(q))], np.r_[b["quantization"], q])["auc"] > 0.9
     proc = subprocess.run([sys.executable, "-m", "finetune.anomaly", "evaluate", "--background",
                            str(tmp_path / "bkg_scores.h5"), "--signal", str(tmp_path / "sig_scores.h5"), "--out",
                            str(tmp_path / "eval")], cwd=REPO, capture_output=True, text=True)

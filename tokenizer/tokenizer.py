@@ -70,20 +70,36 @@ class Tokenizer:
         if self.model.config.quantizer != "vq":
             raise EventDataError("this model is the quantization-free autoencoder: it has no tokens")
 
-    @torch.no_grad()
     def encode(self, events: Events, batch_size: int = 65536, source: str = "events") -> TokenBatch:
         """Token ids of every object, in the events' order; `source` names the input in errors."""
+        return self._encode(events, batch_size, source, residuals=False)[0]
+
+    def encode_with_residuals(self, events: Events, batch_size: int = 65536, source: str = "events"
+                              ) -> tuple[TokenBatch, ak.Array]:
+        """(tokens, per-object residual): the mean squared difference, in the normalized feature space,
+        between each object and what its token decodes to. Objects unlike any the tokenizer was trained
+        on get ordinary tokens but large residuals: the only place a token model can see them."""
+        return self._encode(events, batch_size, source, residuals=True)
+
+    @torch.no_grad()
+    def _encode(self, events: Events, batch_size: int, source: str, residuals: bool):
         self.check(events, source)
         obj = flat_objects(events.objects)
         x = self.transform.transform(obj)
         ids = np.empty(len(x), dtype=np.int32)
+        res = np.empty(len(x), dtype=np.float32) if residuals else None
         dev = self.device
         for sl, counts in _object_slices(obj["counts"], batch_size):
             types = torch.from_numpy(obj["type"][sl].astype(np.int64)).to(dev)
-            z = self.model.encode_latent(torch.from_numpy(x[sl]).to(dev), torch.from_numpy(obj["charge"][sl]).to(dev),
-                                         types, torch.from_numpy(counts).to(dev))
-            ids[sl] = self.model.quantize(z, types)[1].cpu()
-        return TokenBatch(ak.unflatten(ids, obj["counts"]), dict(events.info), events.process_names)
+            xs = torch.from_numpy(x[sl]).to(dev)
+            z = self.model.encode_latent(xs, torch.from_numpy(obj["charge"][sl]).to(dev), types,
+                                         torch.from_numpy(counts).to(dev))
+            zq, sl_ids, _ = self.model.quantize(z, types)
+            ids[sl] = sl_ids.cpu()
+            if residuals:
+                res[sl] = ((self.model.decode(zq, types)[0].float() - xs) ** 2).mean(1).cpu()
+        tokens = TokenBatch(ak.unflatten(ids, obj["counts"]), dict(events.info), events.process_names)
+        return tokens, (ak.unflatten(res, obj["counts"]) if residuals else None)
 
     @torch.no_grad()
     def decode(self, tokens: TokenBatch, batch_size: int = 65536) -> Events:
