@@ -15,6 +15,9 @@ import numpy as np
 
 #: records per process in the demo sample (event mode, then constituent mode)
 DEMO_SAMPLE = {"wjets": 800, "single_top_t": 500, "ttbar": 1500, "ttt_proxy": 300, "tttt_proxy": 300}
+#: what the tokenizer and the backbone are pretrained on (up to two top quarks); 3 and 4 tops stay unseen
+PRETRAIN = ("wjets", "single_top_t", "ttbar")
+HELD_OUT = 0.2  # the last fifth of each pretraining sample: background for the anomaly stage
 DEMO_JETS = {"top_jets": 300, "qcd_jets": 300}
 SHARED_HZZ = Path(__file__).resolve().parent.parent / "shared" / "data" / "cms-hep-tutorial-hzz.root"
 
@@ -63,12 +66,22 @@ def stage_events(out: Path, workers: int, seed: int) -> dict:
 
 
 def stage_tokenizer(out: Path) -> dict:
-    """Train the small demo tokenizer on the generated event-mode samples (runs/demo/tokenizer/)."""
+    """Train the small demo tokenizer on the pretraining samples (runs/demo/tokenizer/)."""
     from common.config import load_config
+    from events.io import read_events, write_events
+    from events.model import Events
     from tokenizer.config import TokenizerTrainConfig
     from tokenizer.train import run
 
-    files = [str(out / "data" / f"{p}.h5") for p in DEMO_SAMPLE]
+    train, held_out = [], []
+    for p in PRETRAIN:
+        events = read_events(out / "data" / f"{p}.h5")
+        cut = int(len(events) * (1 - HELD_OUT))
+        train.append(events[:cut])
+        held_out.append(events[cut:])
+    write_events(Events.concatenate(train), out / "data" / "pretrain.h5")
+    write_events(Events.concatenate(held_out), out / "data" / "held_out.h5")
+    files = [str(out / "data" / "pretrain.h5")]
     cfg = load_config(TokenizerTrainConfig, Path(__file__).parent / "configs" / "tokenizer" / "demo.yaml",
                       [f"data.files={files}", f"out={out / 'tokenizer'}"])
     metrics = run(cfg, progress=False)
@@ -81,7 +94,7 @@ def stage_tokenizer(out: Path) -> dict:
 
 
 def stage_backbone(out: Path) -> dict:
-    """Tokenize the demo sample and pretrain a small backbone on it (runs/demo/backbone/)."""
+    """Tokenize the pretraining sample and pretrain a small backbone on it (runs/demo/backbone/)."""
     from backbone.pretrain import PretrainConfig, run
     from common.config import load_config
     from tokenizer.store import TokenWriter
@@ -89,9 +102,8 @@ def stage_backbone(out: Path) -> dict:
     from tokenizer.tokenizer import Tokenizer
 
     tokenizer = Tokenizer.from_pretrained(out / "tokenizer")
-    with TokenWriter(out / "tokens.h5", tokenizer.vocab_size, out / "tokenizer") as writer:
-        for process in DEMO_SAMPLE:
-            tokenize_into(writer, tokenizer, out / "data" / f"{process}.h5")
+    with TokenWriter(out / "tokens.h5", tokenizer.vocab_size, out / "tokenizer", tokenizer.mode) as writer:
+        tokenize_into(writer, tokenizer, out / "data" / "pretrain.h5")
     cfg = load_config(PretrainConfig, Path(__file__).parent / "configs" / "backbone" / "demo.yaml",
                       [f"data.train={out / 'tokens.h5'}", f"out={out / 'backbone'}"])
     result = run(cfg, progress=False)
@@ -123,6 +135,76 @@ def stage_sample(out: Path, seed: int) -> dict:
                            "synthetic": float(synthetic.count(ObjectType.BJET).mean())}}
 
 
+def stage_finetune(out: Path) -> dict:
+    """Head swap: 0t..4t classification (3 and 4 tops unseen in pretraining), frozen, full and from
+    scratch, on the same split (runs/demo/finetune_<mode>/)."""
+    from dataclasses import replace
+
+    from common.config import load_config
+    from finetune.classify import prepare, train_and_test
+    from finetune.config import ClassifyConfig
+    from tokenizer.tokenizer import Tokenizer
+
+    files = [str(out / "data" / f"{p}.h5") for p in DEMO_SAMPLE]
+    cfg = load_config(ClassifyConfig, Path(__file__).parent / "configs" / "finetune" / "demo.yaml",
+                      [f"backbone={out / 'backbone'}", f"tokenizer={out / 'tokenizer'}", f"data.train={files}"])
+    splits = prepare(cfg, Tokenizer.from_pretrained(out / "tokenizer"))
+    summary = {}
+    for mode in ("frozen", "full", "scratch"):
+        m = train_and_test(replace(cfg, train=replace(cfg.train, mode=mode), out=str(out / f"finetune_{mode}")),
+                           splits, progress=False)
+        summary[mode] = {"auc": m["auc"], "mean_auc": m["mean_auc"], "accuracy": m["accuracy"]}
+    summary["test_events"] = int(len(splits.test.indices))
+    return summary
+
+
+def stage_anomaly(out: Path) -> dict:
+    """Score held-out SM events and four-top events (never seen in pretraining) with every method;
+    AUC and max SIC per method (runs/demo/anomaly/)."""
+    import subprocess
+    import sys
+    from dataclasses import replace
+
+    from common.config import load_config
+    from events.io import read_events, write_events
+    from events.model import Events
+    from finetune.classify import prepare, train_and_test
+    from finetune.config import ClassifyConfig
+    from finetune.metrics import binary_metrics
+    from finetune.plots import plot_anomaly
+    from finetune.score_store import read_scores
+    from tokenizer.tokenizer import Tokenizer
+
+    folder = out / "anomaly"
+    background, signal = read_events(out / "data" / "held_out.h5"), read_events(out / "data" / "tttt_proxy.h5")
+    write_events(Events.concatenate([background, signal]), folder / "data.h5")
+    # the entropy method's classifier knows the SM processes only
+    cfg = load_config(ClassifyConfig, Path(__file__).parent / "configs" / "finetune" / "demo.yaml",
+                      [f"backbone={out / 'backbone'}", f"tokenizer={out / 'tokenizer'}", "data.label=process",
+                       f"data.train={[str(out / 'data' / 'pretrain.h5')]}", f"out={folder / 'sm_classifier'}"])
+    train_and_test(replace(cfg, train=replace(cfg.train, mode="full")),
+                   prepare(cfg, Tokenizer.from_pretrained(out / "tokenizer")), progress=False)
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "finetune.anomaly", "score", "--backbone", str(out / "backbone"),
+                    "--tokenizer", str(out / "tokenizer"), "--input", str(folder / "data.h5"), "--out",
+                    str(folder / "scores.h5"), "--method", "nll", "masked", "quantization", "entropy", "head",
+                    "--classifier", str(folder / "sm_classifier"), "--reference", str(out / "data" / "pretrain.h5"),
+                    "--device", "cpu", "--quiet"], check=True, capture_output=True)
+    seconds = time.perf_counter() - start
+    scores = read_scores(folder / "scores.h5")
+    labels = np.r_[np.zeros(len(background)), np.ones(len(signal))]
+    columns = [c for c in scores if c not in ("run", "lumi", "event", "flag")]
+    table, curves = {}, {}
+    for c in columns:
+        ok = np.isfinite(scores[c])
+        m = binary_metrics(labels[ok], scores[c][ok])
+        table[c] = {"auc": round(m["auc"], 4), "max_sic": round(m["max_sic"], 3)}
+        curves[c] = (labels[ok], scores[c][ok])
+    plot_anomaly(curves, out / "anomaly_roc_sic.png")
+    return {"signal": "tttt_proxy", "background": "held-out " + "+".join(PRETRAIN), "events": len(labels),
+            "scoring_events_per_s": round(len(labels) / seconds, 1), "methods": table}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the whole pipeline on a small generated sample (CPU).")
     parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder (default runs/demo)")
@@ -135,7 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     stages = (("events", lambda: stage_events(args.out, args.workers, args.seed)),
               ("tokenizer", lambda: stage_tokenizer(args.out)),
               ("backbone", lambda: stage_backbone(args.out)),
-              ("sample", lambda: stage_sample(args.out, args.seed)))
+              ("sample", lambda: stage_sample(args.out, args.seed)),
+              ("finetune", lambda: stage_finetune(args.out)),
+              ("anomaly", lambda: stage_anomaly(args.out)))
     for name, stage in stages:
         start = time.perf_counter()
         print(f"== stage {name}")

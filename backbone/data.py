@@ -51,6 +51,17 @@ class TokenSequences:
             self.process_tokens = np.array([known.get(p, self.vocab.mask) for p in self.info["process"]],
                                            dtype=np.int64)
         self.lengths = counts + 2 + int(conditional)
+        self.mode = ""  # event or constituent, where the store says
+
+    def longest_possible(self, caps=None) -> int:
+        """The longest sequence events of this mode can make under the multiplicity caps (what a
+        backbone must hold to read unseen processes, which may have more objects than its training
+        data); the longest in the data where the mode is unknown."""
+        from events.model import Caps
+
+        caps = caps or Caps()
+        objects = {"event": caps.jets + caps.leptons + caps.photons + 1, "constituent": caps.constituents}
+        return max(self.max_length, objects.get(self.mode, 0) + 2 + int(self.conditional))
 
     @classmethod
     def from_store(cls, path: str | Path, conditional: bool = False, vocab: Vocab | None = None) -> "TokenSequences":
@@ -62,8 +73,10 @@ class TokenSequences:
             raise EventDataError(f"{path}: no such file (make one with python -m tokenizer.tokenize)")
         chunks = list(iter_tokens(path))  # checks that this is a token store
         with h5py.File(path, "r") as f:
-            n_codes = int(f.attrs["vocab_size"])
-        return cls(chunks, n_codes, conditional, vocab, source=str(path))
+            n_codes, mode = int(f.attrs["vocab_size"]), str(f.attrs.get("mode", ""))
+        seqs = cls(chunks, n_codes, conditional, vocab, source=str(path))
+        seqs.mode = mode
+        return seqs
 
     def __len__(self) -> int:
         return len(self.lengths)

@@ -68,6 +68,7 @@ def score(args) -> int:
     from backbone.io import check_pair, load_backbone
     from backbone.vocab import Vocab
     from events.io import count_events
+    from finetune.data import check_fits
     from finetune.model import Classifier
     from finetune.score_store import ScoreWriter
     from finetune.scores import (COLUMNS, FLAGS, entropy_scores, head_scores, masked_scores, nll_scores,
@@ -101,6 +102,7 @@ def score(args) -> int:
             tqdm(total=count_events(args.input, args.format), unit="ev", desc="scoring", disable=args.quiet) as bar:
         for events, flags, tokens, residuals in encoded(args.input, args.format, tokenizer, args.step_size):
             seqs = TokenSequences([tokens], vocab.n_codes, config["conditional"], hidden, source=str(args.input))
+            check_fits(seqs, model.config.block_size, str(args.input))
             scores = {}
             if "nll" in methods:
                 scores.update(nll_scores(model, seqs, device, args.batch_size))

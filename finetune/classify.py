@@ -53,7 +53,7 @@ def prepare(cfg: ClassifyConfig, tokenizer) -> Splits:
     check_pair(vocab, tokenizer, cfg.backbone, cfg.tokenizer)
 
     def labelled(files, classes=()):
-        seqs = read_sequences(files, tokenizer, vocab, bb["conditional"], d.format)
+        seqs = read_sequences(files, tokenizer, vocab, bb["conditional"], d.format, bb["gpt"]["block_size"])
         y, classes = labels(seqs, d.label, classes or d.classes, ", ".join(files))
         return Labelled(seqs, y, np.arange(len(y))), classes
 

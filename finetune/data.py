@@ -40,12 +40,23 @@ def token_chunks(files: Sequence[str], tokenizer, format: str = "auto"):
                 yield tokenizer.encode(chunk, source=str(path))
 
 
-def read_sequences(files: Sequence[str], tokenizer, vocab: Vocab, conditional: bool,
-                   format: str = "auto") -> TokenSequences:
+def read_sequences(files: Sequence[str], tokenizer, vocab: Vocab, conditional: bool, format: str = "auto",
+                   block_size: int | None = None) -> TokenSequences:
     """Every event of `files`, in order, as the backbone's sequences. The process token (conditional
     backbones) is always MASK, unknown: a classifier must not be told the answer."""
     chunks = list(token_chunks(files, tokenizer, format))
-    return TokenSequences(chunks, vocab.n_codes, conditional, Vocab(vocab.n_codes, ()), source=", ".join(files))
+    seqs = TokenSequences(chunks, vocab.n_codes, conditional, Vocab(vocab.n_codes, ()), source=", ".join(files))
+    if block_size is not None:
+        check_fits(seqs, block_size, ", ".join(files))
+    return seqs
+
+
+def check_fits(seqs: TokenSequences, block_size: int, source: str) -> None:
+    """Refuse events longer than the backbone can read (read them with smaller multiplicity caps)."""
+    if seqs.max_length > block_size:
+        i = int(np.argmax(seqs.lengths))
+        raise EventDataError(f"{source}: event {i} makes a sequence of {seqs.max_length} tokens, but the backbone "
+                             f"reads at most {block_size}: read the events with smaller multiplicity caps")
 
 
 def labels(seqs: TokenSequences, label: str, classes: Sequence[str], source: str) -> tuple[np.ndarray, tuple]:

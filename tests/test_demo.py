@@ -28,3 +28,9 @@ def test_demo_writes_summary_and_plots(tmp_path):
     assert 2.0 < sample["mean_jets"]["synthetic"] < 8.0
     assert sample["w1_vs_floor"]["HT [GeV]"]["floor"] > 0
     assert (tmp_path / "real_vs_generated.png").is_file()
+    finetune, anomaly = summary["finetune"], summary["anomaly"]
+    for mode in ("frozen", "full", "scratch"):
+        assert set(finetune[mode]["auc"]) == {"0t", "1t", "2t", "3t", "4t"} and finetune[mode]["mean_auc"] > 0.7
+    assert set(anomaly["methods"]) == {"nll", "nll_per_token", "masked", "quantization", "entropy", "head"}
+    assert anomaly["methods"]["nll"]["auc"] > 0.8  # four tops make long, unlikely sequences
+    assert (tmp_path / "anomaly_roc_sic.png").is_file()

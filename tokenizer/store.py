@@ -2,7 +2,8 @@
 
 Layout (format `colliderfm.tokens`): /tokens/ids (flat int32, all events concatenated, in each event's
 canonical object order), /events/offsets (n_events + 1), /events/<info field> (event ids, weights,
-labels carried from the input), attrs: vocab_size, tokenizer (folder), process_names (JSON).
+labels carried from the input), attrs: vocab_size, tokenizer (folder), mode (event or constituent),
+process_names (JSON).
 """
 from __future__ import annotations
 
@@ -25,12 +26,12 @@ _CHUNK = 1 << 16
 class TokenWriter(EventWriter):
     """Append `TokenBatch` chunks; the file appears atomically on close."""
 
-    def __init__(self, path: str | Path, vocab_size: int, tokenizer: str):
+    def __init__(self, path: str | Path, vocab_size: int, tokenizer: str, mode: str = ""):
         import h5py
 
         super().__init__(path)
         self._file = self._stack.enter_context(h5py.File(self._tmp, "w"))
-        self._file.attrs.update(format=FORMAT_NAME, vocab_size=vocab_size, tokenizer=str(tokenizer))
+        self._file.attrs.update(format=FORMAT_NAME, vocab_size=vocab_size, tokenizer=str(tokenizer), mode=mode)
         opts = dict(compression="gzip", compression_opts=4, shuffle=True)
         self._ids = self._file.create_dataset("tokens/ids", shape=(0,), maxshape=(None,), dtype=np.int32,
                                               chunks=(_CHUNK,), **opts)

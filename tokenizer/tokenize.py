@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     tokenizer = Tokenizer.from_pretrained(args.tokenizer, device=str(resolve_device(args.device)))
     fmt = detect_format(args.input) if args.format == "auto" else args.format
     start = time.perf_counter()
-    with TokenWriter(args.out, tokenizer.vocab_size, args.tokenizer) as writer, \
+    with TokenWriter(args.out, tokenizer.vocab_size, args.tokenizer, tokenizer.mode) as writer, \
             tqdm(total=count_events(args.input, fmt), unit="ev", desc="tokenizing") as bar:
         tokenize_into(writer, tokenizer, args.input, fmt, args.step_size, bar)
     seconds = time.perf_counter() - start
