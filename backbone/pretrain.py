@@ -168,7 +168,8 @@ def run(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -> dic
         train_idx, val_idx = split_indices(len(data), cfg.data.val_fraction, tc.seed)
     m = cfg.model
     block = max(data.longest_possible(), val_data.longest_possible())
-    gpt = GPTConfig(vocab_size=data.vocab.size, block_size=block, n_layer=m.n_layer, n_head=m.n_head, n_embd=m.n_embd, dropout=m.dropout, bias=m.bias)
+    gpt = GPTConfig(vocab_size=data.vocab.size, block_size=block, n_layer=m.n_layer, n_head=m.n_head,
+                    n_embd=m.n_embd, dropout=m.dropout, bias=m.bias)
     model = GPT(gpt).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay, betas=(0.9, 0.95),
                                   fused=device.type == "cuda")

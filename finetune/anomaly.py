@@ -125,17 +125,24 @@ def score(args) -> int:
     return 0
 
 
+def _columns(tables: list[dict]) -> dict[str, list]:
+    """The columns every table has, as lists of arrays (one per table)."""
+    common = set.intersection(*(set(t) for t in tables))
+    return {k: [t[k] for t in tables] for k in tables[0] if k in common}
+
+
 def evaluate(args) -> int:
     from finetune.metrics import binary_metrics
     from finetune.plots import plot_anomaly
     from finetune.score_store import ID_FIELDS, read_scores
 
-    bkg, sig = read_scores(args.background), read_scores(args.signal)
+    bkg = {k: np.concatenate(v) for k, v in _columns([read_scores(p) for p in args.background]).items()}
+    sig = {k: np.concatenate(v) for k, v in _columns([read_scores(p) for p in args.signal]).items()}
     columns = [c for c in bkg if c not in (*ID_FIELDS, "flag") and c in sig]
     if args.methods:
         columns = [c for c in columns if c in args.methods]
     if not columns:
-        raise UserError(f"no score column in common between {args.background} and {args.signal}")
+        raise UserError("no score column in common between the background and signal files")
     table, curves = {}, {}
     for c in columns:
         b, s = bkg[c][np.isfinite(bkg[c])], sig[c][np.isfinite(sig[c])]
@@ -179,8 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="auto")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     e = sub.add_parser("evaluate", help="ROC AUC, max SIC and rejection of a signal against a background")
-    e.add_argument("--background", required=True, type=Path, help="score file of background events")
-    e.add_argument("--signal", required=True, type=Path, help="score file of signal events")
+    e.add_argument("--background", required=True, type=Path, nargs="+", help="score file(s) of background events")
+    e.add_argument("--signal", required=True, type=Path, nargs="+", help="score file(s) of signal events")
     e.add_argument("--methods", nargs="+", help="score columns to compare (default: all in common)")
     e.add_argument("--out", default="runs/anomaly", type=Path, help="folder for metrics and plots")
     args = parser.parse_args(argv)

@@ -53,7 +53,8 @@ def prepare(cfg: ClassifyConfig, tokenizer) -> Splits:
     check_pair(vocab, tokenizer, cfg.backbone, cfg.tokenizer)
 
     def labelled(files, classes=()):
-        seqs = read_sequences(files, tokenizer, vocab, bb["conditional"], d.format, bb["gpt"]["block_size"])
+        seqs = read_sequences(files, tokenizer, vocab, bb["conditional"], d.format, bb["gpt"]["block_size"],
+                              d.max_events_per_file)
         y, classes = labels(seqs, d.label, classes or d.classes, ", ".join(files))
         return Labelled(seqs, y, np.arange(len(y))), classes
 
@@ -69,6 +70,7 @@ def prepare(cfg: ClassifyConfig, tokenizer) -> Splits:
         val = Labelled(train.seqs, train.y, np.flatnonzero(is_val))
         train = Labelled(train.seqs, train.y, np.flatnonzero(~is_val))
     test = labelled(d.test, classes)[0] if d.test else val
+    val = Labelled(val.seqs, val.y, subsample(val.y, val.indices, d.val_events, cfg.train.seed + 1))
     return Splits(train, val, test, classes, vocab.n_codes)
 
 

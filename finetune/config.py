@@ -18,6 +18,8 @@ class DataSection:
     label: str = "ntop"
     classes: tuple[str, ...] = ()  # default: 0t..4t for ntop, the training files' processes for process
     val_fraction: float = 0.15
+    val_events: int = 5000  # validation events for early stopping, a random subset (0: all)
+    max_events_per_file: int = 0  # read at most this many events of each file (0: all)
 
     def __post_init__(self):
         if self.label not in ("ntop", "process"):

@@ -11,6 +11,7 @@ from backbone.data import TokenSequences
 from backbone.vocab import Vocab
 from events.errors import EventDataError
 from finetune.config import TOP_CLASSES
+from tokenizer.tokenizer import TokenBatch
 
 
 def is_token_store(path: str | Path) -> bool:
@@ -25,26 +26,33 @@ def is_token_store(path: str | Path) -> bool:
         return False
 
 
-def token_chunks(files: Sequence[str], tokenizer, format: str = "auto"):
-    """Token batches of every file in order: token stores as they are, event files encoded."""
+def token_chunks(files: Sequence[str], tokenizer, format: str = "auto", max_events: int = 0):
+    """Token batches of every file in order: token stores as they are, event files encoded; at most
+    `max_events` of each file (0: all)."""
     from events.io import iter_events
     from tokenizer.store import iter_tokens
 
     for path in files:
         if not Path(path).is_file():
             raise FileNotFoundError(f"{path}: no such file")
-        if is_token_store(path):
-            yield from iter_tokens(path)
-        else:
-            for chunk in iter_events(path, format):
-                yield tokenizer.encode(chunk, source=str(path))
+        chunks = iter_tokens(path) if is_token_store(path) else \
+            (tokenizer.encode(c, source=str(path)) for c in iter_events(path, format))
+        left = max_events or float("inf")
+        for chunk in chunks:
+            if len(chunk) > left:
+                chunk = TokenBatch(chunk.ids[:left], {k: v[:left] for k, v in chunk.info.items()}, chunk.process_names)
+            yield chunk
+            left -= len(chunk)
+            if left <= 0:
+                break
 
 
 def read_sequences(files: Sequence[str], tokenizer, vocab: Vocab, conditional: bool, format: str = "auto",
-                   block_size: int | None = None) -> TokenSequences:
-    """Every event of `files`, in order, as the backbone's sequences. The process token (conditional
-    backbones) is always MASK, unknown: a classifier must not be told the answer."""
-    chunks = list(token_chunks(files, tokenizer, format))
+                   block_size: int | None = None, max_events: int = 0) -> TokenSequences:
+    """Every event of `files` (at most `max_events` per file), in order, as the backbone's sequences.
+    The process token (conditional backbones) is always MASK, unknown: a classifier must not be told
+    the answer."""
+    chunks = list(token_chunks(files, tokenizer, format, max_events))
     seqs = TokenSequences(chunks, vocab.n_codes, conditional, Vocab(vocab.n_codes, ()), source=", ".join(files))
     if block_size is not None:
         check_fits(seqs, block_size, ", ".join(files))

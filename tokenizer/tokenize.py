@@ -30,18 +30,21 @@ def main(argv: list[str] | None = None) -> int:
                                      description="Encode every object of an event file into token ids, in input "
                                                  "order, with event ids, weights and labels carried along.")
     parser.add_argument("--tokenizer", required=True, type=Path, help="tokenizer folder (from tokenizer.train)")
-    parser.add_argument("--input", required=True, type=Path, help="event file (any readable format)")
+    parser.add_argument("--input", required=True, type=Path, nargs="+",
+                        help="event file(s) (any readable format), appended in order to one store")
     parser.add_argument("--out", required=True, type=Path, help="output token store (.h5)")
     parser.add_argument("--format", default="auto", help="input format (default: detected)")
     parser.add_argument("--step-size", type=int, default=100_000, help="events per chunk")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     args = parser.parse_args(argv)
     tokenizer = Tokenizer.from_pretrained(args.tokenizer, device=str(resolve_device(args.device)))
-    fmt = detect_format(args.input) if args.format == "auto" else args.format
+    formats = [detect_format(p) if args.format == "auto" else args.format for p in args.input]
     start = time.perf_counter()
+    total = sum(count_events(p, f) for p, f in zip(args.input, formats))
     with TokenWriter(args.out, tokenizer.vocab_size, args.tokenizer, tokenizer.mode) as writer, \
-            tqdm(total=count_events(args.input, fmt), unit="ev", desc="tokenizing") as bar:
-        tokenize_into(writer, tokenizer, args.input, fmt, args.step_size, bar)
+            tqdm(total=total, unit="ev", desc="tokenizing") as bar:
+        for path, fmt in zip(args.input, formats):
+            tokenize_into(writer, tokenizer, path, fmt, args.step_size, bar)
     seconds = time.perf_counter() - start
     print(f"wrote {writer.n_events} events, {writer.n_tokens} tokens to {args.out} "
           f"({writer.n_tokens / seconds:,.0f} objects/s)")
