@@ -116,11 +116,62 @@ def backbone_table() -> str:
     return "\n".join(lines).rstrip()
 
 
+def real_run_table() -> str:
+    """Pretraining, generation quality, data efficiency and anomaly detection of the real runs
+    (benchmarks/real_run_event.sh), one block per profile."""
+    lines = []
+    for folder in sorted(RESULTS.glob("real_run_event_*")):
+        if not (folder / "pretrain_metrics.json").is_file():
+            continue
+        pre = json.loads((folder / "pretrain_metrics.json").read_text())
+        tok = json.loads((folder / "tokenizer_metrics.json").read_text())
+        lines += [f"**{folder.name}** ({pre['device']}, {pre['parameters'] / 1e6:.1f}M parameters, {pre['steps']} steps, "
+                  f"{pre['tokens_per_s']:,.0f} tokens/s): tokenizer usage {tok['codebook_usage']:.1%}, perplexity "
+                  f"{tok['perplexity']:,.0f}; validation next-token loss {pre['val_loss_next']:.3f} (perplexity "
+                  f"{pre['val_perplexity_next']:,.0f}), masked-token loss {pre['val_loss_masked']:.3f} (perplexity "
+                  f"{pre['val_perplexity_masked']:,.0f}).", ""]
+        if (folder / "w1.json").is_file():
+            w1 = json.loads((folder / "w1.json").read_text())
+            lines += ["| generated ttbar vs Pythia (seed 2) | W1 | floor W1(real, real) | ratio |", "|---|---|---|---|"]
+            for name, row in w1.items():
+                ratio = row["w1"] / row["floor"] if row["floor"] > 0 else float("inf")
+                lines.append(f"| {name} | {row['w1']:.4g} | {row['floor']:.4g} | {ratio:.1f} |")
+            lines.append("")
+        if (folder / "data_efficiency.json").is_file():
+            de = json.loads((folder / "data_efficiency.json").read_text())
+            modes = list(dict.fromkeys(r["mode"] for r in de["rows"]))
+            lines += [f"Mean one-vs-rest AUC over {', '.join(de.get('classes', []))} on {de.get('test_events', '?'):,} "
+                      "test events (mean ± spread over seeds):", "",
+                      "| labelled events | " + " | ".join(modes) + " |", "|---" * (len(modes) + 1) + "|"]
+            for n in sorted({r["n_train"] for r in de["rows"]}):
+                cells = []
+                for mode in modes:
+                    v = [r["mean_auc"] for r in de["rows"] if r["n_train"] == n and r["mode"] == mode]
+                    cells.append(f"{sum(v) / len(v):.4f} ± {(max(v) - min(v)) / 2:.4f}" if v else "")
+                lines.append(f"| {n:,} | " + " | ".join(cells) + " |")
+            for mode, f in (de.get("label_factor") or {}).items():
+                lines.append("" if f is None else f"\n{mode}: reaches from-scratch's best ({f['scratch_best']:.4f} at "
+                             f"{f['scratch_n']:,} labels) with {f['n_needed']:,} labels: {f['factor']:.0f}x fewer.")
+            lines.append("")
+        anomalies = sorted(folder.glob("anomaly_*.json"))
+        if anomalies:
+            tables = {p.stem[len("anomaly_"):]: json.loads(p.read_text()) for p in anomalies}
+            scores = list(dict.fromkeys(k for t in tables.values() for k in t))
+            lines += ["| score | " + " | ".join(f"{sig}: AUC / max SIC" for sig in tables) + " |",
+                      "|---" * (len(tables) + 1) + "|"]
+            for c in scores:
+                cells = [f"{t[c]['auc']:.3f} / {t[c]['max_sic']:.2f}" if c in t else "" for t in tables.values()]
+                lines.append(f"| {c} | " + " | ".join(cells) + " |")
+            lines.append("")
+    return "\n".join(lines).rstrip() or "(no real run recorded yet)"
+
+
 def main() -> None:
     readme = ROOT / "README.md"
     text = readme.read_text()
     for name, render in {"generate-table": generate_table, "tokenizer-table": tokenizer_table,
-                         "encoder-table": encoder_table, "backbone-table": backbone_table}.items():
+                         "encoder-table": encoder_table, "backbone-table": backbone_table,
+                         "finetune-table": real_run_table}.items():
         pattern = re.compile(rf"(<!-- {name}:start -->\n).*?(<!-- {name}:end -->)", re.S)
         if not pattern.search(text):
             raise SystemExit(f"README.md has no <!-- {name}:start/end --> markers")
