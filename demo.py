@@ -172,7 +172,7 @@ def stage_anomaly(out: Path) -> dict:
     from finetune.config import ClassifyConfig
     from finetune.metrics import binary_metrics
     from finetune.plots import plot_anomaly
-    from finetune.score_store import read_scores
+    from finetune.score_store import NOT_SCORES, read_scores
     from tokenizer.tokenizer import Tokenizer
 
     folder = out / "anomaly"
@@ -192,10 +192,9 @@ def stage_anomaly(out: Path) -> dict:
                     "--device", "cpu", "--quiet"], check=True, capture_output=True)
     seconds = time.perf_counter() - start
     scores = read_scores(folder / "scores.h5")
-    labels = np.r_[np.zeros(len(background)), np.ones(len(signal))]
-    columns = [c for c in scores if c not in ("run", "lumi", "event", "flag")]
+    labels = (scores["process"] == "tttt_proxy").astype(float)
     table, curves = {}, {}
-    for c in columns:
+    for c in (c for c in scores if c not in NOT_SCORES):
         ok = np.isfinite(scores[c])
         m = binary_metrics(labels[ok], scores[c][ok])
         table[c] = {"auc": round(m["auc"], 4), "max_sic": round(m["max_sic"], 3)}

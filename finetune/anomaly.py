@@ -3,6 +3,7 @@
     python -m finetune.anomaly score --backbone RUN --tokenizer RUN --input data.root --out scores.h5 \
         [--format nanoaod] [--method nll masked entropy head] [--classifier RUN] [--reference sm.h5 ...]
     python -m finetune.anomaly evaluate --background bkg_scores.h5 --signal sig_scores.h5 --out DIR
+    python -m finetune.anomaly evaluate --scores mixed_scores.h5 --signal-process tttt_proxy --out DIR
 
 `score` streams the input (files larger than memory) and writes one row per event, in input order,
 with its id, a flag word (objects beyond the caps 1, unknown object types 2, no objects 4) and one
@@ -116,7 +117,7 @@ def score(args) -> int:
             if "head" in methods:
                 first = writer.n_events
                 scores.update(head_scores(heads, fold_of[first:first + len(seqs)], seqs, device, args.batch_size))
-            writer.write(events.info, flags, scores)
+            writer.write(events.info, flags, scores, events.process_names)
             flagged += int((flags != 0).sum())
             bar.update(len(events))
     seconds = time.perf_counter() - start
@@ -125,24 +126,38 @@ def score(args) -> int:
     return 0
 
 
-def _columns(tables: list[dict]) -> dict[str, list]:
-    """The columns every table has, as lists of arrays (one per table)."""
+def _concatenated(paths) -> dict[str, np.ndarray]:
+    """The columns every score file of `paths` has, concatenated in order."""
+    from finetune.score_store import read_scores
+
+    tables = [read_scores(p) for p in paths]
     common = set.intersection(*(set(t) for t in tables))
-    return {k: [t[k] for t in tables] for k in tables[0] if k in common}
+    return {k: np.concatenate([t[k] for t in tables]) for k in tables[0] if k in common}
 
 
 def evaluate(args) -> int:
     from finetune.metrics import binary_metrics
     from finetune.plots import plot_anomaly
-    from finetune.score_store import ID_FIELDS, read_scores
+    from finetune.score_store import NOT_SCORES
 
-    bkg = {k: np.concatenate(v) for k, v in _columns([read_scores(p) for p in args.background]).items()}
-    sig = {k: np.concatenate(v) for k, v in _columns([read_scores(p) for p in args.signal]).items()}
-    columns = [c for c in bkg if c not in (*ID_FIELDS, "flag") and c in sig]
+    if args.scores:
+        if not args.signal_process:
+            raise UserError("--scores needs --signal-process NAME: the process whose events are the signal")
+        table = _concatenated(args.scores)
+        is_signal = table["process"] == args.signal_process
+        if not is_signal.any() or is_signal.all():
+            raise UserError(f"--signal-process {args.signal_process!r} must be some but not all of the events; the "
+                            f"files hold {sorted(set(table['process'].tolist()) - {''})}")
+        bkg, sig = ({k: v[m] for k, v in table.items()} for m in (~is_signal, is_signal))
+    elif args.background and args.signal:
+        bkg, sig = _concatenated(args.background), _concatenated(args.signal)
+    else:
+        raise UserError("give --background FILES and --signal FILES, or --scores FILES and --signal-process NAME")
+    columns = [c for c in bkg if c not in NOT_SCORES and c in sig]
     if args.methods:
         columns = [c for c in columns if c in args.methods]
     if not columns:
-        raise UserError("no score column in common between the background and signal files")
+        raise UserError("no score column in common between the background and signal events")
     table, curves = {}, {}
     for c in columns:
         b, s = bkg[c][np.isfinite(bkg[c])], sig[c][np.isfinite(sig[c])]
@@ -153,6 +168,7 @@ def evaluate(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / "anomaly_metrics.json").write_text(json.dumps(table, indent=2))
     plot_anomaly(curves, out / "anomaly_roc_sic.png")
+    print(f"{len(bkg['event'])} background and {len(sig['event'])} signal events")
     print("| score | AUC | max SIC | rejection at 10% | at 30% |\n|---|---|---|---|---|")
     for c, m in table.items():
         print(f"| {c} | {m['auc']:.3f} | {m['max_sic']:.2f} | {m['rejection_at_10']:.1f} | {m['rejection_at_30']:.1f} |")
@@ -186,8 +202,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="auto")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     e = sub.add_parser("evaluate", help="ROC AUC, max SIC and rejection of a signal against a background")
-    e.add_argument("--background", required=True, type=Path, nargs="+", help="score file(s) of background events")
-    e.add_argument("--signal", required=True, type=Path, nargs="+", help="score file(s) of signal events")
+    e.add_argument("--background", type=Path, nargs="+", help="score file(s) of background events")
+    e.add_argument("--signal", type=Path, nargs="+", help="score file(s) of signal events")
+    e.add_argument("--scores", type=Path, nargs="+", help="score file(s) of mixed events, split by --signal-process")
+    e.add_argument("--signal-process", help="with --scores: the process whose events are the signal")
     e.add_argument("--methods", nargs="+", help="score columns to compare (default: all in common)")
     e.add_argument("--out", default="runs/anomaly", type=Path, help="folder for metrics and plots")
     args = parser.parse_args(argv)

@@ -1,5 +1,6 @@
-"""Score files: one row per input event, in input order, with its id (run, lumi, event), a flag word
-and one column per score. HDF5 (format `colliderfm.scores`) or CSV, written atomically and streamed.
+"""Score files: one row per input event, in input order, with its id (run, lumi, event), its process
+where the input knows it (generated or simulated samples; empty for data), a flag word and one column
+per score. HDF5 (format `colliderfm.scores`) or CSV, written atomically and streamed.
 
 Before the file appears, each score column is checked: a non-finite score of an unflagged event, or
 a column that has collapsed (the same value for every event), is an error, not a result.
@@ -17,6 +18,7 @@ from events.writer import EventWriter
 
 FORMAT = "colliderfm.scores"
 ID_FIELDS = ("run", "lumi", "event")
+NOT_SCORES = (*ID_FIELDS, "process", "flag")
 
 
 class ScoreError(EventDataError):
@@ -27,7 +29,7 @@ class ScoreWriter(EventWriter):
     def __init__(self, path: str | Path, columns: tuple[str, ...], meta: dict | None = None):
         super().__init__(path)
         self.columns = columns
-        self.names = (*ID_FIELDS, "flag", *columns)
+        self.names = (*ID_FIELDS, "process", "flag", *columns)
         self._low = {c: np.inf for c in columns}
         self._high = {c: -np.inf for c in columns}
         self.csv = self.path.suffix.lower() == ".csv"
@@ -40,11 +42,13 @@ class ScoreWriter(EventWriter):
             self._out = self._stack.enter_context(h5py.File(self._tmp, "w"))
             self._out.attrs.update(format=FORMAT, meta=json.dumps(meta or {}))
             for name in self.names:
-                dtype = np.float64 if name in columns else np.int64
+                dtype = np.float64 if name in columns else np.int64  # process: index into process_names
                 self._out.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dtype, chunks=(1 << 16,),
                                          compression="gzip", shuffle=True)
 
-    def write(self, ids: dict[str, np.ndarray], flags: np.ndarray, scores: dict[str, np.ndarray]) -> None:
+    def write(self, ids: dict[str, np.ndarray], flags: np.ndarray, scores: dict[str, np.ndarray],
+              process_names: tuple[str, ...] = ()) -> None:
+        """One chunk: `ids` holds run, lumi, event and optionally process (indices into `process_names`)."""
         for c in self.columns:
             s = scores[c]
             bad = ~np.isfinite(s) & (flags == 0)
@@ -56,10 +60,14 @@ class ScoreWriter(EventWriter):
             if len(finite):
                 self._low[c] = min(self._low[c], finite.min())
                 self._high[c] = max(self._high[c], finite.max())
-        values = [ids[k] for k in ID_FIELDS] + [flags] + [scores[c] for c in self.columns]
+        process = self._process_table(process_names)[np.asarray(ids.get("process", np.full(len(flags), -1)))]
+        if self.csv:
+            table = np.array(self._process_names + [""], dtype=object)
+            process = table[process]  # names in CSV, readable as they are
+        values = [ids[k] for k in ID_FIELDS] + [process, flags] + [scores[c] for c in self.columns]
         if self.csv:
             rows = np.column_stack([np.asarray(v, dtype=object) for v in values])
-            fmt = ["%d"] * (len(ID_FIELDS) + 1) + ["%.9g"] * len(self.columns)
+            fmt = ["%d"] * len(ID_FIELDS) + ["%s", "%d"] + ["%.9g"] * len(self.columns)
             np.savetxt(self._out, rows, fmt=fmt, delimiter=",")
         else:
             for name, v in zip(self.names, values):
@@ -73,20 +81,32 @@ class ScoreWriter(EventWriter):
                                  "no file written (is the model trained, and does it match the tokenizer?)")
                 self._stack.__exit__(ScoreError, err, None)  # removes the partial file
                 raise err
+        if not self.csv:
+            self._out.attrs["process_names"] = json.dumps(self._process_names)
         super().close()
 
 
 def read_scores(path: str | Path) -> dict[str, np.ndarray]:
-    """All columns of a score file (HDF5 or CSV)."""
+    """All columns of a score file (HDF5 or CSV); `process` as names ("" where unknown)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     if path.suffix.lower() == ".csv":
-        table = np.genfromtxt(path, delimiter=",", names=True)
-        return {n: np.atleast_1d(table[n]) for n in table.dtype.names}
+        import csv
+
+        with open(path, newline="") as f:
+            rows = list(csv.reader(f))
+        if not rows or rows[0][:len(ID_FIELDS)] != list(ID_FIELDS):
+            raise EventDataError(f"{path}: not a score file (header {rows[0] if rows else 'missing'})")
+        columns = dict(zip(rows[0], zip(*rows[1:]))) if len(rows) > 1 else {k: () for k in rows[0]}
+        return {k: np.array(v, dtype=str if k == "process" else np.int64 if k in (*ID_FIELDS, "flag") else float)
+                for k, v in columns.items()}
     import h5py
 
     with h5py.File(path, "r") as f:
         if f.attrs.get("format") != FORMAT:
             raise EventDataError(f"{path}: not a {FORMAT} file")
-        return {k: f[k][:] for k in f}
+        out = {k: f[k][:] for k in f}
+        names = np.array(json.loads(f.attrs.get("process_names", "[]")) + [""], dtype=object)
+    out["process"] = names[out["process"]].astype(str)
+    return out

@@ -104,6 +104,23 @@ def test_scores_one_per_event_in_order_on_a_nanoaod_file(backbone, ttbar, tmp_pa
     again = read_scores(tmp_path / "again.h5")
     np.testing.assert_allclose(again["masked"], s["masked"], rtol=1e-6)
     assert ((again["flag"] & 1) > 0).tolist() == (events.info["n_truncated"] > 0).tolist()
+    assert set(s["process"]) == set(again["process"]) == {"ttbar"}  # the process travels with the scores
+
+
+def test_evaluate_splits_mixed_scores_by_process(backbone, data_files, tmp_path):
+    bb, tok = backbone
+    outs = [tmp_path / "ttbar.h5", tmp_path / "wjets.csv"]
+    for path, out in zip(data_files, outs):
+        assert score(bb, tok, path, out, "--method", "nll").returncode == 0
+    proc = subprocess.run([sys.executable, "-m", "finetune.anomaly", "evaluate", "--scores", *map(str, outs),
+                           "--signal-process", "wjets", "--out", str(tmp_path / "ev")], cwd=REPO, capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "2000 background and 500 signal events" in proc.stdout
+    bad = subprocess.run([sys.executable, "-m", "finetune.anomaly", "evaluate", "--scores", str(outs[0]),
+                          "--signal-process", "zprime", "--out", str(tmp_path / "ev")], cwd=REPO, capture_output=True,
+                         text=True)
+    assert bad.returncode == 2 and "['ttbar']" in bad.stderr
 
 
 def test_planted_signal_scores_higher_than_background(backbone, ttbar, tmp_path):
@@ -162,7 +179,7 @@ def test_unrepresentable_events_are_flagged_not_dropped(trained, ttbar):
 def test_score_file_refuses_collapsed_and_non_finite_scores(tmp_path):
     from finetune.score_store import ScoreError, ScoreWriter
 
-    ids = {"run": np.ones(3, int), "lumi": np.zeros(3, int), "event": np.arange(3)}
+    ids = {"run": np.ones(3, int), "lumi": np.zeros(3, int), "event": np.arange(3)}  # no process: unknown
     with pytest.raises(ScoreError, match="collapsed"):
         with ScoreWriter(tmp_path / "c.h5", ("nll",)) as w:
             w.write(ids, np.zeros(3, int), {"nll": np.full(3, 2.0)})
