@@ -44,7 +44,8 @@ log "data efficiency"
 python -m finetune.data_efficiency --backbone "$RUN/backbone" --tokenizer "$RUN/tokenizer" \
   --train $(files "$SM ttt_proxy tttt_proxy" 1) --test $(files "$SM ttt_proxy tttt_proxy" 2) \
   --sizes ${SIZES:-100 1000 10000} --seeds ${SEEDS:-0 1} --out "$RUN/data_efficiency" --quiet \
-  --data.max_events_per_file=10000 --train.epochs=${EPOCHS:-10} > "$RESULTS/data_efficiency.log" 2>&1
+  --data.max_events_per_file=10000 --train.epochs=${EPOCHS:-10} --train.min_steps=300 --train.patience=3 \
+  > "$RESULTS/data_efficiency.log" 2>&1
 cp "$RUN/data_efficiency/"* "$RESULTS/"
 
 log "SM classifier for the entropy score"

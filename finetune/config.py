@@ -46,7 +46,8 @@ class TrainSection:
     backbone_lr_scale: float = 0.1  # full mode: the backbone learns at lr * this
     weight_decay: float = 0.01
     epochs: int = 20
-    patience: int = 4  # epochs without a better validation loss before stopping (best weights are kept)
+    min_steps: int = 0  # at least this many optimizer steps (more epochs for small training sets)
+    patience: int = 4  # validations without a better loss before stopping (best weights are kept)
     warmup_steps: int = 50
     max_train: int = 0  # labelled training events to use (0: all), a random subset (data-efficiency studies)
     class_weights: bool = True  # weight classes by inverse frequency against imbalance

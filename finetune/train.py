@@ -11,6 +11,8 @@ from torch.nn import functional as F
 from backbone.data import TokenSequences
 from finetune.config import TrainSection
 
+VALIDATE_EVERY = 50  # steps between validations, rounded to whole epochs
+
 
 def class_weights(y: np.ndarray, n_classes: int) -> torch.Tensor:
     """Inverse-frequency weights, normalized so that the average event weighs 1."""
@@ -62,19 +64,25 @@ def lr_factor(step: int, warmup: int, total: int) -> float:
 
 def fit(model, seqs: TokenSequences, y: np.ndarray, train_idx: np.ndarray, val_seqs: TokenSequences,
         y_val: np.ndarray, val_idx: np.ndarray, cfg: TrainSection, device, progress: bool = True) -> dict:
-    """Train with early stopping on the (class-weighted) validation loss; the best weights are kept."""
+    """Train with early stopping on the (class-weighted) validation loss; the best weights are kept.
+
+    At least `cfg.min_steps` optimizer steps are made (small training sets get more epochs), and the
+    validation loss is measured about every `VALIDATE_EVERY` steps, at epoch ends; `cfg.patience`
+    counts validations without improvement."""
     from tqdm import tqdm
 
     n_classes = model.head[-1].out_features
     weights = class_weights(y[train_idx], n_classes) if cfg.class_weights else torch.ones(n_classes)
     optimizer = optimizer_for(model, cfg)
     steps_per_epoch = math.ceil(len(train_idx) / cfg.batch_size)
-    total = steps_per_epoch * cfg.epochs
+    epochs = max(cfg.epochs, math.ceil(cfg.min_steps / steps_per_epoch))
+    validate_every = max(1, round(VALIDATE_EVERY / steps_per_epoch))  # epochs
+    total = steps_per_epoch * epochs
     warmup = min(cfg.warmup_steps, total // 10 + 1)
     rng = np.random.default_rng([cfg.seed, 3])
     best, best_state, history, step, bad = float("inf"), None, [], 0, 0
     bar = tqdm(total=total, desc=f"fine-tune ({cfg.mode})", unit="step", disable=not progress)
-    for epoch in range(cfg.epochs):
+    for epoch in range(epochs):
         model.train()
         for batch_idx in seqs.index_batches(rng, cfg.batch_size, train_idx):
             for g in optimizer.param_groups:
@@ -88,6 +96,8 @@ def fit(model, seqs: TokenSequences, y: np.ndarray, train_idx: np.ndarray, val_s
             step += 1
             bar.update(1)
             bar.set_postfix(epoch=epoch, loss=f"{loss.item():.3f}")
+        if (epoch + 1) % validate_every and epoch + 1 < epochs:
+            continue
         val = mean_loss(model, val_seqs, y_val, val_idx, weights, cfg.batch_size * 2, device)
         history.append({"epoch": epoch, "step": step, "train_loss": loss.item(), "val_loss": val})
         if val < best - 1e-4:
@@ -98,4 +108,4 @@ def fit(model, seqs: TokenSequences, y: np.ndarray, train_idx: np.ndarray, val_s
                 break
     bar.close()
     model.load_state_dict(best_state)
-    return {"best_val_loss": best, "epochs": len(history), "steps": step, "history": history}
+    return {"best_val_loss": best, "epochs": epoch + 1, "steps": step, "history": history}
