@@ -22,6 +22,7 @@ from backbone.config import GPTConfig
 from backbone.data import TokenSequences
 from backbone.masking import mask_tokens
 from backbone.model import GPT
+from backbone.plots import plot_losses
 from common.cli import UserError, run_cli
 from common.config import load_config, to_dict
 
@@ -182,7 +183,8 @@ def run(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -> dic
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if tc.bf16 and device.type == "cuda" else nullcontext()
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    state = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "history": [], "tokens": 0, "seconds": 0.0}
+    state = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "history": [], "tokens": 0, "seconds": 0.0,
+             "curve": [], "window": [0.0, 0.0, 0]}  # curve: [step, mean next, mean masked] every log_every steps
     if resume and (out / "checkpoint" / "state.json").is_file():
         state, _ = load_checkpoint(out / "checkpoint", model, optimizer)
 
@@ -232,10 +234,16 @@ def run(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -> dic
         bar.update(1)
         bar.set_postfix(next=f"{loss_next.item():.3f}", masked=f"{loss_masked.item():.3f}",
                         tok_s=f"{state['tokens'] / max(state['seconds'], 1e-9):,.0f}")
+        window = state["window"]
+        window[0], window[1], window[2] = window[0] + loss_next.item(), window[1] + loss_masked.item(), window[2] + 1
+        if state["step"] % max(1, tc.eval_every // 10) == 0 or state["step"] == tc.max_steps:
+            state["curve"].append([state["step"], window[0] / window[2], window[1] / window[2]])
+            state["window"] = [0.0, 0.0, 0]
         if state["step"] % tc.eval_every == 0 or state["step"] == tc.max_steps:
             metrics = evaluate(step_model, val_data, val_idx, tc, device, autocast)
-            state["history"].append({"step": state["step"], "train_loss_next": loss_next.item(),
-                                     "train_loss_masked": loss_masked.item(), **metrics})
+            _, train_next, train_masked = state["curve"][-1]
+            state["history"].append({"step": state["step"], "train_loss_next": train_next,
+                                     "train_loss_masked": train_masked, **metrics})
             if rank == 0:
                 save_checkpoint(out / "checkpoint", model, optimizer, state)
     bar.close()
@@ -245,10 +253,12 @@ def run(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -> dic
               "val_perplexity_masked": last["val_perplexity_masked"],
               "tokens_per_s": state["tokens"] / max(state["seconds"], 1e-9), "steps": state["step"],
               "parameters": model.num_params(), "device": str(device), "processes": world,
-              "history": state["history"]}
+              "history": state["history"], "curve": state["curve"]}
     if rank == 0:
-        save_backbone(model, data, cfg, out, {"metrics": {k: v for k, v in result.items() if k != "history"}})
+        save_backbone(model, data, cfg, out, {"metrics": {k: v for k, v in result.items()
+                                                          if k not in ("history", "curve")}})
         (out / "metrics.json").write_text(json.dumps(result, indent=2))
+        plot_losses(result, out / "loss_curves.png")
     if world > 1:
         import torch.distributed as dist
 
@@ -268,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     args, overrides = parser.parse_known_args(argv)
     cfg = load_config(PretrainConfig, args.config, overrides)
     result = run(cfg, resume=args.resume, progress=not args.quiet)
-    print(json.dumps({k: v for k, v in result.items() if k != "history"}, indent=2))
+    print(json.dumps({k: v for k, v in result.items() if k not in ("history", "curve")}, indent=2))
     return 0
 
 
