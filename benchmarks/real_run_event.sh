@@ -5,7 +5,8 @@
 #   PROFILE=cpu bash benchmarks/real_run_event.sh   # 2 cores: small backbone (configs/backbone/event-cpu.yaml)
 #   PROFILE=gpu bash benchmarks/real_run_event.sh   # reference size (configs/backbone/event.yaml)
 # Expects the samples of `benchmarks/real_run_samples.sh` in $DATA; writes $RUN and copies the headline
-# files to benchmarks/results/real_run_event_$PROFILE/.
+# files to benchmarks/results/real_run_event_$PROFILE/. Fine-tuning reads MAX_EVENTS per file (default
+# 3000: 24k test events) with SIZES labelled events (default 100 1000 10000) and SEEDS (default 0 1).
 set -euo pipefail
 DATA=${DATA:-data/real}
 RUN=${RUN:-runs/real}
@@ -32,6 +33,7 @@ log "pretrain"
 python -m backbone.pretrain --config "configs/backbone/event-$PROFILE.yaml" --data.train="$RUN/tokens.h5" \
   --out="$RUN/backbone" --quiet > "$RESULTS/pretrain.log" 2>&1
 cp "$RUN/backbone/metrics.json" "$RESULTS/pretrain_metrics.json"
+cp "$RUN/backbone/loss_curves.png" "$RESULTS/"
 
 log "sample"
 python sample.py --backbone "$RUN/backbone" --tokenizer "$RUN/tokenizer" --events 20000 --process ttbar \
@@ -44,14 +46,14 @@ log "data efficiency"
 python -m finetune.data_efficiency --backbone "$RUN/backbone" --tokenizer "$RUN/tokenizer" \
   --train $(files "$SM ttt_proxy tttt_proxy" 1) --test $(files "$SM ttt_proxy tttt_proxy" 2) \
   --sizes ${SIZES:-100 1000 10000} --seeds ${SEEDS:-0 1} --out "$RUN/data_efficiency" --quiet \
-  --data.max_events_per_file=10000 --train.epochs=${EPOCHS:-10} --train.min_steps=300 --train.patience=3 \
+  --data.max_events_per_file=${MAX_EVENTS:-3000} --train.epochs=${EPOCHS:-8} --train.min_steps=300 --train.patience=3 \
   > "$RESULTS/data_efficiency.log" 2>&1
 cp "$RUN/data_efficiency/"* "$RESULTS/"
 
 log "SM classifier for the entropy score"
 python -m finetune.classify --backbone "$RUN/backbone" --tokenizer "$RUN/tokenizer" --train $(files "$SM" 1) \
-  --label process --mode full --out "$RUN/sm_classifier" --quiet --data.max_events_per_file=10000 \
-  --train.epochs=${EPOCHS:-10} > "$RESULTS/sm_classifier.log" 2>&1
+  --label process --mode full --out "$RUN/sm_classifier" --quiet --data.max_events_per_file=${MAX_EVENTS:-3000} \
+  --train.epochs=${EPOCHS:-8} > "$RESULTS/sm_classifier.log" 2>&1
 
 log "anomaly scores"
 for f in $(files "$SM ttt_proxy tttt_proxy zprime_ttbar" 2); do
