@@ -190,3 +190,37 @@ def test_score_file_refuses_collapsed_and_non_finite_scores(tmp_path):
     with ScoreWriter(tmp_path / "ok.csv", ("nll",)) as w:  # NaN allowed where the event is flagged
         w.write(ids, np.array([0, 4, 0]), {"nll": np.array([1.0, np.nan, 2.0])})
     assert (tmp_path / "ok.csv").is_file()
+
+
+def test_constituent_mode_top_vs_qcd_end_to_end(top_jets, qcd_jets, tmp_path):
+    """Constituent tokens -> tiny backbone -> binary classifier: top jets are told from QCD jets."""
+    from backbone.pretrain import PretrainConfig, run as pretrain
+    from common.config import from_dict, load_config
+    from tokenizer.config import TokenizerTrainConfig
+    from tokenizer.train import run as train_tokenizer
+    from tests.conftest import SMALL
+
+    files = [str(tmp_path / "top.h5"), str(tmp_path / "qcd.h5")]
+    write_events(top_jets, files[0])
+    write_events(qcd_jets, files[1])
+    cfg = load_config(TokenizerTrainConfig, REPO / "configs/tokenizer/constituent.yaml",
+                      SMALL + [f"data.files={files}", f"out={tmp_path / 'tok'}"])
+    train_tokenizer(cfg, progress=False)
+    tok = tmp_path / "tok"
+    subprocess.run([sys.executable, "-m", "tokenizer.tokenize", "--tokenizer", str(tok), "--input", *files, "--out",
+                    str(tmp_path / "tokens.h5"), "--device", "cpu"], cwd=REPO, check=True, capture_output=True)
+    pretrain(from_dict(PretrainConfig, {"model": {"n_layer": 2, "n_head": 2, "n_embd": 32},
+                                        "data": {"train": str(tmp_path / "tokens.h5")},
+                                        "train": {"batch_size": 32, "max_steps": 40, "eval_every": 40, "lr": 0.003,
+                                                  "warmup_steps": 5, "device": "cpu"}, "out": str(tmp_path / "bb")}),
+             progress=False)
+    import json
+    assert json.loads((tmp_path / "bb" / "config.json").read_text())["gpt"]["block_size"] == 130  # 128 + BOS, EOS
+    out = tmp_path / "cls"
+    proc = subprocess.run([sys.executable, "-m", "finetune.classify", "--backbone", str(tmp_path / "bb"), "--tokenizer",
+                           str(tok), "--train", *files, "--label", "process", "--out", str(out), "--quiet",
+                           "--train.epochs=4", "--train.device=cpu"], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["classes"] == ["top_jets", "qcd_jets"] and metrics["mean_auc"] > 0.7
+    assert metrics["rejection_at_30"] > 2
