@@ -67,4 +67,14 @@ for sig in ttt_proxy tttt_proxy zprime_ttbar; do
   cp "$RUN/anomaly_$sig/anomaly_metrics.json" "$RESULTS/anomaly_${sig}.json"
   cp "$RUN/anomaly_$sig/anomaly_roc_sic.png" "$RESULTS/anomaly_${sig}.png"
 done
+log "weakly supervised head: the seed-2 SM samples with four tops mixed in (1 in 7), against a seed-1 SM reference"
+mkdir -p "$RUN/head"
+python -m events.convert $(files "$SM tttt_proxy" 2) "$RUN/head/data.h5" > /dev/null 2>&1
+python -m events.convert $(files "$SM" 1) "$RUN/head/reference.h5" --max-events 5000 > /dev/null 2>&1
+python -m finetune.anomaly score --backbone "$RUN/backbone" --tokenizer "$RUN/tokenizer" --input "$RUN/head/data.h5" \
+  --out "$RUN/head/scores.h5" --method head --reference "$RUN/head/reference.h5" --head-epochs 5 --quiet \
+  2>&1 | tail -1 | tee -a "$RESULTS/anomaly.log"
+python -m finetune.anomaly evaluate --scores "$RUN/head/scores.h5" --signal-process tttt_proxy \
+  --out "$RUN/anomaly_head" | tee "$RESULTS/anomaly_tttt_proxy+head.md"
+cp "$RUN/anomaly_head/anomaly_metrics.json" "$RESULTS/anomaly_tttt_proxy+head.json"
 log "done"

@@ -155,7 +155,9 @@ def real_run_table() -> str:
             lines.append("")
         anomalies = sorted(folder.glob("anomaly_*.json"))
         if anomalies:
-            tables = {p.stem[len("anomaly_"):]: json.loads(p.read_text()) for p in anomalies}
+            tables = {}
+            for p in anomalies:  # anomaly_<signal>[+<extra methods>].json: one column per signal
+                tables.setdefault(p.stem[len("anomaly_"):].split("+")[0], {}).update(json.loads(p.read_text()))
             scores = list(dict.fromkeys(k for t in tables.values() for k in t))
             lines += ["| score | " + " | ".join(f"{sig}: AUC / max SIC" for sig in tables) + " |",
                       "|---" * (len(tables) + 1) + "|"]

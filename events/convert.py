@@ -1,4 +1,5 @@
-"""python -m events.convert IN OUT: any readable event file to HDF5 or NanoAOD-style ROOT, streaming."""
+"""python -m events.convert IN [IN ...] OUT: readable event files to HDF5 or NanoAOD-style ROOT, streaming;
+several inputs are concatenated in order (e.g. a mixed sample), optionally the first N events of each."""
 from __future__ import annotations
 
 import argparse
@@ -17,27 +18,36 @@ def main(argv: list[str] | None = None) -> int:
         description="Convert events between formats, streaming, in input order with event ids kept. "
                     "Input: NanoAOD, Delphes, JetClass, any flat tree with a YAML branch map, or HDF5. "
                     "Output: .h5 (the project's store) or .root (NanoAOD-style).")
-    parser.add_argument("input", type=Path, help="input event file")
+    parser.add_argument("input", type=Path, nargs="+", help="input event file(s), concatenated in order")
     parser.add_argument("output", type=Path, help="output file (.h5/.hdf5 or .root)")
     parser.add_argument("--format", default="auto",
                         help="input format: auto (default), hdf5, nanoaod, delphes, jetclass, "
                              "cms-hep-tutorial, or a YAML branch map path")
     parser.add_argument("--step-size", type=int, default=100_000, help="events per chunk (default 100000)")
+    parser.add_argument("--max-events", type=int, default=0, help="take the first N events of each input (0: all)")
     for cap, default in vars(Caps()).items():
         parser.add_argument(f"--max-{cap}", type=int, default=default, help=f"cap on {cap} per event (default {default})")
     args = parser.parse_args(argv)
-    if args.input.resolve() == args.output.resolve():
-        raise UserError("input and output are the same file")
-    fmt = detect_format(args.input) if args.format == "auto" else args.format
+    if any(p.resolve() == args.output.resolve() for p in args.input):
+        raise UserError("an input and the output are the same file")
+    formats = [detect_format(p) if args.format == "auto" else args.format for p in args.input]
     caps = Caps(**{k: getattr(args, f"max_{k}") for k in vars(Caps())})
+    counts = [count_events(p, f) for p, f in zip(args.input, formats)]
+    if args.max_events > 0:
+        counts = [min(n, args.max_events) for n in counts]
     truncated = 0
-    with open_writer(args.output) as writer, \
-            tqdm(total=count_events(args.input, fmt), unit="ev", desc="converting") as bar:
-        for chunk in iter_events(args.input, fmt, step_size=args.step_size, caps=caps):
-            writer.write(chunk)
-            truncated += int(chunk.info["n_truncated"].sum())
-            bar.update(len(chunk))
-    print(f"wrote {writer.n_events} events from {args.input} ({fmt}) to {args.output}; "
+    with open_writer(args.output) as writer, tqdm(total=sum(counts), unit="ev", desc="converting") as bar:
+        for path, fmt, n in zip(args.input, formats, counts):
+            left = n
+            for chunk in iter_events(path, fmt, step_size=args.step_size, caps=caps):
+                chunk = chunk[:left]
+                writer.write(chunk)
+                truncated += int(chunk.info["n_truncated"].sum())
+                bar.update(len(chunk))
+                left -= len(chunk)
+                if left <= 0:
+                    break
+    print(f"wrote {writer.n_events} events from {', '.join(map(str, args.input))} to {args.output}; "
           f"{truncated} objects beyond the caps counted in n_truncated")
     return 0
 

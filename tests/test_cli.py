@@ -44,6 +44,12 @@ def test_generate_info_convert(tmp_path):
     assert converted["objects"] == summary["objects"] and converted["events"] == 80
     assert "Jet range" not in run("-m", "events.info", str(root)).stdout  # table, not JSON
     assert "pt range" in run("-m", "events.info", str(root)).stdout
+    # several inputs concatenated in order, the first N of each: a mixed sample
+    mixed = tmp_path / "mixed.h5"
+    run("-m", "events.convert", str(h5), str(root), str(mixed), "--max-events", "30")
+    from events.io import read_events
+    both, first = read_events(mixed), read_events(h5)
+    assert len(both) == 60 and both.info["event"].tolist() == first.info["event"][:30].tolist() * 2
 
 
 def test_convert_reports_truncation(tmp_path, hzz_path):
