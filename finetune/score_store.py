@@ -27,6 +27,8 @@ class ScoreError(EventDataError):
 
 class ScoreWriter(EventWriter):
     def __init__(self, path: str | Path, columns: tuple[str, ...], meta: dict | None = None):
+        if Path(path).suffix.lower() not in (".h5", ".hdf5", ".csv"):
+            raise EventDataError(f"{path}: score files are .h5, .hdf5 or .csv")
         super().__init__(path)
         self.columns = columns
         self.names = (*ID_FIELDS, "process", "flag", *columns)

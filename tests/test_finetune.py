@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from events.io import read_events, write_events
+from events.errors import EventDataError
+from events.io import write_events
 from finetune.config import HeadSection, TrainSection
 from finetune.metrics import binary_metrics, classification_metrics, entropy, max_sic, rejection_at
 from finetune.model import Classifier
@@ -186,6 +187,8 @@ def test_score_file_refuses_collapsed_and_non_finite_scores(tmp_path):
     with pytest.raises(ScoreError, match="nan for event 1"):
         with ScoreWriter(tmp_path / "n.csv", ("nll",)) as w:
             w.write(ids, np.zeros(3, int), {"nll": np.array([1.0, np.nan, 2.0])})
+    with pytest.raises(EventDataError, match=".h5, .hdf5 or .csv"):
+        ScoreWriter(tmp_path / "scores.txt", ("nll",))
     assert list(tmp_path.iterdir()) == []  # nothing that looks like a result, no temporary left
     with ScoreWriter(tmp_path / "ok.csv", ("nll",)) as w:  # NaN allowed where the event is flagged
         w.write(ids, np.array([0, 4, 0]), {"nll": np.array([1.0, np.nan, 2.0])})
