@@ -109,7 +109,7 @@ def score(args) -> int:
                 scores.update(nll_scores(model, seqs, device, args.batch_size))
             if "masked" in methods:
                 scores.update(masked_scores(model, seqs, device, args.mask_rate, args.n_masks, args.seed,
-                                            args.batch_size))
+                                            args.batch_size, first=writer.n_events))
             if "entropy" in methods:
                 scores.update(entropy_scores(classifier, seqs, device, args.batch_size))
             if "quantization" in methods:

@@ -20,7 +20,7 @@ import torch
 from torch.nn import functional as F
 
 from backbone.data import TokenSequences
-from backbone.masking import mask_tokens
+from backbone.masking import counter_uniform, mask_tokens
 from events.model import Events
 
 METHODS = ("nll", "masked", "entropy", "quantization", "head")
@@ -70,17 +70,20 @@ def nll_scores(model, seqs: TokenSequences, device, batch_size: int = 512) -> di
 
 @torch.no_grad()
 def masked_scores(model, seqs: TokenSequences, device, rate: float = 0.35, n_masks: int = 8, seed: int = 0,
-                  batch_size: int = 512) -> dict[str, np.ndarray]:
+                  batch_size: int = 512, first: int = 0) -> dict[str, np.ndarray]:
     """Mean cross-entropy of the masked object tokens, averaged over `n_masks` random maskings;
-    NaN for events without objects."""
+    NaN for events without objects. The masks of event i (counted from `first`, its place in the
+    file) depend only on (seed, i): scores do not change with batch or chunk sizes."""
     vocab = seqs.vocab
     out = np.zeros(len(seqs))
     for rows, idx in _length_batches(seqs, batch_size):
         idx = idx.to(device)
         pad = idx == vocab.pad
-        gen = torch.Generator().manual_seed(seed * 1_000_003 + int(rows[0]))
-        for _ in range(n_masks):
-            inputs, targets = mask_tokens(idx, vocab, rate, gen)
+        event = (first + rows)[:, None]
+        position = np.arange(idx.shape[1])[None, :]
+        for k in range(n_masks):
+            u = torch.from_numpy(counter_uniform(seed, k, event, position)).float()
+            inputs, targets = mask_tokens(idx, vocab, rate, uniform=u)
             logits, _ = model(inputs, causal=False, pad_mask=pad)
             ce = F.cross_entropy(logits.float().transpose(1, 2), targets, reduction="none", ignore_index=-100)
             n = (targets != -100).sum(1)
