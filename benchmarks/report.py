@@ -168,12 +168,24 @@ def real_run_table() -> str:
     return "\n".join(lines).rstrip() or "(no real run recorded yet)"
 
 
+def constituent_table() -> str:
+    """Top vs QCD by head swap and from scratch (benchmarks/real_run_constituent.sh)."""
+    lines = ["| mode | AUC | accuracy | QCD rejection at 30% / 50% top efficiency |", "|---|---|---|---|"]
+    for mode in ("frozen", "full", "scratch"):
+        p = RESULTS / "real_run_constituent_cpu" / f"classify_{mode}.json"
+        if p.is_file():
+            m = json.loads(p.read_text())
+            lines.append(f"| {mode} | {m['mean_auc']:.3f} | {m['accuracy']:.3f} | {m['rejection_at_30']:.1f} / "
+                         f"{m['rejection_at_50']:.1f} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     readme = ROOT / "README.md"
     text = readme.read_text()
     for name, render in {"generate-table": generate_table, "tokenizer-table": tokenizer_table,
                          "encoder-table": encoder_table, "backbone-table": backbone_table,
-                         "finetune-table": real_run_table}.items():
+                         "finetune-table": real_run_table, "constituent-table": constituent_table}.items():
         pattern = re.compile(rf"(<!-- {name}:start -->\n).*?(<!-- {name}:end -->)", re.S)
         if not pattern.search(text):
             raise SystemExit(f"README.md has no <!-- {name}:start/end --> markers")
