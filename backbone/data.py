@@ -25,7 +25,7 @@ class TokenSequences:
     columns concatenated (`info`, process indices into `process_names`)."""
 
     def __init__(self, chunks: Sequence, n_codes: int, conditional: bool = False, vocab: Vocab | None = None,
-                 source: str = "tokens"):
+                 source: str = "tokens", mode: str = ""):
         if not chunks or not sum(len(c) for c in chunks):
             raise EventDataError(f"{source}: no events")
         # one process table for chunks that may come from files with tables of their own
@@ -51,7 +51,7 @@ class TokenSequences:
             self.process_tokens = np.array([known.get(p, self.vocab.mask) for p in self.info["process"]],
                                            dtype=np.int64)
         self.lengths = counts + 2 + int(conditional)
-        self.mode = ""  # event or constituent, where the store says
+        self.mode = mode  # event or constituent, where known
 
     def longest_possible(self, caps=None) -> int:
         """The longest sequence events of this mode can make under the multiplicity caps (what a
@@ -74,9 +74,7 @@ class TokenSequences:
         chunks = list(iter_tokens(path))  # checks that this is a token store
         with h5py.File(path, "r") as f:
             n_codes, mode = int(f.attrs["vocab_size"]), str(f.attrs.get("mode", ""))
-        seqs = cls(chunks, n_codes, conditional, vocab, source=str(path))
-        seqs.mode = mode
-        return seqs
+        return cls(chunks, n_codes, conditional, vocab, source=str(path), mode=mode)
 
     def __len__(self) -> int:
         return len(self.lengths)
@@ -103,6 +101,15 @@ class TokenSequences:
         sequences of similar length go together (less padding)."""
         for group in self.index_batches(rng, batch_size, indices, bucket):
             yield self.batch(group)
+
+    def sorted_batches(self, batch_size: int, indices: np.ndarray | None = None):
+        """(rows, padded batch) over `indices` (default all) in order of length (less padding), for
+        inference; `rows` are positions in `indices`, where each row's result belongs."""
+        indices = np.arange(len(self)) if indices is None else np.asarray(indices)
+        order = np.argsort(self.lengths[indices], kind="stable")
+        for start in range(0, len(order), batch_size):
+            rows = order[start:start + batch_size]
+            yield rows, self.batch(indices[rows])
 
     def index_batches(self, rng: np.random.Generator, batch_size: int, indices: np.ndarray | None = None,
                       bucket: int = 50):

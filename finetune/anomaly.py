@@ -34,19 +34,18 @@ def encoded(path, format: str, tokenizer, step_size: int = 100_000):
         yield chunk, flags, *tokenizer.encode_with_residuals(kept, source=str(path))
 
 
-def weak_supervision_heads(args, conditional: bool, tokenizer, vocab, device, data: list):
+def weak_supervision_heads(args, conditional: bool, block_size: int, tokenizer, vocab, device, data: list):
     """One head per fold, trained by head swap to tell the data (token batches `data`, minus that
     fold) from the reference; (models, fold of each data event)."""
-    from backbone.data import TokenSequences
-    from backbone.vocab import Vocab
     from finetune.config import HeadSection, TrainSection
+    from finetune.data import unlabelled_sequences
     from finetune.model import Classifier
     from finetune.train import fit
 
     if not args.reference:
         raise UserError("method head needs --reference FILES: a Standard Model sample to tell the data from")
     ref = [b for path in args.reference for _, _, b, _ in encoded(path, args.reference_format, tokenizer)]
-    both = TokenSequences(ref + data, vocab.n_codes, conditional, Vocab(vocab.n_codes, ()), source="reference + data")
+    both = unlabelled_sequences(ref + data, vocab.n_codes, conditional, block_size, "reference + data")
     n_ref = sum(len(b) for b in ref)
     y = (np.arange(len(both)) >= n_ref).astype(np.int64)
     rng = np.random.default_rng([args.seed, 13])
@@ -65,11 +64,9 @@ def weak_supervision_heads(args, conditional: bool, tokenizer, vocab, device, da
 def score(args) -> int:
     from tqdm import tqdm
 
-    from backbone.data import TokenSequences
     from backbone.io import check_pair, load_backbone
-    from backbone.vocab import Vocab
     from events.io import count_events
-    from finetune.data import check_fits
+    from finetune.data import unlabelled_sequences
     from finetune.model import Classifier
     from finetune.score_store import ScoreWriter
     from finetune.scores import (COLUMNS, FLAGS, entropy_scores, head_scores, masked_scores, nll_scores,
@@ -90,11 +87,11 @@ def score(args) -> int:
         if classifier.vocab.n_codes != vocab.n_codes:
             raise UserError(f"classifier {args.classifier} was trained on another tokenizer ({classifier.vocab.n_codes} "
                             f"codes, not {vocab.n_codes})")
-    hidden = Vocab(vocab.n_codes, ())  # the process of a data event is unknown: MASK
     heads = fold_of = None
     if "head" in methods:
         data = [b for _, _, b, _ in encoded(args.input, args.format, tokenizer, args.step_size)]
-        heads, fold_of = weak_supervision_heads(args, config["conditional"], tokenizer, vocab, device, data)
+        heads, fold_of = weak_supervision_heads(args, config["conditional"], model.config.block_size, tokenizer,
+                                                vocab, device, data)
     columns = tuple(c for m in methods for c in COLUMNS[m])
     meta = {"backbone": str(args.backbone), "tokenizer": str(args.tokenizer), "input": str(args.input),
             "methods": methods, "flags": {str(k): v for k, v in FLAGS.items()}}
@@ -102,8 +99,8 @@ def score(args) -> int:
     with ScoreWriter(args.out, columns, meta) as writer, \
             tqdm(total=count_events(args.input, args.format), unit="ev", desc="scoring", disable=args.quiet) as bar:
         for events, flags, tokens, residuals in encoded(args.input, args.format, tokenizer, args.step_size):
-            seqs = TokenSequences([tokens], vocab.n_codes, config["conditional"], hidden, source=str(args.input))
-            check_fits(seqs, model.config.block_size, str(args.input))
+            seqs = unlabelled_sequences([tokens], vocab.n_codes, config["conditional"], model.config.block_size,
+                                        str(args.input))
             scores = {}
             if "nll" in methods:
                 scores.update(nll_scores(model, seqs, device, args.batch_size))

@@ -47,16 +47,22 @@ def token_chunks(files: Sequence[str], tokenizer, format: str = "auto", max_even
                 break
 
 
+def unlabelled_sequences(chunks: Sequence[TokenBatch], n_codes: int, conditional: bool, block_size: int | None,
+                         source: str) -> TokenSequences:
+    """Token batches as the backbone's sequences with the process token (conditional backbones) always
+    MASK, unknown: a classifier must not be told the answer, and data has none. Refuses events longer
+    than `block_size`."""
+    seqs = TokenSequences(chunks, n_codes, conditional, Vocab(n_codes, ()), source=source)
+    if block_size is not None:
+        check_fits(seqs, block_size, source)
+    return seqs
+
+
 def read_sequences(files: Sequence[str], tokenizer, vocab: Vocab, conditional: bool, format: str = "auto",
                    block_size: int | None = None, max_events: int = 0) -> TokenSequences:
-    """Every event of `files` (at most `max_events` per file), in order, as the backbone's sequences.
-    The process token (conditional backbones) is always MASK, unknown: a classifier must not be told
-    the answer."""
+    """Every event of `files` (at most `max_events` per file), in order, as unlabelled sequences."""
     chunks = list(token_chunks(files, tokenizer, format, max_events))
-    seqs = TokenSequences(chunks, vocab.n_codes, conditional, Vocab(vocab.n_codes, ()), source=", ".join(files))
-    if block_size is not None:
-        check_fits(seqs, block_size, ", ".join(files))
-    return seqs
+    return unlabelled_sequences(chunks, vocab.n_codes, conditional, block_size, ", ".join(files))
 
 
 def check_fits(seqs: TokenSequences, block_size: int, source: str) -> None:

@@ -45,19 +45,12 @@ def representable(events: Events, tokenizer) -> tuple[Events, np.ndarray]:
     return kept, flags.astype(np.int32)
 
 
-def _length_batches(seqs: TokenSequences, batch_size: int):
-    order = np.argsort(seqs.lengths, kind="stable")
-    for start in range(0, len(order), batch_size):
-        rows = order[start:start + batch_size]
-        yield rows, seqs.batch(rows)
-
-
 @torch.no_grad()
 def nll_scores(model, seqs: TokenSequences, device, batch_size: int = 512) -> dict[str, np.ndarray]:
     """Total and per-token negative log-likelihood of each event's object tokens and end token."""
     vocab = seqs.vocab
     total, per_token = np.empty(len(seqs)), np.empty(len(seqs))
-    for rows, idx in _length_batches(seqs, batch_size):
+    for rows, idx in seqs.sorted_batches(batch_size):
         idx = idx.to(device)
         logits, _ = model(idx[:, :-1], causal=True)
         targets = idx[:, 1:]
@@ -76,7 +69,7 @@ def masked_scores(model, seqs: TokenSequences, device, rate: float = 0.35, n_mas
     file) depend only on (seed, i): scores do not change with batch or chunk sizes."""
     vocab = seqs.vocab
     out = np.zeros(len(seqs))
-    for rows, idx in _length_batches(seqs, batch_size):
+    for rows, idx in seqs.sorted_batches(batch_size):
         idx = idx.to(device)
         pad = idx == vocab.pad
         event = (first + rows)[:, None]

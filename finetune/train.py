@@ -38,13 +38,10 @@ def predict(model, seqs: TokenSequences, indices: np.ndarray | None = None, batc
             device="cpu") -> np.ndarray:
     """Class probabilities (N, C) of the events `indices` (default all), in that order."""
     model.eval()
-    indices = np.arange(len(seqs)) if indices is None else np.asarray(indices)
-    order = np.argsort(seqs.lengths[indices], kind="stable")  # similar lengths together: less padding
-    out = np.empty((len(indices), model.head[-1].out_features), dtype=np.float32)
-    for start in range(0, len(order), batch_size):
-        rows = order[start:start + batch_size]
-        logits = model(seqs.batch(indices[rows]).to(device))
-        out[rows] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
+    n = len(seqs) if indices is None else len(indices)
+    out = np.empty((n, model.head[-1].out_features), dtype=np.float32)
+    for rows, batch in seqs.sorted_batches(batch_size, indices):
+        out[rows] = torch.softmax(model(batch.to(device)).float(), dim=-1).cpu().numpy()
     return out
 
 
