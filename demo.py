@@ -163,27 +163,27 @@ def stage_anomaly(out: Path) -> dict:
     AUC and max SIC per method (runs/demo/anomaly/)."""
     import subprocess
     import sys
-    from dataclasses import replace
 
     from common.config import load_config
     from events.io import read_events, write_events
     from events.model import Events
+    from finetune.anomaly import compare, split_by_process
     from finetune.classify import prepare, train_and_test
     from finetune.config import ClassifyConfig
-    from finetune.metrics import binary_metrics
     from finetune.plots import plot_anomaly
-    from finetune.score_store import NOT_SCORES, read_scores
+    from finetune.score_store import read_scores
     from tokenizer.tokenizer import Tokenizer
 
     folder = out / "anomaly"
     background, signal = read_events(out / "data" / "held_out.h5"), read_events(out / "data" / "tttt_proxy.h5")
     write_events(Events.concatenate([background, signal]), folder / "data.h5")
+    n = len(background) + len(signal)
     # the entropy method's classifier knows the SM processes only
     cfg = load_config(ClassifyConfig, Path(__file__).parent / "configs" / "finetune" / "demo.yaml",
                       [f"backbone={out / 'backbone'}", f"tokenizer={out / 'tokenizer'}", "data.label=process",
-                       f"data.train={[str(out / 'data' / 'pretrain.h5')]}", f"out={folder / 'sm_classifier'}"])
-    train_and_test(replace(cfg, train=replace(cfg.train, mode="full")),
-                   prepare(cfg, Tokenizer.from_pretrained(out / "tokenizer")), progress=False)
+                       f"data.train={[str(out / 'data' / 'pretrain.h5')]}", f"out={folder / 'sm_classifier'}",
+                       "train.mode=full"])
+    train_and_test(cfg, prepare(cfg, Tokenizer.from_pretrained(out / "tokenizer")), progress=False)
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "finetune.anomaly", "score", "--backbone", str(out / "backbone"),
                     "--tokenizer", str(out / "tokenizer"), "--input", str(folder / "data.h5"), "--out",
@@ -191,17 +191,11 @@ def stage_anomaly(out: Path) -> dict:
                     "--classifier", str(folder / "sm_classifier"), "--reference", str(out / "data" / "pretrain.h5"),
                     "--device", "cpu", "--quiet"], check=True, capture_output=True)
     seconds = time.perf_counter() - start
-    scores = read_scores(folder / "scores.h5")
-    labels = (scores["process"] == "tttt_proxy").astype(float)
-    table, curves = {}, {}
-    for c in (c for c in scores if c not in NOT_SCORES):
-        ok = np.isfinite(scores[c])
-        m = binary_metrics(labels[ok], scores[c][ok])
-        table[c] = {"auc": round(m["auc"], 4), "max_sic": round(m["max_sic"], 3)}
-        curves[c] = (labels[ok], scores[c][ok])
+    metrics, curves = compare(*split_by_process(read_scores(folder / "scores.h5"), "tttt_proxy"))
+    table = {c: {"auc": round(m["auc"], 4), "max_sic": round(m["max_sic"], 3)} for c, m in metrics.items()}
     plot_anomaly(curves, out / "anomaly_roc_sic.png")
-    return {"signal": "tttt_proxy", "background": "held-out " + "+".join(PRETRAIN), "events": len(labels),
-            "scoring_events_per_s": round(len(labels) / seconds, 1), "methods": table}
+    return {"signal": "tttt_proxy", "background": "held-out " + "+".join(PRETRAIN), "events": n,
+            "scoring_events_per_s": round(n / seconds, 1), "methods": table}
 
 
 def main(argv: list[str] | None = None) -> int:

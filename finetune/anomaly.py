@@ -132,27 +132,22 @@ def _concatenated(paths) -> dict[str, np.ndarray]:
     return {k: np.concatenate([t[k] for t in tables]) for k in tables[0] if k in common}
 
 
-def evaluate(args) -> int:
+def split_by_process(table: dict[str, np.ndarray], signal: str) -> tuple[dict, dict]:
+    """(background, signal) rows of score columns `table`: the signal is the events of process `signal`."""
+    is_signal = table["process"] == signal
+    if not is_signal.any() or is_signal.all():
+        raise UserError(f"--signal-process {signal!r} must be some but not all of the events; the "
+                        f"files hold {sorted(set(table['process'].tolist()) - {''})}")
+    return tuple({k: v[m] for k, v in table.items()} for m in (~is_signal, is_signal))
+
+
+def compare(bkg: dict, sig: dict, methods=None) -> tuple[dict, dict]:
+    """Per score column in both (or in `methods`): (binary metrics, (labels, scores) for plots);
+    non-finite scores (flagged events) are left out."""
     from finetune.metrics import binary_metrics
-    from finetune.plots import plot_anomaly
     from finetune.score_store import NOT_SCORES
 
-    if args.scores:
-        if not args.signal_process:
-            raise UserError("--scores needs --signal-process NAME: the process whose events are the signal")
-        table = _concatenated(args.scores)
-        is_signal = table["process"] == args.signal_process
-        if not is_signal.any() or is_signal.all():
-            raise UserError(f"--signal-process {args.signal_process!r} must be some but not all of the events; the "
-                            f"files hold {sorted(set(table['process'].tolist()) - {''})}")
-        bkg, sig = ({k: v[m] for k, v in table.items()} for m in (~is_signal, is_signal))
-    elif args.background and args.signal:
-        bkg, sig = _concatenated(args.background), _concatenated(args.signal)
-    else:
-        raise UserError("give --background FILES and --signal FILES, or --scores FILES and --signal-process NAME")
-    columns = [c for c in bkg if c not in NOT_SCORES and c in sig]
-    if args.methods:
-        columns = [c for c in columns if c in args.methods]
+    columns = [c for c in bkg if c not in NOT_SCORES and c in sig and (not methods or c in methods)]
     if not columns:
         raise UserError("no score column in common between the background and signal events")
     table, curves = {}, {}
@@ -161,6 +156,21 @@ def evaluate(args) -> int:
         labels, scores = np.concatenate([np.zeros(len(b)), np.ones(len(s))]), np.concatenate([b, s])
         table[c] = binary_metrics(labels, scores)
         curves[c] = (labels, scores)
+    return table, curves
+
+
+def evaluate(args) -> int:
+    from finetune.plots import plot_anomaly
+
+    if args.scores:
+        if not args.signal_process:
+            raise UserError("--scores needs --signal-process NAME: the process whose events are the signal")
+        bkg, sig = split_by_process(_concatenated(args.scores), args.signal_process)
+    elif args.background and args.signal:
+        bkg, sig = _concatenated(args.background), _concatenated(args.signal)
+    else:
+        raise UserError("give --background FILES and --signal FILES, or --scores FILES and --signal-process NAME")
+    table, curves = compare(bkg, sig, args.methods)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "anomaly_metrics.json").write_text(json.dumps(table, indent=2))

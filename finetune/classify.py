@@ -118,33 +118,44 @@ def train_and_test(cfg: ClassifyConfig, splits: Splits, progress: bool = True, s
     return metrics
 
 
-def main(argv: list[str] | None = None) -> int:
-    from tokenizer.tokenizer import Tokenizer
-    from tokenizer.train import resolve_device
-
-    parser = argparse.ArgumentParser(prog="python -m finetune.classify", description=__doc__.split("\n\n")[0],
-                                     epilog="Any config key can be overridden, e.g. --train.epochs=5 --head.pooling=eos")
+def add_task_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments finetune.classify and finetune.data_efficiency share: config, models, files, labels."""
     parser.add_argument("--config", type=Path, default=Path("configs/finetune/classify.yaml"), help="YAML config")
     parser.add_argument("--backbone", help="pretrained backbone folder (backbone.pretrain)")
     parser.add_argument("--tokenizer", help="the tokenizer the backbone was trained with")
     parser.add_argument("--train", nargs="+", help="labelled training files (event files or token stores)")
     parser.add_argument("--val", nargs="+", help="validation files (default: hold out data.val_fraction of train)")
     parser.add_argument("--test", nargs="+", help="test files (default: the validation split)")
-    parser.add_argument("--mode", choices=("frozen", "full", "scratch"), help="frozen backbone, full fine-tuning, "
-                                                                             "or the same architecture from scratch")
     parser.add_argument("--label", choices=("ntop", "process"), help="classes: top-quark multiplicity or process")
-    parser.add_argument("--out", help="run folder")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    args, overrides = parser.parse_known_args(argv)
+
+
+def task_config(parser: argparse.ArgumentParser, args, overrides: list[str]) -> ClassifyConfig:
+    """The config file (the default one only where it exists) with `--a.b=value` overrides, then the
+    task arguments of `add_task_arguments` on top; backbone and tokenizer must be given somewhere."""
     explicit = args.config != parser.get_default("config")
     cfg = load_config(ClassifyConfig, args.config if explicit or args.config.is_file() else None, overrides)
     cfg = replace(cfg, backbone=args.backbone or cfg.backbone, tokenizer=args.tokenizer or cfg.tokenizer,
-                  out=args.out or cfg.out,
                   data=replace(cfg.data, train=tuple(args.train or cfg.data.train), val=tuple(args.val or cfg.data.val),
-                               test=tuple(args.test or cfg.data.test), label=args.label or cfg.data.label),
-                  train=replace(cfg.train, mode=args.mode or cfg.train.mode))
+                               test=tuple(args.test or cfg.data.test), label=args.label or cfg.data.label))
     if not cfg.backbone or not cfg.tokenizer:
         raise UserError("give --backbone and --tokenizer")
+    return cfg
+
+
+def main(argv: list[str] | None = None) -> int:
+    from tokenizer.tokenizer import Tokenizer
+    from tokenizer.train import resolve_device
+
+    parser = argparse.ArgumentParser(prog="python -m finetune.classify", description=__doc__.split("\n\n")[0],
+                                     epilog="Any config key can be overridden, e.g. --train.epochs=5 --head.pooling=eos")
+    add_task_arguments(parser)
+    parser.add_argument("--mode", choices=("frozen", "full", "scratch"), help="frozen backbone, full fine-tuning, "
+                                                                             "or the same architecture from scratch")
+    parser.add_argument("--out", help="run folder")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    args, overrides = parser.parse_known_args(argv)
+    cfg = task_config(parser, args, overrides)
+    cfg = replace(cfg, out=args.out or cfg.out, train=replace(cfg.train, mode=args.mode or cfg.train.mode))
     tokenizer = Tokenizer.from_pretrained(cfg.tokenizer, device=str(resolve_device(cfg.train.device)))
     metrics = train_and_test(cfg, prepare(cfg, tokenizer), progress=not args.quiet)
     print(json.dumps({k: v for k, v in metrics.items() if k not in ("history", "confusion")}, indent=2))

@@ -38,22 +38,14 @@ def label_factor(rows: list[dict], mode: str, metric: str = "mean_auc") -> dict 
 
 
 def main(argv: list[str] | None = None) -> int:
-    from common.config import load_config
-    from finetune.classify import prepare, train_and_test
-    from finetune.config import ClassifyConfig
+    from finetune.classify import add_task_arguments, prepare, task_config, train_and_test
     from finetune.plots import plot_data_efficiency
     from tokenizer.tokenizer import Tokenizer
     from tokenizer.train import resolve_device
 
     parser = argparse.ArgumentParser(prog="python -m finetune.data_efficiency", description=__doc__.split("\n\n")[0],
                                      epilog="Any config key can be overridden, e.g. --train.epochs=10")
-    parser.add_argument("--config", type=Path, default=Path("configs/finetune/classify.yaml"), help="YAML config")
-    parser.add_argument("--backbone", required=True)
-    parser.add_argument("--tokenizer", required=True)
-    parser.add_argument("--train", nargs="+", required=True, help="labelled training files")
-    parser.add_argument("--val", nargs="+", help="validation files (default: a split of train)")
-    parser.add_argument("--test", nargs="+", help="test files (default: the validation split)")
-    parser.add_argument("--label", choices=("ntop", "process"), help="classes: top-quark multiplicity or process")
+    add_task_arguments(parser)
     parser.add_argument("--sizes", nargs="+", type=int, default=[100, 1000, 10000, 100000, 0],
                         help="labelled training events per point (0: all)")
     parser.add_argument("--modes", nargs="+", default=["frozen", "full", "scratch"], choices=("frozen", "full", "scratch"))
@@ -61,11 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("runs/finetune/data_efficiency"))
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args, overrides = parser.parse_known_args(argv)
-    explicit = args.config != parser.get_default("config")
-    cfg = load_config(ClassifyConfig, args.config if explicit or args.config.is_file() else None, overrides)
-    cfg = replace(cfg, backbone=args.backbone, tokenizer=args.tokenizer,
-                  data=replace(cfg.data, train=tuple(args.train), val=tuple(args.val or ()), test=tuple(args.test or ()),
-                               label=args.label or cfg.data.label))
+    cfg = task_config(parser, args, overrides)
     tokenizer = Tokenizer.from_pretrained(cfg.tokenizer, device=str(resolve_device(cfg.train.device)))
     splits = prepare(cfg, tokenizer)
     available = len(splits.train.indices)
