@@ -104,5 +104,9 @@ def fit(model, seqs: TokenSequences, y: np.ndarray, train_idx: np.ndarray, val_s
             if bad >= cfg.patience:
                 break
     bar.close()
+    if best_state is None:
+        from events.errors import EventDataError
+
+        raise EventDataError(f"the validation loss was never finite ({val}): check the inputs and the learning rate")
     model.load_state_dict(best_state)
     return {"best_val_loss": best, "epochs": epoch + 1, "steps": step, "history": history}
