@@ -16,6 +16,11 @@ class GPTConfig:
     n_embd: int = 512
     dropout: float = 0.0
     bias: bool = False
+    #: hybrid input: each object's continuous features (n_features of them) embedded and added to its
+    #: token embedding; the targets stay token ids. 0: plain token input. Token ids below `n_codes`
+    #: are objects; other tokens have no features.
+    n_features: int = 0
+    n_codes: int = 0
 
     def __post_init__(self):
         if self.n_embd % self.n_head:

@@ -39,6 +39,11 @@ class TokenSequences:
         if len(ids) and (ids.min() < 0 or ids.max() >= n_codes):
             raise EventDataError(f"{source}: token ids outside [0, {n_codes})")
         self.codes = ids
+        # each object's continuous features, the hybrid backbone's input, when every chunk has them
+        self.features = None
+        if all(c.features is not None for c in chunks):
+            self.features = np.concatenate([ak.to_numpy(ak.flatten(c.features, axis=1)) for c in chunks]
+                                           ).astype(np.float32).reshape(len(ids), -1)
         counts = np.concatenate([ak.to_numpy(ak.num(c.ids)) for c in chunks])
         self.offsets = np.concatenate([[0], np.cumsum(counts)])
         fields = set.intersection(*(set(c.info) for c in chunks))
@@ -95,21 +100,30 @@ class TokenSequences:
             out[row, :len(seq)] = seq
         return torch.from_numpy(out)
 
-    def batches(self, rng: np.random.Generator, batch_size: int, indices: np.ndarray | None = None,
-                bucket: int = 50):
-        """One shuffled epoch over `indices` (default: all); within buckets of `bucket` batches,
-        sequences of similar length go together (less padding)."""
-        for group in self.index_batches(rng, batch_size, indices, bucket):
-            yield self.batch(group)
+    def batch_features(self, indices: np.ndarray) -> torch.Tensor | None:
+        """(B, T, n_features) features aligned with `batch(indices)`, zero at special tokens; None
+        without features."""
+        if self.features is None:
+            return None
+        out = np.zeros((len(indices), int(self.lengths[indices].max()), self.features.shape[1]), dtype=np.float32)
+        first = 1 + int(self.conditional)
+        for row, i in enumerate(indices):
+            a, b = self.offsets[i], self.offsets[i + 1]
+            out[row, first:first + b - a] = self.features[a:b]
+        return torch.from_numpy(out)
+
+    def tensors(self, indices: np.ndarray, device="cpu") -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(token ids, features or None) of events `indices`, on `device`."""
+        return to_device(self.batch(indices), self.batch_features(indices), device)
 
     def sorted_batches(self, batch_size: int, indices: np.ndarray | None = None):
-        """(rows, padded batch) over `indices` (default all) in order of length (less padding), for
-        inference; `rows` are positions in `indices`, where each row's result belongs."""
+        """(rows, padded batch, features or None) over `indices` (default all) in order of length (less
+        padding), for inference; `rows` are positions in `indices`, where each row's result belongs."""
         indices = np.arange(len(self)) if indices is None else np.asarray(indices)
         order = np.argsort(self.lengths[indices], kind="stable")
         for start in range(0, len(order), batch_size):
             rows = order[start:start + batch_size]
-            yield rows, self.batch(indices[rows])
+            yield rows, self.batch(indices[rows]), self.batch_features(indices[rows])
 
     def index_batches(self, rng: np.random.Generator, batch_size: int, indices: np.ndarray | None = None,
                       bucket: int = 50):
@@ -122,6 +136,10 @@ class TokenSequences:
             groups = [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
             for g in rng.permutation(len(groups)):
                 yield groups[g]
+
+
+def to_device(ids: torch.Tensor, features: torch.Tensor | None, device) -> tuple[torch.Tensor, torch.Tensor | None]:
+    return ids.to(device), None if features is None else features.to(device)
 
 
 def _remap(chunk, names: tuple[str, ...]) -> np.ndarray:

@@ -4,6 +4,10 @@ One set of weights serves both pretraining objectives: `causal=True` (next-token
 flash attention via `is_causal`) and `causal=False` (masked-token prediction, bidirectional attention
 with a key-padding mask). The attention mode is a forward argument, never module state.
 Generation uses a preallocated `KVCache` written in place.
+
+The hybrid variant (`n_features > 0`) adds a linear embedding of each object's continuous features to
+its token embedding. Objects read from data bring their own features; tokens the model generates (or
+is given without features) get what their code decodes to, from the `code_features` table.
 """
 from __future__ import annotations
 
@@ -104,6 +108,9 @@ class GPT(nn.Module):
         self.ln_f = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         self.lm_head.weight = self.wte.weight  # tied: one tensor, saved once by safetensors' save_model
+        if config.n_features:
+            self.wfe = nn.Linear(config.n_features, config.n_embd, bias=False)
+            self.register_buffer("code_features", torch.zeros(config.vocab_size, config.n_features))
         self.apply(self._init_weights)
         for name, p in self.named_parameters():
             if name.endswith("proj.weight") or name.endswith("mlp.2.weight"):
@@ -118,9 +125,27 @@ class GPT(nn.Module):
         elif isinstance(module, nn.Embedding):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
 
+    def set_code_features(self, table: torch.Tensor) -> None:
+        """The hybrid input of each code (n_codes, n_features); special tokens keep zero."""
+        self.code_features.zero_()
+        self.code_features[:len(table)] = table.to(self.code_features)
+
+    def embed(self, idx: torch.Tensor, features: torch.Tensor | None) -> torch.Tensor:
+        """Token embeddings, plus, in the hybrid, the embedded features: `features` (B, T, n_features)
+        where given (used at object tokens only, so a MASK hides its object's features too), else each
+        code's table entry."""
+        x = self.wte(idx)
+        if self.config.n_features:
+            table = self.code_features[idx]
+            if features is not None:
+                table = torch.where((idx < self.config.n_codes)[..., None], features.to(table), table)
+            x = x + self.wfe(table.to(x.dtype))
+        return x
+
     def hidden_states(self, idx: torch.Tensor, *, causal: bool = True, pad_mask: torch.Tensor | None = None,
-                      kv_cache: KVCache | None = None) -> torch.Tensor:
-        """Final-layer states (B, T, n_embd) of token ids `idx` (B, T).
+                      kv_cache: KVCache | None = None, features: torch.Tensor | None = None) -> torch.Tensor:
+        """Final-layer states (B, T, n_embd) of token ids `idx` (B, T), with the objects' `features`
+        (B, T, n_features) in the hybrid.
 
         `pad_mask` (B, T) is True at padding; a causal pass with right padding needs none (padded
         positions only ever see earlier tokens, and their targets are ignored).
@@ -130,7 +155,7 @@ class GPT(nn.Module):
         if start + T > self.config.block_size:
             raise ValueError(f"sequence of {start + T} tokens exceeds block_size {self.config.block_size}")
         pos = torch.arange(start, start + T, device=idx.device)
-        x = self.drop(self.wte(idx) + self.wpe(pos))
+        x = self.drop(self.embed(idx, features) + self.wpe(pos))
         for i, block in enumerate(self.blocks):
             x = block(x, causal, pad_mask, kv_cache, i)
         if kv_cache is not None:
@@ -138,9 +163,11 @@ class GPT(nn.Module):
         return self.ln_f(x)
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, *, causal: bool = True,
-                pad_mask: torch.Tensor | None = None, kv_cache: KVCache | None = None):
+                pad_mask: torch.Tensor | None = None, kv_cache: KVCache | None = None,
+                features: torch.Tensor | None = None):
         """(logits (B, T, vocab), loss or None); targets of -100 are ignored."""
-        logits = self.lm_head(self.hidden_states(idx, causal=causal, pad_mask=pad_mask, kv_cache=kv_cache))
+        logits = self.lm_head(self.hidden_states(idx, causal=causal, pad_mask=pad_mask, kv_cache=kv_cache,
+                                                 features=features))
         loss = None
         if targets is not None:
             loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100)
@@ -150,7 +177,7 @@ class GPT(nn.Module):
         """Logits (B, vocab) of one token per sequence, `idx` (B, 1), at position `pos` (a one-element
         long tensor), attending to the cache up to `pos`. Leaves `kv_cache.length` alone: the caller
         owns the position."""
-        x = self.wte(idx) + self.wpe(pos)
+        x = self.embed(idx, None) + self.wpe(pos)
         for i, block in enumerate(self.blocks):
             x = block(x, False, None, kv_cache, i, pos)
         return self.lm_head(self.ln_f(x))[:, 0]

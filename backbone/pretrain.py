@@ -34,6 +34,9 @@ class ModelSection:
     n_embd: int = 512
     dropout: float = 0.0
     bias: bool = False
+    #: embed each object's continuous features alongside its token (needs a token store written with
+    #: `tokenizer.tokenize --features`); targets stay token ids
+    hybrid: bool = False
 
 
 @dataclass(frozen=True)
@@ -81,10 +84,11 @@ def split_indices(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.nd
 
 
 def losses(model, batch: torch.Tensor, data: TokenSequences, rate: float, generator: torch.Generator, autocast,
-           wrapped=None, process_dropout: float = 0.0):
-    """(next-token loss, masked-token loss) of one batch (B, T). Under DDP, `wrapped` (the DDP module)
-    runs the second pass: DDP prepares one backward per forward call through it, and the gradients of
-    both passes, summed in one backward, are all-reduced once."""
+           wrapped=None, process_dropout: float = 0.0, features: torch.Tensor | None = None):
+    """(next-token loss, masked-token loss) of one batch (B, T), with its objects' `features` (B, T, F)
+    for a hybrid model. Under DDP, `wrapped` (the DDP module) runs the second pass: DDP prepares one
+    backward per forward call through it, and the gradients of both passes, summed in one backward,
+    are all-reduced once."""
     vocab = data.vocab
     if data.conditional and process_dropout > 0:
         drop = (torch.rand(len(batch), generator=generator) < process_dropout).to(batch.device)
@@ -95,9 +99,11 @@ def losses(model, batch: torch.Tensor, data: TokenSequences, rate: float, genera
     ignore = pad | (batch == vocab.mask) if data.conditional else pad
     targets = torch.where(ignore[:, 1:], torch.full_like(batch[:, 1:], -100), batch[:, 1:])
     with autocast:
-        _, loss_next = model(batch[:, :-1], targets, causal=True)
+        _, loss_next = model(batch[:, :-1], targets, causal=True,
+                             features=None if features is None else features[:, :-1])
         inputs, masked_targets = mask_tokens(batch, data.vocab, rate, generator)
-        _, loss_masked = (wrapped or model)(inputs, masked_targets, causal=False, pad_mask=pad)
+        # the model ignores features at MASK: a masked object's features are hidden with its token
+        _, loss_masked = (wrapped or model)(inputs, masked_targets, causal=False, pad_mask=pad, features=features)
     return loss_next, loss_masked
 
 
@@ -124,8 +130,8 @@ def evaluate(model, data: TokenSequences, indices: np.ndarray, cfg: TrainSection
     sums, n = {"next": 0.0, "masked": 0.0}, 0
     gen = torch.Generator().manual_seed(cfg.seed + 17)  # the same masks at every evaluation
     for start in range(0, len(indices), cfg.batch_size):
-        batch = data.batch(indices[start:start + cfg.batch_size]).to(device)
-        ln, lm = losses(model, batch, data, cfg.mask_rate, gen, autocast)
+        batch, features = data.tensors(indices[start:start + cfg.batch_size], device)
+        ln, lm = losses(model, batch, data, cfg.mask_rate, gen, autocast, features=features)
         sums["next"] += float(ln) * len(batch)
         sums["masked"] += float(lm) * len(batch)
         n += len(batch)
@@ -133,6 +139,18 @@ def evaluate(model, data: TokenSequences, indices: np.ndarray, cfg: TrainSection
     out = {f"val_loss_{k}": v / max(n, 1) for k, v in sums.items()}
     out.update({f"val_perplexity_{k}": math.exp(out[f"val_loss_{k}"]) for k in sums})
     return out
+
+
+def hybrid_table(cfg: PretrainConfig, data: TokenSequences, val_data: TokenSequences) -> np.ndarray:
+    """The code feature table of the training store, which (and the validation data) must hold features."""
+    from tokenizer.store import read_code_features
+
+    table = read_code_features(cfg.data.train)
+    for name, d in (("train", data), ("val", val_data)):
+        if table is None or d.features is None:
+            raise UserError(f"model.hybrid needs features in the token store data.{name}: write it with "
+                            "python -m tokenizer.tokenize --features")
+    return table
 
 
 def save_backbone(model: GPT, data: TokenSequences, cfg: PretrainConfig, folder: Path, extra: dict) -> None:
@@ -169,9 +187,13 @@ def run(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -> dic
         train_idx, val_idx = split_indices(len(data), cfg.data.val_fraction, tc.seed)
     m = cfg.model
     block = max(data.longest_possible(), val_data.longest_possible())
+    table = hybrid_table(cfg, data, val_data) if m.hybrid else None
     gpt = GPTConfig(vocab_size=data.vocab.size, block_size=block, n_layer=m.n_layer, n_head=m.n_head,
-                    n_embd=m.n_embd, dropout=m.dropout, bias=m.bias)
+                    n_embd=m.n_embd, dropout=m.dropout, bias=m.bias,
+                    n_features=0 if table is None else table.shape[1], n_codes=data.vocab.n_codes)
     model = GPT(gpt).to(device)
+    if table is not None:
+        model.set_code_features(torch.from_numpy(table))
     optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay, betas=(0.9, 0.95),
                                   fused=device.type == "cuda")
     ddp = None
@@ -197,7 +219,7 @@ def run(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -> dic
     def epoch_batches():
         while True:
             rng = np.random.default_rng([tc.seed, state["epoch"]])
-            for i, indices in enumerate(data.batches(rng, tc.batch_size, indices=train_idx)):
+            for i, indices in enumerate(data.index_batches(rng, tc.batch_size, indices=train_idx)):
                 if i < state["batch_in_epoch"]:
                     continue  # resuming mid-epoch: the same order, skip what was already used
                 state["batch_in_epoch"] = i + 1
@@ -216,10 +238,10 @@ def run(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -> dic
             group["lr"] = lr_at(state["step"])
         tokens = 0
         for _ in range(tc.grad_accum):
-            batch = next(batches).to(device)
+            batch, features = data.tensors(next(batches), device)
             gen = torch.Generator().manual_seed((tc.seed * 1_000_003 + state["step"]) * world + rank)
             loss_next, loss_masked = losses(step_model, batch, data, tc.mask_rate, gen, autocast, ddp,
-                                            tc.process_dropout)
+                                            tc.process_dropout, features)
             loss = (tc.weight_next * loss_next + tc.weight_masked * loss_masked) / tc.grad_accum
             loss.backward()
             tokens += int((batch != data.vocab.pad).sum())

@@ -7,31 +7,43 @@
 # Expects the samples of `benchmarks/real_run_samples.sh` in $DATA; writes $RUN and copies the headline
 # files to benchmarks/results/real_run_event_$PROFILE/. Fine-tuning reads MAX_EVENTS per file (default
 # 3000: 24k test events) with SIZES labelled events (default 100 1000 10000) and SEEDS (default 0 1).
+#   HYBRID=1 ... : the hybrid input (continuous features embedded beside the tokens), in $RUN (default
+#                  runs/real_hybrid) and benchmarks/results/real_run_event_${PROFILE}_hybrid/
+#   TOKENIZER=runs/real/tokenizer ... : reuse a trained tokenizer (the same codes for both variants)
 set -euo pipefail
 DATA=${DATA:-data/real}
-RUN=${RUN:-runs/real}
 PROFILE=${PROFILE:-cpu}
-RESULTS=benchmarks/results/real_run_event_$PROFILE
+HYBRID=${HYBRID:-0}
+SUFFIX=$([ "$HYBRID" = 1 ] && echo _hybrid || true)
+RUN=${RUN:-runs/real$SUFFIX}
+RESULTS=benchmarks/results/real_run_event_$PROFILE$SUFFIX
+TOKENIZE_ARGS=$([ "$HYBRID" = 1 ] && echo --features || true)
+PRETRAIN_ARGS=$([ "$HYBRID" = 1 ] && echo --model.hybrid=true || true)
 SM="ttbar wjets ww single_top_t single_top_s tw_proxy"
 mkdir -p "$RUN" "$RESULTS"
 list() { local out=""; for p in $1; do out="$out${out:+, }$DATA/${p}_s$2.h5"; done; echo "[$out]"; }
 files() { for p in $1; do echo -n "$DATA/${p}_s$2.h5 "; done; }
 log() { echo "$(date +%T) $*" | tee -a "$RESULTS/steps.log"; }
 
-log "tokenizer"
-python -m tokenizer.train --config configs/tokenizer/event.yaml --quiet --data.files="$(list "$SM" 1)" \
-  --data.max_events_per_file=15000 --train.epochs=8 --train.patience=3 --train.batch_size=4096 \
-  --model.decay=0.9 --model.dead_code_fraction=0.3 --compare_autoencoder=false --out="$RUN/tokenizer" \
-  2>&1 | grep -v WARNING | tail -40 > "$RESULTS/tokenizer.log"
+if [ -n "${TOKENIZER:-}" ]; then
+  log "tokenizer: reusing $TOKENIZER"
+  rm -rf "$RUN/tokenizer" && cp -r "$TOKENIZER" "$RUN/tokenizer"
+else
+  log "tokenizer"
+  python -m tokenizer.train --config configs/tokenizer/event.yaml --quiet --data.files="$(list "$SM" 1)" \
+    --data.max_events_per_file=15000 --train.epochs=8 --train.patience=3 --train.batch_size=4096 \
+    --model.decay=0.9 --model.dead_code_fraction=0.3 --compare_autoencoder=false --out="$RUN/tokenizer" \
+    2>&1 | grep -v WARNING | tail -40 > "$RESULTS/tokenizer.log"
+fi
 cp "$RUN/tokenizer/metrics.json" "$RESULTS/tokenizer_metrics.json"
 
 log "tokenize"
-python -m tokenizer.tokenize --tokenizer "$RUN/tokenizer" --input $(files "$SM" 1) --out "$RUN/tokens.h5" 2>&1 \
+python -m tokenizer.tokenize --tokenizer "$RUN/tokenizer" --input $(files "$SM" 1) --out "$RUN/tokens.h5" $TOKENIZE_ARGS 2>&1 \
   | tail -1 | tee "$RESULTS/tokenize.log"
 
 log "pretrain"
 python -m backbone.pretrain --config "configs/backbone/event-$PROFILE.yaml" --data.train="$RUN/tokens.h5" \
-  --out="$RUN/backbone" --quiet > "$RESULTS/pretrain.log" 2>&1
+  --out="$RUN/backbone" $PRETRAIN_ARGS --quiet > "$RESULTS/pretrain.log" 2>&1
 cp "$RUN/backbone/metrics.json" "$RESULTS/pretrain_metrics.json"
 cp "$RUN/backbone/loss_curves.png" "$RESULTS/"
 

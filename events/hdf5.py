@@ -26,9 +26,9 @@ _EVENT_CHUNK = 1 << 14
 
 
 def append_to_dataset(dataset, values: np.ndarray) -> None:
-    """Append values to a resizable 1-D h5py dataset."""
+    """Append values (rows) to a h5py dataset resizable along its first axis."""
     start = dataset.shape[0]
-    dataset.resize((start + len(values),))
+    dataset.resize((start + len(values),) + dataset.shape[1:])
     dataset[start:] = values
 
 

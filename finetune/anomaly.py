@@ -31,7 +31,7 @@ def encoded(path, format: str, tokenizer, step_size: int = 100_000):
 
     for chunk in iter_events(path, format, step_size=step_size):
         kept, flags = representable(chunk, tokenizer)
-        yield chunk, flags, *tokenizer.encode_with_residuals(kept, source=str(path))
+        yield chunk, flags, *tokenizer.encode_with_residuals(kept, source=str(path), features=True)
 
 
 def weak_supervision_heads(args, conditional: bool, block_size: int, tokenizer, vocab, device, data: list):

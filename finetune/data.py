@@ -27,8 +27,8 @@ def is_token_store(path: str | Path) -> bool:
 
 
 def token_chunks(files: Sequence[str], tokenizer, format: str = "auto", max_events: int = 0):
-    """Token batches of every file in order: token stores as they are, event files encoded; at most
-    `max_events` of each file (0: all)."""
+    """Token batches of every file in order: token stores as they are, event files encoded (with the
+    objects' features, which a hybrid backbone reads); at most `max_events` of each file (0: all)."""
     from events.io import iter_events
     from tokenizer.store import iter_tokens
 
@@ -36,11 +36,11 @@ def token_chunks(files: Sequence[str], tokenizer, format: str = "auto", max_even
         if not Path(path).is_file():
             raise FileNotFoundError(f"{path}: no such file")
         chunks = iter_tokens(path) if is_token_store(path) else \
-            (tokenizer.encode(c, source=str(path)) for c in iter_events(path, format))
+            (tokenizer.encode(c, source=str(path), features=True) for c in iter_events(path, format))
         left = max_events or float("inf")
         for chunk in chunks:
             if len(chunk) > left:
-                chunk = TokenBatch(chunk.ids[:left], {k: v[:left] for k, v in chunk.info.items()}, chunk.process_names)
+                chunk = chunk.head(left)
             yield chunk
             left -= len(chunk)
             if left <= 0:

@@ -56,7 +56,10 @@ class Classifier(nn.Module):
         backbone, vocab, config = load_backbone(folder, device)
         torch.manual_seed(seed)
         if mode == "scratch":
+            table = getattr(backbone, "code_features", None)
             backbone = GPT(backbone.config).to(device)
+            if table is not None:  # the hybrid's table is data (what codes decode to), not learnt
+                backbone.code_features.copy_(table)
         model = cls(backbone, vocab, n_classes, head).to(device)
         model.frozen = mode == "frozen"
         model.backbone.requires_grad_(not model.frozen)
@@ -68,17 +71,18 @@ class Classifier(nn.Module):
             self.backbone.eval()  # a frozen backbone stays deterministic (no dropout)
         return self
 
-    def states(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def states(self, idx: torch.Tensor, features: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(backbone states (B, T, C), keep mask (B, T): True at real tokens)."""
         pad = idx == self.vocab.pad
         causal = self.head_config.causal
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
-            h = self.backbone.hidden_states(idx, causal=causal, pad_mask=None if causal else pad)
+            h = self.backbone.hidden_states(idx, causal=causal, pad_mask=None if causal else pad, features=features)
         return h, ~pad
 
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        """Class logits (B, n_classes) of right-padded sequences `idx` (B, T)."""
-        h, keep = self.states(idx)
+    def forward(self, idx: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
+        """Class logits (B, n_classes) of right-padded sequences `idx` (B, T), with the objects'
+        `features` (B, T, F) for a hybrid backbone."""
+        h, keep = self.states(idx, features)
         pooling = self.head_config.pooling
         if pooling == "attention":
             pooled = self.pool(h, keep)

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from backbone.data import TokenSequences
+from backbone.data import TokenSequences, to_device
 from backbone.masking import counter_uniform, mask_tokens
 from events.model import Events
 
@@ -50,9 +50,9 @@ def nll_scores(model, seqs: TokenSequences, device, batch_size: int = 512) -> di
     """Total and per-token negative log-likelihood of each event's object tokens and end token."""
     vocab = seqs.vocab
     total, per_token = np.empty(len(seqs)), np.empty(len(seqs))
-    for rows, idx in seqs.sorted_batches(batch_size):
-        idx = idx.to(device)
-        logits, _ = model(idx[:, :-1], causal=True)
+    for rows, idx, features in seqs.sorted_batches(batch_size):
+        idx, features = to_device(idx, features, device)
+        logits, _ = model(idx[:, :-1], causal=True, features=None if features is None else features[:, :-1])
         targets = idx[:, 1:]
         scored = (targets < vocab.n_codes) | (targets == vocab.eos)  # not PAD, not the process position
         nll = F.cross_entropy(logits.float().transpose(1, 2), targets, reduction="none") * scored
@@ -69,15 +69,15 @@ def masked_scores(model, seqs: TokenSequences, device, rate: float = 0.35, n_mas
     file) depend only on (seed, i): scores do not change with batch or chunk sizes."""
     vocab = seqs.vocab
     out = np.zeros(len(seqs))
-    for rows, idx in seqs.sorted_batches(batch_size):
-        idx = idx.to(device)
+    for rows, idx, features in seqs.sorted_batches(batch_size):
+        idx, features = to_device(idx, features, device)
         pad = idx == vocab.pad
         event = (first + rows)[:, None]
         position = np.arange(idx.shape[1])[None, :]
         for k in range(n_masks):
             u = torch.from_numpy(counter_uniform(seed, k, event, position)).float()
             inputs, targets = mask_tokens(idx, vocab, rate, uniform=u)
-            logits, _ = model(inputs, causal=False, pad_mask=pad)
+            logits, _ = model(inputs, causal=False, pad_mask=pad, features=features)  # hidden at MASK
             ce = F.cross_entropy(logits.float().transpose(1, 2), targets, reduction="none", ignore_index=-100)
             n = (targets != -100).sum(1)
             out[rows] += (ce.sum(1) / n.clamp(min=1)).cpu().numpy() / n_masks

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from backbone.data import TokenSequences
+from backbone.data import TokenSequences, to_device
 from finetune.config import TrainSection
 
 VALIDATE_EVERY = 50  # steps between validations, rounded to whole epochs
@@ -40,8 +40,8 @@ def predict(model, seqs: TokenSequences, indices: np.ndarray | None = None, batc
     model.eval()
     n = len(seqs) if indices is None else len(indices)
     out = np.empty((n, model.head[-1].out_features), dtype=np.float32)
-    for rows, batch in seqs.sorted_batches(batch_size, indices):
-        out[rows] = torch.softmax(model(batch.to(device)).float(), dim=-1).cpu().numpy()
+    for rows, batch, features in seqs.sorted_batches(batch_size, indices):
+        out[rows] = torch.softmax(model(*to_device(batch, features, device)).float(), dim=-1).cpu().numpy()
     return out
 
 
@@ -84,7 +84,7 @@ def fit(model, seqs: TokenSequences, y: np.ndarray, train_idx: np.ndarray, val_s
         for batch_idx in seqs.index_batches(rng, cfg.batch_size, train_idx):
             for g in optimizer.param_groups:
                 g["lr"] = g["base_lr"] * lr_factor(step, warmup, total)
-            logits = model(seqs.batch(batch_idx).to(device))
+            logits = model(*seqs.tensors(batch_idx, device))
             loss = F.cross_entropy(logits.float(), torch.from_numpy(y[batch_idx]).to(device), weight=weights.to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

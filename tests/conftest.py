@@ -92,8 +92,7 @@ def trained(tmp_path_factory, data_files):
     return Tokenizer.from_pretrained(out), metrics, out
 
 
-@pytest.fixture(scope="session")
-def backbone(trained, data_files, tmp_path_factory):
+def _pretrain(trained, data_files, folder: Path, hybrid: bool = False):
     """A tiny conditional backbone pretrained on the tokenized ttbar sample: (backbone folder, tokenizer folder)."""
     import subprocess
     import sys
@@ -102,13 +101,23 @@ def backbone(trained, data_files, tmp_path_factory):
     from common.config import from_dict
 
     _, _, tok_folder = trained
-    folder = tmp_path_factory.mktemp("backbone")
     subprocess.run([sys.executable, "-m", "tokenizer.tokenize", "--tokenizer", str(tok_folder), "--input",
-                    data_files[0], "--out", str(folder / "tokens.h5"), "--device", "cpu"], cwd=REPO, check=True,
-                   capture_output=True)
-    cfg = from_dict(PretrainConfig, {"model": {"n_layer": 2, "n_head": 2, "n_embd": 32},
+                    data_files[0], "--out", str(folder / "tokens.h5"), "--device", "cpu"] + ["--features"] * hybrid,
+                   cwd=REPO, check=True, capture_output=True)
+    cfg = from_dict(PretrainConfig, {"model": {"n_layer": 2, "n_head": 2, "n_embd": 32, "hybrid": hybrid},
                                      "data": {"train": str(folder / "tokens.h5"), "conditional": True},
                                      "train": {"batch_size": 64, "max_steps": 100, "eval_every": 100, "lr": 0.003,
                                                "warmup_steps": 10, "device": "cpu"}, "out": str(folder / "run")})
     run(cfg, progress=False)
     return folder / "run", tok_folder
+
+
+@pytest.fixture(scope="session")
+def backbone(trained, data_files, tmp_path_factory):
+    return _pretrain(trained, data_files, tmp_path_factory.mktemp("backbone"))
+
+
+@pytest.fixture(scope="session")
+def hybrid_backbone(trained, data_files, tmp_path_factory):
+    """The same with the hybrid input (token store written with --features)."""
+    return _pretrain(trained, data_files, tmp_path_factory.mktemp("hybrid"), hybrid=True)

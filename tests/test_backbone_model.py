@@ -161,3 +161,39 @@ def test_vocab_ids_never_collide():
     assert not any(vocab.is_code(i) for i in ids) and vocab.is_code(8191)
     with pytest.raises(ValueError, match="unknown process"):
         vocab.process_token("zz")
+
+
+def tiny_hybrid(vocab=50, n_codes=40, n_features=3, seed=0):
+    torch.manual_seed(seed)
+    model = GPT(GPTConfig(vocab_size=vocab, block_size=24, n_layer=2, n_head=2, n_embd=32, n_features=n_features,
+                          n_codes=n_codes)).eval()
+    model.set_code_features(torch.randn(n_codes, n_features))
+    return model
+
+
+def test_hybrid_features_enter_at_objects_and_stay_hidden_under_mask():
+    model = tiny_hybrid()
+    mask = 43
+    idx = torch.tensor([[41, 5, 6, mask, 7, 42]])  # BOS-like, codes, a masked object, code, EOS-like
+    feats = torch.randn(1, 6, 3)
+    with torch.no_grad():
+        base = model.hidden_states(idx, causal=False, features=feats)
+        moved = feats.clone()
+        moved[0, 3] += 5.0  # the masked object's true features: must not leak
+        moved[0, 0] += 5.0  # a special token has none
+        torch.testing.assert_close(model.hidden_states(idx, causal=False, features=moved), base, rtol=0, atol=0)
+        moved[0, 2] += 1.0  # an object's features do enter
+        assert not torch.allclose(model.hidden_states(idx, causal=False, features=moved), base)
+        # without features, each code gets its table entry
+        table = model.code_features[idx]
+        torch.testing.assert_close(model.hidden_states(idx, causal=False),
+                                   model.hidden_states(idx, causal=False, features=table))
+
+
+def test_hybrid_cached_sampling_matches_full_recomputation():
+    model = tiny_hybrid(vocab=40, n_codes=30)
+    prompt = torch.randint(0, 30, (4, 3))
+    kwargs = dict(max_new_tokens=15, temperature=1.0, top_k=10)
+    cached = generate(model, prompt, generator=torch.Generator().manual_seed(5), **kwargs)
+    uncached = generate(model, prompt, generator=torch.Generator().manual_seed(5), use_cache=False, **kwargs)
+    assert torch.equal(cached, uncached)

@@ -8,7 +8,7 @@ from backbone.data import TokenSequences
 from backbone.masking import mask_tokens
 from backbone.pretrain import PretrainConfig, run
 from backbone.vocab import Vocab
-from common.config import from_dict
+from common.config import from_dict, to_dict
 from events.errors import EventDataError
 from tokenizer.store import TokenWriter
 from tokenizer.tokenizer import TokenBatch
@@ -36,9 +36,8 @@ def test_sequences_and_batches(store):
     batch = data.batch(np.array([0, 1]))
     assert batch.shape == (2, max(len(data.sequence(0)), len(data.sequence(1))))
     assert (batch[0, len(data.sequence(0)):] == v.pad).all()
-    seen = np.concatenate([np.sort([int(x) for x in b[:, 1] - v.process_token("ttbar")]) for b in
-                           data.batches(np.random.default_rng(1), 16)])
-    assert len(seen) == 200  # every sequence once per epoch
+    seen = np.concatenate(list(data.index_batches(np.random.default_rng(1), 16)))
+    assert np.array_equal(np.sort(seen), np.arange(200))  # every sequence once per epoch
     with pytest.raises(EventDataError, match="pair it with its own tokenizer"):
         TokenSequences.from_store(path, vocab=Vocab(64))
 
@@ -64,7 +63,7 @@ def test_process_dropout_masks_the_process_token_and_its_target():
                           8, conditional=True)
     seen = {}
 
-    def model(idx, targets, causal=True, pad_mask=None):
+    def model(idx, targets, causal=True, pad_mask=None, features=None):
         seen[causal] = (idx.clone(), targets.clone())
         return None, torch.zeros(())
     from contextlib import nullcontext
@@ -121,6 +120,36 @@ def test_resumed_pretraining_equals_uninterrupted(store, tmp_path):
         assert torch.equal(a[k], b[k]), k
 
 
+def test_hybrid_pretraining_reads_features_and_keeps_the_code_table(store, tmp_path):
+    from backbone.io import load_backbone
+    from common.cli import UserError
+    from tokenizer.store import iter_tokens
+
+    def hybrid(path, out, steps):
+        return from_dict(PretrainConfig, {**to_dict(config(path, out, steps)),
+                                          "model": {"n_layer": 2, "n_head": 2, "n_embd": 32, "hybrid": True}})
+
+    with pytest.raises(UserError, match="tokenize --features"):
+        run(hybrid(store[0], tmp_path / "no_features", 3), progress=False)
+    _, ids = store
+    rng = np.random.default_rng(1)
+    table = rng.normal(size=(32, 3)).astype(np.float32)
+    feats = ak.unflatten(rng.normal(size=(int(ak.sum(ak.num(ids))), 3)).astype(np.float32), ak.num(ids))
+    path = tmp_path / "features.h5"
+    with TokenWriter(path, 32, "none", code_features=table) as writer:
+        writer.write(TokenBatch(ids, {"process": np.zeros(len(ids), np.int16)}, ("ttbar",), feats))
+    back = next(iter_tokens(path))
+    assert ak.to_list(back.features) == ak.to_list(feats)
+    data = TokenSequences.from_store(path, conditional=True)
+    f = data.batch_features(np.array([4]))
+    assert f.shape == (1, data.lengths[4], 3) and not f[0, :2].any() and not f[0, -1].any()  # BOS, process, EOS
+    np.testing.assert_array_equal(f[0, 2:-1].numpy(), ak.to_numpy(feats[4]))
+    run(hybrid(path, tmp_path / "hybrid", 20), progress=False)
+    model, vocab, _ = load_backbone(tmp_path / "hybrid")
+    np.testing.assert_array_equal(model.code_features[:32].numpy(), table)
+    assert not model.code_features[32:].any()  # special and process tokens have no features
+
+
 def test_ddp_with_two_processes_on_cpu(store, tmp_path):
     import json
     import subprocess
@@ -128,7 +157,6 @@ def test_ddp_with_two_processes_on_cpu(store, tmp_path):
 
     import yaml
 
-    from common.config import to_dict
     from tests.conftest import REPO
 
     cfg = to_dict(config(store[0], tmp_path / "ddp", 40, eval_every=20))

@@ -111,6 +111,26 @@ def test_scores_one_per_event_in_order_on_a_nanoaod_file(backbone, ttbar, tmp_pa
     assert set(s["process"]) == set(again["process"]) == {"ttbar"}  # the process travels with the scores
 
 
+def test_hybrid_backbone_classifies_and_scores_from_event_files(hybrid_backbone, data_files, tmp_path):
+    import json
+
+    from finetune.score_store import read_scores
+
+    bb, tok = hybrid_backbone
+    for mode in ("frozen", "scratch"):
+        proc = subprocess.run([sys.executable, "-m", "finetune.classify", "--backbone", str(bb), "--tokenizer",
+                               str(tok), "--train", *data_files, "--label", "process", "--mode", mode, "--out",
+                               str(tmp_path / mode), "--quiet", "--train.epochs=2", "--train.device=cpu"], cwd=REPO,
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads((tmp_path / mode / "metrics.json").read_text())["mean_auc"] > 0.8
+    model, _ = Classifier.from_pretrained(tmp_path / "scratch")
+    assert model.backbone.code_features.abs().sum() > 0  # scratch re-initializes weights, not the code table
+    assert score(bb, tok, data_files[1], tmp_path / "s.h5", "--method", "nll", "masked").returncode == 0
+    s = read_scores(tmp_path / "s.h5")
+    assert len(s["nll"]) == 500 and np.isfinite(s["nll"]).all() and np.isfinite(s["masked"]).all()
+
+
 def test_evaluate_splits_mixed_scores_by_process(backbone, data_files, tmp_path):
     bb, tok = backbone
     outs = [tmp_path / "ttbar.h5", tmp_path / "wjets.csv"]

@@ -34,6 +34,14 @@ def test_sample_writes_valid_events(backbone, tmp_path, suffix):
     assert ak.to_list(read_events(again).objects) == ak.to_list(events.objects)  # same seed, same events
 
 
+def test_sample_from_a_hybrid_backbone(hybrid_backbone, tmp_path):
+    bb, tok = hybrid_backbone
+    proc = sample(bb, tok, tmp_path / "syn.h5", "--events", "60", "--process", "ttbar", "--seed", "1")
+    assert proc.returncode == 0, proc.stderr
+    events = read_events(tmp_path / "syn.h5")
+    assert len(events) == 60 and (events.count(T.MET) == 1).all()
+
+
 def variant(bb, folder, edit):
     """A copy of backbone folder `bb` with its config.json changed by `edit(config)`."""
     import json

@@ -3,7 +3,9 @@
 Layout (format `colliderfm.tokens`): /tokens/ids (flat int32, all events concatenated, in each event's
 canonical object order), /events/offsets (n_events + 1), /events/<info field> (event ids, weights,
 labels carried from the input), attrs: vocab_size, tokenizer (folder), mode (event or constituent),
-process_names (JSON).
+process_names (JSON). With features (the hybrid backbone's input): /tokens/features (n_tokens,
+n_features) float32, each object's normalized features, and /tokens/code_features (vocab_size,
+n_features), what each code decodes to.
 """
 from __future__ import annotations
 
@@ -26,7 +28,10 @@ _CHUNK = 1 << 16
 class TokenWriter(EventWriter):
     """Append `TokenBatch` chunks; the file appears atomically on close."""
 
-    def __init__(self, path: str | Path, vocab_size: int, tokenizer: str, mode: str = ""):
+    def __init__(self, path: str | Path, vocab_size: int, tokenizer: str, mode: str = "",
+                 code_features: np.ndarray | None = None):
+        """`code_features` (vocab_size, n_features): store each object's features too (every batch
+        written must then carry them)."""
         import h5py
 
         super().__init__(path)
@@ -38,6 +43,12 @@ class TokenWriter(EventWriter):
         self._offsets = self._file.create_dataset("events/offsets", data=np.zeros(1, np.int64), maxshape=(None,),
                                                   chunks=(_CHUNK,), **opts)
         self._opts = opts
+        self._features = None
+        if code_features is not None:
+            self._file.create_dataset("tokens/code_features", data=code_features.astype(np.float32))
+            self._features = self._file.create_dataset("tokens/features", shape=(0, code_features.shape[1]),
+                                                       maxshape=(None, code_features.shape[1]), dtype=np.float32,
+                                                       chunks=(_CHUNK // 8, code_features.shape[1]), **opts)
         self.n_tokens = 0
 
     def write(self, tokens: TokenBatch) -> None:
@@ -46,6 +57,10 @@ class TokenWriter(EventWriter):
         counts = ak.to_numpy(ak.num(tokens.ids)).astype(np.int64)
         append_to_dataset(self._ids, ids)
         append_to_dataset(self._offsets, self.n_tokens + np.cumsum(counts))
+        if self._features is not None:
+            if tokens.features is None:
+                raise ValueError("this token store holds features: encode with features=True")
+            append_to_dataset(self._features, ak.to_numpy(ak.flatten(tokens.features, axis=1)))
         for name, values in info.items():
             if name not in self._file["events"]:
                 self._file.create_dataset(f"events/{name}", shape=(0,), maxshape=(None,), dtype=values.dtype,
@@ -78,4 +93,15 @@ def iter_tokens(path: str | Path, step_size: int = 100_000) -> Iterator[TokenBat
             stop = min(start + step_size, n)
             off = offsets[start:stop + 1]
             ids = f["tokens/ids"][off[0]:off[-1]]
-            yield TokenBatch(ak.unflatten(ids, np.diff(off)), {k: f["events"][k][start:stop] for k in fields}, names)
+            feats = ak.unflatten(f["tokens/features"][off[0]:off[-1]], np.diff(off)) if "features" in f["tokens"] \
+                else None
+            yield TokenBatch(ak.unflatten(ids, np.diff(off)), {k: f["events"][k][start:stop] for k in fields}, names,
+                             feats)
+
+
+def read_code_features(path: str | Path) -> np.ndarray | None:
+    """The store's code feature table (vocab_size, n_features), or None for a store without features."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        return f["tokens/code_features"][:] if "code_features" in f["tokens"] else None

@@ -8,12 +8,13 @@ from pathlib import Path
 from common.cli import run_cli
 
 
-def tokenize_into(writer, tokenizer, path, format: str = "auto", step_size: int = 100_000, bar=None) -> None:
-    """Encode every event of file `path` and append the tokens to a `TokenWriter`, streaming."""
+def tokenize_into(writer, tokenizer, path, format: str = "auto", step_size: int = 100_000, bar=None,
+                  features: bool = False) -> None:
+    """Encode every event of file `path` and append the tokens (and features) to a `TokenWriter`, streaming."""
     from events.io import iter_events
 
     for chunk in iter_events(path, format, step_size=step_size):
-        writer.write(tokenizer.encode(chunk, source=str(path)))
+        writer.write(tokenizer.encode(chunk, source=str(path), features=features))
         if bar is not None:
             bar.update(len(chunk))
 
@@ -36,15 +37,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--format", default="auto", help="input format (default: detected)")
     parser.add_argument("--step-size", type=int, default=100_000, help="events per chunk")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--features", action="store_true",
+                        help="also store each object's normalized features (input of a hybrid backbone, "
+                             "model.hybrid=true)")
     args = parser.parse_args(argv)
     tokenizer = Tokenizer.from_pretrained(args.tokenizer, device=str(resolve_device(args.device)))
     formats = [detect_format(p) if args.format == "auto" else args.format for p in args.input]
     start = time.perf_counter()
     total = sum(count_events(p, f) for p, f in zip(args.input, formats))
-    with TokenWriter(args.out, tokenizer.vocab_size, args.tokenizer, tokenizer.mode) as writer, \
+    table = tokenizer.code_features() if args.features else None
+    with TokenWriter(args.out, tokenizer.vocab_size, args.tokenizer, tokenizer.mode, table) as writer, \
             tqdm(total=total, unit="ev", desc="tokenizing") as bar:
         for path, fmt in zip(args.input, formats):
-            tokenize_into(writer, tokenizer, path, fmt, args.step_size, bar)
+            tokenize_into(writer, tokenizer, path, fmt, args.step_size, bar, args.features)
     seconds = time.perf_counter() - start
     print(f"wrote {writer.n_events} events, {writer.n_tokens} tokens to {args.out} "
           f"({writer.n_tokens / seconds:,.0f} objects/s)")

@@ -28,9 +28,17 @@ class TokenBatch:
     ids: ak.Array  # (n_events, var) int32, codes in [0, vocab_size)
     info: dict[str, np.ndarray]
     process_names: tuple[str, ...] = ()
+    #: (n_events, var, n_features) float32: each object's normalized input features (the hybrid
+    #: backbone's continuous input), where asked for
+    features: ak.Array | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def head(self, n: int) -> "TokenBatch":
+        """The first `n` events."""
+        return TokenBatch(self.ids[:n], {k: v[:n] for k, v in self.info.items()}, self.process_names,
+                          None if self.features is None else self.features[:n])
 
 
 class Tokenizer:
@@ -70,19 +78,28 @@ class Tokenizer:
         if self.model.config.quantizer != "vq":
             raise EventDataError("this model is the quantization-free autoencoder: it has no tokens")
 
-    def encode(self, events: Events, batch_size: int = 65536, source: str = "events") -> TokenBatch:
-        """Token ids of every object, in the events' order; `source` names the input in errors."""
-        return self._encode(events, batch_size, source, residuals=False)[0]
+    def encode(self, events: Events, batch_size: int = 65536, source: str = "events",
+               features: bool = False) -> TokenBatch:
+        """Token ids of every object, in the events' order (with each object's normalized features if
+        `features`); `source` names the input in errors."""
+        return self._encode(events, batch_size, source, residuals=False, features=features)[0]
 
-    def encode_with_residuals(self, events: Events, batch_size: int = 65536, source: str = "events"
-                              ) -> tuple[TokenBatch, ak.Array]:
+    def encode_with_residuals(self, events: Events, batch_size: int = 65536, source: str = "events",
+                              features: bool = False) -> tuple[TokenBatch, ak.Array]:
         """(tokens, per-object residual): the mean squared difference, in the normalized feature space,
         between each object and what its token decodes to. Objects unlike any the tokenizer was trained
         on get ordinary tokens but large residuals: the only place a token model can see them."""
-        return self._encode(events, batch_size, source, residuals=True)
+        return self._encode(events, batch_size, source, residuals=True, features=features)
 
     @torch.no_grad()
-    def _encode(self, events: Events, batch_size: int, source: str, residuals: bool):
+    def code_features(self) -> np.ndarray:
+        """(vocab_size, n_features): what each code decodes to in the normalized feature space; the
+        hybrid backbone's continuous input for tokens it generates itself."""
+        ids = torch.arange(self.vocab_size, device=self.device)
+        return self.model.decode(*self.model.latents_of_ids(ids))[0].float().cpu().numpy()
+
+    @torch.no_grad()
+    def _encode(self, events: Events, batch_size: int, source: str, residuals: bool, features: bool = False):
         self.check(events, source)
         obj = flat_objects(events.objects)
         x = self.transform.transform(obj)
@@ -98,7 +115,8 @@ class Tokenizer:
             ids[sl] = sl_ids.cpu()
             if residuals:
                 res[sl] = ((self.model.decode(zq, types)[0].float() - xs) ** 2).mean(1).cpu()
-        tokens = TokenBatch(ak.unflatten(ids, obj["counts"]), dict(events.info), events.process_names)
+        tokens = TokenBatch(ak.unflatten(ids, obj["counts"]), dict(events.info), events.process_names,
+                            ak.unflatten(x.astype(np.float32), obj["counts"]) if features else None)
         return tokens, (ak.unflatten(res, obj["counts"]) if residuals else None)
 
     @torch.no_grad()
