@@ -141,6 +141,17 @@ def evaluate(model, data: TokenSequences, indices: np.ndarray, cfg: TrainSection
     return out
 
 
+def stop_signal(stop, world: int, device) -> int:
+    """The signal that asked any rank to stop (0: none), so that all ranks stop at the same step."""
+    if world == 1:
+        return stop.signum
+    import torch.distributed as dist
+
+    flag = torch.tensor([stop.signum], device=device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return int(flag)
+
+
 def hybrid_table(cfg: PretrainConfig, data: TokenSequences, val_data: TokenSequences) -> np.ndarray:
     """The code feature table of the training store, which (and the validation data) must hold features."""
     from tokenizer.store import read_code_features
@@ -170,7 +181,8 @@ def save_backbone(model: GPT, data: TokenSequences, cfg: PretrainConfig, folder:
 def run(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -> dict:
     from tqdm import tqdm
 
-    from common.checkpoint import load_checkpoint, save_checkpoint
+    from common.checkpoint import checkpoint_exists, load_checkpoint, save_checkpoint
+    from common.interrupt import Interrupted, stop_on_signals
     from tokenizer.train import resolve_device
 
     if not cfg.data.train:
@@ -207,7 +219,7 @@ def run(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -> dic
     out.mkdir(parents=True, exist_ok=True)
     state = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "history": [], "tokens": 0, "seconds": 0.0,
              "curve": [], "window": [0.0, 0.0, 0]}  # curve: [step, mean next, mean masked] every log_every steps
-    if resume and (out / "checkpoint" / "state.json").is_file():
+    if resume and checkpoint_exists(out / "checkpoint"):
         state, _ = load_checkpoint(out / "checkpoint", model, optimizer)
 
     def lr_at(step: int) -> float:
@@ -222,7 +234,8 @@ def run(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -> dic
             for i, indices in enumerate(data.index_batches(rng, tc.batch_size, indices=train_idx)):
                 if i < state["batch_in_epoch"]:
                     continue  # resuming mid-epoch: the same order, skip what was already used
-                state["batch_in_epoch"] = i + 1
+                # every rank resumes after the last round of batches any rank took
+                state["batch_in_epoch"] = (i // world + 1) * world
                 if i % world == rank:  # every rank draws the same order and takes its share
                     yield indices
             state["epoch"] += 1
@@ -232,42 +245,49 @@ def run(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -> dic
     bar = tqdm(total=tc.max_steps, initial=state["step"], desc="pretrain", unit="step",
                disable=not progress or rank > 0)
     model.train()
-    while state["step"] < tc.max_steps:
-        start = time.perf_counter()
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(state["step"])
-        tokens = 0
-        for _ in range(tc.grad_accum):
-            batch, features = data.tensors(next(batches), device)
-            gen = torch.Generator().manual_seed((tc.seed * 1_000_003 + state["step"]) * world + rank)
-            loss_next, loss_masked = losses(step_model, batch, data, tc.mask_rate, gen, autocast, ddp,
-                                            tc.process_dropout, features)
-            loss = (tc.weight_next * loss_next + tc.weight_masked * loss_masked) / tc.grad_accum
-            loss.backward()
-            tokens += int((batch != data.vocab.pad).sum())
-        torch.nn.utils.clip_grad_norm_(model.parameters(), tc.clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        state["step"] += 1
-        state["tokens"] += tokens * world  # ranks see equal shares on average
-        state["seconds"] += time.perf_counter() - start
-        bar.update(1)
-        bar.set_postfix(next=f"{loss_next.item():.3f}", masked=f"{loss_masked.item():.3f}",
-                        tok_s=f"{state['tokens'] / max(state['seconds'], 1e-9):,.0f}")
-        window = state["window"]
-        window[0], window[1], window[2] = window[0] + loss_next.item(), window[1] + loss_masked.item(), window[2] + 1
-        if state["step"] % max(1, tc.eval_every // 10) == 0 or state["step"] == tc.max_steps:
-            state["curve"].append([state["step"], window[0] / window[2], window[1] / window[2]])
-            state["window"] = [0.0, 0.0, 0]
-        if state["step"] % tc.eval_every == 0 or state["step"] == tc.max_steps:
-            metrics = evaluate(step_model, val_data, val_idx, tc, device, autocast)
-            _, train_next, train_masked = state["curve"][-1]
-            state["history"].append({"step": state["step"], "train_loss_next": train_next,
-                                     "train_loss_masked": train_masked, **metrics})
-            if rank == 0:
-                save_checkpoint(out / "checkpoint", model, optimizer, state)
+    with stop_on_signals() as stop:
+        while state["step"] < tc.max_steps:
+            start = time.perf_counter()
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(state["step"])
+            tokens = 0
+            for _ in range(tc.grad_accum):
+                batch, features = data.tensors(next(batches), device)
+                gen = torch.Generator().manual_seed((tc.seed * 1_000_003 + state["step"]) * world + rank)
+                loss_next, loss_masked = losses(step_model, batch, data, tc.mask_rate, gen, autocast, ddp,
+                                                tc.process_dropout, features)
+                loss = (tc.weight_next * loss_next + tc.weight_masked * loss_masked) / tc.grad_accum
+                loss.backward()
+                tokens += int((batch != data.vocab.pad).sum())
+            torch.nn.utils.clip_grad_norm_(model.parameters(), tc.clip)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            state["step"] += 1
+            state["tokens"] += tokens * world  # ranks see equal shares on average
+            state["seconds"] += time.perf_counter() - start
+            bar.update(1)
+            bar.set_postfix(next=f"{loss_next.item():.3f}", masked=f"{loss_masked.item():.3f}",
+                            tok_s=f"{state['tokens'] / max(state['seconds'], 1e-9):,.0f}")
+            window = state["window"]
+            window[0], window[1], window[2] = window[0] + loss_next.item(), window[1] + loss_masked.item(), window[2] + 1
+            if state["step"] % max(1, tc.eval_every // 10) == 0 or state["step"] == tc.max_steps:
+                state["curve"].append([state["step"], window[0] / window[2], window[1] / window[2]])
+                state["window"] = [0.0, 0.0, 0]
+            if state["step"] % tc.eval_every == 0 or state["step"] == tc.max_steps:
+                metrics = evaluate(step_model, val_data, val_idx, tc, device, autocast)
+                _, train_next, train_masked = state["curve"][-1]
+                state["history"].append({"step": state["step"], "train_loss_next": train_next,
+                                         "train_loss_masked": train_masked, **metrics})
+                if rank == 0:
+                    save_checkpoint(out / "checkpoint", model, optimizer, state)
+            signum = stop_signal(stop, world, device)
+            if signum:
+                if rank == 0:
+                    save_checkpoint(out / "checkpoint", model, optimizer, state)
+                raise Interrupted(signum, f"checkpoint of step {state['step']} written to {out / 'checkpoint'}; "
+                                          "continue with --resume")
     bar.close()
     last = state["history"][-1]
     result = {"val_loss_next": last["val_loss_next"], "val_loss_masked": last["val_loss_masked"],

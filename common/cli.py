@@ -5,6 +5,7 @@ import sys
 from typing import Callable
 
 from common.config import ConfigError
+from common.interrupt import Interrupted
 
 
 class UserError(Exception):
@@ -20,6 +21,9 @@ def run_cli(main: Callable[[list[str] | None], int | None], prog: str, argv: lis
     except (UserError, ConfigError, EventDataError, FileNotFoundError) as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         sys.exit(2)
+    except Interrupted as err:
+        print(f"{prog}: {err}", file=sys.stderr)
+        sys.exit(err.exit_code)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)

@@ -89,8 +89,10 @@ def subsample(y: np.ndarray, indices: np.ndarray, n: int, seed: int) -> np.ndarr
     return np.sort(np.concatenate(picked))
 
 
-def train_and_test(cfg: ClassifyConfig, splits: Splits, progress: bool = True, save: bool = True) -> dict:
-    """Head swap, training and evaluation on the test split; writes the run folder when `save`."""
+def train_and_test(cfg: ClassifyConfig, splits: Splits, progress: bool = True, save: bool = True,
+                   resume: bool = False) -> dict:
+    """Head swap, training and evaluation on the test split; writes the run folder (with a checkpoint
+    to `resume` from) when `save`."""
     from finetune.metrics import classification_metrics
     from finetune.model import Classifier
     from finetune.plots import plot_classification
@@ -102,7 +104,7 @@ def train_and_test(cfg: ClassifyConfig, splits: Splits, progress: bool = True, s
     model, bb_config = Classifier.from_backbone(cfg.backbone, len(splits.classes), cfg.head, tc.mode, device, tc.seed)
     train_idx = subsample(splits.train.y, splits.train.indices, tc.max_train, tc.seed)
     result = fit(model, splits.train.seqs, splits.train.y, train_idx, splits.val.seqs, splits.val.y,
-                 splits.val.indices, tc, device, progress)
+                 splits.val.indices, tc, device, progress, Path(cfg.out) / "checkpoint" if save else None, resume)
     test = splits.test
     probs = predict(model, test.seqs, test.indices, tc.batch_size * 2, device)
     metrics = classification_metrics(test.y[test.indices], probs, splits.classes)
@@ -153,11 +155,12 @@ def main(argv: list[str] | None = None) -> int:
                                                                              "or the same architecture from scratch")
     parser.add_argument("--out", help="run folder")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
     args, overrides = parser.parse_known_args(argv)
     cfg = task_config(parser, args, overrides)
     cfg = replace(cfg, out=args.out or cfg.out, train=replace(cfg.train, mode=args.mode or cfg.train.mode))
     tokenizer = Tokenizer.from_pretrained(cfg.tokenizer, device=str(resolve_device(cfg.train.device)))
-    metrics = train_and_test(cfg, prepare(cfg, tokenizer), progress=not args.quiet)
+    metrics = train_and_test(cfg, prepare(cfg, tokenizer), progress=not args.quiet, resume=args.resume)
     print(json.dumps({k: v for k, v in metrics.items() if k not in ("history", "confusion")}, indent=2))
     print(f"classifier, metrics.json and classification.png in {cfg.out}")
     return 0

@@ -1,8 +1,8 @@
 """Training a classifier head (and, in full and scratch modes, its backbone), and predicting with it."""
 from __future__ import annotations
 
-import copy
 import math
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -60,13 +60,18 @@ def lr_factor(step: int, warmup: int, total: int) -> float:
 
 
 def fit(model, seqs: TokenSequences, y: np.ndarray, train_idx: np.ndarray, val_seqs: TokenSequences,
-        y_val: np.ndarray, val_idx: np.ndarray, cfg: TrainSection, device, progress: bool = True) -> dict:
+        y_val: np.ndarray, val_idx: np.ndarray, cfg: TrainSection, device, progress: bool = True,
+        checkpoint: Path | None = None, resume: bool = False) -> dict:
     """Train with early stopping on the (class-weighted) validation loss; the best weights are kept.
 
     At least `cfg.min_steps` optimizer steps are made (small training sets get more epochs), and the
     validation loss is measured about every `VALIDATE_EVERY` steps, at epoch ends; `cfg.patience`
-    counts validations without improvement."""
+    counts validations without improvement. With a `checkpoint` folder, the state is saved at every
+    validation and when a signal stops the run; `resume` continues from it exactly."""
     from tqdm import tqdm
+
+    from common.checkpoint import checkpoint_exists, load_checkpoint, save_checkpoint
+    from common.interrupt import Interrupted, stop_on_signals
 
     n_classes = model.head[-1].out_features
     weights = class_weights(y[train_idx], n_classes) if cfg.class_weights else torch.ones(n_classes)
@@ -76,37 +81,63 @@ def fit(model, seqs: TokenSequences, y: np.ndarray, train_idx: np.ndarray, val_s
     validate_every = max(1, round(VALIDATE_EVERY / steps_per_epoch))  # epochs
     total = steps_per_epoch * epochs
     warmup = min(cfg.warmup_steps, total // 10 + 1)
-    rng = np.random.default_rng([cfg.seed, 3])
-    best, best_state, history, step, bad = float("inf"), None, [], 0, 0
-    bar = tqdm(total=total, desc=f"fine-tune ({cfg.mode})", unit="step", disable=not progress)
-    for epoch in range(epochs):
-        model.train()
-        for batch_idx in seqs.index_batches(rng, cfg.batch_size, train_idx):
-            for g in optimizer.param_groups:
-                g["lr"] = g["base_lr"] * lr_factor(step, warmup, total)
-            logits = model(*seqs.tensors(batch_idx, device))
-            loss = F.cross_entropy(logits.float(), torch.from_numpy(y[batch_idx]).to(device), weight=weights.to(device))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            step += 1
-            bar.update(1)
-            bar.set_postfix(epoch=epoch, loss=f"{loss.item():.3f}")
-        if (epoch + 1) % validate_every and epoch + 1 < epochs:
-            continue
-        val = mean_loss(model, val_seqs, y_val, val_idx, weights, cfg.batch_size * 2, device)
-        history.append({"epoch": epoch, "step": step, "train_loss": loss.item(), "val_loss": val})
-        if val < best - 1e-4:
-            best, best_state, bad = val, copy.deepcopy(model.state_dict()), 0
-        else:
-            bad += 1
-            if bad >= cfg.patience:
-                break
+    state = {"epoch": 0, "batch_in_epoch": 0, "step": 0, "best": float("inf"), "bad": 0, "history": [],
+             "loss": float("nan")}
+    best_state = None
+
+    def save():
+        if checkpoint is not None:
+            save_checkpoint(checkpoint, model, optimizer, state, {f"best.{k}": v for k, v in (best_state or {}).items()})
+
+    if resume and checkpoint is not None and checkpoint_exists(checkpoint):
+        state, extra = load_checkpoint(checkpoint, model, optimizer)
+        best_state = {k[len("best."):]: v.to(device) for k, v in extra.items() if k.startswith("best.")} or None
+    bar = tqdm(total=total, initial=state["step"], desc=f"fine-tune ({cfg.mode})", unit="step", disable=not progress)
+    with stop_on_signals() as stop:
+        while state["epoch"] < epochs and state["bad"] < cfg.patience:
+            epoch = state["epoch"]
+            model.train()
+            rng = np.random.default_rng([cfg.seed, 3, epoch])
+            for i, batch_idx in enumerate(seqs.index_batches(rng, cfg.batch_size, train_idx)):
+                if i < state["batch_in_epoch"]:
+                    continue  # resuming mid-epoch: the same order, skip what was already used
+                for g in optimizer.param_groups:
+                    g["lr"] = g["base_lr"] * lr_factor(state["step"], warmup, total)
+                logits = model(*seqs.tensors(batch_idx, device))
+                loss = F.cross_entropy(logits.float(), torch.from_numpy(y[batch_idx]).to(device),
+                                       weight=weights.to(device))
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                optimizer.step()
+                state["step"] += 1
+                state["batch_in_epoch"] = i + 1
+                state["loss"] = loss.item()
+                bar.update(1)
+                bar.set_postfix(epoch=epoch, loss=f"{state['loss']:.3f}")
+                if stop.signum:
+                    save()
+                    raise Interrupted(stop.signum, f"fine-tuning checkpoint of step {state['step']} written to "
+                                                   f"{checkpoint}; continue with --resume" if checkpoint else
+                                                   f"fine-tuning stopped at step {state['step']} (no checkpoint)")
+            state["epoch"], state["batch_in_epoch"] = epoch + 1, 0
+            if (epoch + 1) % validate_every and epoch + 1 < epochs:
+                continue
+            val = mean_loss(model, val_seqs, y_val, val_idx, weights, cfg.batch_size * 2, device)
+            state["history"].append({"epoch": epoch, "step": state["step"], "train_loss": state["loss"],
+                                     "val_loss": val})
+            if val < state["best"] - 1e-4:
+                state["best"], state["bad"] = val, 0
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            else:
+                state["bad"] += 1
+            save()
     bar.close()
     if best_state is None:
         from events.errors import EventDataError
 
-        raise EventDataError(f"the validation loss was never finite ({val}): check the inputs and the learning rate")
+        raise EventDataError(f"the validation loss was never finite ({state['history'][-1]['val_loss']}): check the "
+                             "inputs and the learning rate")
     model.load_state_dict(best_state)
-    return {"best_val_loss": best, "epochs": epoch + 1, "steps": step, "history": history}
+    return {"best_val_loss": state["best"], "epochs": state["epoch"], "steps": state["step"],
+            "history": state["history"]}

@@ -152,7 +152,8 @@ def train_model(cfg: TokenizerTrainConfig, model_cfg: ModelConfig, train_events:
     """Train one model (VQ-VAE or plain autoencoder); returns (Tokenizer with the best weights, history)."""
     from tqdm import tqdm
 
-    from common.checkpoint import load_checkpoint, save_checkpoint
+    from common.checkpoint import checkpoint_exists, load_checkpoint, save_checkpoint
+    from common.interrupt import Interrupted, stop_on_signals
 
     tc = cfg.train
     device = resolve_device(tc.device)
@@ -174,10 +175,16 @@ def train_model(cfg: TokenizerTrainConfig, model_cfg: ModelConfig, train_events:
         progress_ = (step - warmup) / max(total_steps - warmup, 1)
         return tc.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(progress_, 1.0))))
 
-    state = {"epoch": 0, "step": 0, "best_val": float("inf"), "bad_epochs": 0, "history": []}
+    # batch_in_epoch, seconds and objects: where in the epoch a run stopped by a signal resumes
+    state = {"epoch": 0, "step": 0, "best_val": float("inf"), "bad_epochs": 0, "history": [], "batch_in_epoch": 0,
+             "seconds": 0.0, "objects": 0}
     ckpt = folder / "checkpoint"
     best = None
-    if resume and (ckpt / "state.json").is_file():
+
+    def save():
+        save_checkpoint(ckpt, model, optimizer, state, {f"best.{k}": v for k, v in (best or {}).items()})
+
+    if resume and checkpoint_exists(ckpt):
         state, extra = load_checkpoint(ckpt, model, optimizer)
         best = {k[len("best."):]: v.to(device) for k, v in extra.items() if k.startswith("best.")}
     else:
@@ -190,33 +197,44 @@ def train_model(cfg: TokenizerTrainConfig, model_cfg: ModelConfig, train_events:
                                  by_event=model_cfg.encoder == "transformer")
         bar = tqdm(batches, total=steps_per_epoch, desc=f"{folder.name} epoch {epoch + 1}/{tc.epochs}",
                    disable=not progress, unit="step", leave=False)
-        start, n_objects = time.perf_counter(), 0
-        for i, (index, counts) in enumerate(bar):
-            for group in optimizer.param_groups:
-                group["lr"] = lr_at(state["step"])
-            n_objects += len(index)
-            terms = loss_terms(model, *train.batch(index, counts))
-            optimizer.zero_grad(set_to_none=True)
-            terms["loss"].backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            state["step"] += 1
-            if i % 20 == 0:
-                bar.set_postfix(loss=f"{terms['loss'].item():.4f}")
-        seconds = time.perf_counter() - start
+        with stop_on_signals() as stop:
+            for i, (index, counts) in enumerate(bar):
+                if i < state["batch_in_epoch"]:
+                    continue  # resuming mid-epoch: the same order, skip what was already used
+                start = time.perf_counter()
+                for group in optimizer.param_groups:
+                    group["lr"] = lr_at(state["step"])
+                terms = loss_terms(model, *train.batch(index, counts))
+                optimizer.zero_grad(set_to_none=True)
+                terms["loss"].backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                optimizer.step()
+                state["step"] += 1
+                state["batch_in_epoch"] = i + 1
+                state["objects"] += len(index)
+                state["seconds"] += time.perf_counter() - start
+                state["train_loss"] = terms["loss"].item()
+                if i % 20 == 0:
+                    bar.set_postfix(loss=f"{state['train_loss']:.4f}")
+                if stop.signum:
+                    save()
+                    raise Interrupted(stop.signum, f"checkpoint of epoch {epoch + 1}, step {state['step']} written "
+                                                   f"to {ckpt}; continue with --resume")
         val_terms = evaluate(model, val, tc.batch_size)
+        rate = state["objects"] / max(state["seconds"], 1e-9)
         state["history"].append({"epoch": epoch + 1, "step": state["step"], **{f"val_{k}": v for k, v in val_terms.items()},
-                                 "train_loss": terms["loss"].item(), "objects_per_s": n_objects / seconds})
+                                 "train_loss": state["train_loss"], "objects_per_s": rate})
+        state.update(batch_in_epoch=0, seconds=0.0, objects=0)
         if progress:
             print(f"{folder.name} epoch {epoch + 1}: val loss {val_terms['loss']:.5f} (recon {val_terms['recon']:.5f}, "
-                  f"commit {val_terms['commit']:.5f}); {n_objects / seconds:,.0f} objects/s")
+                  f"commit {val_terms['commit']:.5f}); {rate:,.0f} objects/s")
         if val_terms["loss"] < state["best_val"]:
             state["best_val"], state["bad_epochs"] = val_terms["loss"], 0
             best = {k: v.detach().clone() for k, v in model.state_dict().items()}
         else:
             state["bad_epochs"] += 1
         state["epoch"] = epoch + 1
-        save_checkpoint(ckpt, model, optimizer, state, {f"best.{k}": v for k, v in (best or {}).items()})
+        save()
     if best:
         model.load_state_dict(best)
     extra = {"training": {"epochs": state["epoch"], "steps": state["step"], "best_val_loss": state["best_val"]}}
