@@ -231,8 +231,9 @@ def run(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -> dic
     def epoch_batches():
         while True:
             rng = np.random.default_rng([tc.seed, state["epoch"]])
+            done = state["batch_in_epoch"]
             for i, indices in enumerate(data.index_batches(rng, tc.batch_size, indices=train_idx)):
-                if i < state["batch_in_epoch"]:
+                if i < done:
                     continue  # resuming mid-epoch: the same order, skip what was already used
                 # every rank resumes after the last round of batches any rank took
                 state["batch_in_epoch"] = (i // world + 1) * world
