@@ -13,6 +13,8 @@ from pathlib import Path
 import awkward as ak
 import numpy as np
 
+from common.provenance import record_run
+
 #: records per process in the demo sample (event mode, then constituent mode)
 DEMO_SAMPLE = {"wjets": 800, "single_top_t": 500, "ttbar": 1500, "ttt_proxy": 300, "tttt_proxy": 300}
 #: what the tokenizer and the backbone are pretrained on (up to two top quarks); 3 and 4 tops stay unseen
@@ -102,7 +104,8 @@ def stage_backbone(out: Path) -> dict:
     from tokenizer.tokenizer import Tokenizer
 
     tokenizer = Tokenizer.from_pretrained(out / "tokenizer")
-    with TokenWriter(out / "tokens.h5", tokenizer.vocab_size, out / "tokenizer", tokenizer.mode) as writer:
+    with TokenWriter(out / "tokens.h5", tokenizer.vocab_size, out / "tokenizer", tokenizer.mode,
+                     fingerprint=tokenizer.fingerprint) as writer:
         tokenize_into(writer, tokenizer, out / "data" / "pretrain.h5")
     cfg = load_config(PretrainConfig, Path(__file__).parent / "configs" / "backbone" / "demo.yaml",
                       [f"data.train={out / 'tokens.h5'}", f"out={out / 'backbone'}"])
@@ -205,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
+    record_run(args.out, {"out": str(args.out), "workers": args.workers}, args.seed)
     summary_path = args.out / "summary.json"
     summary = {}
     stages = (("events", lambda: stage_events(args.out, args.workers, args.seed)),

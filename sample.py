@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     if device.type == "cuda":
         model = model.to(torch.bfloat16)  # sampling is memory-bound: half the bytes per step
     tokenizer = Tokenizer.from_pretrained(args.tokenizer, device=str(device))
-    check_pair(vocab, tokenizer, args.backbone, args.tokenizer)
+    check_pair(config, tokenizer, args.backbone, args.tokenizer)
     prompt = [vocab.bos]
     if config["conditional"]:
         if args.process:

@@ -57,6 +57,7 @@ class TokenSequences:
                                            dtype=np.int64)
         self.lengths = counts + 2 + int(conditional)
         self.mode = mode  # event or constituent, where known
+        self.fingerprint = ""  # of the tokenizer that made the tokens, where a store records it
 
     def longest_possible(self, caps=None) -> int:
         """The longest sequence events of this mode can make under the multiplicity caps (what a
@@ -79,7 +80,10 @@ class TokenSequences:
         chunks = list(iter_tokens(path))  # checks that this is a token store
         with h5py.File(path, "r") as f:
             n_codes, mode = int(f.attrs["vocab_size"]), str(f.attrs.get("mode", ""))
-        return cls(chunks, n_codes, conditional, vocab, source=str(path), mode=mode)
+            fingerprint = str(f.attrs.get("tokenizer_fingerprint", ""))
+        seqs = cls(chunks, n_codes, conditional, vocab, source=str(path), mode=mode)
+        seqs.fingerprint = fingerprint
+        return seqs
 
     def __len__(self) -> int:
         return len(self.lengths)

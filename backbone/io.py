@@ -20,8 +20,15 @@ def load_backbone(path: str | Path, device: str | torch.device = "cpu") -> tuple
     return model.eval(), vocab, config
 
 
-def check_pair(vocab: Vocab, tokenizer, backbone_path, tokenizer_path) -> None:
-    """Refuse a backbone and a tokenizer that do not share a codebook."""
-    if vocab.n_codes != tokenizer.vocab_size:
-        raise EventDataError(f"backbone {backbone_path} was trained on tokens of {vocab.n_codes} codes, tokenizer "
+def check_pair(config: dict, tokenizer, backbone_path, tokenizer_path) -> None:
+    """Refuse a backbone (its config dict) and a tokenizer that do not share a codebook: another
+    number of codes, or, where both record it, another tokenizer fingerprint (weights and features)."""
+    n_codes = config["vocab"]["n_codes"]
+    if n_codes != tokenizer.vocab_size:
+        raise EventDataError(f"backbone {backbone_path} was trained on tokens of {n_codes} codes, tokenizer "
                              f"{tokenizer_path} has {tokenizer.vocab_size}: use the tokenizer it was trained with")
+    expected = config.get("tokenizer_fingerprint")
+    if expected and tokenizer.fingerprint and expected != tokenizer.fingerprint:
+        raise EventDataError(f"backbone {backbone_path} was trained on tokens of tokenizer {expected[:12]}, but "
+                             f"tokenizer {tokenizer_path} is {tokenizer.fingerprint[:12]} (the same number of codes, "
+                             "other weights or features): use the tokenizer it was trained with")

@@ -165,17 +165,13 @@ def hybrid_table(cfg: PretrainConfig, data: TokenSequences, val_data: TokenSeque
 
 
 def save_backbone(model: GPT, data: TokenSequences, cfg: PretrainConfig, folder: Path, extra: dict) -> None:
-    from safetensors.torch import save_model
+    from common.pretrained import write_config, write_weights
 
-    from common.atomic import atomic_path
-
-    with atomic_path(folder / "model.safetensors") as tmp:
-        save_model(model, str(tmp))
-    config = {"format": "colliderfm.backbone", "gpt": asdict(model.config), "vocab": {
-        "n_codes": data.vocab.n_codes, "processes": list(data.vocab.processes)}, "conditional": data.conditional,
-              "train_config": to_dict(cfg), **extra}
-    with atomic_path(folder / "config.json") as tmp:
-        tmp.write_text(json.dumps(config, indent=2))
+    write_config(folder, {
+        "format": "colliderfm.backbone", "gpt": asdict(model.config), "weights_sha256": write_weights(folder, model),
+        "vocab": {"n_codes": data.vocab.n_codes, "processes": list(data.vocab.processes)},
+        "conditional": data.conditional, "tokenizer_fingerprint": data.fingerprint or None,
+        "train_config": to_dict(cfg), **extra})
 
 
 def run(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -> dict:
@@ -183,6 +179,7 @@ def run(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -> dic
 
     from common.checkpoint import checkpoint_exists, load_checkpoint, save_checkpoint
     from common.interrupt import Interrupted, stop_on_signals
+    from common.provenance import record_run
     from tokenizer.train import resolve_device
 
     if not cfg.data.train:
@@ -193,6 +190,8 @@ def run(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -> dic
     data = TokenSequences.from_store(cfg.data.train, cfg.data.conditional)
     if cfg.data.val:
         val_data = TokenSequences.from_store(cfg.data.val, cfg.data.conditional, data.vocab)
+        if data.fingerprint and val_data.fingerprint and data.fingerprint != val_data.fingerprint:
+            raise UserError(f"{cfg.data.train} and {cfg.data.val} were tokenized by different tokenizers")
         train_idx, val_idx = np.arange(len(data)), np.arange(len(val_data))
     else:
         val_data = data
@@ -217,6 +216,8 @@ def run(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -> dic
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if tc.bf16 and device.type == "cuda" else nullcontext()
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
+    if rank == 0:
+        record_run(out, to_dict(cfg), tc.seed, f"{device} x{world}")
     state = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "history": [], "tokens": 0, "seconds": 0.0,
              "curve": [], "window": [0.0, 0.0, 0]}  # curve: [step, mean next, mean masked] every log_every steps
     if resume and checkpoint_exists(out / "checkpoint"):

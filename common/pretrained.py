@@ -9,6 +9,27 @@ import torch
 from events.errors import EventDataError
 
 
+def write_weights(folder: str | Path, model: torch.nn.Module) -> str:
+    """Write `folder`/model.safetensors atomically; its SHA-256, for the config (checked at load)."""
+    from safetensors.torch import save_model
+
+    from common.atomic import atomic_path
+    from common.checkpoint import sha256
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_path(folder / "model.safetensors") as tmp:
+        save_model(model, str(tmp))
+        return sha256(tmp)
+
+
+def write_config(folder: str | Path, config: dict) -> None:
+    from common.atomic import atomic_path
+
+    with atomic_path(Path(folder) / "config.json") as tmp:
+        tmp.write_text(json.dumps(config, indent=2))
+
+
 def read_config(path: str | Path, format_name: str, kind: str) -> dict:
     """The config of folder `path`, checked to be a `format_name` folder; clear errors otherwise."""
     path = Path(path)
@@ -26,6 +47,12 @@ def load_weights(model: torch.nn.Module, path: str | Path, device) -> torch.nn.M
     from safetensors.torch import load_model
 
     weights = Path(path) / "model.safetensors"
+    expected = json.loads((Path(path) / "config.json").read_text()).get("weights_sha256")
+    if expected is not None:
+        from common.checkpoint import sha256
+
+        if sha256(weights) != expected:
+            raise EventDataError(f"{weights}: does not match the checksum in its config.json (corrupt or replaced)")
     try:
         load_model(model, str(weights), device=str(device))
     except Exception as err:  # names or shapes that do not match the config

@@ -68,6 +68,7 @@ def score(args) -> int:
     from events.io import count_events
     from finetune.data import unlabelled_sequences
     from finetune.model import Classifier
+    from common.provenance import run_info
     from finetune.score_store import ScoreWriter
     from finetune.scores import (COLUMNS, FLAGS, entropy_scores, head_scores, masked_scores, nll_scores,
                                  quantization_scores)
@@ -77,16 +78,14 @@ def score(args) -> int:
     device = resolve_device(args.device)
     model, vocab, config = load_backbone(args.backbone, device)
     tokenizer = Tokenizer.from_pretrained(args.tokenizer, device=str(device))
-    check_pair(vocab, tokenizer, args.backbone, args.tokenizer)
+    check_pair(config, tokenizer, args.backbone, args.tokenizer)
     methods = list(dict.fromkeys(args.method))
     classifier = None
     if "entropy" in methods:
         if not args.classifier:
             raise UserError("method entropy needs --classifier RUN (python -m finetune.classify)")
-        classifier, _ = Classifier.from_pretrained(args.classifier, device)
-        if classifier.vocab.n_codes != vocab.n_codes:
-            raise UserError(f"classifier {args.classifier} was trained on another tokenizer ({classifier.vocab.n_codes} "
-                            f"codes, not {vocab.n_codes})")
+        classifier, classifier_config = Classifier.from_pretrained(args.classifier, device)
+        check_pair(classifier_config, tokenizer, args.classifier, args.tokenizer)
     heads = fold_of = None
     if "head" in methods:
         data = [b for _, _, b, _ in encoded(args.input, args.format, tokenizer, args.step_size)]
@@ -94,7 +93,8 @@ def score(args) -> int:
                                                 vocab, device, data)
     columns = tuple(c for m in methods for c in COLUMNS[m])
     meta = {"backbone": str(args.backbone), "tokenizer": str(args.tokenizer), "input": str(args.input),
-            "methods": methods, "flags": {str(k): v for k, v in FLAGS.items()}}
+            "methods": methods, "flags": {str(k): v for k, v in FLAGS.items()},
+            "run": run_info(json.loads(json.dumps(vars(args), default=str)), args.seed, str(device))}
     start, flagged = time.perf_counter(), 0
     with ScoreWriter(args.out, columns, meta) as writer, \
             tqdm(total=count_events(args.input, args.format), unit="ev", desc="scoring", disable=args.quiet) as bar:

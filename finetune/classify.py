@@ -50,7 +50,7 @@ def prepare(cfg: ClassifyConfig, tokenizer) -> Splits:
         raise UserError("no training files: give --train FILES")
     bb = read_config(cfg.backbone, "colliderfm.backbone", "backbone")
     vocab = Vocab(bb["vocab"]["n_codes"], tuple(bb["vocab"]["processes"]))
-    check_pair(vocab, tokenizer, cfg.backbone, cfg.tokenizer)
+    check_pair(bb, tokenizer, cfg.backbone, cfg.tokenizer)
 
     def labelled(files, classes=()):
         seqs = read_sequences(files, tokenizer, vocab, bb["conditional"], d.format, bb["gpt"]["block_size"],
@@ -96,6 +96,7 @@ def train_and_test(cfg: ClassifyConfig, splits: Splits, progress: bool = True, s
     from finetune.metrics import classification_metrics
     from finetune.model import Classifier
     from finetune.plots import plot_classification
+    from common.provenance import record_run
     from finetune.train import fit, predict
     from tokenizer.train import resolve_device
 
@@ -105,6 +106,8 @@ def train_and_test(cfg: ClassifyConfig, splits: Splits, progress: bool = True, s
     train_idx = subsample(splits.train.y, splits.train.indices, tc.max_train, tc.seed)
     result = fit(model, splits.train.seqs, splits.train.y, train_idx, splits.val.seqs, splits.val.y,
                  splits.val.indices, tc, device, progress, Path(cfg.out) / "checkpoint" if save else None, resume)
+    if save:
+        record_run(cfg.out, to_dict(cfg), tc.seed, str(device))
     test = splits.test
     probs = predict(model, test.seqs, test.indices, tc.batch_size * 2, device)
     metrics = classification_metrics(test.y[test.indices], probs, splits.classes)

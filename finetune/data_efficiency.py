@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from common.cli import UserError, run_cli
+from common.config import to_dict
+from common.provenance import record_run
 
 
 def label_factor(rows: list[dict], mode: str, metric: str = "mean_auc") -> dict | None:
@@ -62,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError("no training sizes")
     rows = []
     args.out.mkdir(parents=True, exist_ok=True)
+    record_run(args.out, {**to_dict(cfg), "sizes": sizes, "modes": list(args.modes), "seeds": list(args.seeds)},
+               None, cfg.train.device)
     for n in sizes:
         for mode in args.modes:
             for seed in args.seeds:

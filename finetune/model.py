@@ -6,7 +6,6 @@ trainable) or re-initializes the same architecture (`scratch`, the comparison). 
 """
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from pathlib import Path
 
@@ -93,19 +92,13 @@ class Classifier(nn.Module):
         return self.head(pooled)
 
     def save_pretrained(self, folder: str | Path, backbone_config: dict, extra: dict) -> None:
-        from safetensors.torch import save_model
+        from common.pretrained import write_config, write_weights
 
-        from common.atomic import atomic_path
-
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        with atomic_path(folder / "model.safetensors") as tmp:
-            save_model(self, str(tmp))
-        config = {"format": FORMAT, "gpt": asdict(self.backbone.config), "vocab": backbone_config["vocab"],
-                  "conditional": backbone_config["conditional"], "head": to_dict(self.head_config),
-                  "n_classes": self.head[-1].out_features, **extra}
-        with atomic_path(folder / "config.json") as tmp:
-            tmp.write_text(json.dumps(config, indent=2))
+        write_config(folder, {
+            "format": FORMAT, "gpt": asdict(self.backbone.config), "weights_sha256": write_weights(folder, self),
+            "vocab": backbone_config["vocab"], "conditional": backbone_config["conditional"],
+            "tokenizer_fingerprint": backbone_config.get("tokenizer_fingerprint"), "head": to_dict(self.head_config),
+            "n_classes": self.head[-1].out_features, **extra})
 
     @classmethod
     def from_pretrained(cls, folder: str | Path, device: str | torch.device = "cpu") -> tuple["Classifier", dict]:

@@ -135,3 +135,98 @@ def test_fine_tuning_stopped_by_sigterm_resumes_to_the_same_classifier(backbone,
     same_weights(tmp_path / "straight", tmp_path / "stopped")
     a, b = (json.loads((tmp_path / r / "metrics.json").read_text()) for r in ("straight", "stopped"))
     assert a["history"] == b["history"] and a["auc"] == b["auc"]
+
+
+def test_a_tokenizer_with_the_same_codes_but_other_weights_is_refused(backbone, tmp_path):
+    from tests.test_sample import sample
+    from tokenizer.tokenizer import Tokenizer
+
+    bb, tok = backbone
+    other = Tokenizer.from_pretrained(tok)
+    with torch.no_grad():
+        next(other.model.parameters()).add_(0.01)
+    other.save_pretrained(tmp_path / "other")
+    proc = sample(bb, tmp_path / "other", tmp_path / "x.h5", "--events", "5")
+    assert proc.returncode == 2 and "the same number of codes, other weights or features" in proc.stderr
+    assert not (tmp_path / "x.h5").exists()
+
+
+def test_corrupt_model_weights_are_detected(backbone, tmp_path):
+    import shutil
+
+    from backbone.io import load_backbone
+    from events.errors import EventDataError
+
+    shutil.copytree(backbone[0], tmp_path / "bb")
+    weights = tmp_path / "bb" / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0x01  # one bit in the middle of the weights: still a valid safetensors file
+    weights.write_bytes(bytes(data))
+    with pytest.raises(EventDataError, match="does not match the checksum"):
+        load_backbone(tmp_path / "bb")
+
+
+class Payload:
+    """Unpickling this runs code: what a malicious 'checkpoint' would do."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_a_planted_pickle_is_refused_and_never_runs(backbone, tmp_path):
+    import pickle
+    import shutil
+
+    from backbone.io import load_backbone
+    from backbone.pretrain import PretrainConfig, run
+    from common.config import from_dict
+    from events.errors import EventDataError
+
+    marker = tmp_path / "pwned"
+    evil = pickle.dumps({"wte.weight": Payload(marker)})
+    # as backbone weights (with and without the config's checksum, which would catch it first)
+    shutil.copytree(backbone[0], tmp_path / "bb")
+    (tmp_path / "bb" / "model.safetensors").write_bytes(evil)
+    config = json.loads((tmp_path / "bb" / "config.json").read_text())
+    for checksum in (True, False):
+        if not checksum:
+            config.pop("weights_sha256")
+            (tmp_path / "bb" / "config.json").write_text(json.dumps(config))
+        with pytest.raises(EventDataError):
+            load_backbone(tmp_path / "bb")
+    # as a training checkpoint to resume from
+    cfg = from_dict(PretrainConfig, {"model": {"n_layer": 2, "n_head": 2, "n_embd": 32},
+                                     "data": {"train": str(backbone[0].parent / "tokens.h5"), "conditional": True},
+                                     "train": {"max_steps": 2, "eval_every": 1, "device": "cpu"},
+                                     "out": str(tmp_path / "run")})
+    run(cfg, progress=False)
+    for name in ("checkpoint", "checkpoint.prev"):
+        (tmp_path / "run" / name / "model.safetensors").write_bytes(evil)
+    with pytest.raises(CheckpointError, match="no usable checkpoint"):
+        run(cfg, resume=True, progress=False)
+    assert not marker.exists()
+
+
+def test_no_code_path_can_unpickle():
+    """safetensors, JSON and YAML only: no pickle, no torch.load without weights_only, no yaml.load."""
+    import re
+
+    sources = [p for d in ("backbone", "tokenizer", "finetune", "events", "common") for p in (REPO / d).rglob("*.py")]
+    sources += [REPO / "sample.py", REPO / "demo.py"]
+    bad = re.compile(r"import pickle|pickle\.loads?\(|torch\.load\((?![^)]*weights_only=True)|yaml\.load\(|allow_pickle=True"
+                     r"|yaml\.unsafe_load|\bdill\b|joblib")
+    hits = [f"{p.relative_to(REPO)}:{i}" for p in sources for i, line in enumerate(p.read_text().splitlines(), 1)
+            if bad.search(line)]
+    assert not hits, hits
+
+
+def test_run_folders_record_config_seed_versions_and_commit(backbone):
+    info = json.loads((backbone[0] / "run_info.json").read_text())["runs"][-1]
+    assert info["seed"] == 0 and info["config"]["model"]["n_layer"] == 2
+    assert torch.__version__.startswith(info["packages"]["torch"].split("+")[0])
+    assert info["git"] is None or len(info["git"]["commit"]) == 40
+    assert {"time", "command", "python", "device"} <= set(info)

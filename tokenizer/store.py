@@ -29,14 +29,15 @@ class TokenWriter(EventWriter):
     """Append `TokenBatch` chunks; the file appears atomically on close."""
 
     def __init__(self, path: str | Path, vocab_size: int, tokenizer: str, mode: str = "",
-                 code_features: np.ndarray | None = None):
+                 code_features: np.ndarray | None = None, fingerprint: str | None = None):
         """`code_features` (vocab_size, n_features): store each object's features too (every batch
-        written must then carry them)."""
+        written must then carry them). `fingerprint`: the tokenizer's, passed on to backbones."""
         import h5py
 
         super().__init__(path)
         self._file = self._stack.enter_context(h5py.File(self._tmp, "w"))
-        self._file.attrs.update(format=FORMAT_NAME, vocab_size=vocab_size, tokenizer=str(tokenizer), mode=mode)
+        self._file.attrs.update(format=FORMAT_NAME, vocab_size=vocab_size, tokenizer=str(tokenizer), mode=mode,
+                                tokenizer_fingerprint=fingerprint or "")
         opts = dict(compression="gzip", compression_opts=4, shuffle=True)
         self._ids = self._file.create_dataset("tokens/ids", shape=(0,), maxshape=(None,), dtype=np.int32,
                                               chunks=(_CHUNK,), **opts)

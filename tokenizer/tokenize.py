@@ -46,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     total = sum(count_events(p, f) for p, f in zip(args.input, formats))
     table = tokenizer.code_features() if args.features else None
-    with TokenWriter(args.out, tokenizer.vocab_size, args.tokenizer, tokenizer.mode, table) as writer, \
+    with TokenWriter(args.out, tokenizer.vocab_size, args.tokenizer, tokenizer.mode, table,
+                     tokenizer.fingerprint) as writer, \
             tqdm(total=total, unit="ev", desc="tokenizing") as bar:
         for path, fmt in zip(args.input, formats):
             tokenize_into(writer, tokenizer, path, fmt, args.step_size, bar, args.features)

@@ -1,6 +1,7 @@
 """`Tokenizer`: events to token ids and back, saved as a folder (config.json + model.safetensors)."""
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -55,6 +56,11 @@ class Tokenizer:
     @property
     def mode(self) -> str:
         return self.model.config.mode
+
+    @property
+    def fingerprint(self) -> str | None:
+        """A hash of the weights and feature definitions (None for an unsaved or old tokenizer)."""
+        return self.extra.get("fingerprint")
 
     @property
     def vocab_size(self) -> int:
@@ -148,20 +154,21 @@ class Tokenizer:
 
     def save_pretrained(self, path: str | Path) -> None:
         """Write config.json and model.safetensors into folder `path` (atomically per file)."""
-        from safetensors.torch import save_model
+        from common.pretrained import write_config, write_weights
 
-        from common.atomic import atomic_path
-
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
         config = {"format": "colliderfm.tokenizer", "version": FORMAT_VERSION, "model": asdict(self.model.config),
                   "types": self.model.types, "codes_per_type": {str(k): v for k, v in self.model.codes_per_type.items()},
                   "n_features": self.model.n_features, "features": self.transform.to_dict(),
-                  "vocab_size": self.vocab_size, **self.extra}
-        with atomic_path(path / "model.safetensors") as tmp:
-            save_model(self.model, str(tmp))
-        with atomic_path(path / "config.json") as tmp:
-            tmp.write_text(json.dumps(config, indent=2))
+                  "vocab_size": self.vocab_size,
+                  **{k: v for k, v in self.extra.items() if k not in ("weights_sha256", "fingerprint")}}
+        config["weights_sha256"] = write_weights(path, self.model)
+        # what tokens mean: the weights and the feature definitions; a backbone records it to refuse
+        # another tokenizer with the same number of codes
+        config["fingerprint"] = hashlib.sha256(json.dumps(
+            [config["weights_sha256"], config["features"], config["model"], config["types"]], sort_keys=True
+        ).encode()).hexdigest()
+        self.extra.update(weights_sha256=config["weights_sha256"], fingerprint=config["fingerprint"])
+        write_config(path, config)
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str = "cpu") -> "Tokenizer":

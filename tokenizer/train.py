@@ -245,11 +245,13 @@ def run(cfg: TokenizerTrainConfig, resume: bool = False, progress: bool = True, 
     """Train, evaluate and save; returns the metrics written to metrics.json."""
     from tokenizer.information import information_loss
     from tokenizer.metrics import codebook_usage, resolution
+    from common.provenance import record_run
     from tokenizer.plots import plot_tokenizer
 
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "train_config.json").write_text(json.dumps(to_dict(cfg), indent=2))
+    record_run(out, to_dict(cfg), cfg.train.seed, str(resolve_device(cfg.train.device)))
     events = load_events(cfg)
     train_events, val_events = split(events, cfg.data.val_fraction, cfg.train.seed)
     tokenizer, history = train_model(cfg, cfg.model, train_events, val_events, out, resume, progress, max_epochs)
