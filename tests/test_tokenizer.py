@@ -178,3 +178,53 @@ def test_set_encoder_trains_and_round_trips(tmp_path, ttbar):
     assert ak.to_list(a.ids) == ak.to_list(b.ids)  # whole events per batch: batch size changes nothing
     decoded = again.decode(a)
     assert ak.to_list(decoded.objects["type"]) == ak.to_list(ttbar[:50].objects["type"])
+
+
+def fuzz_objects():
+    from hypothesis import strategies as st
+
+    finite = dict(allow_nan=False, allow_infinity=False, width=32)
+    obj = st.tuples(st.sampled_from([T.JET, T.BJET, T.ELECTRON, T.MUON, T.MET]), st.floats(0, 1e5, **finite),
+                    st.floats(-10, 10, **finite), st.floats(-10, 10, **finite), st.floats(0, 1e4, **finite),
+                    st.floats(0, 1, **finite), st.integers(-1, 1))
+    return st.lists(st.lists(obj, max_size=7), min_size=1, max_size=6)
+
+
+def events_of(rows):
+    from events.model import make_objects
+
+    flat = [o for r in rows for o in r]
+    cols = list(zip(*flat)) if flat else [[]] * 7
+    objects = make_objects([len(r) for r in rows], type=[int(t) for t in cols[0]], pt=cols[1], eta=cols[2],
+                           phi=cols[3], mass=cols[4], btag=cols[5], charge=cols[6])
+    return Events(objects, {"event": np.arange(len(rows)) * 3 + 5})
+
+
+def test_fuzzed_events_encode_one_valid_token_per_object(trained):
+    from hypothesis import given, settings
+
+    tok = trained[0]
+
+    @settings(max_examples=40, deadline=None)
+    @given(fuzz_objects())
+    def check(rows):
+        events = events_of(rows)
+        tokens = tok.encode(events, features=True)
+        assert ak.num(tokens.ids).tolist() == [len(r) for r in rows]  # every object, in order
+        flat = ak.to_numpy(ak.flatten(tokens.ids))
+        assert ((flat >= 0) & (flat < tok.vocab_size)).all()
+        assert np.isfinite(ak.to_numpy(ak.flatten(tokens.features, axis=1))).all()
+        back = tok.decode(tokens)
+        assert ak.to_list(back.objects["type"]) == ak.to_list(events.objects["type"])  # type exact
+        for name in ("pt", "eta", "phi", "mass"):
+            assert np.isfinite(ak.to_numpy(ak.flatten(back.objects[name]))).all()
+        assert back.info["event"].tolist() == events.info["event"].tolist()
+
+    check()
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_non_finite_objects_are_refused_naming_the_event(trained, value):
+    events = events_of([[(T.JET, 50.0, 0.1, 0.2, 5.0, 0.5, 0)], [(T.JET, 40.0, value, 0.2, 5.0, 0.5, 0)]])
+    with pytest.raises(EventDataError, match="non-finite object eta in event 8"):
+        trained[0].encode(events, source="file.root")

@@ -75,7 +75,9 @@ class Tokenizer:
         return self
 
     def check(self, events: Events, source: str = "events") -> None:
-        """Raise EventDataError if the events hold object types this tokenizer has no codes for."""
+        """Raise EventDataError if the events hold non-finite values or object types this tokenizer has
+        no codes for."""
+        events.validate(source)
         types = np.unique(ak.to_numpy(ak.flatten(events.objects["type"])))
         unknown = [ObjectType(int(t)).name for t in types if int(t) not in self.model.types]
         if unknown:
