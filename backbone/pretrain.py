@@ -7,7 +7,6 @@ model.safetensors (the backbone), checkpoint/ (exact resume with --resume), metr
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import time
@@ -23,7 +22,7 @@ from backbone.data import TokenSequences
 from backbone.masking import mask_tokens
 from backbone.model import GPT
 from backbone.plots import plot_losses
-from common.cli import UserError, run_cli
+from common.cli import UserError, run_cli, training_parser
 from common.config import load_config, to_dict
 
 
@@ -312,13 +311,10 @@ def run(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -> dic
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m backbone.pretrain",
-        description="Pretrain the backbone on a token store with next-token and masked-token prediction; any "
-                    "config key can be overridden, e.g. --train.max_steps=1000 --model.n_layer=4")
-    parser.add_argument("--config", type=Path, default=Path("configs/backbone/event.yaml"), help="YAML config")
-    parser.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser = training_parser(
+        "python -m backbone.pretrain", "Pretrain the backbone on a token store with next-token and masked-token "
+        "prediction; any config key can be overridden, e.g. --train.max_steps=1000 --model.n_layer=4",
+        "configs/backbone/event.yaml")
     args, overrides = parser.parse_known_args(argv)
     cfg = load_config(PretrainConfig, args.config, overrides)
     result = run(cfg, resume=args.resume, progress=not args.quiet)

@@ -168,6 +168,64 @@ def real_run_table() -> str:
     return "\n".join(lines).rstrip() or "(no real run recorded yet)"
 
 
+def _comparison_rows(folder: Path) -> dict[str, tuple[float, float, bool]]:
+    """{metric: (value, spread, higher is better)} of one real-run results folder."""
+    rows = {}
+    pre = json.loads((folder / "pretrain_metrics.json").read_text())
+    rows["validation next-token perplexity"] = (pre["val_perplexity_next"], 0.0, False)
+    rows["validation masked-token perplexity"] = (pre["val_perplexity_masked"], 0.0, False)
+    if (folder / "w1.json").is_file():
+        for name, r in json.loads((folder / "w1.json").read_text()).items():
+            rows[f"generated ttbar W1/floor: {name}"] = (r["w1"] / r["floor"] if r["floor"] else float("inf"), 0.0, False)
+    if (folder / "data_efficiency.json").is_file():
+        de = json.loads((folder / "data_efficiency.json").read_text())
+        for n in sorted({r["n_train"] for r in de["rows"]}):
+            for mode in dict.fromkeys(r["mode"] for r in de["rows"]):
+                v = [r["mean_auc"] for r in de["rows"] if r["n_train"] == n and r["mode"] == mode]
+                rows[f"0t..4t mean AUC, {n:,} labels, {mode}"] = (sum(v) / len(v), (max(v) - min(v)) / 2, True)
+    for p in sorted(folder.glob("anomaly_*.json")):
+        signal = p.stem[len("anomaly_"):].split("+")[0]
+        for score, m in json.loads(p.read_text()).items():
+            rows[f"anomaly AUC, {signal}: {score}"] = (m["auc"], 0.0, True)
+    return rows
+
+
+def hybrid_table() -> str:
+    """Plain token input against the hybrid (continuous features embedded beside the tokens), same
+    tokenizer, data, backbone size and steps (benchmarks/real_run_event.sh with HYBRID=1)."""
+    plain, hybrid = RESULTS / "real_run_event_cpu", RESULTS / "real_run_event_cpu_hybrid"
+    if not (plain / "pretrain_metrics.json").is_file() or not (hybrid / "pretrain_metrics.json").is_file():
+        return "(the hybrid run is not recorded yet)"
+    a, b = _comparison_rows(plain), _comparison_rows(hybrid)
+    lines = ["| metric | tokens | hybrid | better |", "|---|---|---|---|"]
+    wins = {"tokens": 0, "hybrid": 0, "neither": 0}
+    for name in (k for k in a if k in b):
+        (va, sa, up), (vb, sb, _) = a[name], b[name]
+        # a difference inside the seed spread (or 1% for single numbers) is no win
+        margin = max(sa + sb, 0.01 * max(abs(va), abs(vb)) if sa + sb == 0 else 0.0)
+        better = "neither" if abs(va - vb) <= margin else ("hybrid" if (vb > va) == up else "tokens")
+        wins[better] += 1
+        fmt = (lambda v: f"{v:.4f}") if up else (lambda v: f"{v:,.1f}")
+        lines.append(f"| {name} | {fmt(va)} | {fmt(vb)} | {better} |")
+    lines += ["", f"Better: hybrid {wins['hybrid']}, tokens {wins['tokens']}, neither {wins['neither']} "
+                  f"(of {sum(wins.values())} metrics)."]
+    return "\n".join(lines)
+
+
+def memory_table() -> str:
+    """Peak memory of scoring and tokenizing as the input grows (benchmarks/streaming_memory.py)."""
+    lines = []
+    for p in sorted(RESULTS.glob("streaming_memory_*.json")):
+        r = json.loads(p.read_text())
+        lines += [f"{r['tag']} ({r['cpu_count']} cores, {r['date']}; chunks of {r['step_size']:,} events; scores "
+                  f"{', '.join(r['methods'])}):", "", "| command | events | peak resident memory | events/s |",
+                  "|---|---|---|---|"]
+        lines += [f"| {row['command']} | {row['events']:,} | {row['peak_rss_mib']:,.0f} MiB | {row['events_per_s']:,.0f} |"
+                  for row in r["rows"]]
+        lines.append("")
+    return "\n".join(lines).rstrip() or "(not measured yet)"
+
+
 def constituent_table() -> str:
     """Top vs QCD by head swap and from scratch (benchmarks/real_run_constituent.sh)."""
     lines = ["| mode | AUC | accuracy | QCD rejection at 30% / 50% top efficiency |", "|---|---|---|---|"]
@@ -185,7 +243,8 @@ def main() -> None:
     text = readme.read_text()
     for name, render in {"generate-table": generate_table, "tokenizer-table": tokenizer_table,
                          "encoder-table": encoder_table, "backbone-table": backbone_table,
-                         "finetune-table": real_run_table, "constituent-table": constituent_table}.items():
+                         "finetune-table": real_run_table, "constituent-table": constituent_table,
+                         "hybrid-table": hybrid_table, "memory-table": memory_table}.items():
         pattern = re.compile(rf"(<!-- {name}:start -->\n).*?(<!-- {name}:end -->)", re.S)
         if not pattern.search(text):
             raise SystemExit(f"README.md has no <!-- {name}:start/end --> markers")

@@ -28,6 +28,8 @@ def detect_format(path: str | Path) -> str:
     path = Path(path)
     if not path.is_file():
         raise EventDataError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise EventDataError(f"{path}: the file is empty (0 bytes)")
     magic = _magic(path)
     if magic.startswith(b"\x89HDF"):
         return "hdf5"
@@ -85,6 +87,14 @@ def iter_events(path: str | Path, format: str = "auto", *, step_size: int = 100_
 def read_events(path: str | Path, format: str = "auto", *, caps: Caps | None = None) -> Events:
     """A whole file as one `Events` (use `iter_events` for files larger than memory)."""
     return Events.concatenate(iter_events(path, format, caps=caps))
+
+
+def count_nonzero_events(path: str | Path, format: str = "auto") -> int:
+    """`count_events`, refusing a file without events (a CLI given one was most likely given the wrong file)."""
+    n = count_events(path, format)
+    if n == 0:
+        raise EventDataError(f"{path}: holds no events")
+    return n
 
 
 def count_events(path: str | Path, format: str = "auto") -> int:

@@ -65,7 +65,7 @@ def score(args) -> int:
     from tqdm import tqdm
 
     from backbone.io import check_pair, load_backbone
-    from events.io import count_events
+    from events.io import count_nonzero_events
     from finetune.data import unlabelled_sequences
     from finetune.model import Classifier
     from common.provenance import run_info
@@ -76,6 +76,7 @@ def score(args) -> int:
     from tokenizer.train import resolve_device
 
     device = resolve_device(args.device)
+    n_events = count_nonzero_events(args.input, args.format)
     model, vocab, config = load_backbone(args.backbone, device)
     tokenizer = Tokenizer.from_pretrained(args.tokenizer, device=str(device))
     check_pair(config, tokenizer, args.backbone, args.tokenizer)
@@ -97,7 +98,7 @@ def score(args) -> int:
             "run": run_info(json.loads(json.dumps(vars(args), default=str)), args.seed, str(device))}
     start, flagged = time.perf_counter(), 0
     with ScoreWriter(args.out, columns, meta) as writer, \
-            tqdm(total=count_events(args.input, args.format), unit="ev", desc="scoring", disable=args.quiet) as bar:
+            tqdm(total=n_events, unit="ev", desc="scoring", disable=args.quiet) as bar:
         for events, flags, tokens, residuals in encoded(args.input, args.format, tokenizer, args.step_size):
             seqs = unlabelled_sequences([tokens], vocab.n_codes, config["conditional"], model.config.block_size,
                                         str(args.input))

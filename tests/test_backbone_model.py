@@ -13,6 +13,13 @@ def tiny(vocab=50, block=24, seed=0):
     return GPT(GPTConfig(vocab_size=vocab, block_size=block, n_layer=2, n_head=2, n_embd=32)).eval()
 
 
+def tiny_hybrid(vocab=50, n_codes=40, n_features=3, seed=0):
+    torch.manual_seed(seed)
+    model = GPT(GPTConfig(vocab_size=vocab, block_size=24, n_layer=2, n_head=2, n_embd=32, n_features=n_features,
+                          n_codes=n_codes)).eval()
+    model.set_code_features(torch.randn(n_codes, n_features))
+    return model
+
 def test_causal_output_ignores_the_future_bidirectional_does_not():
     model = tiny()
     a = torch.randint(0, 50, (2, 12))
@@ -53,9 +60,10 @@ def test_kv_cache_matches_full_recomputation():
     assert cache.length == 15
 
 
-def test_cached_and_uncached_sampling_give_the_same_tokens():
-    model = tiny(vocab=40, block=30)
-    prompt = torch.randint(0, 40, (4, 3))
+@pytest.mark.parametrize("hybrid", [False, True])
+def test_cached_and_uncached_sampling_give_the_same_tokens(hybrid):
+    model = tiny_hybrid(vocab=40, n_codes=30) if hybrid else tiny(vocab=40, block=30)
+    prompt = torch.randint(0, 30, (4, 3))
     kwargs = dict(max_new_tokens=20, temperature=1.0, top_k=10)
     cached = generate(model, prompt, generator=torch.Generator().manual_seed(5), **kwargs)
     uncached = generate(model, prompt, generator=torch.Generator().manual_seed(5), use_cache=False, **kwargs)
@@ -163,13 +171,6 @@ def test_vocab_ids_never_collide():
         vocab.process_token("zz")
 
 
-def tiny_hybrid(vocab=50, n_codes=40, n_features=3, seed=0):
-    torch.manual_seed(seed)
-    model = GPT(GPTConfig(vocab_size=vocab, block_size=24, n_layer=2, n_head=2, n_embd=32, n_features=n_features,
-                          n_codes=n_codes)).eval()
-    model.set_code_features(torch.randn(n_codes, n_features))
-    return model
-
 
 def test_hybrid_features_enter_at_objects_and_stay_hidden_under_mask():
     model = tiny_hybrid()
@@ -189,11 +190,3 @@ def test_hybrid_features_enter_at_objects_and_stay_hidden_under_mask():
         torch.testing.assert_close(model.hidden_states(idx, causal=False),
                                    model.hidden_states(idx, causal=False, features=table))
 
-
-def test_hybrid_cached_sampling_matches_full_recomputation():
-    model = tiny_hybrid(vocab=40, n_codes=30)
-    prompt = torch.randint(0, 30, (4, 3))
-    kwargs = dict(max_new_tokens=15, temperature=1.0, top_k=10)
-    cached = generate(model, prompt, generator=torch.Generator().manual_seed(5), **kwargs)
-    uncached = generate(model, prompt, generator=torch.Generator().manual_seed(5), use_cache=False, **kwargs)
-    assert torch.equal(cached, uncached)

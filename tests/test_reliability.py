@@ -230,3 +230,22 @@ def test_run_folders_record_config_seed_versions_and_commit(backbone):
     assert torch.__version__.startswith(info["packages"]["torch"].split("+")[0])
     assert info["git"] is None or len(info["git"]["commit"]) == 40
     assert {"time", "command", "python", "device"} <= set(info)
+
+
+@pytest.mark.parametrize("kind", ["no events (hdf5)", "no events (nanoaod)", "zero bytes"])
+def test_empty_inputs_are_clear_errors_and_write_nothing(backbone, ttbar, tmp_path, kind):
+    from events.io import write_events
+    from tests.test_finetune import score
+
+    bb, tok = backbone
+    path = tmp_path / ("empty.root" if "nanoaod" in kind else "empty.h5")
+    if kind == "zero bytes":
+        path.touch()
+    else:
+        write_events(ttbar[:0], path, "nanoaod" if "nanoaod" in kind else "auto")
+    message = "the file is empty (0 bytes)" if kind == "zero bytes" else "holds no events"
+    proc = score(bb, tok, path, tmp_path / "s.h5", "--method", "nll")
+    assert proc.returncode == 2 and message in proc.stderr and not (tmp_path / "s.h5").exists()
+    proc = subprocess.run([sys.executable, "-m", "tokenizer.tokenize", "--tokenizer", str(tok), "--input", str(path),
+                           "--out", str(tmp_path / "t.h5")], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 2 and message in proc.stderr and not (tmp_path / "t.h5").exists()

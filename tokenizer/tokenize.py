@@ -22,7 +22,7 @@ def tokenize_into(writer, tokenizer, path, format: str = "auto", step_size: int 
 def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
-    from events.io import count_events, detect_format
+    from events.io import count_nonzero_events, detect_format
     from tokenizer.store import TokenWriter
     from tokenizer.tokenizer import Tokenizer
     from tokenizer.train import resolve_device
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     tokenizer = Tokenizer.from_pretrained(args.tokenizer, device=str(resolve_device(args.device)))
     formats = [detect_format(p) if args.format == "auto" else args.format for p in args.input]
     start = time.perf_counter()
-    total = sum(count_events(p, f) for p, f in zip(args.input, formats))
+    total = sum(count_nonzero_events(p, f) for p, f in zip(args.input, formats))
     table = tokenizer.code_features() if args.features else None
     with TokenWriter(args.out, tokenizer.vocab_size, args.tokenizer, tokenizer.mode, table,
                      tokenizer.fingerprint) as writer, \

@@ -6,7 +6,6 @@ the quantization-free autoencoder, information loss), and plots.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import time
@@ -17,7 +16,7 @@ import awkward as ak
 import numpy as np
 import torch
 
-from common.cli import UserError, run_cli
+from common.cli import UserError, run_cli, training_parser
 from common.config import load_config, to_dict
 from events.model import Events
 from tokenizer.config import ModelConfig, TokenizerTrainConfig, TrainConfig
@@ -289,13 +288,9 @@ def per_type_usage(tokenizer: Tokenizer, ids: np.ndarray) -> dict[str, dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m tokenizer.train",
-        description="Train the VQ-VAE tokenizer on event files; any config key can be overridden, "
-                    "e.g. --train.epochs=5 --model.codebook_size=4096 --data.files='[a.h5, b.h5]'")
-    parser.add_argument("--config", type=Path, default=Path("configs/tokenizer/event.yaml"), help="YAML config")
-    parser.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser = training_parser(
+        "python -m tokenizer.train", "Train the VQ-VAE tokenizer on event files; any config key can be overridden, "
+        "e.g. --train.epochs=5 --model.codebook_size=4096 --data.files='[a.h5, b.h5]'", "configs/tokenizer/event.yaml")
     args, overrides = parser.parse_known_args(argv)
     cfg = load_config(TokenizerTrainConfig, args.config, overrides)
     metrics = run(cfg, resume=args.resume, progress=not args.quiet)
