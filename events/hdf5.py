@@ -51,7 +51,9 @@ class HDF5Writer(EventWriter):
 
         super().__init__(path)
         self._file = self._stack.enter_context(h5py.File(self._tmp, "w"))
-        self._compression = dict(compression=compression, compression_opts=compression_opts, shuffle=True)
+        # fletcher32: a checksum per chunk, so a damaged file is an error at read, never silently other values
+        self._compression = dict(compression=compression, compression_opts=compression_opts, shuffle=True,
+                                 fletcher32=True)
         self._info_fields: list[str] | None = None
         self.n_objects = 0
         objects = self._file.create_group("objects")
@@ -114,9 +116,21 @@ class HDF5Reader:
             self._file = h5py.File(self.path, "r")
         except OSError as err:
             raise EventDataError(f"{self.path}: not a readable HDF5 file ({err})") from None
+        try:
+            self._check_layout()
+        except EventDataError:
+            self._file.close()
+            raise
+        except (OSError, RuntimeError, ValueError, KeyError, TypeError, AttributeError) as err:  # damaged metadata
+            self._file.close()
+            raise EventDataError(f"{self.path}: corrupt HDF5 metadata ({type(err).__name__}: {err})") from None
+        self.n_events = self._file["events/offsets"].shape[0] - 1
+
+    def _check_layout(self) -> None:
+        """Format, version, datasets, their types, and every chunk present: a damaged header or chunk
+        index is an error here instead of wrong values (missing chunks read as zeros) later."""
         attrs = self._file.attrs
         if attrs.get("format") != FORMAT_NAME:
-            self._file.close()
             raise EventDataError(f"{self.path}: HDF5 file is not a {FORMAT_NAME} store "
                                  f"(attribute 'format' is {attrs.get('format')!r})")
         if int(attrs.get("version", -1)) > FORMAT_VERSION:
@@ -124,11 +138,16 @@ class HDF5Reader:
                                  f"reader ({FORMAT_VERSION}); upgrade colliderfm")
         self.process_names = tuple(json.loads(attrs["process_names"]))
         self.info_fields = json.loads(attrs["info_fields"])
-        for group, names in (("objects", list(OBJECT_FIELDS)), ("events", ["offsets", *self.info_fields])):
-            for name in names:
-                if name not in self._file.get(group, {}):
-                    raise EventDataError(f"{self.path}: missing dataset /{group}/{name}")
-        self.n_events = self._file["events/offsets"].shape[0] - 1
+        expected = {**{("objects", k): np.dtype(v) for k, v in OBJECT_FIELDS.items()},
+                    ("events", "offsets"): np.dtype(np.int64), **{("events", k): None for k in self.info_fields}}
+        for (group, name), dtype in expected.items():
+            if name not in self._file.get(group, {}):
+                raise EventDataError(f"{self.path}: missing dataset /{group}/{name}")
+            ds = self._file[group][name]
+            if dtype is not None and ds.dtype != dtype:
+                raise EventDataError(f"{self.path}: /{group}/{name} has type {ds.dtype}, expected {dtype} (corrupt?)")
+            if ds.chunks and ds.shape[0] and ds.id.get_num_chunks() != -(-ds.shape[0] // ds.chunks[0]):
+                raise EventDataError(f"{self.path}: /{group}/{name} is missing data chunks (corrupt or truncated)")
 
     def __len__(self) -> int:
         return self.n_events
@@ -151,7 +170,7 @@ class HDF5Reader:
             lo, hi = int(offsets[0]), int(offsets[-1])
             columns = {k: self._file["objects"][k][lo:hi] for k in OBJECT_FIELDS}
             info = {k: self._file["events"][k][start:stop] for k in self.info_fields}
-        except (OSError, ValueError, KeyError) as err:
+        except (OSError, RuntimeError, ValueError, KeyError, TypeError) as err:
             raise EventDataError(f"{self.path}: corrupt or truncated data in events "
                                  f"[{start}, {stop}) ({err})") from None
         counts = np.diff(offsets)

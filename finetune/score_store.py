@@ -46,7 +46,7 @@ class ScoreWriter(EventWriter):
             for name in self.names:
                 dtype = np.float64 if name in columns else np.int64  # process: index into process_names
                 self._out.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dtype, chunks=(1 << 16,),
-                                         compression="gzip", shuffle=True)
+                                         compression="gzip", shuffle=True, fletcher32=True)
 
     def write(self, ids: dict[str, np.ndarray], flags: np.ndarray, scores: dict[str, np.ndarray],
               process_names: tuple[str, ...] = ()) -> None:

@@ -38,7 +38,7 @@ class TokenWriter(EventWriter):
         self._file = self._stack.enter_context(h5py.File(self._tmp, "w"))
         self._file.attrs.update(format=FORMAT_NAME, vocab_size=vocab_size, tokenizer=str(tokenizer), mode=mode,
                                 tokenizer_fingerprint=fingerprint or "")
-        opts = dict(compression="gzip", compression_opts=4, shuffle=True)
+        opts = dict(compression="gzip", compression_opts=4, shuffle=True, fletcher32=True)
         self._ids = self._file.create_dataset("tokens/ids", shape=(0,), maxshape=(None,), dtype=np.int32,
                                               chunks=(_CHUNK,), **opts)
         self._offsets = self._file.create_dataset("events/offsets", data=np.zeros(1, np.int64), maxshape=(None,),
@@ -53,7 +53,8 @@ class TokenWriter(EventWriter):
         self.n_tokens = 0
 
     def write(self, tokens: TokenBatch) -> None:
-        info = dict(tokens.info, process=self._process_table(tokens.process_names)[tokens.info["process"]])
+        process = np.asarray(tokens.info.get("process", np.full(len(tokens), -1)), dtype=np.int64)
+        info = dict(tokens.info, process=self._process_table(tokens.process_names)[process])
         ids = ak.to_numpy(ak.flatten(tokens.ids)).astype(np.int32)
         counts = ak.to_numpy(ak.num(tokens.ids)).astype(np.int64)
         append_to_dataset(self._ids, ids)
