@@ -228,6 +228,30 @@ def memory_table() -> str:
     return "\n".join(lines).rstrip() or "(not measured yet)"
 
 
+def baseline_table() -> str:
+    """0t..4t mean AUC: XGBoost on high-level features (benchmarks/baseline_gbdt.py) against the token
+    and hybrid models of the real CPU runs, same files and label counts."""
+    p = RESULTS / "baseline_gbdt_cpu.json"
+    if not p.is_file():
+        return "(no baseline recorded yet)"
+    gbdt = json.loads(p.read_text())
+    columns = {f"XGBoost, {len(gbdt['features'])} high-level features": gbdt["rows"]}
+    for label, folder in (("tokens", "real_run_event_cpu"), ("hybrid", "real_run_event_cpu_hybrid")):
+        de = RESULTS / folder / "data_efficiency.json"
+        if de.is_file():
+            rows = json.loads(de.read_text())["rows"]
+            for mode in ("full", "scratch"):
+                columns[f"{label}, {mode}"] = [r for r in rows if r["mode"] == mode]
+    lines = ["| labelled events | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    for n in sorted({r["n_train"] for r in gbdt["rows"]}):
+        cells = []
+        for rows in columns.values():
+            v = [r["mean_auc"] for r in rows if r["n_train"] == n]
+            cells.append(f"{sum(v) / len(v):.4f}" if v else "")
+        lines.append(f"| {n:,} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def constituent_table() -> str:
     """Top vs QCD by head swap and from scratch (benchmarks/real_run_constituent.sh)."""
     lines = ["| mode | AUC | accuracy | QCD rejection at 30% / 50% top efficiency |", "|---|---|---|---|"]
@@ -246,7 +270,8 @@ def main() -> None:
     for name, render in {"generate-table": generate_table, "tokenizer-table": tokenizer_table,
                          "encoder-table": encoder_table, "backbone-table": backbone_table,
                          "finetune-table": real_run_table, "constituent-table": constituent_table,
-                         "hybrid-table": hybrid_table, "memory-table": memory_table}.items():
+                         "hybrid-table": hybrid_table, "memory-table": memory_table,
+                         "baseline-table": baseline_table}.items():
         pattern = re.compile(rf"(<!-- {name}:start -->\n).*?(<!-- {name}:end -->)", re.S)
         if not pattern.search(text):
             raise SystemExit(f"README.md has no <!-- {name}:start/end --> markers")
