@@ -20,6 +20,7 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
+from baseline_data import capped_events, training_split
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -27,28 +28,15 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def features(files: list[str], max_events: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """(features (N, F), ntop labels (N,), feature names) of the first `max_events` of each file."""
     from backbone.evaluate import observables
-    from events.io import iter_events
-    from events.model import Events
 
-    xs, ys = [], []
-    for path in files:
-        chunks, left = [], max_events or float("inf")
-        for chunk in iter_events(path):
-            chunks.append(chunk[:left] if len(chunk) > left else chunk)
-            left -= len(chunks[-1])
-            if left <= 0:
-                break
-        events = Events.concatenate(chunks)
-        obs = observables(events)
-        xs.append(np.stack(list(obs.values()), axis=1))
-        ys.append(events.info["ntop"].astype(np.int64))
-    return np.concatenate(xs), np.concatenate(ys), list(obs)
+    events = capped_events(files, max_events)
+    obs = observables(events)
+    return np.stack(list(obs.values()), axis=1), events.info["ntop"].astype(np.int64), list(obs)
 
 
 def main() -> None:
     import xgboost
 
-    from finetune.classify import subsample
     from finetune.config import TOP_CLASSES
     from finetune.metrics import classification_metrics
 
@@ -68,11 +56,7 @@ def main() -> None:
     rows = []
     for n in args.sizes:
         for seed in args.seeds:
-            is_val = np.random.default_rng([seed, 5]).random(len(y)) < args.val_fraction
-            train = subsample(y, np.flatnonzero(~is_val), n, seed)
-            val = subsample(y, np.flatnonzero(is_val), max(n // 5, 50), seed + 1)
-            counts = np.bincount(y[train], minlength=len(classes))
-            weight = (len(train) / (len(classes) * np.maximum(counts, 1)))[y[train]]  # as the token model's
+            train, val, weight = training_split(y, n, seed, args.val_fraction)
             start = time.perf_counter()
             model = xgboost.XGBClassifier(n_estimators=500, learning_rate=0.05, max_depth=4, subsample=0.8,
                                           colsample_bytree=0.8, early_stopping_rounds=30, random_state=seed,

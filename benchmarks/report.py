@@ -229,13 +229,17 @@ def memory_table() -> str:
 
 
 def baseline_table() -> str:
-    """0t..4t mean AUC: XGBoost on high-level features (benchmarks/baseline_gbdt.py) against the token
+    """0t..4t mean AUC: XGBoost on high-level features (benchmarks/baseline_gbdt.py) and a transformer
+    on continuous object features from scratch (benchmarks/baseline_transformer.py) against the token
     and hybrid models of the real CPU runs, same files and label counts."""
     p = RESULTS / "baseline_gbdt_cpu.json"
     if not p.is_file():
         return "(no baseline recorded yet)"
     gbdt = json.loads(p.read_text())
     columns = {f"XGBoost, {len(gbdt['features'])} high-level features": gbdt["rows"]}
+    if (RESULTS / "baseline_transformer_cpu.json").is_file():
+        columns["continuous transformer, scratch"] = json.loads((RESULTS / "baseline_transformer_cpu.json")
+                                                                .read_text())["rows"]
     for label, folder in (("tokens", "real_run_event_cpu"), ("hybrid", "real_run_event_cpu_hybrid")):
         de = RESULTS / folder / "data_efficiency.json"
         if de.is_file():
