@@ -25,7 +25,7 @@ class TokenSequences:
     columns concatenated (`info`, process indices into `process_names`)."""
 
     def __init__(self, chunks: Sequence, n_codes: int, conditional: bool = False, vocab: Vocab | None = None,
-                 source: str = "tokens", mode: str = ""):
+                 source: str = "tokens", mode: str = "", fingerprint: str = ""):
         if not chunks or not sum(len(c) for c in chunks):
             raise EventDataError(f"{source}: no events")
         # one process table for chunks that may come from files with tables of their own
@@ -57,7 +57,7 @@ class TokenSequences:
                                            dtype=np.int64)
         self.lengths = counts + 2 + int(conditional)
         self.mode = mode  # event or constituent, where known
-        self.fingerprint = ""  # of the tokenizer that made the tokens, where a store records it
+        self.fingerprint = fingerprint  # of the tokenizer that made the tokens, where a store records it
 
     def longest_possible(self, caps=None) -> int:
         """The longest sequence events of this mode can make under the multiplicity caps (what a
@@ -81,9 +81,7 @@ class TokenSequences:
         with h5py.File(path, "r") as f:
             n_codes, mode = int(f.attrs["vocab_size"]), str(f.attrs.get("mode", ""))
             fingerprint = str(f.attrs.get("tokenizer_fingerprint", ""))
-        seqs = cls(chunks, n_codes, conditional, vocab, source=str(path), mode=mode)
-        seqs.fingerprint = fingerprint
-        return seqs
+        return cls(chunks, n_codes, conditional, vocab, source=str(path), mode=mode, fingerprint=fingerprint)
 
     def __len__(self) -> int:
         return len(self.lengths)

@@ -15,7 +15,7 @@ from events.errors import EventDataError
 def load_backbone(path: str | Path, device: str | torch.device = "cpu") -> tuple[GPT, Vocab, dict]:
     """(model, vocabulary, config dict) of a folder written by `backbone.pretrain`."""
     config = read_config(path, "colliderfm.backbone", "backbone")
-    model = load_weights(GPT(GPTConfig(**config["gpt"])), path, device)
+    model = load_weights(GPT(GPTConfig(**config["gpt"])), path, device, config)
     vocab = Vocab(config["vocab"]["n_codes"], tuple(config["vocab"]["processes"]))
     return model.eval(), vocab, config
 

@@ -12,17 +12,9 @@ benchmarks/results/baseline_gbdt_<tag>.json and prints a markdown table.
 """
 from __future__ import annotations
 
-import argparse
-import json
-import platform
-import time
-from datetime import date
-from pathlib import Path
 
 import numpy as np
-from baseline_data import capped_events, training_split
-
-RESULTS = Path(__file__).resolve().parent / "results"
+from baseline_data import baseline_parser, capped_events, run_baseline
 
 
 def features(files: list[str], max_events: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -37,46 +29,19 @@ def features(files: list[str], max_events: int) -> tuple[np.ndarray, np.ndarray,
 def main() -> None:
     import xgboost
 
-    from finetune.config import TOP_CLASSES
-    from finetune.metrics import classification_metrics
-
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--train", nargs="+", required=True)
-    parser.add_argument("--test", nargs="+", required=True)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000, 10000])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--max-events-per-file", type=int, default=3000)
-    parser.add_argument("--val-fraction", type=float, default=0.15, help="early-stopping split of the training set")
-    parser.add_argument("--tag", default="cpu")
-    args = parser.parse_args()
+    args = baseline_parser(__doc__).parse_args()
     x, y, names = features(args.train, args.max_events_per_file)
     x_test, y_test, _ = features(args.test, args.max_events_per_file)
-    classes = TOP_CLASSES[:int(max(y.max(), y_test.max())) + 1]
-    rows = []
-    for n in args.sizes:
-        for seed in args.seeds:
-            train, val, weight = training_split(y, n, seed, args.val_fraction)
-            start = time.perf_counter()
-            model = xgboost.XGBClassifier(n_estimators=500, learning_rate=0.05, max_depth=4, subsample=0.8,
-                                          colsample_bytree=0.8, early_stopping_rounds=30, random_state=seed,
-                                          n_jobs=2, objective="multi:softprob", num_class=len(classes))
-            model.fit(x[train], y[train], sample_weight=weight, eval_set=[(x[val], y[val])], verbose=False)
-            m = classification_metrics(y_test, model.predict_proba(x_test), classes)
-            rows.append({"n_train": int(len(train)), "seed": seed, "mean_auc": m["mean_auc"], "auc": m["auc"],
-                         "accuracy": m["accuracy"], "trees": int(model.best_iteration) + 1,
-                         "seconds": round(time.perf_counter() - start, 2)})
-            print(json.dumps({k: v for k, v in rows[-1].items() if k != "auc"}), flush=True)
-    result = {"tag": args.tag, "date": str(date.today()), "host": platform.node(), "model": "xgboost "
-              + xgboost.__version__, "features": names, "classes": list(classes), "test_events": int(len(y_test)),
-              "train_files": args.train, "test_files": args.test, "rows": rows}
-    out = RESULTS / f"baseline_gbdt_{args.tag}.json"
-    out.write_text(json.dumps(result, indent=2))
-    print("\n| labelled events | XGBoost on high-level features (mean AUC) |\n|---|---|")
-    for n in sorted({r["n_train"] for r in rows}):
-        v = [r["mean_auc"] for r in rows if r["n_train"] == n]
-        print(f"| {n:,} | {np.mean(v):.4f} ± {(max(v) - min(v)) / 2:.4f} |")
-    print(f"\nwritten to {out}")
+
+    def train_and_predict(train, val, weight, seed, n_classes):
+        model = xgboost.XGBClassifier(n_estimators=500, learning_rate=0.05, max_depth=4, subsample=0.8,
+                                      colsample_bytree=0.8, early_stopping_rounds=30, random_state=seed,
+                                      n_jobs=2, objective="multi:softprob", num_class=n_classes)
+        model.fit(x[train], y[train], sample_weight=weight, eval_set=[(x[val], y[val])], verbose=False)
+        return model.predict_proba(x_test), {"trees": int(model.best_iteration) + 1}
+
+    run_baseline(args, "baseline_gbdt", "XGBoost on high-level features", y, y_test, train_and_predict,
+                 {"model": "xgboost " + xgboost.__version__, "features": names})
 
 
 if __name__ == "__main__":

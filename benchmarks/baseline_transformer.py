@@ -12,22 +12,14 @@ Writes benchmarks/results/baseline_transformer_<tag>.json and prints a markdown 
 """
 from __future__ import annotations
 
-import argparse
 import copy
-import json
-import platform
-import time
-from datetime import date
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from baseline_data import capped_events, training_split
-
-RESULTS = Path(__file__).resolve().parent / "results"
+from baseline_data import baseline_parser, capped_events, run_baseline
 
 
 class ObjectTransformer(nn.Module):
@@ -103,20 +95,11 @@ def fit(model, data, y, train, val, weight, max_steps: int, batch_size: int, see
 
 
 def main() -> None:
-    from finetune.config import TOP_CLASSES
-    from finetune.metrics import classification_metrics
     from tokenizer.features import FeatureTransform, flat_objects
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--train", nargs="+", required=True)
-    parser.add_argument("--test", nargs="+", required=True)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000, 10000])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--max-events-per-file", type=int, default=3000)
+    parser = baseline_parser(__doc__)
     parser.add_argument("--max-steps", type=int, default=3000)
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--tag", default="cpu")
     args = parser.parse_args()
     torch.set_num_threads(2)
     train_events = capped_events(args.train, args.max_events_per_file)
@@ -124,30 +107,17 @@ def main() -> None:
     transform = FeatureTransform.fit("event", flat_objects(train_events.objects))
     data, test = padded(train_events, transform), padded(test_events, transform)
     y, y_test = train_events.info["ntop"].astype(np.int64), test_events.info["ntop"].astype(np.int64)
-    classes = TOP_CLASSES[:int(max(y.max(), y_test.max())) + 1]
-    rows = []
-    for n in args.sizes:
-        for seed in args.seeds:
-            train, val, weight = training_split(y, n, seed)
-            torch.manual_seed(seed)
-            model = ObjectTransformer(data[0].shape[-1], len(classes))
-            start = time.perf_counter()
-            steps = fit(model, data, y, train, val, weight, args.max_steps, args.batch_size, seed)
-            m = classification_metrics(y_test, predict(model, test, np.arange(len(y_test))), classes)
-            rows.append({"n_train": int(len(train)), "seed": seed, "mean_auc": m["mean_auc"], "auc": m["auc"],
-                         "accuracy": m["accuracy"], "steps": steps, "seconds": round(time.perf_counter() - start, 1)})
-            print(json.dumps({k: v for k, v in rows[-1].items() if k != "auc"}), flush=True)
-    result = {"tag": args.tag, "date": str(date.today()), "host": platform.node(),
-              "model": "transformer on object features (embedding 125, 5 layers, ff 512, dropout 0.1), AdamW 1e-4",
-              "parameters": sum(p.numel() for p in model.parameters()), "classes": list(classes),
-              "test_events": int(len(y_test)), "train_files": args.train, "test_files": args.test, "rows": rows}
-    out = RESULTS / f"baseline_transformer_{args.tag}.json"
-    out.write_text(json.dumps(result, indent=2))
-    print("\n| labelled events | continuous-feature transformer from scratch (mean AUC) |\n|---|---|")
-    for n in sorted({r["n_train"] for r in rows}):
-        v = [r["mean_auc"] for r in rows if r["n_train"] == n]
-        print(f"| {n:,} | {np.mean(v):.4f} ± {(max(v) - min(v)) / 2:.4f} |")
-    print(f"\nwritten to {out}")
+
+    def train_and_predict(train, val, weight, seed, n_classes):
+        torch.manual_seed(seed)
+        model = ObjectTransformer(data[0].shape[-1], n_classes)
+        steps = fit(model, data, y, train, val, weight, args.max_steps, args.batch_size, seed)
+        return predict(model, test, np.arange(len(y_test))), {"steps": steps, "parameters": sum(
+            p.numel() for p in model.parameters())}
+
+    run_baseline(args, "baseline_transformer", "continuous-feature transformer from scratch", y, y_test,
+                 train_and_predict,
+                 {"model": "transformer on object features (embedding 125, 5 layers, ff 512, dropout 0.1), AdamW 1e-4"})
 
 
 if __name__ == "__main__":

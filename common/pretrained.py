@@ -42,12 +42,13 @@ def read_config(path: str | Path, format_name: str, kind: str) -> dict:
     return config
 
 
-def load_weights(model: torch.nn.Module, path: str | Path, device) -> torch.nn.Module:
-    """Load folder `path`'s weights into `model`, or say that they do not match its config."""
+def load_weights(model: torch.nn.Module, path: str | Path, device, config: dict) -> torch.nn.Module:
+    """Load folder `path`'s weights into `model`, checked against the checksum in its `config` (as
+    `read_config` returned it), or say that they do not match."""
     from safetensors.torch import load_model
 
     weights = Path(path) / "model.safetensors"
-    expected = json.loads((Path(path) / "config.json").read_text()).get("weights_sha256")
+    expected = config.get("weights_sha256")
     if expected is not None:
         from common.checkpoint import sha256
 

@@ -109,4 +109,4 @@ class Classifier(nn.Module):
         vocab = Vocab(config["vocab"]["n_codes"], tuple(config["vocab"]["processes"]))
         model = cls(GPT(GPTConfig(**config["gpt"])), vocab, config["n_classes"],
                     from_dict(HeadSection, config["head"], "head"))
-        return load_weights(model, folder, device).eval(), config
+        return load_weights(model, folder, device, config).eval(), config

@@ -83,6 +83,17 @@ def same_weights(a, b):
         assert torch.equal(wa[k], wb[k]), k
 
 
+def stop_resume_and_compare(command, tmp_path, sig):
+    """Run `command("straight")` through; run `command("stopped")`, send `sig` once its first checkpoint
+    exists, resume it with `command("stopped", resume=True)`: both end with the same weights."""
+    subprocess.run(command("straight"), cwd=REPO, check=True, capture_output=True)
+    check_stopped(interrupt(command("stopped"), tmp_path / "stopped" / "checkpoint" / "manifest.json", sig), sig)
+    assert not (tmp_path / "stopped" / "model.safetensors").exists()  # nothing that looks finished
+    done = subprocess.run(command("stopped", resume=True), cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    same_weights(tmp_path / "straight", tmp_path / "stopped")
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
 def test_killed_pretraining_resumes_to_the_same_weights(backbone, tmp_path, sig):
     from common.config import to_dict
@@ -95,12 +106,7 @@ def test_killed_pretraining_resumes_to_the_same_weights(backbone, tmp_path, sig)
         path.write_text(yaml.safe_dump(to_dict(config(tokens, tmp_path / out, 150, eval_every=5, batch_size=16))))
         return [sys.executable, "-m", "backbone.pretrain", "--config", str(path), "--quiet"] + ["--resume"] * resume
 
-    subprocess.run(command("straight"), cwd=REPO, check=True, capture_output=True)
-    check_stopped(interrupt(command("stopped"), tmp_path / "stopped" / "checkpoint" / "manifest.json", sig), sig)
-    assert not (tmp_path / "stopped" / "model.safetensors").exists()  # nothing that looks finished
-    done = subprocess.run(command("stopped", resume=True), cwd=REPO, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-3000:]
-    same_weights(tmp_path / "straight", tmp_path / "stopped")
+    stop_resume_and_compare(command, tmp_path, sig)
     a, b = (json.loads((tmp_path / r / "metrics.json").read_text()) for r in ("straight", "stopped"))
     assert a["history"] == b["history"]  # the same losses at every evaluation
 
@@ -111,12 +117,7 @@ def test_tokenizer_training_stopped_by_sigterm_resumes_to_the_same_weights(data_
                 *[f"--{o}" for o in SMALL], "--train.epochs=6", f"--data.files=[{data_files[1]}]",
                 f"--out={tmp_path / out}"] + ["--resume"] * resume
 
-    subprocess.run(command("straight"), cwd=REPO, check=True, capture_output=True)
-    check_stopped(interrupt(command("stopped"), tmp_path / "stopped" / "checkpoint" / "manifest.json",
-                            signal.SIGTERM), signal.SIGTERM)
-    done = subprocess.run(command("stopped", resume=True), cwd=REPO, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-3000:]
-    same_weights(tmp_path / "straight", tmp_path / "stopped")
+    stop_resume_and_compare(command, tmp_path, signal.SIGTERM)
 
 
 def test_fine_tuning_stopped_by_sigterm_resumes_to_the_same_classifier(backbone, data_files, tmp_path):
@@ -127,12 +128,7 @@ def test_fine_tuning_stopped_by_sigterm_resumes_to_the_same_classifier(backbone,
                 "--train", *data_files, "--label", "process", "--mode", "full", "--out", str(tmp_path / out),
                 "--quiet", "--train.epochs=4", "--train.batch_size=32", "--train.patience=10", "--train.device=cpu"] + ["--resume"] * resume
 
-    subprocess.run(command("straight"), cwd=REPO, check=True, capture_output=True)
-    check_stopped(interrupt(command("stopped"), tmp_path / "stopped" / "checkpoint" / "manifest.json",
-                            signal.SIGTERM), signal.SIGTERM)
-    done = subprocess.run(command("stopped", resume=True), cwd=REPO, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-3000:]
-    same_weights(tmp_path / "straight", tmp_path / "stopped")
+    stop_resume_and_compare(command, tmp_path, signal.SIGTERM)
     a, b = (json.loads((tmp_path / r / "metrics.json").read_text()) for r in ("straight", "stopped"))
     assert a["history"] == b["history"] and a["auc"] == b["auc"]
 

@@ -180,7 +180,7 @@ class Tokenizer:
         config = read_config(path, "colliderfm.tokenizer", "tokenizer")
         model = build_model(ModelConfig(**config["model"]), config["n_features"], config["types"],
                             {int(k): v for k, v in config["codes_per_type"].items()}, {})
-        load_weights(model, path, device)
+        load_weights(model, path, device, config)
         extra = {k: v for k, v in config.items() if k not in ("format", "version", "model", "types", "codes_per_type",
                                                              "n_features", "features", "vocab_size")}
         return cls(model, FeatureTransform.from_dict(config["features"]), extra)

@@ -196,11 +196,11 @@ def train_model(cfg: TokenizerTrainConfig, model_cfg: ModelConfig, train_events:
                                  by_event=model_cfg.encoder == "transformer")
         bar = tqdm(batches, total=steps_per_epoch, desc=f"{folder.name} epoch {epoch + 1}/{tc.epochs}",
                    disable=not progress, unit="step", leave=False)
+        start, loss = time.perf_counter(), None
         with stop_on_signals() as stop:
             for i, (index, counts) in enumerate(bar):
                 if i < state["batch_in_epoch"]:
                     continue  # resuming mid-epoch: the same order, skip what was already used
-                start = time.perf_counter()
                 for group in optimizer.param_groups:
                     group["lr"] = lr_at(state["step"])
                 terms = loss_terms(model, *train.batch(index, counts))
@@ -211,14 +211,18 @@ def train_model(cfg: TokenizerTrainConfig, model_cfg: ModelConfig, train_events:
                 state["step"] += 1
                 state["batch_in_epoch"] = i + 1
                 state["objects"] += len(index)
-                state["seconds"] += time.perf_counter() - start
-                state["train_loss"] = terms["loss"].item()
+                loss = terms["loss"].detach()  # read on the host only when shown or saved: no sync per step
                 if i % 20 == 0:
-                    bar.set_postfix(loss=f"{state['train_loss']:.4f}")
+                    bar.set_postfix(loss=f"{loss.item():.4f}")
                 if stop.signum:
+                    state["seconds"] += time.perf_counter() - start
+                    state["train_loss"] = loss.item()
                     save()
                     raise Interrupted(stop.signum, f"checkpoint of epoch {epoch + 1}, step {state['step']} written "
                                                    f"to {ckpt}; continue with --resume")
+        state["seconds"] += time.perf_counter() - start
+        if loss is not None:
+            state["train_loss"] = loss.item()
         val_terms = evaluate(model, val, tc.batch_size)
         rate = state["objects"] / max(state["seconds"], 1e-9)
         state["history"].append({"epoch": epoch + 1, "step": state["step"], **{f"val_{k}": v for k, v in val_terms.items()},
