@@ -3,10 +3,11 @@
 Training: tokens/s and model FLOPs utilization of one AdamW step (forward + backward) with bf16
 autocast on CUDA, for our GPT (eager, and `torch.compile`) and for `transformers`' GPT2LMHeadModel
 (SDPA attention). Sampling: events/s of full-length sequences, our preallocated-KV-cache sampler vs
-Hugging Face `generate` on the same weights' architecture.
+Hugging Face `generate` on the same weights' architecture. `--scaling` adds how the costs grow: training
+step time against sequence length and model size, and sampling events/s against batch size.
 
-    python benchmarks/backbone_throughput.py                      # reference size: 8 x 512, 130 tokens
-    python benchmarks/backbone_throughput.py --small --device cpu # CPU regression numbers
+    python benchmarks/backbone_throughput.py --scaling                      # reference size: 8 x 512, 130 tokens
+    python benchmarks/backbone_throughput.py --small --scaling --device cpu # CPU regression numbers
 Writes benchmarks/results/backbone_<tag>.json.
 """
 from __future__ import annotations
@@ -50,6 +51,45 @@ def train_step(model, batch, optimizer, autocast, hf: bool):
     return step
 
 
+def scaling(small: bool, batch_size: int, vocab: int, device, autocast, repeats: int) -> dict:
+    """Training step time (our GPT, eager) against sequence length at the reference size and against model
+    size at the reference length, and sampling events/s against batch size at the reference size."""
+    from backbone.config import GPTConfig
+    from backbone.generate import generate
+    from backbone.model import GPT
+
+    ref = (2, 128, 4) if small else (8, 512, 8)
+    lengths = (32, 64, 130) if small else (32, 64, 130, 256)
+    sizes = ((2, 64, 2), (2, 128, 4), (4, 256, 4)) if small else ((4, 256, 4), (8, 512, 8), (12, 768, 12))
+    sample_batches = (16, 64, 256) if small else (256, 1024, 4096)
+    out = {"train_vs_seq_len": [], "train_vs_model_size": [], "sample_vs_batch": []}
+
+    def step_time(layers, width, heads, T):
+        torch.manual_seed(0)
+        model = GPT(GPTConfig(vocab_size=vocab, block_size=T, n_layer=layers, n_head=heads, n_embd=width)).to(device)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda")
+        batch = torch.randint(0, vocab - 4, (batch_size, T), device=device)
+        sec = timed(train_step(model, batch, optimizer, autocast, False), repeats, device)
+        return model, {"layers": layers, "width": width, "seq_len": T, "params": model.num_params(),
+                       "step_ms": round(sec * 1e3, 2), "tokens_per_s": round(batch_size * T / sec)}
+
+    for T in lengths:
+        out["train_vs_seq_len"].append(step_time(*ref, T)[1])
+    for size in sizes:
+        model, row = step_time(*size, 130)
+        out["train_vs_model_size"].append(row)
+        if size == ref:
+            sampler = model.eval().to(torch.bfloat16 if device.type == "cuda" else torch.float32)
+    for n in sample_batches:
+        prompt = torch.zeros(n, 1, dtype=torch.long, device=device)
+        sec = timed(lambda: generate(sampler, prompt, 129, cuda_graph=device.type == "cuda"), 1, device)
+        out["sample_vs_batch"].append({"batch": n, "events_per_s": round(n / sec, 1)})
+    for key, rows in out.items():
+        for row in rows:
+            print(key, row)
+    return out
+
+
 def main() -> None:
     from transformers import GPT2Config, GPT2LMHeadModel
 
@@ -63,6 +103,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--sample-batch", type=int, default=2048)
     parser.add_argument("--hf-sample-batch", type=int, default=256)
+    parser.add_argument("--scaling", action="store_true", help="also: step time vs length and size, sampling vs batch")
     parser.add_argument("--tag", default=platform.node() or "local")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
@@ -122,6 +163,8 @@ def main() -> None:
     result["sample_speedup_vs_hf_same_batch"] = round(max(same_batch) / hf_rate, 1) if same_batch else None
     for k, v in result["sample"].items():
         print(f"sample {k:<28} {v['events_per_s']:>10,.1f} events/s (batch {v['batch']}, {T} tokens)")
+    if args.scaling:
+        result["scaling"] = scaling(args.small, batch_size, vocab, device, autocast, 3 if args.small else 10)
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"backbone_{args.tag}.json"
     path.write_text(json.dumps(result, indent=2))

@@ -24,12 +24,12 @@ Writes benchmarks/results/baseline_[<task>_]<model>[_pretrained]_<tag>.json and 
 from __future__ import annotations
 
 import argparse
-import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from baseline_data import capped_events, jet_features, run_baseline, training_split, write_result
+from baseline_data import RESULTS, capped_events, jet_features, run_baseline, training_split, write_result
 
 
 def parse_args(argv=None):
@@ -55,6 +55,7 @@ def parse_args(argv=None):
     parser.add_argument("--pretrain-steps", type=int, default=3000)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--tag", default="cpu")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="folder of the result JSON")
     args = parser.parse_args(argv)
     if args.pretrain and args.model != "transformer":
         parser.error("--pretrain is the masked-variable pretraining of --model transformer")
@@ -98,9 +99,7 @@ class Gbdt:
     def features(self, events) -> dict[str, np.ndarray]:
         from backbone.evaluate import observables
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return jet_features(events) if self.mode == "constituent" else observables(events)
+        return jet_features(events) if self.mode == "constituent" else observables(events)
 
     def inputs(self, events) -> np.ndarray:
         return np.stack(list(self.features(events).values()), axis=1)
@@ -186,7 +185,7 @@ def anomaly(args, name: str, baseline, x, y, classes) -> None:
             print(f"| {path} | {seed} | {m['auc']:.3f} | {m['max_sic']:.2f} | {m['rejection_at_30']:.1f} |", flush=True)
     write_result(name, args.tag, {"tag": args.tag, "date": str(date.today()), "task": "anomaly", "score": "entropy",
                                   **baseline.meta, "classes": list(classes), "train_files": args.train,
-                                  "background_files": args.test, "rows": rows})
+                                  "background_files": args.test, "rows": rows}, args.out)
 
 
 def main(argv=None) -> None:

@@ -2,6 +2,9 @@
 each file, and the same stratified training subsamples and class weights."""
 from __future__ import annotations
 
+import warnings
+from pathlib import Path
+
 import numpy as np
 
 
@@ -34,11 +37,14 @@ def training_split(y: np.ndarray, n: int, seed: int, val_fraction: float = 0.15)
     return train, val, weight[y[train]]
 
 
-def write_result(name: str, tag: str, result: dict) -> None:
-    import json
-    from pathlib import Path
+RESULTS = Path(__file__).resolve().parent / "results"
 
-    out = Path(__file__).resolve().parent / "results" / f"{name}_{tag}.json"
+
+def write_result(name: str, tag: str, result: dict, folder: Path = RESULTS) -> None:
+    import json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    out = folder / f"{name}_{tag}.json"
     out.write_text(json.dumps(result, indent=2))
     print(f"\nwritten to {out}")
 
@@ -72,7 +78,7 @@ def run_baseline(args, name: str, title: str, y: np.ndarray, y_test: np.ndarray,
     for n in sorted({r["n_train"] for r in rows}):
         v = [r["mean_auc"] for r in rows if r["n_train"] == n]
         print(f"| {n:,} | {np.mean(v):.4f} ± {(max(v) - min(v)) / 2:.4f} |")
-    write_result(name, args.tag, result)
+    write_result(name, args.tag, result, args.out)
 
 
 def n_subjettiness(events, n_max: int = 3, radius: float = 0.8) -> np.ndarray:
@@ -95,7 +101,9 @@ def n_subjettiness(events, n_max: int = 3, radius: float = 0.8) -> np.ndarray:
     total = ak.sum(c.pt, axis=1)
     tau = np.full((len(events), n_max), np.nan)
     for n in range(1, n_max + 1):
-        axes = sequence.exclusive_jets(n_jets=n)
+        with warnings.catch_warnings():  # fastjet's Python layer warns about kt, the algorithm it names as safe
+            warnings.simplefilter("ignore", UserWarning)
+            axes = sequence.exclusive_jets(n_jets=n)
         _, eta, phi = cartesian_to_ptetaphi(axes.px, axes.py, axes.pz)
         pairs = ak.cartesian([ak.zip({"eta": c.eta, "phi": c.phi}), ak.zip({"eta": eta, "phi": phi})], nested=True)
         nearest = ak.min(delta_r(pairs["0"].eta, pairs["0"].phi, pairs["1"].eta, pairs["1"].phi), axis=2)

@@ -228,18 +228,27 @@ def memory_table() -> str:
     return "\n".join(lines).rstrip() or "(not measured yet)"
 
 
+def _mean(rows: list[dict], key: str) -> float:
+    return sum(r[key] for r in rows) / len(rows)
+
+
+def _baseline(name: str) -> dict | None:
+    p = RESULTS / f"{name}_cpu.json"
+    return json.loads(p.read_text()) if p.is_file() else None
+
+
 def baseline_table() -> str:
-    """0t..4t mean AUC: XGBoost on high-level features (benchmarks/baseline_gbdt.py) and a transformer
-    on continuous object features from scratch (benchmarks/baseline_transformer.py) against the token
-    and hybrid models of the real CPU runs, same files and label counts."""
-    p = RESULTS / "baseline_gbdt_cpu.json"
-    if not p.is_file():
+    """0t..4t mean AUC of the baselines (benchmarks/baseline.py --task ntop) against the token and hybrid
+    models of the real CPU runs, same files and label counts."""
+    gbdt = _baseline("baseline_gbdt")
+    if gbdt is None:
         return "(no baseline recorded yet)"
-    gbdt = json.loads(p.read_text())
     columns = {f"XGBoost, {len(gbdt['features'])} high-level features": gbdt["rows"]}
-    if (RESULTS / "baseline_transformer_cpu.json").is_file():
-        columns["continuous transformer, scratch"] = json.loads((RESULTS / "baseline_transformer_cpu.json")
-                                                                .read_text())["rows"]
+    for name, label in (("baseline_transformer", "continuous transformer, scratch"),
+                        ("baseline_transformer_pretrained", "continuous transformer, masked pretraining"),
+                        ("baseline_part", "Particle Transformer, scratch")):
+        if (r := _baseline(name)) is not None:
+            columns[label] = r["rows"]
     for label, folder in (("tokens", "real_run_event_cpu"), ("hybrid", "real_run_event_cpu_hybrid")):
         de = RESULTS / folder / "data_efficiency.json"
         if de.is_file():
@@ -250,10 +259,70 @@ def baseline_table() -> str:
     for n in sorted({r["n_train"] for r in gbdt["rows"]}):
         cells = []
         for rows in columns.values():
-            v = [r["mean_auc"] for r in rows if r["n_train"] == n]
-            cells.append(f"{sum(v) / len(v):.4f}" if v else "")
-        lines.append(f"| {n:,} | " + " | ".join(cells) + " |")
+            v = [r for r in rows if r["n_train"] == n]
+            cells.append(f"{_mean(v, 'mean_auc'):.4f}" if v else "")
+        best = max(float(c) for c in cells if c)
+        lines.append(f"| {n:,} | " + " | ".join(f"**{c}**" if c and float(c) == best else c for c in cells) + " |")
     return "\n".join(lines)
+
+
+def jets_baseline_table() -> str:
+    """Top vs QCD: the token model (head swap and scratch, real_run_constituent.sh) against the baselines
+    (benchmarks/baseline.py --task jets), same training jets and test set."""
+    rows = []
+    for mode in ("frozen", "full", "scratch"):
+        p = RESULTS / "real_run_constituent_cpu" / f"classify_{mode}.json"
+        if p.is_file():
+            m = json.loads(p.read_text())
+            rows.append((f"tokens, {mode}", m["n_train"], 1, m["mean_auc"], m["rejection_at_30"]))
+    for name, label in (("gbdt", "XGBoost, 8 substructure features"), ("transformer", "continuous transformer, scratch"),
+                        ("part", "Particle Transformer, scratch")):
+        if (r := _baseline(f"baseline_jets_{name}")) is not None:
+            rows.append((label, r["rows"][0]["n_train"], len(r["rows"]), _mean(r["rows"], "mean_auc"),
+                         _mean(r["rows"], "rejection_at_30")))
+    lines = ["| model | labelled jets | seeds | AUC | QCD rejection at 30% top efficiency |", "|---|---|---|---|---|"]
+    lines += [f"| {label} | {n:,} | {seeds} | {auc:.3f} | {rej:.1f} |" for label, n, seeds, auc, rej in rows]
+    return "\n".join(lines)
+
+
+def anomaly_baseline_table() -> str:
+    """Unseen signals against the six SM processes: the token model's scores (real_run_event.sh) and the
+    entropy of the baselines' SM-process classifiers (benchmarks/baseline.py --task anomaly)."""
+    signals = ("ttt_proxy", "tttt_proxy", "zprime_ttbar")
+    columns = {}
+    for folder, label in (("real_run_event_cpu", "tokens"), ("real_run_event_cpu_hybrid", "hybrid")):
+        for method in ("nll", "entropy"):
+            columns[f"{label}: {method}"] = {
+                s: json.loads(p.read_text())[method] for s in signals
+                if (p := RESULTS / folder / f"anomaly_{s}.json").is_file()}
+    for name, label in (("gbdt", "XGBoost: entropy"), ("transformer", "continuous transformer: entropy")):
+        if (r := _baseline(f"baseline_anomaly_{name}")) is not None:
+            columns[label] = {s: {k: _mean([x for x in r["rows"] if Path(x["signal"]).stem.startswith(s)], k)
+                                  for k in ("auc", "max_sic")} for s in signals}
+    columns = {k: v for k, v in columns.items() if v}
+    lines = ["| signal (AUC / max SIC) | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    for s in signals:
+        lines.append(f"| {s} | " + " | ".join(f"{c[s]['auc']:.3f} / {c[s]['max_sic']:.2f}" if s in c else ""
+                                             for c in columns.values()) + " |")
+    return "\n".join(lines)
+
+
+def scaling_table() -> str:
+    """How training and sampling costs grow (benchmarks/backbone_throughput.py --scaling)."""
+    lines = []
+    for p in sorted(RESULTS.glob("backbone_*.json")):
+        r = json.loads(p.read_text())
+        if "scaling" not in r:
+            continue
+        sc = r["scaling"]
+        lines += [f"{r['device']} ({r['machine']}, {r['date']}), batch {r['batch']}:", "",
+                  "| training step | parameters | step | tokens/s |", "|---|---|---|---|"]
+        lines += [f"| {x['layers']} x {x['width']}, {x['seq_len']} tokens | {x['params'] / 1e6:.1f}M | "
+                  f"{x['step_ms']:,.1f} ms | {x['tokens_per_s']:,} |" for x in sc["train_vs_seq_len"] + sc["train_vs_model_size"]]
+        lines += ["", "| sampling batch | events/s |", "|---|---|"]
+        lines += [f"| {x['batch']:,} | {x['events_per_s']:,.1f} |" for x in sc["sample_vs_batch"]]
+        lines.append("")
+    return "\n".join(lines).rstrip() or "(not measured yet)"
 
 
 def constituent_table() -> str:
@@ -275,7 +344,8 @@ def main() -> None:
                          "encoder-table": encoder_table, "backbone-table": backbone_table,
                          "finetune-table": real_run_table, "constituent-table": constituent_table,
                          "hybrid-table": hybrid_table, "memory-table": memory_table,
-                         "baseline-table": baseline_table}.items():
+                         "baseline-table": baseline_table, "jets-baseline-table": jets_baseline_table,
+                         "anomaly-baseline-table": anomaly_baseline_table, "scaling-table": scaling_table}.items():
         pattern = re.compile(rf"(<!-- {name}:start -->\n).*?(<!-- {name}:end -->)", re.S)
         if not pattern.search(text):
             raise SystemExit(f"README.md has no <!-- {name}:start/end --> markers")
