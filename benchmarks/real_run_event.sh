@@ -42,7 +42,8 @@ python -m tokenizer.tokenize --tokenizer "$RUN/tokenizer" --input $(files "$SM" 
   | tail -1 | tee "$RESULTS/tokenize.log"
 
 log "pretrain"
-python -m backbone.pretrain --config "configs/backbone/event-$PROFILE.yaml" --data.train="$RUN/tokens.h5" \
+CONFIG=configs/backbone/$([ "$PROFILE" = cpu ] && echo event-cpu || echo event).yaml
+python -m backbone.pretrain --config "$CONFIG" --data.train="$RUN/tokens.h5" \
   --out="$RUN/backbone" $PRETRAIN_ARGS --quiet > "$RESULTS/pretrain.log" 2>&1
 cp "$RUN/backbone/metrics.json" "$RESULTS/pretrain_metrics.json"
 cp "$RUN/backbone/loss_curves.png" "$RESULTS/"
