@@ -307,6 +307,57 @@ def anomaly_baseline_table() -> str:
     return "\n".join(lines)
 
 
+def speed_table() -> str:
+    """Every speed figure in one table, each next to its reference measured in the same run, from the
+    results of tokenizer_throughput.py, backbone_throughput.py, generate_throughput.py, real_run_event.sh
+    (sampling ttbar) and streaming_memory.py (anomaly scoring)."""
+    rows = []
+    for p in sorted(RESULTS.glob("tokenizer_*.json")):
+        r = json.loads(p.read_text())
+        if "encode_objects_per_s" in r:
+            for device, rates in r["encode_objects_per_s"].items():
+                batch, rate = max(rates.items(), key=lambda kv: kv[1])
+                rows.append(("tokenizer encode, objects/s", device, r["date"], f"{rate:,} (batch {int(batch):,})", "", ""))
+    for p in sorted(RESULTS.glob("backbone_*.json")):
+        r = json.loads(p.read_text())
+        m = r["model"]
+        size = f"{m['layers']} x {m['width']}, {m['seq_len']} tokens"
+        hf = r["train"]["huggingface GPT-2 (sdpa)"]["tokens_per_s"]
+        label, best = max(((k, v) for k, v in r["train"].items() if k.startswith("ours")), key=lambda kv: kv[1]["tokens_per_s"])
+        mfu = f", MFU {best['mfu']:.1%}" if best["mfu"] else ""
+        rows.append((f"training, {size}, tokens/s", r["device"], r["date"], f"{best['tokens_per_s']:,}{mfu} {label[5:]}",
+                     f"HF GPT-2 {hf:,}", f"{best['tokens_per_s'] / hf:.2f}x"))
+        hf_s = r["sample"]["huggingface generate"]
+        label, best = max(((k, v) for k, v in r["sample"].items() if k.startswith("ours")), key=lambda kv: kv[1]["events_per_s"])
+        rows.append((f"sampling {m['seq_len']}-token sequences, events/s", r["device"], r["date"],
+                     f"{best['events_per_s']:,.0f} (batch {best['batch']})",
+                     f"HF generate {hf_s['events_per_s']:,.0f} (batch {hf_s['batch']})",
+                     f"{best['events_per_s'] / hf_s['events_per_s']:.1f}x"))
+    pythia = {}
+    for p in sorted(RESULTS.glob("generate_*.json")):
+        r = json.loads(p.read_text())
+        if "ttbar" in r["generate"]:
+            pythia[r["machine"]] = (r["generate"]["ttbar"]["records_per_s_per_core"], r["cpu_cores_used"])
+    sample_log = RESULTS / "real_run_event_cpu" / "sample.log"
+    if sample_log.is_file() and "cpu-2core" in pythia and (m := re.search(r"\(([\d.]+) events/s on (\w+)\)", sample_log.read_text())):
+        rate, per_core = float(m.group(1)), pythia["cpu-2core"][0]
+        rows.append(("sampling ttbar events (1.8M backbone) vs Pythia 8 + FastJet ttbar, events/s per core", "cpu (2 threads)",
+                     "real run", f"{rate / 2:,.0f}", f"Pythia {per_core:,.0f}", f"{rate / 2 / per_core:.1f}x"))
+    for p in sorted(RESULTS.glob("streaming_memory_*.json")):
+        r = json.loads(p.read_text())
+        for command in ("score", "tokenize"):
+            best = max((x for x in r["rows"] if x["command"] == command), key=lambda x: x["events_per_s"])
+            what = f"anomaly scoring ({', '.join(r['methods'])})" if command == "score" else "tokenizing files"
+            rows.append((f"{what}, events/s", f"cpu ({r['cpu_count']} cores)", r["date"],
+                         f"{best['events_per_s']:,.0f} ({best['events']:,} events)", "", ""))
+    lines = ["| what | device | date | ours | reference, same run | ratio |", "|---|---|---|---|---|---|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    if "h100-host-16workers" in pythia:
+        lines.append(f"\nThe Pythia 8 source makes {pythia['h100-host-16workers'][0]:.0f} ttbar events/s per core on the H100 "
+                     "machine's host (16 workers).")
+    return "\n".join(lines)
+
+
 def scaling_table() -> str:
     """How training and sampling costs grow (benchmarks/backbone_throughput.py --scaling)."""
     lines = []
@@ -345,7 +396,8 @@ def main() -> None:
                          "finetune-table": real_run_table, "constituent-table": constituent_table,
                          "hybrid-table": hybrid_table, "memory-table": memory_table,
                          "baseline-table": baseline_table, "jets-baseline-table": jets_baseline_table,
-                         "anomaly-baseline-table": anomaly_baseline_table, "scaling-table": scaling_table}.items():
+                         "anomaly-baseline-table": anomaly_baseline_table, "scaling-table": scaling_table,
+                         "speed-table": speed_table}.items():
         pattern = re.compile(rf"(<!-- {name}:start -->\n).*?(<!-- {name}:end -->)", re.S)
         if not pattern.search(text):
             raise SystemExit(f"README.md has no <!-- {name}:start/end --> markers")
