@@ -4,10 +4,14 @@
 # by head swap (frozen, full) against the same network from scratch, tested on independent jets (class 1,
 # the signal of the rejection figures, is top_jets).
 #   bash benchmarks/real_run_constituent.sh      # 2 cores: about 25 minutes
+#   PROFILE=gpu TOKENIZER=... TOKENS=... bash benchmarks/real_run_constituent.sh   # reference size (8 x 512),
+#                                                  reusing a tokenizer and token store (benchmarks/gpu_pack.sh)
 set -euo pipefail
 DATA=${DATA:-data/real}
 RUN=${RUN:-runs/real_constituent}
-RESULTS=benchmarks/results/real_run_constituent_cpu
+PROFILE=${PROFILE:-cpu}
+RESULTS=benchmarks/results/real_run_constituent_$PROFILE
+CONFIG=configs/backbone/$([ "$PROFILE" = cpu ] && echo event-cpu || echo event).yaml
 JETS=${JETS:-10000}
 mkdir -p "$DATA" "$RUN" "$RESULTS"
 log() { echo "$(date +%T) $*" | tee -a "$RESULTS/steps.log"; }
@@ -16,18 +20,28 @@ for spec in top_jets:$JETS:1 qcd_jets:$JETS:1 top_jets:2000:2 qcd_jets:2000:2; d
   [ -f "$DATA/${process}_s$seed.h5" ] || python -m events.generate --process "$process" --events "$n" --seed "$seed" \
     --out "$DATA/${process}_s$seed.h5" --workers "$(nproc)" --quiet
 done
+if [ -n "${TOKENIZER:-}" ]; then
+  log "tokenizer: reusing $TOKENIZER"
+  rm -rf "$RUN/tokenizer" && cp -r "$TOKENIZER" "$RUN/tokenizer"
+else
 log "tokenizer"
 python -m tokenizer.train --config configs/tokenizer/constituent.yaml --quiet \
   --data.files="[$DATA/top_jets_s1.h5, $DATA/qcd_jets_s1.h5]" --train.epochs=6 --train.batch_size=4096 \
   --model.decay=0.9 --model.dead_code_fraction=0.3 --compare_autoencoder=false --information_loss=false \
   --out="$RUN/tokenizer" 2>&1 | grep -v WARNING | tail -20 > "$RESULTS/tokenizer.log"
+fi
 cp "$RUN/tokenizer/metrics.json" "$RESULTS/tokenizer_metrics.json"
-log "tokenize"
-python -m tokenizer.tokenize --tokenizer "$RUN/tokenizer" --input "$DATA/top_jets_s1.h5" "$DATA/qcd_jets_s1.h5" \
-  --out "$RUN/tokens.h5" 2>&1 | tail -1 | tee "$RESULTS/tokenize.log"
+if [ -n "${TOKENS:-}" ]; then
+  log "tokenize: reusing $TOKENS"
+  cp "$TOKENS" "$RUN/tokens.h5"
+else
+  log "tokenize"
+  python -m tokenizer.tokenize --tokenizer "$RUN/tokenizer" --input "$DATA/top_jets_s1.h5" "$DATA/qcd_jets_s1.h5" \
+    --out "$RUN/tokens.h5" 2>&1 | tail -1 | tee "$RESULTS/tokenize.log"
+fi
 log "pretrain"
-python -m backbone.pretrain --config configs/backbone/event-cpu.yaml --data.train="$RUN/tokens.h5" \
-  --data.conditional=false --train.batch_size=64 --train.max_steps=${STEPS:-800} --train.eval_every=200 \
+python -m backbone.pretrain --config "$CONFIG" --data.train="$RUN/tokens.h5" \
+  --data.conditional=false --train.batch_size=${BATCH:-64} --train.max_steps=${STEPS:-800} --train.eval_every=200 \
   --train.warmup_steps=50 --out="$RUN/backbone" --quiet > "$RESULTS/pretrain.log" 2>&1
 cp "$RUN/backbone/metrics.json" "$RESULTS/pretrain_metrics.json"
 cp "$RUN/backbone/loss_curves.png" "$RESULTS/"

@@ -10,6 +10,7 @@
 #   HYBRID=1 ... : the hybrid input (continuous features embedded beside the tokens), in $RUN (default
 #                  runs/real_hybrid) and benchmarks/results/real_run_event_${PROFILE}_hybrid/
 #   TOKENIZER=runs/real/tokenizer ... : reuse a trained tokenizer (the same codes for both variants)
+#   TOKENS=runs/real/tokens.h5 ...      : and its token store (what benchmarks/gpu_pack.sh carries to a GPU)
 set -euo pipefail
 DATA=${DATA:-data/real}
 PROFILE=${PROFILE:-cpu}
@@ -37,9 +38,14 @@ else
 fi
 cp "$RUN/tokenizer/metrics.json" "$RESULTS/tokenizer_metrics.json"
 
-log "tokenize"
-python -m tokenizer.tokenize --tokenizer "$RUN/tokenizer" --input $(files "$SM" 1) --out "$RUN/tokens.h5" $TOKENIZE_ARGS 2>&1 \
-  | tail -1 | tee "$RESULTS/tokenize.log"
+if [ -n "${TOKENS:-}" ]; then
+  log "tokenize: reusing $TOKENS"
+  cp "$TOKENS" "$RUN/tokens.h5"
+else
+  log "tokenize"
+  python -m tokenizer.tokenize --tokenizer "$RUN/tokenizer" --input $(files "$SM" 1) --out "$RUN/tokens.h5" $TOKENIZE_ARGS 2>&1 \
+    | tail -1 | tee "$RESULTS/tokenize.log"
+fi
 
 log "pretrain"
 CONFIG=configs/backbone/$([ "$PROFILE" = cpu ] && echo event-cpu || echo event).yaml
