@@ -239,30 +239,31 @@ def _baseline(name: str) -> dict | None:
 
 def baseline_table() -> str:
     """0t..4t mean AUC of the baselines (benchmarks/baseline.py --task ntop) against the token and hybrid
-    models of the real CPU runs, same files and label counts."""
+    models of the real CPU runs (frozen, full fine-tuning, scratch), same files and label counts; the best
+    of each column in bold."""
     gbdt = _baseline("baseline_gbdt")
     if gbdt is None:
         return "(no baseline recorded yet)"
-    columns = {f"XGBoost, {len(gbdt['features'])} high-level features": gbdt["rows"]}
+    models = {f"XGBoost, {len(gbdt['features'])} high-level features": gbdt["rows"]}
     for name, label in (("baseline_transformer", "continuous transformer, scratch"),
-                        ("baseline_transformer_pretrained", "continuous transformer, masked pretraining"),
+                        ("baseline_transformer_pretrained", "continuous transformer, masked pretraining + full"),
                         ("baseline_part", "Particle Transformer, scratch")):
         if (r := _baseline(name)) is not None:
-            columns[label] = r["rows"]
+            models[label] = r["rows"]
     for label, folder in (("tokens", "real_run_event_cpu"), ("hybrid", "real_run_event_cpu_hybrid")):
         de = RESULTS / folder / "data_efficiency.json"
         if de.is_file():
             rows = json.loads(de.read_text())["rows"]
-            for mode in ("full", "scratch"):
-                columns[f"{label}, {mode}"] = [r for r in rows if r["mode"] == mode]
-    lines = ["| labelled events | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
-    for n in sorted({r["n_train"] for r in gbdt["rows"]}):
-        cells = []
-        for rows in columns.values():
-            v = [r for r in rows if r["n_train"] == n]
-            cells.append(f"{_mean(v, 'mean_auc'):.4f}" if v else "")
-        best = max(float(c) for c in cells if c)
-        lines.append(f"| {n:,} | " + " | ".join(f"**{c}**" if c and float(c) == best else c for c in cells) + " |")
+            for mode in ("frozen", "full", "scratch"):
+                models[f"ours: {label}, {mode}"] = [r for r in rows if r["mode"] == mode]
+    sizes = sorted({r["n_train"] for r in gbdt["rows"]})
+    table = {label: [_mean(v, "mean_auc") if (v := [r for r in rows if r["n_train"] == n]) else None for n in sizes]
+             for label, rows in models.items()}
+    best = [max(t[i] for t in table.values() if t[i] is not None) for i in range(len(sizes))]
+    lines = ["| model | " + " | ".join(f"{n:,} labels" for n in sizes) + " |", "|---" * (len(sizes) + 1) + "|"]
+    for label, values in table.items():
+        cells = ["" if v is None else f"**{v:.4f}**" if v == best[i] else f"{v:.4f}" for i, v in enumerate(values)]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
