@@ -53,6 +53,7 @@ def parse_args(argv=None):
     parser.add_argument("--pretrain", nargs="+", default=[], help="transformer: unlabelled files to pretrain on")
     parser.add_argument("--pretrain-events-per-file", type=int, default=20000)
     parser.add_argument("--pretrain-steps", type=int, default=3000)
+    parser.add_argument("--pretrain-batch-size", type=int, default=256)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--tag", default="cpu")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder of the result JSON")
@@ -135,10 +136,11 @@ class Network:
             torch.manual_seed(0)
             model = self.cls(self.n_features, 1)
             data = self.inputs(capped_events(args.pretrain, args.pretrain_events_per_file))
-            losses = masked_pretrain(model, data, args.pretrain_steps, 256, seed=0)
+            losses = masked_pretrain(model, data, args.pretrain_steps, args.pretrain_batch_size, seed=0)
             self.pretrained = model.state_dict()
             self.meta.update(pretraining={"files": args.pretrain, "events": int(len(data[0])),
-                                          "steps": args.pretrain_steps, "mask_rate": 0.3, "loss_every_100": losses})
+                                          "steps": args.pretrain_steps,
+                                          "batch_size": args.pretrain_batch_size, "mask_rate": 0.3, "loss_every_100": losses})
 
     def inputs(self, events):
         from baseline_models import padded
