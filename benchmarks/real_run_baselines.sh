@@ -24,7 +24,8 @@ JETS=(--train $D/top_jets_s1.h5 $D/qcd_jets_s1.h5 --test $D/top_jets_s2.h5 $D/qc
 run baseline_jets_gbdt --task jets --model gbdt "${JETS[@]}"
 run baseline_jets_transformer --task jets --model transformer "${JETS[@]}" --batch-size 64 --max-steps 400 \
   --eval-every 50
-run baseline_jets_part --task jets --model part "${JETS[@]}" --batch-size 64 --max-steps 150 --eval-every 50 --seeds 0
+run baseline_jets_part --task jets --model part "${JETS[@]}" --batch-size 64 --max-steps 400 --eval-every 50 --seeds 0 \
+  --lr 3e-4
 ANOMALY=(--task anomaly --train $(files "$SM" 1) --test $(files "$SM" 2) --signal $(files "ttt_proxy tttt_proxy zprime_ttbar" 2)
   --sizes 0 --max-test-events-per-file 0)
 run baseline_anomaly_gbdt "${ANOMALY[@]}" --model gbdt
