@@ -14,31 +14,23 @@ RESULTS=benchmarks/results/real_run_constituent_$PROFILE
 CONFIG=configs/backbone/$([ "$PROFILE" = cpu ] && echo event-cpu || echo event).yaml
 JETS=${JETS:-10000}
 mkdir -p "$DATA" "$RUN" "$RESULTS"
-log() { echo "$(date +%T) $*" | tee -a "$RESULTS/steps.log"; }
+source "$(dirname "$0")/real_run_lib.sh"
 for spec in top_jets:$JETS:1 qcd_jets:$JETS:1 top_jets:2000:2 qcd_jets:2000:2; do
   IFS=: read -r process n seed <<< "$spec"
   [ -f "$DATA/${process}_s$seed.h5" ] || python -m events.generate --process "$process" --events "$n" --seed "$seed" \
     --out "$DATA/${process}_s$seed.h5" --workers "$(nproc)" --quiet
 done
-if [ -n "${TOKENIZER:-}" ]; then
-  log "tokenizer: reusing $TOKENIZER"
-  rm -rf "$RUN/tokenizer" && cp -r "$TOKENIZER" "$RUN/tokenizer"
-else
-log "tokenizer"
+reuse tokenizer "${TOKENIZER:-}" "$RUN/tokenizer" || {
 python -m tokenizer.train --config configs/tokenizer/constituent.yaml --quiet \
   --data.files="[$DATA/top_jets_s1.h5, $DATA/qcd_jets_s1.h5]" --train.epochs=6 --train.batch_size=4096 \
   --model.decay=0.9 --model.dead_code_fraction=0.3 --compare_autoencoder=false --information_loss=false \
   --out="$RUN/tokenizer" 2>&1 | grep -v WARNING | tail -20 > "$RESULTS/tokenizer.log"
-fi
+}
 cp "$RUN/tokenizer/metrics.json" "$RESULTS/tokenizer_metrics.json"
-if [ -n "${TOKENS:-}" ]; then
-  log "tokenize: reusing $TOKENS"
-  cp "$TOKENS" "$RUN/tokens.h5"
-else
-  log "tokenize"
+reuse tokenize "${TOKENS:-}" "$RUN/tokens.h5" || {
   python -m tokenizer.tokenize --tokenizer "$RUN/tokenizer" --input "$DATA/top_jets_s1.h5" "$DATA/qcd_jets_s1.h5" \
     --out "$RUN/tokens.h5" 2>&1 | tail -1 | tee "$RESULTS/tokenize.log"
-fi
+}
 log "pretrain"
 python -m backbone.pretrain --config "$CONFIG" --data.train="$RUN/tokens.h5" \
   --data.conditional=false --train.batch_size=${BATCH:-64} --train.max_steps=${STEPS:-800} --train.eval_every=200 \

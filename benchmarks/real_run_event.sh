@@ -24,28 +24,20 @@ SM="ttbar wjets ww single_top_t single_top_s tw_proxy"
 mkdir -p "$RUN" "$RESULTS"
 list() { local out=""; for p in $1; do out="$out${out:+, }$DATA/${p}_s$2.h5"; done; echo "[$out]"; }
 files() { for p in $1; do echo -n "$DATA/${p}_s$2.h5 "; done; }
-log() { echo "$(date +%T) $*" | tee -a "$RESULTS/steps.log"; }
+source "$(dirname "$0")/real_run_lib.sh"
 
-if [ -n "${TOKENIZER:-}" ]; then
-  log "tokenizer: reusing $TOKENIZER"
-  rm -rf "$RUN/tokenizer" && cp -r "$TOKENIZER" "$RUN/tokenizer"
-else
-  log "tokenizer"
+reuse tokenizer "${TOKENIZER:-}" "$RUN/tokenizer" || {
   python -m tokenizer.train --config configs/tokenizer/event.yaml --quiet --data.files="$(list "$SM" 1)" \
     --data.max_events_per_file=15000 --train.epochs=8 --train.patience=3 --train.batch_size=4096 \
     --model.decay=0.9 --model.dead_code_fraction=0.3 --compare_autoencoder=false --out="$RUN/tokenizer" \
     2>&1 | grep -v WARNING | tail -40 > "$RESULTS/tokenizer.log"
-fi
+}
 cp "$RUN/tokenizer/metrics.json" "$RESULTS/tokenizer_metrics.json"
 
-if [ -n "${TOKENS:-}" ]; then
-  log "tokenize: reusing $TOKENS"
-  cp "$TOKENS" "$RUN/tokens.h5"
-else
-  log "tokenize"
+reuse tokenize "${TOKENS:-}" "$RUN/tokens.h5" || {
   python -m tokenizer.tokenize --tokenizer "$RUN/tokenizer" --input $(files "$SM" 1) --out "$RUN/tokens.h5" $TOKENIZE_ARGS 2>&1 \
     | tail -1 | tee "$RESULTS/tokenize.log"
-fi
+}
 
 log "pretrain"
 CONFIG=configs/backbone/$([ "$PROFILE" = cpu ] && echo event-cpu || echo event).yaml
