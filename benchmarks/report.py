@@ -389,21 +389,26 @@ def constituent_table() -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    readme = ROOT / "README.md"
-    text = readme.read_text()
-    for name, render in {"generate-table": generate_table, "tokenizer-table": tokenizer_table,
-                         "encoder-table": encoder_table, "backbone-table": backbone_table,
-                         "finetune-table": real_run_table, "constituent-table": constituent_table,
-                         "hybrid-table": hybrid_table, "memory-table": memory_table,
-                         "baseline-table": baseline_table, "jets-baseline-table": jets_baseline_table,
-                         "anomaly-baseline-table": anomaly_baseline_table, "scaling-table": scaling_table,
-                         "speed-table": speed_table}.items():
+TABLES = {"generate-table": generate_table, "tokenizer-table": tokenizer_table, "encoder-table": encoder_table,
+          "backbone-table": backbone_table, "finetune-table": real_run_table, "constituent-table": constituent_table,
+          "hybrid-table": hybrid_table, "memory-table": memory_table, "baseline-table": baseline_table,
+          "jets-baseline-table": jets_baseline_table, "anomaly-baseline-table": anomaly_baseline_table,
+          "scaling-table": scaling_table, "speed-table": speed_table}
+
+
+def rendered(text: str) -> str:
+    """`text` (the README) with every marked table rendered anew from the results."""
+    for name, render in TABLES.items():
         pattern = re.compile(rf"(<!-- {name}:start -->\n).*?(<!-- {name}:end -->)", re.S)
         if not pattern.search(text):
             raise SystemExit(f"README.md has no <!-- {name}:start/end --> markers")
         text = pattern.sub(lambda m: m.group(1) + render() + "\n" + m.group(2), text)
-    readme.write_text(text)
+    return text
+
+
+def main() -> None:
+    readme = ROOT / "README.md"
+    readme.write_text(rendered(readme.read_text()))
     print(f"updated {readme}")
 
 

@@ -1,4 +1,4 @@
-"""The baselines of benchmarks/: jet substructure by hand, and benchmarks/baseline.py end to end."""
+"""benchmarks/: jet substructure by hand, baseline.py end to end, and the README tables from the results."""
 from __future__ import annotations
 
 import json
@@ -111,3 +111,12 @@ def test_masked_pretraining_reads_only_the_visible_objects(shared):
     losses = masked_pretrain(model, data, steps=300, batch_size=64, seed=0, lr=3e-3, warmup=20, progress=False)
     assert len(losses) == 3
     assert losses[-1] < 0.05 if shared else losses[-1] > 0.8
+
+
+def test_readme_tables_are_rendered_from_the_results():
+    """Every marked table of the README is what benchmarks/report.py makes of benchmarks/results/: no
+    number typed by hand, none left stale."""
+    import report
+
+    readme = (BENCHMARKS.parent / "README.md").read_text()
+    assert report.rendered(readme) == readme, "run `python benchmarks/report.py` and commit the README"
