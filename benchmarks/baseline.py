@@ -91,8 +91,10 @@ class Gbdt:
     """XGBoost on high-level features."""
 
     def __init__(self, args, mode: str, train_events):
-        import xgboost
-
+        try:
+            import xgboost
+        except ImportError as e:
+            raise SystemExit("the XGBoost baseline needs xgboost: pip install -e .[baselines]") from e
         self.xgboost, self.mode = xgboost, mode
         self.names = list(self.features(train_events))
         self.meta = {"model": "xgboost " + xgboost.__version__, "features": self.names}
