@@ -6,11 +6,16 @@
 #   bash benchmarks/real_run_constituent.sh      # 2 cores: about 25 minutes
 #   PROFILE=gpu TOKENIZER=... TOKENS=... bash benchmarks/real_run_constituent.sh   # reference size (8 x 512),
 #                                                  reusing a tokenizer and token store (benchmarks/gpu_pack.sh)
+#   HYBRID=1 TOKENIZER=runs/real_constituent/tokenizer ... : the hybrid input (features beside the tokens)
 set -euo pipefail
 DATA=${DATA:-data/real}
-RUN=${RUN:-runs/real_constituent}
 PROFILE=${PROFILE:-cpu}
-RESULTS=benchmarks/results/real_run_constituent_$PROFILE
+HYBRID=${HYBRID:-0}
+SUFFIX=$([ "$HYBRID" = 1 ] && echo _hybrid || true)
+RUN=${RUN:-runs/real_constituent$SUFFIX}
+RESULTS=benchmarks/results/real_run_constituent_$PROFILE$SUFFIX
+TOKENIZE_ARGS=$([ "$HYBRID" = 1 ] && echo --features || true)
+PRETRAIN_ARGS=$([ "$HYBRID" = 1 ] && echo --model.hybrid=true || true)
 CONFIG=configs/backbone/$([ "$PROFILE" = cpu ] && echo event-cpu || echo event).yaml
 JETS=${JETS:-10000}
 mkdir -p "$DATA" "$RUN" "$RESULTS"
@@ -29,12 +34,12 @@ python -m tokenizer.train --config configs/tokenizer/constituent.yaml --quiet \
 cp "$RUN/tokenizer/metrics.json" "$RESULTS/tokenizer_metrics.json"
 reuse tokenize "${TOKENS:-}" "$RUN/tokens.h5" || {
   python -m tokenizer.tokenize --tokenizer "$RUN/tokenizer" --input "$DATA/top_jets_s1.h5" "$DATA/qcd_jets_s1.h5" \
-    --out "$RUN/tokens.h5" 2>&1 | tail -1 | tee "$RESULTS/tokenize.log"
+    --out "$RUN/tokens.h5" $TOKENIZE_ARGS 2>&1 | tail -1 | tee "$RESULTS/tokenize.log"
 }
 log "pretrain"
 python -m backbone.pretrain --config "$CONFIG" --data.train="$RUN/tokens.h5" \
   --data.conditional=false --train.batch_size=${BATCH:-64} --train.max_steps=${STEPS:-800} --train.eval_every=200 \
-  --train.warmup_steps=50 --out="$RUN/backbone" --quiet > "$RESULTS/pretrain.log" 2>&1
+  --train.warmup_steps=50 --out="$RUN/backbone" $PRETRAIN_ARGS --quiet > "$RESULTS/pretrain.log" 2>&1
 cp "$RUN/backbone/metrics.json" "$RESULTS/pretrain_metrics.json"
 cp "$RUN/backbone/loss_curves.png" "$RESULTS/"
 for mode in frozen full scratch; do
