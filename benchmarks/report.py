@@ -271,11 +271,12 @@ def jets_baseline_table() -> str:
     """Top vs QCD: the token model (head swap and scratch, real_run_constituent.sh) against the baselines
     (benchmarks/baseline.py --task jets), same training jets and test set."""
     rows = []
-    for mode in ("frozen", "full", "scratch"):
-        p = RESULTS / "real_run_constituent_cpu" / f"classify_{mode}.json"
-        if p.is_file():
-            m = json.loads(p.read_text())
-            rows.append((f"tokens, {mode}", m["n_train"], 1, m["mean_auc"], m["rejection_at_30"]))
+    for label, folder in (("tokens", "real_run_constituent_cpu"), ("hybrid", "real_run_constituent_cpu_hybrid")):
+        for mode in ("frozen", "full", "scratch"):
+            p = RESULTS / folder / f"classify_{mode}.json"
+            if p.is_file():
+                m = json.loads(p.read_text())
+                rows.append((f"ours: {label}, {mode}", m["n_train"], 1, m["mean_auc"], m["rejection_at_30"]))
     for name, label in (("gbdt", "XGBoost, 8 substructure features"), ("transformer", "continuous transformer, scratch"),
                         ("part", "Particle Transformer, scratch")):
         if (r := _baseline(f"baseline_jets_{name}")) is not None:
