@@ -96,16 +96,14 @@ class Gbdt:
         except ImportError as e:
             raise SystemExit("the XGBoost baseline needs xgboost: pip install -e .[baselines]") from e
         self.xgboost, self.mode = xgboost, mode
-        self.names = list(self.features(train_events))
-        self.meta = {"model": "xgboost " + xgboost.__version__, "features": self.names}
-
-    def features(self, events) -> dict[str, np.ndarray]:
-        from backbone.evaluate import observables
-
-        return jet_features(events) if self.mode == "constituent" else observables(events)
+        self.meta = {"model": "xgboost " + xgboost.__version__}
 
     def inputs(self, events) -> np.ndarray:
-        return np.stack(list(self.features(events).values()), axis=1)
+        from backbone.evaluate import observables
+
+        features = jet_features(events) if self.mode == "constituent" else observables(events)
+        self.meta["features"] = list(features)
+        return np.stack(list(features.values()), axis=1)
 
     def train(self, x, y, train, val, weight, seed, n_classes):
         model = self.xgboost.XGBClassifier(n_estimators=500, learning_rate=0.05, max_depth=4, subsample=0.8,

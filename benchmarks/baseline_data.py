@@ -28,13 +28,12 @@ def training_split(y: np.ndarray, n: int, seed: int, val_fraction: float = 0.15)
     """(train indices: `n` stratified, validation indices for early stopping, per-event class weights
     of the training events: inverse frequency, as the token model's)."""
     from finetune.classify import subsample
+    from finetune.train import class_weights
 
     is_val = np.random.default_rng([seed, 5]).random(len(y)) < val_fraction
     train = subsample(y, np.flatnonzero(~is_val), n, seed)
     val = subsample(y, np.flatnonzero(is_val), max(n // 5, 50), seed + 1)
-    counts = np.bincount(y[train], minlength=int(y.max()) + 1)
-    weight = len(train) / (np.count_nonzero(counts) * np.maximum(counts, 1))
-    return train, val, weight[y[train]]
+    return train, val, class_weights(y[train], int(y.max()) + 1).numpy()[y[train]]
 
 
 RESULTS = Path(__file__).resolve().parent / "results"
