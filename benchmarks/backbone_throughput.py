@@ -63,15 +63,20 @@ def scaling(small: bool, batch_size: int, vocab: int, device, autocast, repeats:
     sizes = ((2, 64, 2), (2, 128, 4), (4, 256, 4)) if small else ((4, 256, 4), (8, 512, 8), (12, 768, 12))
     sample_batches = (16, 64, 256) if small else (256, 1024, 4096)
     out = {"train_vs_seq_len": [], "train_vs_model_size": [], "sample_vs_batch": []}
+    measured = {}  # the reference size at 130 tokens stands in both sweeps: timed once
 
     def step_time(layers, width, heads, T):
+        if (layers, width, heads, T) in measured:
+            return measured[layers, width, heads, T]
         torch.manual_seed(0)
         model = GPT(GPTConfig(vocab_size=vocab, block_size=T, n_layer=layers, n_head=heads, n_embd=width)).to(device)
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda")
         batch = torch.randint(0, vocab - 4, (batch_size, T), device=device)
         sec = timed(train_step(model, batch, optimizer, autocast, False), repeats, device)
-        return model, {"layers": layers, "width": width, "seq_len": T, "params": model.num_params(),
-                       "step_ms": round(sec * 1e3, 2), "tokens_per_s": round(batch_size * T / sec)}
+        measured[layers, width, heads, T] = model, {
+            "layers": layers, "width": width, "seq_len": T, "params": model.num_params(),
+            "step_ms": round(sec * 1e3, 2), "tokens_per_s": round(batch_size * T / sec)}
+        return measured[layers, width, heads, T]
 
     for T in lengths:
         out["train_vs_seq_len"].append(step_time(*ref, T)[1])
