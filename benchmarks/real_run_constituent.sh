@@ -9,17 +9,10 @@
 #   HYBRID=1 TOKENIZER=runs/real_constituent/tokenizer ... : the hybrid input (features beside the tokens)
 set -euo pipefail
 DATA=${DATA:-data/real}
-PROFILE=${PROFILE:-cpu}
-HYBRID=${HYBRID:-0}
-SUFFIX=$([ "$HYBRID" = 1 ] && echo _hybrid || true)
-RUN=${RUN:-runs/real_constituent$SUFFIX}
-RESULTS=benchmarks/results/real_run_constituent_$PROFILE$SUFFIX
-TOKENIZE_ARGS=$([ "$HYBRID" = 1 ] && echo --features || true)
-PRETRAIN_ARGS=$([ "$HYBRID" = 1 ] && echo --model.hybrid=true || true)
-CONFIG=configs/backbone/$([ "$PROFILE" = cpu ] && echo event-cpu || echo event).yaml
+source "$(dirname "$0")/real_run_lib.sh"
+run_settings real_constituent real_run_constituent
 JETS=${JETS:-10000}
 mkdir -p "$DATA" "$RUN" "$RESULTS"
-source "$(dirname "$0")/real_run_lib.sh"
 for spec in top_jets:$JETS:1 qcd_jets:$JETS:1 top_jets:2000:2 qcd_jets:2000:2; do
   IFS=: read -r process n seed <<< "$spec"
   [ -f "$DATA/${process}_s$seed.h5" ] || python -m events.generate --process "$process" --events "$n" --seed "$seed" \

@@ -13,18 +13,12 @@
 #   TOKENS=runs/real/tokens.h5 ...      : and its token store (what benchmarks/gpu_pack.sh carries to a GPU)
 set -euo pipefail
 DATA=${DATA:-data/real}
-PROFILE=${PROFILE:-cpu}
-HYBRID=${HYBRID:-0}
-SUFFIX=$([ "$HYBRID" = 1 ] && echo _hybrid || true)
-RUN=${RUN:-runs/real$SUFFIX}
-RESULTS=benchmarks/results/real_run_event_$PROFILE$SUFFIX
-TOKENIZE_ARGS=$([ "$HYBRID" = 1 ] && echo --features || true)
-PRETRAIN_ARGS=$([ "$HYBRID" = 1 ] && echo --model.hybrid=true || true)
+source "$(dirname "$0")/real_run_lib.sh"
+run_settings real real_run_event
 SM="ttbar wjets ww single_top_t single_top_s tw_proxy"
 mkdir -p "$RUN" "$RESULTS"
 list() { local out=""; for p in $1; do out="$out${out:+, }$DATA/${p}_s$2.h5"; done; echo "[$out]"; }
 files() { for p in $1; do echo -n "$DATA/${p}_s$2.h5 "; done; }
-source "$(dirname "$0")/real_run_lib.sh"
 
 reuse tokenizer "${TOKENIZER:-}" "$RUN/tokenizer" || {
   python -m tokenizer.train --config configs/tokenizer/event.yaml --quiet --data.files="$(list "$SM" 1)" \
@@ -40,7 +34,6 @@ reuse tokenize "${TOKENS:-}" "$RUN/tokens.h5" || {
 }
 
 log "pretrain"
-CONFIG=configs/backbone/$([ "$PROFILE" = cpu ] && echo event-cpu || echo event).yaml
 python -m backbone.pretrain --config "$CONFIG" --data.train="$RUN/tokens.h5" \
   --out="$RUN/backbone" $PRETRAIN_ARGS --quiet > "$RESULTS/pretrain.log" 2>&1
 cp "$RUN/backbone/metrics.json" "$RESULTS/pretrain_metrics.json"

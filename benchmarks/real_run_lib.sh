@@ -1,4 +1,16 @@
-# Shared by the real-run scripts (sourced; needs $RESULTS).
+# Shared by the real-run scripts (sourced).
+# run_settings RUN_NAME RESULTS_NAME: what PROFILE (cpu: the small backbone; gpu: the reference size) and
+# HYBRID=1 (features beside the tokens) choose: the run and results folders, extra arguments, the config.
+run_settings() {
+  PROFILE=${PROFILE:-cpu}
+  HYBRID=${HYBRID:-0}
+  SUFFIX=$([ "$HYBRID" = 1 ] && echo _hybrid || true)
+  RUN=${RUN:-runs/$1$SUFFIX}
+  RESULTS=benchmarks/results/${2}_$PROFILE$SUFFIX
+  TOKENIZE_ARGS=$([ "$HYBRID" = 1 ] && echo --features || true)
+  PRETRAIN_ARGS=$([ "$HYBRID" = 1 ] && echo --model.hybrid=true || true)
+  CONFIG=configs/backbone/$([ "$PROFILE" = cpu ] && echo event-cpu || echo event).yaml
+}
 log() { echo "$(date +%T) $*" | tee -a "$RESULTS/steps.log"; }
 # reuse STEP SOURCE DEST: when SOURCE is set (a trained tokenizer or a token store), copy it to DEST and
 # succeed; otherwise fail, so that `reuse ... || { make it; }` makes it.
