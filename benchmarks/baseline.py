@@ -218,4 +218,6 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from common.cli import run_cli
+
+    run_cli(main, "baseline.py")
