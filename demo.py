@@ -104,9 +104,8 @@ def stage_backbone(out: Path) -> dict:
     from tokenizer.tokenizer import Tokenizer
 
     tokenizer = Tokenizer.from_pretrained(out / "tokenizer")
-    with TokenWriter(out / "tokens.h5", tokenizer.vocab_size, out / "tokenizer", tokenizer.mode,
-                     fingerprint=tokenizer.fingerprint) as writer:
-        tokenize_into(writer, tokenizer, out / "data" / "pretrain.h5")
+    with TokenWriter.for_tokenizer(out / "tokens.h5", tokenizer, out / "tokenizer", features=True) as writer:
+        tokenize_into(writer, tokenizer, out / "data" / "pretrain.h5", features=True)
     cfg = load_config(PretrainConfig, Path(__file__).parent / "configs" / "backbone" / "demo.yaml",
                       [f"data.train={out / 'tokens.h5'}", f"out={out / 'backbone'}"])
     result = run(cfg, progress=False)

@@ -5,7 +5,11 @@
 
 Batched autoregressive sampling with a preallocated KV cache, constrained by the data model's grammar
 (object groups in canonical order; in event mode one MET, last), so every sequence decodes to a valid
-event. Decoded objects are put in canonical order with the multiplicity caps (cuts are counted).
+event. With a density head (the default where the backbone has one, `--decode continuous`), each
+object's features are drawn from the head right after its token, so that kinematics are not limited
+to the code centroids; `--decode centroid` decodes each token to its code's centroid. Decoded objects
+are put in canonical order with the multiplicity caps (cuts are counted), and drawn features are
+clamped to physical ranges (|eta| <= 5, b-tag in [0, 1]; also counted).
 """
 from __future__ import annotations
 
@@ -42,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1, help="random seed; same seed, same events")
     parser.add_argument("--batch-size", type=int, default=4096, help="sequences generated at once")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--decode", choices=("continuous", "centroid"),
+                        help="object kinematics drawn from the density head (continuous; the default where the "
+                             "backbone has one) or each code's centroid")
     args = parser.parse_args(argv)
     if args.events < 1 or args.batch_size < 1 or args.temperature < 0:
         raise UserError("--events and --batch-size must be >= 1 and --temperature >= 0")
@@ -51,6 +58,10 @@ def main(argv: list[str] | None = None) -> int:
         model = model.to(torch.bfloat16)  # sampling is memory-bound: half the bytes per step
     tokenizer = Tokenizer.from_pretrained(args.tokenizer, device=str(device))
     check_pair(config, tokenizer, args.backbone, args.tokenizer)
+    continuous = (args.decode or ("continuous" if model.config.density_components else "centroid")) == "continuous"
+    if continuous and not model.config.density_components:
+        raise UserError(f"{args.backbone} has no density head: use --decode centroid")
+    centroids = torch.from_numpy(tokenizer.code_features()).to(device) if continuous else None
     prompt = [vocab.bos]
     if config["conditional"]:
         if args.process:
@@ -63,29 +74,41 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError("this backbone was trained without process tokens: drop --process")
     generator = torch.Generator(device=device).manual_seed(args.seed)
     caps = Caps()
-    start, unfinished = time.perf_counter(), 0
+    start, unfinished, clamped = time.perf_counter(), 0, 0
     with open_writer(args.out) as writer, tqdm(total=args.events, unit="ev", desc="sampling") as bar:
         while writer.n_events < args.events:
             n = min(args.batch_size, args.events - writer.n_events)
             p = torch.tensor([prompt] * n, device=device)
             budget = model.config.block_size - len(prompt)
-            seqs = generate(model, p, budget, temperature=args.temperature,
-                            top_k=args.top_k or None, eos_id=vocab.eos, pad_id=vocab.pad, generator=generator,
-                            grammar=Grammar(vocab, tokenizer, n, device, max_new=budget, caps=caps))[:, len(prompt):].cpu().numpy()
+            out = generate(model, p, budget, temperature=args.temperature,
+                           top_k=args.top_k or None, eos_id=vocab.eos, pad_id=vocab.pad, generator=generator,
+                           grammar=Grammar(vocab, tokenizer, n, device, max_new=budget, caps=caps), density=continuous)
+            seqs, drawn = out if continuous else (out, None)
+            seqs = seqs[:, len(prompt):].cpu().numpy()
             is_code = seqs < vocab.n_codes
             # codes up to the first non-code (EOS or padding) form the event
             lengths = np.where(is_code.all(axis=1), seqs.shape[1], (~is_code).argmax(axis=1))
             unfinished += int(is_code.all(axis=1).sum())
-            ids = ak.unflatten(seqs[np.arange(seqs.shape[1])[None, :] < lengths[:, None]], lengths)
+            kept = np.arange(seqs.shape[1])[None, :] < lengths[:, None]
+            ids = ak.unflatten(seqs[kept], lengths)
+            features = None
+            if continuous:
+                codes = torch.from_numpy(seqs[kept]).to(device)
+                x = model.density.from_density(drawn[:, len(prompt):][torch.from_numpy(kept).to(device)].float(),
+                                               centroids[codes], model.density.code_mask[codes])
+                x, n_clamped = model.density.clamp(x)
+                clamped += n_clamped
+                features = ak.unflatten(x.cpu().numpy(), lengths)
             first = writer.n_events
             info = {"run": np.full(n, args.seed), "event": np.arange(first, first + n),
                     "process": np.zeros(n) if args.process else np.full(n, -1)}
-            events = tokenizer.decode(TokenBatch(ids, info, (args.process,) if args.process else ()))
+            events = tokenizer.decode(TokenBatch(ids, info, (args.process,) if args.process else (), features))
             writer.write(events.recap(caps))
             bar.update(n)
     seconds = time.perf_counter() - start
     print(f"wrote {args.events} events to {args.out} in {seconds:.1f} s ({args.events / seconds:,.0f} events/s on "
-          f"{device}); {unfinished} reached the length limit without an end token")
+          f"{device}, {'continuous' if continuous else 'centroid'} decoding); {unfinished} reached the length "
+          f"limit without an end token" + (f"; {clamped} objects clamped to physical ranges" if continuous else ""))
     return 0
 
 

@@ -21,7 +21,13 @@ class GPTConfig:
     #: are objects; other tokens have no features.
     n_features: int = 0
     n_codes: int = 0
+    #: the continuous density head (backbone.density): mixture components, 0 for none; `density_mode`
+    #: (event or constituent) fixes its features
+    density_components: int = 0
+    density_mode: str = ""
 
     def __post_init__(self):
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd ({self.n_embd}) must be a multiple of n_head ({self.n_head})")
+        if self.density_components and self.density_mode not in ("event", "constituent"):
+            raise ValueError(f"density_mode must be event or constituent, got {self.density_mode!r}")

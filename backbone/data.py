@@ -58,6 +58,8 @@ class TokenSequences:
         self.lengths = counts + 2 + int(conditional)
         self.mode = mode  # event or constituent, where known
         self.fingerprint = fingerprint  # of the tokenizer that made the tokens, where a store records it
+        #: (each code's object type, the tokenizer's feature normalization), where a store records them
+        self.code_info = None
 
     def longest_possible(self, caps=None) -> int:
         """The longest sequence events of this mode can make under the multiplicity caps (what a
@@ -81,7 +83,11 @@ class TokenSequences:
         with h5py.File(path, "r") as f:
             n_codes, mode = int(f.attrs["vocab_size"]), str(f.attrs.get("mode", ""))
             fingerprint = str(f.attrs.get("tokenizer_fingerprint", ""))
-        return cls(chunks, n_codes, conditional, vocab, source=str(path), mode=mode, fingerprint=fingerprint)
+        from tokenizer.store import read_code_info
+
+        seqs = cls(chunks, n_codes, conditional, vocab, source=str(path), mode=mode, fingerprint=fingerprint)
+        seqs.code_info = read_code_info(path)
+        return seqs
 
     def __len__(self) -> int:
         return len(self.lengths)

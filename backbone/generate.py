@@ -32,15 +32,16 @@ class DecodeStep:
             torch.cuda.current_stream(device).wait_stream(stream)
             self.graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(self.graph):
-                self.logits = model.decode_step(self.token, self.pos, cache)
+                self.out = model.decode_step(self.token, self.pos, cache)
 
-    def __call__(self, token: torch.Tensor, pos: int) -> torch.Tensor:
+    def __call__(self, token: torch.Tensor, pos: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits, hidden state) after `token` at position `pos`."""
         self.token.copy_(token[:, None])
         self.pos.fill_(pos)
         if self.graph is None:
             return self.model.decode_step(self.token, self.pos, self.cache)
         self.graph.replay()
-        return self.logits
+        return self.out
 
 
 def sample_next(logits: torch.Tensor, temperature: float, top_k: int | None,
@@ -62,8 +63,13 @@ def sample_next(logits: torch.Tensor, temperature: float, top_k: int | None,
 def generate(model: GPT, prompt: torch.Tensor, max_new_tokens: int, *, temperature: float = 1.0,
              top_k: int | None = None, eos_id: int | None = None, pad_id: int = 0,
              generator: torch.Generator | None = None, use_cache: bool = True,
-             grammar=None, cuda_graph: bool | None = None, sync_every: int | None = None) -> torch.Tensor:
+             grammar=None, cuda_graph: bool | None = None, sync_every: int | None = None,
+             density: bool = False):
     """Continue `prompt` (B, T0) by up to `max_new_tokens` tokens; returns (B, T0 + n).
+
+    With `density` (a model with a density head), each object's features are drawn from the head
+    right after its token, and the result is (tokens (B, T0 + n), features (B, T0 + n, D)) in the
+    head's coordinates (backbone.density), zero where no object was drawn.
 
     Sampling stops for a sequence at `eos_id` (later positions get `pad_id`) and for all once every
     sequence has ended. `temperature=0` is greedy. `use_cache=False` recomputes the whole sequence at
@@ -81,23 +87,35 @@ def generate(model: GPT, prompt: torch.Tensor, max_new_tokens: int, *, temperatu
     fed = out.clone()  # what the model sees: finished sequences keep getting EOS, a valid id whatever pad_id is
     done = torch.zeros(B, dtype=torch.bool, device=device)
     end = torch.full((B,), T0 + max_new_tokens, dtype=torch.long, device=device)  # one past each EOS
+    if density and not model.config.density_components:
+        raise ValueError("this backbone has no density head: sample with centroid decoding")
+    features = torch.zeros(B, T0 + max_new_tokens, model.density.n_dims, device=device) if density else None
     if use_cache:
         dtype = next(model.parameters()).dtype
         cache = KVCache.empty(model.config, B, T0 + max_new_tokens, device, dtype)
         graph = device.type == "cuda" if cuda_graph is None else cuda_graph
         step = DecodeStep(model, cache, B, T0, graph)  # captured before the prefill fills the cache
-        prefill = model(prompt, kv_cache=cache)[0][:, -1]
+        hidden = model.hidden_states(prompt, kv_cache=cache)[:, -1]
+        prefill = model.lm_head(hidden), hidden
     sync_every = sync_every or (SYNC_EVERY if device.type == "cuda" else 1)
     n = T0
     for i in range(max_new_tokens):
         if use_cache:
-            logits = step(token, n - 1) if i > 0 else prefill
+            logits, hidden = step(token, n - 1) if i > 0 else prefill
         else:
-            logits = model(fed[:, :n])[0][:, -1]
+            hidden = model.hidden_states(fed[:, :n])[:, -1]
+            logits = model.lm_head(hidden)
         logits = logits.float()
         if grammar is not None:
             logits = grammar.mask(logits)
         token = sample_next(logits, temperature, top_k, generator)
+        if density:
+            # every row draws (fixed shapes, the same random stream whatever ends when); rows whose
+            # token is not an object keep zeros
+            code = token.clamp(max=model.config.n_codes - 1)
+            z = model.density(hidden, model.wte(code), code).sample(generator)
+            is_object = (token < model.config.n_codes) & ~done
+            features[:, n] = torch.where(is_object[:, None], z.to(features.dtype), features[:, n])
         out[:, n] = torch.where(done, torch.full_like(token, pad_id), token)
         if eos_id is not None:
             token = torch.where(done, torch.full_like(token, eos_id), token)
@@ -111,4 +129,4 @@ def generate(model: GPT, prompt: torch.Tensor, max_new_tokens: int, *, temperatu
             break
     if eos_id is not None and bool(done.all()):
         n = int(end.max())  # steps run past the last EOS between two checks only added padding
-    return out[:, :n]
+    return (out[:, :n], features[:, :n]) if density else out[:, :n]

@@ -8,6 +8,9 @@ Generation uses a preallocated `KVCache` written in place.
 The hybrid variant (`n_features > 0`) adds a linear embedding of each object's continuous features to
 its token embedding. Objects read from data bring their own features; tokens the model generates (or
 is given without features) get what their code decodes to, from the `code_features` table.
+
+With `density_components > 0` the model also carries the continuous density head (backbone.density):
+each object's features given its token and the event before it.
 """
 from __future__ import annotations
 
@@ -111,6 +114,12 @@ class GPT(nn.Module):
         if config.n_features:
             self.wfe = nn.Linear(config.n_features, config.n_embd, bias=False)
             self.register_buffer("code_features", torch.zeros(config.vocab_size, config.n_features))
+        if config.density_components:
+            from backbone.density import DensityHead
+            from tokenizer.features import FEATURES
+
+            self.density = DensityHead(config.n_embd, config.density_mode, config.n_codes,
+                                       len(FEATURES[config.density_mode]), config.density_components)
         self.apply(self._init_weights)
         for name, p in self.named_parameters():
             if name.endswith("proj.weight") or name.endswith("mlp.2.weight"):
@@ -164,23 +173,42 @@ class GPT(nn.Module):
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, *, causal: bool = True,
                 pad_mask: torch.Tensor | None = None, kv_cache: KVCache | None = None,
-                features: torch.Tensor | None = None):
-        """(logits (B, T, vocab), loss or None); targets of -100 are ignored."""
-        logits = self.lm_head(self.hidden_states(idx, causal=causal, pad_mask=pad_mask, kv_cache=kv_cache,
-                                                 features=features))
+                features: torch.Tensor | None = None, target_features: torch.Tensor | None = None):
+        """(logits (B, T, vocab), loss or None); targets of -100 are ignored.
+
+        With `target_features` (B, T, n_features), the normalized features of the objects the targets
+        are, a model with a density head returns (logits, loss, density loss): the mean negative
+        log-density of the target objects' features (head coordinates)."""
+        hidden = self.hidden_states(idx, causal=causal, pad_mask=pad_mask, kv_cache=kv_cache, features=features)
+        logits = self.lm_head(hidden)
         loss = None
         if targets is not None:
             loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100)
-        return logits, loss
+        if target_features is None:
+            return logits, loss
+        mixture, z, mask = self.object_densities(hidden, targets, target_features)
+        return logits, loss, -mixture.log_prob(z, mask).mean()
 
-    def decode_step(self, idx: torch.Tensor, pos: torch.Tensor, kv_cache: KVCache) -> torch.Tensor:
-        """Logits (B, vocab) of one token per sequence, `idx` (B, 1), at position `pos` (a one-element
-        long tensor), attending to the cache up to `pos`. Leaves `kv_cache.length` alone: the caller
-        owns the position."""
+    def object_densities(self, hidden: torch.Tensor, targets: torch.Tensor, target_features: torch.Tensor):
+        """(mixture, density coordinates z, feature mask) of the N positions whose target is an object
+        token, in row-major order: `hidden` (B, T, n_embd) predicts `targets` (B, T), objects with
+        normalized features `target_features` (B, T, n_features)."""
+        if not self.config.density_components:
+            raise ValueError("this backbone has no density head (model.density_components = 0)")
+        is_object = (targets >= 0) & (targets < self.config.n_codes)
+        tokens = targets[is_object]
+        mixture = self.density(hidden[is_object], self.wte(tokens), tokens)
+        return mixture, self.density.to_density(target_features[is_object].float()), self.density.code_mask[tokens]
+
+    def decode_step(self, idx: torch.Tensor, pos: torch.Tensor, kv_cache: KVCache) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits (B, vocab), final hidden state (B, n_embd)) of one token per sequence, `idx` (B, 1),
+        at position `pos` (a one-element long tensor), attending to the cache up to `pos`. Leaves
+        `kv_cache.length` alone: the caller owns the position."""
         x = self.embed(idx, None) + self.wpe(pos)
         for i, block in enumerate(self.blocks):
             x = block(x, False, None, kv_cache, i, pos)
-        return self.lm_head(self.ln_f(x))[:, 0]
+        hidden = self.ln_f(x)[:, 0]
+        return self.lm_head(hidden), hidden
 
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters()) - self.wpe.weight.numel()

@@ -36,6 +36,9 @@ class ModelSection:
     #: embed each object's continuous features alongside its token (needs a token store written with
     #: `tokenizer.tokenize --features`); targets stay token ids
     hybrid: bool = False
+    #: the continuous density head (backbone.density): mixture components, 0 for none; needs a token
+    #: store written with `tokenizer.tokenize --features`
+    density_components: int = 0
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,7 @@ class TrainSection:
     process_dropout: float = 0.1
     weight_next: float = 1.0
     weight_masked: float = 1.0
+    weight_density: float = 1.0  # the density head's negative log-likelihood, per object
     seed: int = 0
     device: str = "auto"
     compile: bool = False  # torch.compile the model (CUDA)
@@ -83,11 +87,12 @@ def split_indices(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.nd
 
 
 def losses(model, batch: torch.Tensor, data: TokenSequences, rate: float, generator: torch.Generator, autocast,
-           wrapped=None, process_dropout: float = 0.0, features: torch.Tensor | None = None):
-    """(next-token loss, masked-token loss) of one batch (B, T), with its objects' `features` (B, T, F)
-    for a hybrid model. Under DDP, `wrapped` (the DDP module) runs the second pass: DDP prepares one
-    backward per forward call through it, and the gradients of both passes, summed in one backward,
-    are all-reduced once."""
+           wrapped=None, process_dropout: float = 0.0, features: torch.Tensor | None = None, density: bool = False):
+    """(next-token loss, masked-token loss, density loss or 0) of one batch (B, T), with its objects'
+    `features` (B, T, F) for a hybrid model or a `density` head (trained on the causal pass: each
+    object's features given its token and the objects before it). Under DDP, `wrapped` (the DDP
+    module) runs the second pass: DDP prepares one backward per forward call through it, and the
+    gradients of both passes, summed in one backward, are all-reduced once."""
     vocab = data.vocab
     if data.conditional and process_dropout > 0:
         drop = (torch.rand(len(batch), generator=generator) < process_dropout).to(batch.device)
@@ -98,12 +103,14 @@ def losses(model, batch: torch.Tensor, data: TokenSequences, rate: float, genera
     ignore = pad | (batch == vocab.mask) if data.conditional else pad
     targets = torch.where(ignore[:, 1:], torch.full_like(batch[:, 1:], -100), batch[:, 1:])
     with autocast:
-        _, loss_next = model(batch[:, :-1], targets, causal=True,
-                             features=None if features is None else features[:, :-1])
+        extra = {"target_features": features[:, 1:]} if density else {}
+        out = model(batch[:, :-1], targets, causal=True, features=None if features is None else features[:, :-1],
+                    **extra)
+        loss_next, loss_density = out[1], out[2] if density else torch.zeros((), device=batch.device)
         inputs, masked_targets = mask_tokens(batch, data.vocab, rate, generator)
         # the model ignores features at MASK: a masked object's features are hidden with its token
         _, loss_masked = (wrapped or model)(inputs, masked_targets, causal=False, pad_mask=pad, features=features)
-    return loss_next, loss_masked
+    return loss_next, loss_masked, loss_density
 
 
 def init_distributed(device: torch.device) -> tuple[int, int, torch.device]:
@@ -126,18 +133,24 @@ def init_distributed(device: torch.device) -> tuple[int, int, torch.device]:
 @torch.no_grad()
 def evaluate(model, data: TokenSequences, indices: np.ndarray, cfg: TrainSection, device, autocast) -> dict:
     model.eval()
-    sums, n = {"next": 0.0, "masked": 0.0}, 0
+    density = bool(_unwrap(model).config.density_components)
+    sums, n = {"next": 0.0, "masked": 0.0, "density": 0.0}, 0
     gen = torch.Generator().manual_seed(cfg.seed + 17)  # the same masks at every evaluation
     for start in range(0, len(indices), cfg.batch_size):
         batch, features = data.tensors(indices[start:start + cfg.batch_size], device)
-        ln, lm = losses(model, batch, data, cfg.mask_rate, gen, autocast, features=features)
-        sums["next"] += float(ln) * len(batch)
-        sums["masked"] += float(lm) * len(batch)
+        for k, loss in zip(sums, losses(model, batch, data, cfg.mask_rate, gen, autocast, features=features,
+                                        density=density)):
+            sums[k] += float(loss) * len(batch)
         n += len(batch)
     model.train()
-    out = {f"val_loss_{k}": v / max(n, 1) for k, v in sums.items()}
-    out.update({f"val_perplexity_{k}": math.exp(out[f"val_loss_{k}"]) for k in sums})
+    out = {f"val_loss_{k}": v / max(n, 1) for k, v in sums.items() if k != "density" or density}
+    out.update({f"val_perplexity_{k}": math.exp(out[f"val_loss_{k}"]) for k in ("next", "masked")})
     return out
+
+
+def _unwrap(model):
+    """The GPT inside a torch.compile wrapper."""
+    return getattr(model, "_orig_mod", model)
 
 
 def stop_signal(stop, world: int, device) -> int:
@@ -161,6 +174,15 @@ def hybrid_table(cfg: PretrainConfig, data: TokenSequences, val_data: TokenSeque
             raise UserError(f"model.hybrid needs features in the token store data.{name}: write it with "
                             "python -m tokenizer.tokenize --features")
     return table
+
+
+def check_density_data(cfg: PretrainConfig, data: TokenSequences, val_data: TokenSequences) -> None:
+    """A density head is trained on the objects' features: every store must hold them, and the codes'
+    meaning (recorded by stores written since the head exists)."""
+    for name, d in (("train", data), ("val", val_data)):
+        if d.features is None or d.code_info is None or d.mode not in ("event", "constituent"):
+            raise UserError(f"model.density_components needs features in the token store data.{name}: write it "
+                            "with python -m tokenizer.tokenize --features (or set model.density_components=0)")
 
 
 def save_backbone(model: GPT, data: TokenSequences, cfg: PretrainConfig, folder: Path, extra: dict) -> None:
@@ -198,12 +220,22 @@ def run(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -> dic
     m = cfg.model
     block = max(data.longest_possible(), val_data.longest_possible())
     table = hybrid_table(cfg, data, val_data) if m.hybrid else None
+    if m.density_components:
+        check_density_data(cfg, data, val_data)
     gpt = GPTConfig(vocab_size=data.vocab.size, block_size=block, n_layer=m.n_layer, n_head=m.n_head,
                     n_embd=m.n_embd, dropout=m.dropout, bias=m.bias,
-                    n_features=0 if table is None else table.shape[1], n_codes=data.vocab.n_codes)
+                    n_features=0 if table is None else table.shape[1], n_codes=data.vocab.n_codes,
+                    density_components=m.density_components, density_mode=data.mode if m.density_components else "")
     model = GPT(gpt).to(device)
     if table is not None:
         model.set_code_features(torch.from_numpy(table))
+    if m.density_components:
+        code_types, transform = data.code_info
+        from tokenizer.store import read_code_features
+
+        model.density.set_tokenizer(code_types.tolist(), transform["mean"], transform["std"],
+                                    read_code_features(cfg.data.train)[:data.vocab.n_codes])
+    density = bool(m.density_components)
     optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay, betas=(0.9, 0.95),
                                   fused=device.type == "cuda")
     ddp = None
@@ -218,7 +250,7 @@ def run(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -> dic
     if rank == 0:
         record_run(out, to_dict(cfg), tc.seed, f"{device} x{world}")
     state = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "history": [], "tokens": 0, "seconds": 0.0,
-             "curve": [], "window": [0.0, 0.0, 0]}  # curve: [step, mean next, mean masked] every log_every steps
+             "curve": [], "window": [0.0, 0.0, 0.0, 0]}  # curve: [step, mean next, mean masked(, mean density)]
     if resume and checkpoint_exists(out / "checkpoint"):
         state, _ = load_checkpoint(out / "checkpoint", model, optimizer)
 
@@ -255,9 +287,10 @@ def run(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -> dic
             for _ in range(tc.grad_accum):
                 batch, features = data.tensors(next(batches), device)
                 gen = torch.Generator().manual_seed((tc.seed * 1_000_003 + state["step"]) * world + rank)
-                loss_next, loss_masked = losses(step_model, batch, data, tc.mask_rate, gen, autocast, ddp,
-                                                tc.process_dropout, features)
-                loss = (tc.weight_next * loss_next + tc.weight_masked * loss_masked) / tc.grad_accum
+                loss_next, loss_masked, loss_density = losses(step_model, batch, data, tc.mask_rate, gen, autocast,
+                                                               ddp, tc.process_dropout, features, density)
+                loss = (tc.weight_next * loss_next + tc.weight_masked * loss_masked
+                        + tc.weight_density * loss_density) / tc.grad_accum
                 loss.backward()
                 tokens += int((batch != data.vocab.pad).sum())
             torch.nn.utils.clip_grad_norm_(model.parameters(), tc.clip)
@@ -270,17 +303,19 @@ def run(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -> dic
             state["seconds"] += time.perf_counter() - start
             bar.update(1)
             bar.set_postfix(next=f"{loss_next.item():.3f}", masked=f"{loss_masked.item():.3f}",
+                            **({"density": f"{loss_density.item():.3f}"} if density else {}),
                             tok_s=f"{state['tokens'] / max(state['seconds'], 1e-9):,.0f}")
             window = state["window"]
-            window[0], window[1], window[2] = window[0] + loss_next.item(), window[1] + loss_masked.item(), window[2] + 1
+            for i, value in enumerate((loss_next, loss_masked, loss_density)):
+                window[i] += value.item()
+            window[3] += 1
             if state["step"] % max(1, tc.eval_every // 10) == 0 or state["step"] == tc.max_steps:
-                state["curve"].append([state["step"], window[0] / window[2], window[1] / window[2]])
-                state["window"] = [0.0, 0.0, 0]
+                state["curve"].append([state["step"], *(w / window[3] for w in window[:2 + density])])
+                state["window"] = [0.0, 0.0, 0.0, 0]
             if state["step"] % tc.eval_every == 0 or state["step"] == tc.max_steps:
                 metrics = evaluate(step_model, val_data, val_idx, tc, device, autocast)
-                _, train_next, train_masked = state["curve"][-1]
-                state["history"].append({"step": state["step"], "train_loss_next": train_next,
-                                         "train_loss_masked": train_masked, **metrics})
+                train = dict(zip(("train_loss_next", "train_loss_masked", "train_loss_density"), state["curve"][-1][1:]))
+                state["history"].append({"step": state["step"], **train, **metrics})
                 if rank == 0:
                     save_checkpoint(out / "checkpoint", model, optimizer, state)
             signum = stop_signal(stop, world, device)
@@ -292,6 +327,7 @@ def run(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -> dic
     bar.close()
     last = state["history"][-1]
     result = {"val_loss_next": last["val_loss_next"], "val_loss_masked": last["val_loss_masked"],
+              **({"val_loss_density": last["val_loss_density"]} if density else {}),
               "val_perplexity_next": last["val_perplexity_next"],
               "val_perplexity_masked": last["val_perplexity_masked"],
               "tokens_per_s": state["tokens"] / max(state["seconds"], 1e-9), "steps": state["step"],

@@ -7,7 +7,7 @@ run_settings() {
   SUFFIX=$([ "$HYBRID" = 1 ] && echo _hybrid || true)
   RUN=${RUN:-runs/$1$SUFFIX}
   RESULTS=benchmarks/results/${2}_$PROFILE$SUFFIX
-  TOKENIZE_ARGS=$([ "$HYBRID" = 1 ] && echo --features || true)
+  TOKENIZE_ARGS=--features  # the density head trains on the features (and the hybrid reads them)
   PRETRAIN_ARGS=$([ "$HYBRID" = 1 ] && echo --model.hybrid=true || true)
   CONFIG=configs/backbone/$([ "$PROFILE" = cpu ] && echo event-cpu || echo event).yaml
 }

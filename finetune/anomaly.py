@@ -1,13 +1,15 @@
 """python -m finetune.anomaly: anomaly scores of data events, and how well they find a signal.
 
     python -m finetune.anomaly score --backbone RUN --tokenizer RUN --input data.root --out scores.h5 \
-        [--format nanoaod] [--method nll masked entropy head] [--classifier RUN] [--reference sm.h5 ...]
+        [--format nanoaod] [--method surprise nll masked entropy head] [--classifier RUN] [--reference sm.h5 ...]
     python -m finetune.anomaly evaluate --background bkg_scores.h5 --signal sig_scores.h5 --out DIR
     python -m finetune.anomaly evaluate --scores mixed_scores.h5 --signal-process tttt_proxy --out DIR
 
 `score` streams the input (files larger than memory) and writes one row per event, in input order,
 with its id, a flag word (objects beyond the caps 1, unknown object types 2, no objects 4) and one
-column per score (see finetune.scores). `evaluate` gives ROC AUC, maximum significance improvement
+column per score (see finetune.scores). The default, for a backbone with a density head, is the
+surprise first, then nll, masked and quantization (which object contributes most, and in HDF5 every
+object's contribution, come with it). `evaluate` gives ROC AUC, maximum significance improvement
 and background rejection at 10%/30%/50% signal efficiency per score, with plots.
 """
 from __future__ import annotations
@@ -70,8 +72,8 @@ def score(args) -> int:
     from finetune.model import Classifier
     from common.provenance import run_info
     from finetune.score_store import ScoreWriter
-    from finetune.scores import (COLUMNS, FLAGS, entropy_scores, head_scores, masked_scores, nll_scores,
-                                 quantization_scores)
+    from finetune.scores import (COLUMNS, FLAGS, OBJECT_COLUMNS, default_methods, entropy_scores, head_scores,
+                                 masked_scores, nll_scores, quantization_scores, surprise_scores)
     from tokenizer.tokenizer import Tokenizer
     from tokenizer.train import resolve_device
 
@@ -80,7 +82,10 @@ def score(args) -> int:
     model, vocab, config = load_backbone(args.backbone, device)
     tokenizer = Tokenizer.from_pretrained(args.tokenizer, device=str(device))
     check_pair(config, tokenizer, args.backbone, args.tokenizer)
-    methods = list(dict.fromkeys(args.method))
+    methods = list(dict.fromkeys(args.method or default_methods(model)))
+    if "surprise" in methods and not model.config.density_components:
+        raise UserError(f"method surprise needs a backbone with a density head; {args.backbone} has none "
+                        "(pretrain with model.density_components > 0 on a store tokenized with --features)")
     classifier = None
     if "entropy" in methods:
         if not args.classifier:
@@ -97,12 +102,15 @@ def score(args) -> int:
             "methods": methods, "flags": {str(k): v for k, v in FLAGS.items()},
             "run": run_info(json.loads(json.dumps(vars(args), default=str)), args.seed, str(device))}
     start, flagged = time.perf_counter(), 0
-    with ScoreWriter(args.out, columns, meta) as writer, \
+    object_columns = tuple(c for m in methods for c in OBJECT_COLUMNS.get(m, ()))
+    with ScoreWriter(args.out, columns, meta, object_columns) as writer, \
             tqdm(total=n_events, unit="ev", desc="scoring", disable=args.quiet) as bar:
         for events, flags, tokens, residuals in encoded(args.input, args.format, tokenizer, args.step_size):
             seqs = unlabelled_sequences([tokens], vocab.n_codes, config["conditional"], model.config.block_size,
                                         str(args.input))
             scores = {}
+            if "surprise" in methods:
+                scores.update(surprise_scores(model, seqs, device, args.batch_size))
             if "nll" in methods:
                 scores.update(nll_scores(model, seqs, device, args.batch_size))
             if "masked" in methods:
@@ -115,7 +123,7 @@ def score(args) -> int:
             if "head" in methods:
                 first = writer.n_events
                 scores.update(head_scores(heads, fold_of[first:first + len(seqs)], seqs, device, args.batch_size))
-            writer.write(events.info, flags, scores, events.process_names)
+            writer.write(events.info, flags, scores, events.process_names, scores.pop("objects", None))
             flagged += int((flags != 0).sum())
             bar.update(len(events))
     seconds = time.perf_counter() - start
@@ -195,7 +203,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--input", required=True, type=Path, help="data events (ROOT or HDF5)")
     p.add_argument("--format", default="auto", help="input format (default: detected), e.g. nanoaod, delphes")
     p.add_argument("--out", required=True, type=Path, help="score file: .h5 or .csv")
-    p.add_argument("--method", nargs="+", default=["nll", "masked", "quantization"], choices=METHODS, help="scores to compute")
+    p.add_argument("--method", nargs="+", choices=METHODS,
+                   help="scores to compute (default: surprise nll masked quantization; without a density head "
+                        "nll masked quantization)")
     p.add_argument("--classifier", type=Path, help="fine-tuned classifier folder (method entropy)")
     p.add_argument("--reference", nargs="+", help="Standard Model reference files (method head)")
     p.add_argument("--reference-format", default="auto", help="format of the reference files")

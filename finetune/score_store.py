@@ -2,6 +2,11 @@
 where the input knows it (generated or simulated samples; empty for data), a flag word and one column
 per score. HDF5 (format `colliderfm.scores`) or CSV, written atomically and streamed.
 
+Scores with per-object contributions (the surprise) add a `worst_object` column: the index, in the
+event's canonical object order (jets by pt, leptons, photons, MET), of the object that contributes
+most (-1 without objects); HDF5 files also hold every object's contribution, jagged, as
+/objects/<score> (flat) with /objects/offsets (events + 1), read back by `read_object_scores`.
+
 Before the file appears, each score column is checked: a non-finite score of an unflagged event, or
 a column that has collapsed (the same value for every event), is an error, not a result.
 """
@@ -18,7 +23,7 @@ from events.writer import EventWriter
 
 FORMAT = "colliderfm.scores"
 ID_FIELDS = ("run", "lumi", "event")
-NOT_SCORES = (*ID_FIELDS, "process", "flag")
+NOT_SCORES = (*ID_FIELDS, "process", "flag", "worst_object")
 
 
 class ScoreError(EventDataError):
@@ -26,12 +31,14 @@ class ScoreError(EventDataError):
 
 
 class ScoreWriter(EventWriter):
-    def __init__(self, path: str | Path, columns: tuple[str, ...], meta: dict | None = None):
+    def __init__(self, path: str | Path, columns: tuple[str, ...], meta: dict | None = None,
+                 object_columns: tuple[str, ...] = ()):
         if Path(path).suffix.lower() not in (".h5", ".hdf5", ".csv"):
             raise EventDataError(f"{path}: score files are .h5, .hdf5 or .csv")
         super().__init__(path)
         self.columns = columns
-        self.names = (*ID_FIELDS, "process", "flag", *columns)
+        self.object_columns = object_columns
+        self.names = (*ID_FIELDS, "process", "flag", *(("worst_object",) if object_columns else ()), *columns)
         self._low = {c: np.inf for c in columns}
         self._high = {c: -np.inf for c in columns}
         self.csv = self.path.suffix.lower() == ".csv"
@@ -47,10 +54,18 @@ class ScoreWriter(EventWriter):
                 dtype = np.float64 if name in columns else np.int64  # process: index into process_names
                 self._out.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dtype, chunks=(1 << 16,),
                                          compression="gzip", shuffle=True, fletcher32=True)
+            for name in object_columns:
+                self._out.create_dataset(f"objects/{name}", shape=(0,), maxshape=(None,), dtype=np.float64,
+                                         chunks=(1 << 16,), compression="gzip", shuffle=True, fletcher32=True)
+            if object_columns:
+                self._out.create_dataset("objects/offsets", data=np.zeros(1, np.int64), maxshape=(None,),
+                                         chunks=(1 << 16,), compression="gzip", shuffle=True, fletcher32=True)
+        self._n_objects = 0
 
     def write(self, ids: dict[str, np.ndarray], flags: np.ndarray, scores: dict[str, np.ndarray],
-              process_names: tuple[str, ...] = ()) -> None:
-        """One chunk: `ids` holds run, lumi, event and optionally process (indices into `process_names`)."""
+              process_names: tuple[str, ...] = (), objects: dict | None = None) -> None:
+        """One chunk: `ids` holds run, lumi, event and optionally process (indices into `process_names`);
+        `objects` the per-object contributions (jagged awkward arrays) of `object_columns`."""
         for c in self.columns:
             s = scores[c]
             bad = ~np.isfinite(s) & (flags == 0)
@@ -66,10 +81,22 @@ class ScoreWriter(EventWriter):
         if self.csv:
             table = np.array(self._process_names + [""], dtype=object)
             process = table[process]  # names in CSV, readable as they are
-        values = [ids[k] for k in ID_FIELDS] + [process, flags] + [scores[c] for c in self.columns]
+        worst = []
+        if self.object_columns:
+            import awkward as ak
+
+            first = objects[self.object_columns[0]]
+            worst = [ak.to_numpy(ak.fill_none(ak.argmax(first, axis=1), -1)).astype(np.int64)]
+            if not self.csv:
+                counts = ak.to_numpy(ak.num(first)).astype(np.int64)
+                for name in self.object_columns:
+                    append_to_dataset(self._out["objects"][name], ak.to_numpy(ak.flatten(objects[name])))
+                append_to_dataset(self._out["objects/offsets"], self._n_objects + np.cumsum(counts))
+                self._n_objects += int(counts.sum())
+        values = [ids[k] for k in ID_FIELDS] + [process, flags] + worst + [scores[c] for c in self.columns]
         if self.csv:
             rows = np.column_stack([np.asarray(v, dtype=object) for v in values])
-            fmt = ["%d"] * len(ID_FIELDS) + ["%s", "%d"] + ["%.9g"] * len(self.columns)
+            fmt = ["%d"] * len(ID_FIELDS) + ["%s", "%d"] + ["%d"] * len(worst) + ["%.9g"] * len(self.columns)
             np.savetxt(self._out, rows, fmt=fmt, delimiter=",")
         else:
             for name, v in zip(self.names, values):
@@ -101,14 +128,26 @@ def read_scores(path: str | Path) -> dict[str, np.ndarray]:
         if not rows or rows[0][:len(ID_FIELDS)] != list(ID_FIELDS):
             raise EventDataError(f"{path}: not a score file (header {rows[0] if rows else 'missing'})")
         columns = dict(zip(rows[0], zip(*rows[1:]))) if len(rows) > 1 else {k: () for k in rows[0]}
-        return {k: np.array(v, dtype=str if k == "process" else np.int64 if k in (*ID_FIELDS, "flag") else float)
+        return {k: np.array(v, dtype=str if k == "process" else np.int64 if k in (*ID_FIELDS, "flag", "worst_object") else float)
                 for k, v in columns.items()}
     import h5py
 
     with h5py.File(path, "r") as f:
         if f.attrs.get("format") != FORMAT:
             raise EventDataError(f"{path}: not a {FORMAT} file")
-        out = {k: f[k][:] for k in f}
+        out = {k: f[k][:] for k in f if k != "objects"}
         names = np.array(json.loads(f.attrs.get("process_names", "[]")) + [""], dtype=object)
     out["process"] = names[out["process"]].astype(str)
     return out
+
+
+def read_object_scores(path: str | Path) -> dict:
+    """The per-object contributions of an HDF5 score file: {score: jagged awkward array (events, objects)}."""
+    import awkward as ak
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        if "objects" not in f:
+            raise EventDataError(f"{path}: no per-object scores (score with --method surprise, into .h5)")
+        counts = np.diff(f["objects/offsets"][:])
+        return {k: ak.unflatten(f["objects"][k][:], counts) for k in f["objects"] if k != "offsets"}

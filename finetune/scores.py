@@ -1,7 +1,18 @@
 """Anomaly scores of events, one per event and method, higher = more anomalous.
 
+    surprise  (the default for backbones with a density head) how improbable the event is under the
+              full density p(tokens) x prod_i p(x_i | token_i, context), made comparable across
+              object counts: every token and every object's features gives a tail probability u
+              (uniform on [0, 1] for events the model describes), and the m of them are combined
+              into one calibrated p-value (the better of Fisher's and Tippett's methods, see
+              `combined`). Under the model its -log is about Exp(1) for every m, so an event is not
+              anomalous for having many objects, only for having improbable ones (or an improbable
+              number). Also `density_nll`: -log p(event) with
+              features in physical units (pt, m in GeV), which is not comparable across counts; and
+              per-object contributions (which object made the event anomalous)
     nll       negative log-likelihood of the event under the backbone (causal): total and per token
-    masked    cross-entropy of masked object tokens (bidirectional), averaged over several maskings
+    masked    cross-entropy of masked object tokens (bidirectional), averaged over several maskings;
+              `masked_surprise`, the same maskings' tail probabilities combined as the surprise's
     entropy   entropy of a fine-tuned process classifier's probabilities (Abasov et al.)
     quantization  the worst tokenizer residual among the event's objects: how badly its tokens represent
               it. Objects unlike any seen in training get ordinary tokens, so the token scores above
@@ -14,6 +25,8 @@ types the tokenizer has no codes for, events without objects).
 """
 from __future__ import annotations
 
+import math
+
 import awkward as ak
 import numpy as np
 import torch
@@ -23,9 +36,18 @@ from backbone.data import TokenSequences, to_device
 from backbone.masking import counter_uniform, mask_tokens
 from events.model import Events
 
-METHODS = ("nll", "masked", "entropy", "quantization", "head")
-COLUMNS = {"nll": ("nll", "nll_per_token"), "masked": ("masked",), "entropy": ("entropy",),
-           "quantization": ("quantization",), "head": ("head",)}
+METHODS = ("surprise", "nll", "masked", "entropy", "quantization", "head")
+COLUMNS = {"surprise": ("surprise", "density_nll"), "nll": ("nll", "nll_per_token"),
+           "masked": ("masked", "masked_surprise"), "entropy": ("entropy",), "quantization": ("quantization",),
+           "head": ("head",)}
+#: per-object columns (HDF5 score files hold them jagged, under /objects)
+OBJECT_COLUMNS = {"surprise": ("surprise",)}
+
+
+def default_methods(model) -> list[str]:
+    """What `anomaly score` computes when not told: the surprise first where the backbone can."""
+    base = ["nll", "masked", "quantization"]
+    return ["surprise", *base] if model.config.density_components else base
 
 FLAG_TRUNCATED = 1  # objects lost to the multiplicity caps
 FLAG_UNKNOWN_TYPES = 2  # objects of types the tokenizer has no codes for, left out
@@ -61,14 +83,97 @@ def nll_scores(model, seqs: TokenSequences, device, batch_size: int = 512) -> di
     return {"nll": total, "nll_per_token": per_token}
 
 
+def token_log_tail(logits: torch.Tensor, targets: torch.Tensor, rows: int = 64) -> torch.Tensor:
+    """(B, T) log of each target token's mid-p tail probability P[p(T) < p(t)] + p(t)/2 under
+    softmax(`logits`) (B, T, V): near 1 for the likeliest token, tiny for an improbable one, and about
+    uniform on [0, 1] for tokens drawn from the model. Computed `rows` sequences at a time (the full
+    (B, T, V) probabilities of a batch would be a second copy of the logits)."""
+    out = torch.empty(targets.shape, dtype=torch.float32, device=logits.device)
+    for a in range(0, len(targets), rows):
+        logp = torch.log_softmax(logits[a:a + rows].float(), -1)
+        t = targets[a:a + rows].clamp(min=0)
+        observed = logp.gather(-1, t[..., None])
+        below = torch.where(logp < observed, logp.exp(), torch.zeros_like(logp)).sum(-1)
+        out[a:a + rows] = torch.log(below + 0.5 * observed[..., 0].exp())
+    return out
+
+
+def fisher(surprise_sum: torch.Tensor, n_terms: torch.Tensor) -> torch.Tensor:
+    """-log P[Gamma(m, 1) > S]: the m tail probabilities whose -log sum to S combined (Fisher's
+    method), an Exp(1) surprise whatever m when they are uniform; 0 where m = 0."""
+    from backbone.density import log_gamma_sf
+
+    out = -log_gamma_sf(n_terms.clamp(min=1).double(), surprise_sum.double())
+    return torch.where(n_terms > 0, out, torch.zeros_like(out))
+
+
+def combined(terms: torch.Tensor, counted: torch.Tensor) -> torch.Tensor:
+    """The event surprise from its terms' -log u (B, T), where `counted` (B, T): the better of two
+    calibrated combinations, Fisher's (sensitive to many mildly improbable terms: an improbable number
+    of objects, several hard ones) and Tippett's (the least probable term alone, 1 - (1 - u_min)^m:
+    sensitive to one extraordinary object, which Fisher's sum dilutes among the ordinary ones), with a
+    Bonferroni factor 2 for taking the better: -log min(1, 2 min(p_Fisher, p_Tippett)); about Exp(1)
+    whatever the number of terms for events the model describes."""
+    terms = torch.where(counted, terms, torch.zeros_like(terms)).double()
+    m = counted.sum(1)
+    log_p_fisher = -fisher(terms.sum(1), m)
+    log_u_min = -terms.max(1).values
+    # log(1 - (1 - u)^m), accurate for tiny u (then about log(m u)) and for u near 1
+    log_p_tippett = torch.log(-torch.expm1(m.double() * torch.log1p(-torch.exp(log_u_min).clamp(max=1 - 1e-16))))
+    log_p = torch.minimum(log_p_fisher, log_p_tippett) + math.log(2)
+    return torch.where(m > 0, -log_p.clamp(max=0.0), torch.zeros_like(log_p))
+
+
+@torch.no_grad()
+def surprise_scores(model, seqs: TokenSequences, device, batch_size: int = 512) -> dict:
+    """The `surprise` of each event (see the module), its `density_nll`, and per-object surprises
+    (`objects`: {"surprise": jagged (events, objects)}, each the token's and the features' -log u).
+    Needs a backbone with a density head and sequences with the objects' features."""
+    if not model.config.density_components:
+        raise ValueError("method surprise needs a backbone with a density head (model.density_components > 0)")
+    if seqs.features is None:
+        raise ValueError("method surprise needs the objects' features (encode with features=True)")
+    vocab = seqs.vocab
+    first = 1 + int(seqs.conditional)  # sequence position of the first object
+    counts = np.diff(seqs.offsets)
+    surprise, density_nll = np.empty(len(seqs)), np.empty(len(seqs))
+    per_object = np.empty(int(counts.sum()))
+    hybrid = bool(model.config.n_features)
+    for rows, idx, features in seqs.sorted_batches(batch_size):
+        idx, features = to_device(idx, features, device)
+        hidden = model.hidden_states(idx[:, :-1], causal=True, features=features[:, :-1] if hybrid else None)
+        logits = model.lm_head(hidden)
+        targets = idx[:, 1:]
+        scored = (targets < vocab.n_codes) | (targets == vocab.eos)  # not PAD, not the process position
+        token_tail = torch.where(scored, -token_log_tail(logits, targets), torch.zeros(targets.shape, device=device))
+        nll = F.cross_entropy(logits.float().transpose(1, 2), targets, reduction="none") * scored
+        mixture, z, mask = model.object_densities(hidden, targets, features[:, 1:])
+        is_object = (targets >= 0) & (targets < vocab.n_codes)
+        feature_tail = torch.zeros(targets.shape, device=device)
+        feature_tail[is_object] = -mixture.log_tail(z, mask).float()
+        feature_nll = torch.zeros(targets.shape, device=device)
+        feature_nll[is_object] = -(mixture.log_prob(z, mask) + model.density.log_jacobian(z, mask, physical=True))
+        terms = torch.cat([token_tail, feature_tail], 1)
+        surprise[rows] = combined(terms, torch.cat([scored, is_object], 1)).cpu().numpy()
+        total = token_tail + feature_tail
+        density_nll[rows] = (nll.sum(1) + feature_nll.sum(1)).double().cpu().numpy()
+        total = total.cpu().numpy()
+        for r, row in enumerate(rows):
+            a = seqs.offsets[row]
+            per_object[a:a + counts[row]] = total[r, first - 1:first - 1 + counts[row]]
+    return {"surprise": surprise, "density_nll": density_nll,
+            "objects": {"surprise": ak.unflatten(per_object, counts)}}
+
+
 @torch.no_grad()
 def masked_scores(model, seqs: TokenSequences, device, rate: float = 0.35, n_masks: int = 8, seed: int = 0,
                   batch_size: int = 512, first: int = 0) -> dict[str, np.ndarray]:
-    """Mean cross-entropy of the masked object tokens, averaged over `n_masks` random maskings;
-    NaN for events without objects. The masks of event i (counted from `first`, its place in the
-    file) depend only on (seed, i): scores do not change with batch or chunk sizes."""
+    """Mean cross-entropy of the masked object tokens (`masked`), and their combined tail probabilities
+    (`masked_surprise`, comparable across object counts, see `combined`), each averaged over `n_masks`
+    random maskings; NaN for events without objects. The masks of event i (counted from `first`, its
+    place in the file) depend only on (seed, i): scores do not change with batch or chunk sizes."""
     vocab = seqs.vocab
-    out = np.zeros(len(seqs))
+    out, calibrated = np.zeros(len(seqs)), np.zeros(len(seqs))
     for rows, idx, features in seqs.sorted_batches(batch_size):
         idx, features = to_device(idx, features, device)
         pad = idx == vocab.pad
@@ -79,10 +184,14 @@ def masked_scores(model, seqs: TokenSequences, device, rate: float = 0.35, n_mas
             inputs, targets = mask_tokens(idx, vocab, rate, uniform=u)
             logits, _ = model(inputs, causal=False, pad_mask=pad, features=features)  # hidden at MASK
             ce = F.cross_entropy(logits.float().transpose(1, 2), targets, reduction="none", ignore_index=-100)
-            n = (targets != -100).sum(1)
+            is_masked = targets != -100
+            n = is_masked.sum(1)
             out[rows] += (ce.sum(1) / n.clamp(min=1)).cpu().numpy() / n_masks
-    out[np.diff(seqs.offsets) == 0] = np.nan
-    return {"masked": out}
+            tail = torch.where(is_masked, -token_log_tail(logits, targets), torch.zeros(targets.shape, device=device))
+            calibrated[rows] += combined(tail, is_masked).cpu().numpy() / n_masks
+    empty = np.diff(seqs.offsets) == 0
+    out[empty] = calibrated[empty] = np.nan
+    return {"masked": out, "masked_surprise": calibrated}
 
 
 def entropy_scores(classifier, seqs: TokenSequences, device, batch_size: int = 512) -> dict[str, np.ndarray]:

@@ -93,7 +93,8 @@ def trained(tmp_path_factory, data_files):
 
 
 def _pretrain(trained, data_files, folder: Path, hybrid: bool = False):
-    """A tiny conditional backbone pretrained on the tokenized ttbar sample: (backbone folder, tokenizer folder)."""
+    """A tiny conditional backbone with a density head pretrained on the tokenized ttbar sample:
+    (backbone folder, tokenizer folder)."""
     import subprocess
     import sys
 
@@ -102,11 +103,12 @@ def _pretrain(trained, data_files, folder: Path, hybrid: bool = False):
 
     _, _, tok_folder = trained
     subprocess.run([sys.executable, "-m", "tokenizer.tokenize", "--tokenizer", str(tok_folder), "--input",
-                    data_files[0], "--out", str(folder / "tokens.h5"), "--device", "cpu"] + ["--features"] * hybrid,
+                    data_files[0], "--out", str(folder / "tokens.h5"), "--device", "cpu", "--features"],
                    cwd=REPO, check=True, capture_output=True)
-    cfg = from_dict(PretrainConfig, {"model": {"n_layer": 2, "n_head": 2, "n_embd": 32, "hybrid": hybrid},
+    cfg = from_dict(PretrainConfig, {"model": {"n_layer": 2, "n_head": 2, "n_embd": 32, "hybrid": hybrid,
+                                               "density_components": 4},
                                      "data": {"train": str(folder / "tokens.h5"), "conditional": True},
-                                     "train": {"batch_size": 64, "max_steps": 100, "eval_every": 100, "lr": 0.003,
+                                     "train": {"batch_size": 64, "max_steps": 300, "eval_every": 100, "lr": 0.003,
                                                "warmup_steps": 10, "device": "cpu"}, "out": str(folder / "run")})
     run(cfg, progress=False)
     return folder / "run", tok_folder

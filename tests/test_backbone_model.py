@@ -101,7 +101,7 @@ def test_decode_step_matches_full_recomputation():
         full = model(idx)[0]
         cache = KVCache.empty(model.config, 3, 16, idx.device, torch.float32)
         model(idx[:, :4], kv_cache=cache)
-        steps = [model.decode_step(idx[:, t:t + 1], torch.tensor([t]), cache) for t in range(4, 12)]
+        steps = [model.decode_step(idx[:, t:t + 1], torch.tensor([t]), cache)[0] for t in range(4, 12)]
     torch.testing.assert_close(torch.stack(steps, 1), full[:, 4:], rtol=1e-5, atol=1e-5)
 
 
@@ -190,3 +190,25 @@ def test_hybrid_features_enter_at_objects_and_stay_hidden_under_mask():
         torch.testing.assert_close(model.hidden_states(idx, causal=False),
                                    model.hidden_states(idx, causal=False, features=table))
 
+
+
+def test_sampling_with_the_density_head_cached_equals_recomputed():
+    """Tokens and drawn features, with the KV cache and by full recomputation at every step."""
+    from events.model import ObjectType as T
+
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=50, block_size=24, n_layer=2, n_head=2, n_embd=32, n_codes=40,
+                          density_components=3, density_mode="event")).eval()
+    model.density.set_tokenizer([int(T.JET)] * 20 + [int(T.MUON)] * 19 + [int(T.MET)], [3.0, 0, 0, 0, 1, 0.2],
+                                [1.0] * 6)
+    prompt = torch.full((6, 2), 41)
+    runs = [generate(model, prompt, 12, eos_id=42, pad_id=40, generator=torch.Generator().manual_seed(7),
+                     use_cache=cache, density=True) for cache in (True, False)]
+    (tok_a, feat_a), (tok_b, feat_b) = runs
+    assert torch.equal(tok_a, tok_b)
+    torch.testing.assert_close(feat_a, feat_b, rtol=1e-4, atol=1e-4)
+    is_object = tok_a < 40
+    assert is_object.any() and (feat_a[is_object] != 0).any(dim=-1).all()  # every object got features
+    assert (feat_a[~is_object] == 0).all()
+    # phi lies on the circle
+    assert feat_a[..., 2].abs().max() <= torch.pi

@@ -3,7 +3,8 @@
 Layout (format `colliderfm.tokens`): /tokens/ids (flat int32, all events concatenated, in each event's
 canonical object order), /events/offsets (n_events + 1), /events/<info field> (event ids, weights,
 labels carried from the input), attrs: vocab_size, tokenizer (folder), mode (event or constituent),
-process_names (JSON). With features (the hybrid backbone's input): /tokens/features (n_tokens,
+process_names (JSON), feature_transform (JSON: the tokenizer's normalization); /tokens/code_types
+(vocab_size int8: each code's object type). With features (the hybrid backbone's input): /tokens/features (n_tokens,
 n_features) float32, each object's normalized features, and /tokens/code_features (vocab_size,
 n_features), what each code decodes to.
 """
@@ -29,15 +30,20 @@ class TokenWriter(EventWriter):
     """Append `TokenBatch` chunks; the file appears atomically on close."""
 
     def __init__(self, path: str | Path, vocab_size: int, tokenizer: str, mode: str = "",
-                 code_features: np.ndarray | None = None, fingerprint: str | None = None):
+                 code_features: np.ndarray | None = None, fingerprint: str | None = None,
+                 code_types: np.ndarray | None = None, feature_transform: dict | None = None):
         """`code_features` (vocab_size, n_features): store each object's features too (every batch
-        written must then carry them). `fingerprint`: the tokenizer's, passed on to backbones."""
+        written must then carry them). `fingerprint`: the tokenizer's, passed on to backbones, as
+        `code_types` and `feature_transform` (what a density head needs to know of the codes)."""
         import h5py
 
         super().__init__(path)
         self._file = self._stack.enter_context(h5py.File(self._tmp, "w"))
         self._file.attrs.update(format=FORMAT_NAME, vocab_size=vocab_size, tokenizer=str(tokenizer), mode=mode,
-                                tokenizer_fingerprint=fingerprint or "")
+                                tokenizer_fingerprint=fingerprint or "",
+                                feature_transform=json.dumps(feature_transform or {}))
+        if code_types is not None:
+            self._file.create_dataset("tokens/code_types", data=np.asarray(code_types, dtype=np.int8))
         opts = dict(compression="gzip", compression_opts=4, shuffle=True, fletcher32=True)
         self._ids = self._file.create_dataset("tokens/ids", shape=(0,), maxshape=(None,), dtype=np.int32,
                                               chunks=(_CHUNK,), **opts)
@@ -51,6 +57,13 @@ class TokenWriter(EventWriter):
                                                        maxshape=(None, code_features.shape[1]), dtype=np.float32,
                                                        chunks=(_CHUNK // 8, code_features.shape[1]), **opts)
         self.n_tokens = 0
+
+    @classmethod
+    def for_tokenizer(cls, path: str | Path, tokenizer, folder: str | Path, features: bool = False) -> "TokenWriter":
+        """A store of `tokenizer`'s tokens (loaded from `folder`), with each object's features if `features`."""
+        return cls(path, tokenizer.vocab_size, str(folder), tokenizer.mode,
+                   tokenizer.code_features() if features else None, tokenizer.fingerprint, tokenizer.code_types(),
+                   tokenizer.transform.to_dict())
 
     def write(self, tokens: TokenBatch) -> None:
         process = np.asarray(tokens.info.get("process", np.full(len(tokens), -1)), dtype=np.int64)
@@ -99,6 +112,17 @@ def iter_tokens(path: str | Path, step_size: int = 100_000) -> Iterator[TokenBat
                 else None
             yield TokenBatch(ak.unflatten(ids, np.diff(off)), {k: f["events"][k][start:stop] for k in fields}, names,
                              feats)
+
+
+def read_code_info(path: str | Path) -> tuple[np.ndarray, dict] | None:
+    """(each code's object type, the tokenizer's feature normalization) of a store, or None for a store
+    written before they were recorded."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        if "code_types" not in f["tokens"]:
+            return None
+        return f["tokens/code_types"][:].astype(np.int64), json.loads(f.attrs["feature_transform"])
 
 
 def read_code_features(path: str | Path) -> np.ndarray | None:

@@ -38,16 +38,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--step-size", type=int, default=100_000, help="events per chunk")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--features", action="store_true",
-                        help="also store each object's normalized features (input of a hybrid backbone, "
-                             "model.hybrid=true)")
+                        help="also store each object's normalized features (what a backbone with a density "
+                             "head, model.density_components > 0, is trained on; and the input of a hybrid "
+                             "backbone, model.hybrid=true)")
     args = parser.parse_args(argv)
     tokenizer = Tokenizer.from_pretrained(args.tokenizer, device=str(resolve_device(args.device)))
     formats = [detect_format(p) if args.format == "auto" else args.format for p in args.input]
     start = time.perf_counter()
     total = sum(count_nonzero_events(p, f) for p, f in zip(args.input, formats))
-    table = tokenizer.code_features() if args.features else None
-    with TokenWriter(args.out, tokenizer.vocab_size, args.tokenizer, tokenizer.mode, table,
-                     tokenizer.fingerprint) as writer, \
+    with TokenWriter.for_tokenizer(args.out, tokenizer, args.tokenizer, args.features) as writer, \
             tqdm(total=total, unit="ev", desc="tokenizing") as bar:
         for path, fmt in zip(args.input, formats):
             tokenize_into(writer, tokenizer, path, fmt, args.step_size, bar, args.features)

@@ -107,6 +107,11 @@ class Tokenizer:
         return self.model.decode(*self.model.latents_of_ids(ids))[0].float().cpu().numpy()
 
     @torch.no_grad()
+    def code_types(self) -> np.ndarray:
+        """(vocab_size,) the object type of each code."""
+        return self.model.types_of_ids(torch.arange(self.vocab_size, device=self.device)).cpu().numpy()
+
+    @torch.no_grad()
     def _encode(self, events: Events, batch_size: int, source: str, residuals: bool, features: bool = False):
         self.check(events, source)
         obj = flat_objects(events.objects)
@@ -129,7 +134,9 @@ class Tokenizer:
 
     @torch.no_grad()
     def decode(self, tokens: TokenBatch, batch_size: int = 65536) -> Events:
-        """Events rebuilt from token ids (kinematics from the decoder, type from the id range)."""
+        """Events rebuilt from token ids: type from the id range, charge from the decoder, kinematics
+        from the objects' normalized features where the batch carries them (drawn by a density head),
+        else from the decoder (each code's centroid)."""
         flat = ak.to_numpy(ak.flatten(tokens.ids)).astype(np.int64)
         if len(flat) and (flat.min() < 0 or flat.max() >= self.vocab_size):
             bad = flat[(flat < 0) | (flat >= self.vocab_size)][0]
@@ -146,6 +153,8 @@ class Tokenizer:
             feats[s:s + len(ids)] = f.float().cpu().numpy()
             charge[s:s + len(ids)] = (q.argmax(dim=1) - 1).cpu().numpy()
             types[s:s + len(ids)] = t.cpu().numpy()
+        if tokens.features is not None:
+            feats = ak.to_numpy(ak.flatten(tokens.features, axis=1)).astype(np.float32).reshape(len(flat), -1)
         return _events(self.transform.inverse(feats), charge, types, counts, tokens.info, tokens.process_names)
 
     def round_trip(self, events: Events) -> Events:
