@@ -21,6 +21,8 @@ DEMO_SAMPLE = {"wjets": 800, "single_top_t": 500, "ttbar": 1500, "ttt_proxy": 30
 PRETRAIN = ("wjets", "single_top_t", "ttbar")
 HELD_OUT = 0.2  # the last fifth of each pretraining sample: background for the anomaly stage
 DEMO_JETS = {"top_jets": 300, "qcd_jets": 300}
+#: a resonance for the anomaly stage, beside the four tops (never seen in pretraining, not classified)
+DEMO_SIGNALS = {"zprime_ttbar": 300}
 SHARED_HZZ = Path(__file__).resolve().parent.parent / "shared" / "data" / "cms-hep-tutorial-hzz.root"
 
 
@@ -34,7 +36,7 @@ def stage_events(out: Path, workers: int, seed: int) -> dict:
 
     data = out / "data"
     samples, rates = {}, {}
-    for process, n in {**DEMO_SAMPLE, **DEMO_JETS}.items():
+    for process, n in {**DEMO_SAMPLE, **DEMO_SIGNALS, **DEMO_JETS}.items():
         stats = GenerateStats()
         # small blocks so that both workers share even the smallest sample
         events = Events.concatenate(generate(process, n, seed=seed, workers=workers, stats=stats,
@@ -161,8 +163,9 @@ def stage_finetune(out: Path) -> dict:
 
 
 def stage_anomaly(out: Path) -> dict:
-    """Score held-out SM events and four-top events (never seen in pretraining) with every method;
-    AUC and max SIC per method (runs/demo/anomaly/)."""
+    """Score held-out SM events, four-top events and a Z' resonance (never seen in pretraining) with
+    every method, the surprise (the default) first; AUC and max SIC per signal and method, beside the
+    HT cut (runs/demo/anomaly/)."""
     import subprocess
     import sys
 
@@ -176,10 +179,14 @@ def stage_anomaly(out: Path) -> dict:
     from finetune.score_store import read_scores
     from tokenizer.tokenizer import Tokenizer
 
+    from events.physics import ht
+
     folder = out / "anomaly"
-    background, signal = read_events(out / "data" / "held_out.h5"), read_events(out / "data" / "tttt_proxy.h5")
-    write_events(Events.concatenate([background, signal]), folder / "data.h5")
-    n = len(background) + len(signal)
+    signals = ("tttt_proxy", *DEMO_SIGNALS)
+    parts = [read_events(out / "data" / "held_out.h5")] + [read_events(out / "data" / f"{s}.h5") for s in signals]
+    data = Events.concatenate(parts)
+    write_events(data, folder / "data.h5")
+    n = len(data)
     # the entropy method's classifier knows the SM processes only
     cfg = load_config(ClassifyConfig, Path(__file__).parent / "configs" / "finetune" / "demo.yaml",
                       [f"backbone={out / 'backbone'}", f"tokenizer={out / 'tokenizer'}", "data.label=process",
@@ -189,15 +196,21 @@ def stage_anomaly(out: Path) -> dict:
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "finetune.anomaly", "score", "--backbone", str(out / "backbone"),
                     "--tokenizer", str(out / "tokenizer"), "--input", str(folder / "data.h5"), "--out",
-                    str(folder / "scores.h5"), "--method", "nll", "masked", "quantization", "entropy", "head",
+                    str(folder / "scores.h5"), "--method", "surprise", "nll", "masked", "quantization", "entropy", "head",
                     "--classifier", str(folder / "sm_classifier"), "--reference", str(out / "data" / "pretrain.h5"),
                     "--device", "cpu", "--quiet"], check=True, capture_output=True)
     seconds = time.perf_counter() - start
-    metrics, curves = compare(*split_by_process(read_scores(folder / "scores.h5"), "tttt_proxy"))
-    table = {c: {"auc": round(m["auc"], 4), "max_sic": round(m["max_sic"], 3)} for c, m in metrics.items()}
-    plot_anomaly(curves, out / "anomaly_roc_sic.png")
-    return {"signal": "tttt_proxy", "background": "held-out " + "+".join(PRETRAIN), "events": n,
-            "scoring_events_per_s": round(n / seconds, 1), "methods": table}
+    scores = read_scores(folder / "scores.h5")
+    scores["HT cut"] = ht(data)
+    is_bkg = ~np.isin(scores["process"], signals)
+    result = {}
+    for signal in signals:
+        rows = is_bkg | (scores["process"] == signal)
+        metrics, curves = compare(*split_by_process({k: v[rows] for k, v in scores.items()}, signal))
+        result[signal] = {c: {"auc": round(m["auc"], 4), "max_sic": round(m["max_sic"], 3)} for c, m in metrics.items()}
+        plot_anomaly(curves, out / f"anomaly_roc_sic_{signal}.png")
+    return {"signals": result, "background": "held-out " + "+".join(PRETRAIN), "events": n,
+            "scoring_events_per_s": round(n / seconds, 1)}
 
 
 def main(argv: list[str] | None = None) -> int:

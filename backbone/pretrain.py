@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
@@ -69,6 +70,8 @@ class TrainSection:
     weight_density: float = 1.0  # the density head's negative log-likelihood, per object
     seed: int = 0
     device: str = "auto"
+    #: also keep each evaluation's checkpoint as checkpoint_step<N>/ (to study how scores evolve in training)
+    keep_checkpoints: bool = False
     compile: bool = False  # torch.compile the model (CUDA)
     bf16: bool = True  # bf16 autocast on CUDA
 
@@ -318,6 +321,8 @@ def run(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -> dic
                 state["history"].append({"step": state["step"], **train, **metrics})
                 if rank == 0:
                     save_checkpoint(out / "checkpoint", model, optimizer, state)
+                    if tc.keep_checkpoints:
+                        shutil.copytree(out / "checkpoint", out / f"checkpoint_step{state['step']}", dirs_exist_ok=True)
             signum = stop_signal(stop, world, device)
             if signum:
                 if rank == 0:

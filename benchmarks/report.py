@@ -390,11 +390,118 @@ def constituent_table() -> str:
     return "\n".join(lines)
 
 
+def _density_run() -> Path:
+    return RESULTS / "anomaly_density_cpu"
+
+
+def density_anomaly_table() -> str:
+    """Every anomaly score beside the one-variable cuts, per signal, against ttbar and against the SM mix
+    (benchmarks/real_run_anomaly.sh -> anomaly_table.json)."""
+    p = _density_run() / "anomaly_table.json"
+    if not p.is_file():
+        return "(not measured yet)"
+    r = json.loads(p.read_text())
+    scores = [c for c in ("surprise", "nll", "nll_per_token", "masked", "masked_surprise", "quantization",
+                          "density_nll") if c in r["scores"]]
+    refs = r["references"]
+    lines = []
+    for bkg in ("SM mix", "ttbar"):
+        lines += [f"Against {'the SM mix (six processes, 2,000 events each)' if bkg == 'SM mix' else 'ttbar alone'}, "
+                  "AUC / max SIC (best of each row in bold; references: one-variable cuts on the same events):", "",
+                  "| signal | " + " | ".join(f"`{c}`" for c in scores) + " | " + " | ".join(refs) + " |",
+                  "|---" * (1 + len(scores) + len(refs)) + "|"]
+        for signal, by_bkg in r["signals"].items():
+            row = by_bkg[bkg]
+            best = max(scores + refs, key=lambda c: row[c]["auc"])
+            cells = [(f"**{row[c]['auc']:.3f}** / {row[c]['max_sic']:.1f}" if c == best else
+                      f"{row[c]['auc']:.3f} / {row[c]['max_sic']:.1f}") for c in scores + refs]
+            lines.append(f"| {signal} | " + " | ".join(cells) + " |")
+        lines.append("")
+    wins = []
+    for signal, by_bkg in r["signals"].items():
+        row = by_bkg["SM mix"]
+        ref = max(refs, key=lambda c: row[c]["auc"])
+        verdict = "beats" if row["surprise"]["auc"] > row[ref]["auc"] else "**loses to**"
+        wins.append(f"{signal}: surprise {row['surprise']['auc']:.3f} {verdict} the best cut ({ref}, "
+                    f"{row[ref]['auc']:.3f})")
+    lines += ["Against the SM mix: " + "; ".join(wins) + ".", "",
+              "Spearman correlation with the number of objects on the SM mix (a score that follows it counts "
+              "objects): " + ", ".join(f"`{c}` {r['spearman_with_objects_sm'][c]:+.2f}" for c in scores) + ".",
+              "", f"({r['date']}; {r['note']})"]
+    return "\n".join(lines)
+
+
+def density_generation_table() -> str:
+    """W1 to the floor of every observable, centroid against continuous decoding (real_run_anomaly.sh)."""
+    runs = {m: json.loads(p.read_text()) for m in ("centroid", "continuous")
+            if (p := _density_run() / f"w1_{m}.json").is_file()}
+    if len(runs) < 2:
+        return "(not measured yet)"
+    lines = ["| observable | floor W1 | centroid decoding: W1 / floor | continuous decoding: W1 / floor |",
+             "|---|---|---|---|"]
+    for name, row in runs["centroid"].items():
+        cont = runs["continuous"][name]
+        lines.append(f"| {name} | {row['floor']:.3g} | {row['w1'] / row['floor']:.1f} | "
+                     f"{cont['w1'] / cont['floor']:.1f} |")
+    return "\n".join(lines)
+
+
+def density_likelihood_table() -> str:
+    """Held-out log-density per object: the head against the per-code Gaussian (python -m backbone.likelihood)."""
+    p = _density_run() / "likelihood.json"
+    if not p.is_file():
+        return "(not measured yet)"
+    r = json.loads(p.read_text())
+    lines = ["| objects | held-out objects | density head | per-code Gaussian (no context) |", "|---|---|---|---|",
+             f"| all | {r['objects']:,} | **{r['head']:.3f}** | {r['per_code_gaussian']:.3f} |"]
+    lines += [f"| {t.lower()} | {v['objects']:,} | {v['head']:.3f} | {v['per_code_gaussian']:.3f} |"
+              for t, v in r["per_type"].items()]
+    return "\n".join(lines) + f"\n\n(mean log-density per object in {r['space']}; higher is better)"
+
+
+def masked_study_table() -> str:
+    """The masked-token score across pretraining (benchmarks/masked_study.py)."""
+    p = _density_run() / "masked_study.json"
+    if not p.is_file():
+        return "(not measured yet)"
+    r = json.loads(p.read_text())
+    lines = ["| pretraining step | `masked`: four-top AUC | its Spearman with the object count (SM) | "
+             "`masked_surprise`: AUC | its Spearman |", "|---|---|---|---|---|"]
+    for row in r["rows"]:
+        m, c = row["masked"], row["masked_surprise"]
+        lines.append(f"| {row['step']} | {m['auc']:.3f} | {m['spearman_with_objects_sm']:+.2f} | {c['auc']:.3f} | "
+                     f"{c['spearman_with_objects_sm']:+.2f} |")
+    last = r["rows"][-1]["masked"]["mean_by_objects_sm"]
+    lines.append("\nMean masked cross-entropy on the SM mix by number of objects, last step: " +
+                 ", ".join(f"{k}: {v:.2f}" for k, v in last.items()))
+    return "\n".join(lines)
+
+
+def density_finetune_table() -> str:
+    """0t..4t mean AUC by labels and mode, the backbone with the density head against the same backbone
+    without it (real_run_anomaly.sh)."""
+    runs = {v: json.loads(p.read_text()) for v in ("backbone", "backbone_no_head")
+            if (p := _density_run() / f"data_efficiency_{v}.json").is_file()}
+    if len(runs) < 2:
+        return "(not measured yet)"
+    head, plain = runs["backbone"], runs["backbone_no_head"]
+    lines = [f"| labelled events | mode | with the density head | without | difference |", "|---|---|---|---|---|"]
+    for n in sorted({r["n_train"] for r in head["rows"]}):
+        for mode in ("frozen", "full", "scratch"):
+            a, b = (_mean([r for r in x["rows"] if r["n_train"] == n and r["mode"] == mode], "mean_auc")
+                    for x in (head, plain))
+            lines.append(f"| {n:,} | {mode} | {a:.3f} | {b:.3f} | {a - b:+.3f} |")
+    return "\n".join(lines) + f"\n\n({head['test_events']:,} test events; mean one-vs-rest AUC of 0t..4t)"
+
+
 TABLES = {"generate-table": generate_table, "tokenizer-table": tokenizer_table, "encoder-table": encoder_table,
           "backbone-table": backbone_table, "finetune-table": real_run_table, "constituent-table": constituent_table,
           "hybrid-table": hybrid_table, "memory-table": memory_table, "baseline-table": baseline_table,
           "jets-baseline-table": jets_baseline_table, "anomaly-baseline-table": anomaly_baseline_table,
-          "scaling-table": scaling_table, "speed-table": speed_table}
+          "scaling-table": scaling_table, "speed-table": speed_table,
+          "density-anomaly-table": density_anomaly_table, "density-generation-table": density_generation_table,
+          "density-likelihood-table": density_likelihood_table, "masked-study-table": masked_study_table,
+          "density-finetune-table": density_finetune_table}
 
 
 def rendered(text: str) -> str:

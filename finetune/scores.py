@@ -93,8 +93,9 @@ def token_log_tail(logits: torch.Tensor, targets: torch.Tensor, rows: int = 64) 
         logp = torch.log_softmax(logits[a:a + rows].float(), -1)
         t = targets[a:a + rows].clamp(min=0)
         observed = logp.gather(-1, t[..., None])
-        below = torch.where(logp < observed, logp.exp(), torch.zeros_like(logp)).sum(-1)
-        out[a:a + rows] = torch.log(below + 0.5 * observed[..., 0].exp())
+        # in log space: a token far below float32's smallest probability keeps a finite surprise
+        log_below = torch.logsumexp(logp.masked_fill(logp >= observed, float("-inf")), -1)
+        out[a:a + rows] = torch.logaddexp(log_below, observed[..., 0] - math.log(2))
     return out
 
 

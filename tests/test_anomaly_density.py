@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from events.io import write_events
-from events.model import Events, ObjectType as T
+from events.model import ObjectType as T
 from finetune.metrics import binary_metrics
+from benchmarks.plant_tails import planted
 from tests.conftest import REPO, _generate
 
 
@@ -30,31 +31,6 @@ def score(backbone, path, out, *extra):
     bb, tok = backbone
     return run("-m", "finetune.anomaly", "score", "--backbone", bb, "--tokenizer", tok, "--input", path, "--out",
                out, "--device", "cpu", "--quiet", *extra)
-
-
-def planted(events: Events) -> dict[str, Events]:
-    """Background events with one object made extraordinary, in three ways."""
-    o = events.objects
-    is_jet = (o["type"] == int(T.JET)) | (o["type"] == int(T.BJET))
-    lead = ak.local_index(o) == ak.argmax(ak.where(is_jet, o.pt, -1.0), axis=1, keepdims=True)
-    lead = lead & is_jet
-    out = {"leading jet pt x5": Events(ak.with_field(o, ak.where(lead, o.pt * 5, o.pt), "pt"), events.info,
-                                       events.process_names),
-           "leading jet at |eta| 4": Events(ak.with_field(o, ak.where(lead, np.sign(o.eta + 1e-3) * 4.0, o.eta),
-                                                          "eta"), events.info, events.process_names)}
-    rng = np.random.default_rng(0)
-    n = len(events)
-    muons = ak.unflatten(ak.zip({
-        "type": np.full(n, T.MUON, np.int8), "pt": rng.uniform(800, 1000, n).astype(np.float32),
-        "eta": rng.uniform(-2, 2, n).astype(np.float32), "phi": rng.uniform(-np.pi, np.pi, n).astype(np.float32),
-        "mass": np.full(n, 0.106, np.float32), "btag": np.zeros(n, np.float32), "charge": np.full(n, -1, np.int8)}),
-        np.ones(n, dtype=np.int64))
-    met = o["type"] == int(T.MET)
-    # the muon goes between the jets and MET, where the canonical order puts leptons
-    with_muon = ak.concatenate([o[~met & (o["type"] <= int(T.MUON))], muons, o[~met & (o["type"] > int(T.MUON))],
-                                o[met]], axis=1)
-    out["extra 900 GeV muon"] = Events(with_muon, events.info, events.process_names)
-    return out
 
 
 #: the least AUC of the surprise against the background, and its least lead over the token NLL (blind to

@@ -31,6 +31,12 @@ def test_demo_writes_summary_and_plots(tmp_path):
     finetune, anomaly = summary["finetune"], summary["anomaly"]
     for mode in ("frozen", "full", "scratch"):
         assert set(finetune[mode]["auc"]) == {"0t", "1t", "2t", "3t", "4t"} and finetune[mode]["mean_auc"] > 0.7
-    assert set(anomaly["methods"]) == {"nll", "nll_per_token", "masked", "quantization", "entropy", "head"}
-    assert anomaly["methods"]["nll"]["auc"] > 0.8  # four tops make long, unlikely sequences
-    assert (tmp_path / "anomaly_roc_sic.png").is_file()
+    for signal in ("tttt_proxy", "zprime_ttbar"):
+        methods = anomaly["signals"][signal]
+        assert set(methods) == {"surprise", "density_nll", "nll", "nll_per_token", "masked", "masked_surprise",
+                                "quantization", "entropy", "head", "HT cut"}
+        assert (tmp_path / f"anomaly_roc_sic_{signal}.png").is_file()
+    # four tops make long, unlikely sequences; the surprise sees them as the token NLL does
+    assert anomaly["signals"]["tttt_proxy"]["surprise"]["auc"] > 0.8
+    # a 1.5 TeV resonance: hard objects the token likelihood is blind to, the surprise is not
+    assert anomaly["signals"]["zprime_ttbar"]["surprise"]["auc"] > anomaly["signals"]["zprime_ttbar"]["nll"]["auc"]

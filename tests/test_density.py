@@ -117,3 +117,39 @@ def test_coordinates_invert_and_the_jacobian_is_the_normalization():
     assert abs(stated.item() + math.log(0.8 * 1.2 * 1.1 * 0.3)) < 1e-5
     physical = head.log_jacobian(z, mask, physical=True)
     assert abs((stated - physical).item() - (math.log(pt) + math.log1p(mass))) < 1e-4
+
+
+def test_constituent_coordinates_are_the_first_three_features_all_linear():
+    head = DensityHead(8, "constituent", n_codes=2, n_features=4)
+    head.set_tokenizer([int(T.CONSTITUENT)] * 2, mean=[0.5, 0, 0, 0.1], std=[1.0, 0.1, 0.1, 0.2])
+    assert head.circular is None and head.code_mask.tolist() == [[1, 1, 1], [1, 1, 1]]
+    x = torch.tensor([[0.3, -1.2, 2.5, 0.7]])
+    z = head.to_density(x)
+    torch.testing.assert_close(z, x[:, :3])
+    centroid = torch.tensor([[0.0, 0.0, 0.0, 0.4]])
+    torch.testing.assert_close(head.from_density(z, centroid, head.code_mask[:1]), torch.tensor([[0.3, -1.2, 2.5, 0.4]]))
+    # linear phi: far from the mean is far, no wrapping at pi
+    mix = Mixture(torch.zeros(1, 1), torch.zeros(1, 1, 3), torch.zeros(1, 1, 3), None)
+    near, far = (mix.log_tail(torch.tensor([[0.0, 0.0, v]]), torch.ones(1, 3)) for v in (0.5, 2 * math.pi))
+    assert far < near - 10
+
+
+def test_token_tail_against_hand_computed_values_and_far_below_float32():
+    from finetune.scores import combined, token_log_tail
+
+    # probabilities 0.5, 0.3, 0.2: the tail of token 1 is 0.2 + 0.3 / 2 = 0.35; of token 0, 0.5 + 0.25
+    logits = torch.log(torch.tensor([[[0.5, 0.3, 0.2]] * 3]))
+    u = torch.exp(token_log_tail(logits, torch.tensor([[1, 0, 2]])))
+    torch.testing.assert_close(u, torch.tensor([[0.35, 0.75, 0.1]]))
+    # a token at e^-300 (zero in float32) still has a finite, huge surprise
+    far = token_log_tail(torch.tensor([[[0.0, -300.0]]]), torch.tensor([[1]]))
+    assert torch.isfinite(far).all() and -far.item() > 290
+    # one term at u = 1e-6 among 9 ordinary ones: Tippett's p = 1 - (1 - 1e-6)^10 ~ 1e-5, times 2
+    terms = torch.tensor([[-math.log(1e-6)] + [-math.log(0.5)] * 9])
+    assert abs(combined(terms, torch.ones_like(terms, dtype=torch.bool)).item() + math.log(2e-5)) < 1e-3
+    # many mildly improbable terms: Fisher's sum, -2 sum log u = 2 * 20 * log(10) ~ chi2 with 40 dof
+    from scipy.stats import chi2
+
+    terms = torch.full((1, 20), math.log(10.0))
+    expected = -math.log(2 * chi2.sf(2 * 20 * math.log(10.0), 40))
+    assert abs(combined(terms, torch.ones_like(terms, dtype=torch.bool)).item() - expected) < 1e-3

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# The README's anomaly run: a Standard Model backbone with the continuous density head (event mode,
+# 8192 codes, configs/backbone/event-cpu.yaml) pretrained on about 60k generated SM events (the event
+# run's mix), then every score beside the one-variable cuts on independent test files of eight
+# signals, three planted tails and the SM processes; generation with centroid and continuous
+# decoding against the floor; the head's held-out likelihood against a per-code Gaussian; the
+# masked-token score across pretraining; the 0t..4t data-efficiency table with the new backbone and
+# with the same backbone trained without the head.
+#   bash benchmarks/real_run_anomaly.sh             # 2 cores: about 50 minutes
+# DATA (default data/anom), RUN (default runs/anom), STEPS (default 2000), SIZES / SEEDS of the
+# data-efficiency table (default 100 1000 10000 / 0). Results: benchmarks/results/anomaly_density_cpu/.
+set -euo pipefail
+DATA=${DATA:-data/anom}
+RUN=${RUN:-runs/anom}
+RESULTS=benchmarks/results/anomaly_density_cpu
+SM="ttbar wjets ww single_top_t single_top_s tw_proxy"
+SIGNALS="zprime_ttbar zprime2500_ttbar wprime_tb wprime_lnu qstar_qg scalar_zz4l ttt_proxy tttt_proxy"
+PLANTED="planted_pt5 planted_eta4 planted_muon"
+mkdir -p "$DATA" "$RUN" "$RESULTS"
+log() { echo "$(date +%T) $*" | tee -a "$RESULTS/steps.log"; }
+files() { for p in $1; do echo -n "$DATA/${p}_s$2.h5 "; done; }
+list() { local out=""; for p in $1; do out="$out${out:+, }$DATA/${p}_s$2.h5"; done; echo "[$out]"; }
+
+log "samples"
+for spec in ttbar:24000:1 wjets:18000:1 ww:5000:1 single_top_t:6000:1 single_top_s:2500:1 tw_proxy:5000:1 \
+            ttt_proxy:3000:1 tttt_proxy:3000:1 $(for p in $SM $SIGNALS; do echo "$p:2000:2"; done); do
+  IFS=: read -r process n seed <<< "$spec"
+  out=$DATA/${process}_s$seed.h5
+  [ -f "$out" ] && continue
+  python -m events.generate --process "$process" --events "$n" --out "$out" --seed "$seed" --workers "$(nproc)" \
+    --quiet 2>&1 | tail -1
+done
+python benchmarks/plant_tails.py "$DATA/ttbar_s2.h5" --out "$DATA" > /dev/null
+
+if [ ! -f "$RUN/tokenizer/config.json" ]; then
+  log "tokenizer"
+  python -m tokenizer.train --config configs/tokenizer/event.yaml --quiet --data.files="$(list "$SM" 1)" \
+    --data.max_events_per_file=15000 --train.epochs=8 --train.patience=3 --train.batch_size=4096 \
+    --model.decay=0.9 --model.dead_code_fraction=0.3 --compare_autoencoder=false --out="$RUN/tokenizer" \
+    > "$RESULTS/tokenizer.log" 2>&1
+fi
+log "tokenize"
+python -m tokenizer.tokenize --tokenizer "$RUN/tokenizer" --input $(files "$SM" 1) --out "$RUN/tokens.h5" --features 2>&1 | tail -1
+python -m tokenizer.tokenize --tokenizer "$RUN/tokenizer" --input $(files "$SM" 2) --out "$RUN/test_tokens.h5" --features 2>&1 | tail -1
+
+if [ ! -f "$RUN/backbone/config.json" ]; then
+  log "pretrain"
+  python -m backbone.pretrain --config configs/backbone/event-cpu.yaml --data.train="$RUN/tokens.h5" \
+    --out="$RUN/backbone" --train.max_steps="${STEPS:-2000}" --train.keep_checkpoints=true --quiet \
+    > "$RESULTS/pretrain.log" 2>&1
+fi
+cp "$RUN/backbone/metrics.json" "$RESULTS/pretrain_metrics.json"
+
+log "held-out likelihood: density head against a per-code Gaussian"
+python -m backbone.likelihood --backbone "$RUN/backbone" --train "$RUN/tokens.h5" --test "$RUN/test_tokens.h5" \
+  --out "$RESULTS/likelihood.json" | tee "$RESULTS/likelihood.log"
+
+log "anomaly scores"
+mkdir -p "$RUN/scores"
+for p in $SM $SIGNALS $PLANTED; do
+  python -m finetune.anomaly score --backbone "$RUN/backbone" --tokenizer "$RUN/tokenizer" --input "$DATA/${p}_s2.h5" \
+    --out "$RUN/scores/${p}_s2.h5" --quiet 2>&1 | tail -1 | tee -a "$RESULTS/anomaly.log"
+done
+python benchmarks/anomaly_table.py --events "$DATA" --scores "$RUN/scores" --background $SM \
+  --signals $SIGNALS $PLANTED --out "$RESULTS/anomaly_table.json" \
+  --note "benchmarks/real_run_anomaly.sh: event-cpu backbone (4 x 128, density head K=8), ${STEPS:-2000} steps" \
+  | tee "$RESULTS/anomaly_table.log"
+
+log "generation: centroid against continuous decoding"
+for mode in centroid continuous; do
+  python sample.py --backbone "$RUN/backbone" --tokenizer "$RUN/tokenizer" --events 10000 --process ttbar \
+    --out "$RUN/synthetic_ttbar_$mode.h5" --seed 1 --decode $mode --device cpu 2>&1 | tail -1 | tee -a "$RESULTS/sample.log"
+  python -m backbone.evaluate --real "$DATA/ttbar_s1.h5" --generated "$RUN/synthetic_ttbar_$mode.h5" \
+    --out "$RUN/eval_$mode" > "$RESULTS/evaluate_$mode.log" 2>&1
+  cp "$RUN/eval_$mode/w1.json" "$RESULTS/w1_$mode.json"
+  cp "$RUN/eval_$mode/real_vs_generated.png" "$RESULTS/real_vs_generated_$mode.png"
+done
+
+log "masked-token score across pretraining"
+python benchmarks/masked_study.py --backbone "$RUN/backbone" --tokenizer "$RUN/tokenizer" \
+  --snapshots $(ls -d "$RUN"/backbone/checkpoint_step* | sort -V) --background $(files "$SM" 2) \
+  --signal "$DATA/tttt_proxy_s2.h5" --out "$RESULTS/masked_study.json" | tee "$RESULTS/masked_study.log"
+
+# the classification reference: the same backbone, data and steps without the density head
+if [ ! -f "$RUN/backbone_no_head/config.json" ]; then
+  log "pretrain without the density head"
+  python -m backbone.pretrain --config configs/backbone/event-cpu.yaml --data.train="$RUN/tokens.h5" \
+    --out="$RUN/backbone_no_head" --train.max_steps="${STEPS:-2000}" --model.density_components=0 --quiet \
+    > "$RESULTS/pretrain_no_head.log" 2>&1
+fi
+cp "$RUN/backbone_no_head/metrics.json" "$RESULTS/pretrain_metrics_no_head.json"
+for variant in backbone backbone_no_head; do
+  log "data efficiency (0t..4t): $variant"
+  python -m finetune.data_efficiency --backbone "$RUN/$variant" --tokenizer "$RUN/tokenizer" \
+    --train $(files "$SM ttt_proxy tttt_proxy" 1) --test $(files "$SM ttt_proxy tttt_proxy" 2) \
+    --sizes ${SIZES:-100 1000 10000} --seeds ${SEEDS:-0} --out "$RUN/data_efficiency_$variant" --quiet \
+    --data.max_events_per_file=3000 --train.epochs=8 --train.min_steps=300 --train.patience=3 \
+    > "$RESULTS/data_efficiency_$variant.log" 2>&1
+  cp "$RUN/data_efficiency_$variant/data_efficiency.json" "$RESULTS/data_efficiency_$variant.json"
+done
+log "done"
