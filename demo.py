@@ -164,7 +164,7 @@ def stage_finetune(out: Path) -> dict:
 
 def stage_anomaly(out: Path) -> dict:
     """Score held-out SM events, four-top events and a Z' resonance (never seen in pretraining) with
-    every method, the surprise (the default) first; AUC and max SIC per signal and method, beside the
+    every method, the density scores (the default) first; AUC and max SIC per signal and method, beside the
     HT cut (runs/demo/anomaly/)."""
     import subprocess
     import sys
@@ -196,7 +196,7 @@ def stage_anomaly(out: Path) -> dict:
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "finetune.anomaly", "score", "--backbone", str(out / "backbone"),
                     "--tokenizer", str(out / "tokenizer"), "--input", str(folder / "data.h5"), "--out",
-                    str(folder / "scores.h5"), "--method", "surprise", "nll", "masked", "quantization", "entropy", "head",
+                    str(folder / "scores.h5"), "--method", "density", "nll", "masked", "quantization", "entropy", "head",
                     "--classifier", str(folder / "sm_classifier"), "--reference", str(out / "data" / "pretrain.h5"),
                     "--device", "cpu", "--quiet"], check=True, capture_output=True)
     seconds = time.perf_counter() - start

@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
                 codes = torch.from_numpy(seqs[kept]).to(device)
                 x = model.density.from_density(drawn[:, len(prompt):][torch.from_numpy(kept).to(device)].float(),
                                                centroids[codes], model.density.code_mask[codes])
-                x, n_clamped = model.density.clamp(x)
+                x, n_clamped = model.density.clamp(x, model.density.code_mask[codes])
                 clamped += n_clamped
                 features = ak.unflatten(x.cpu().numpy(), lengths)
             first = writer.n_events

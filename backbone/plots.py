@@ -7,18 +7,21 @@ from events.plots import figure_grid
 
 
 def plot_losses(metrics: dict, path: str | Path) -> Path:
-    """Training loss (running mean) and validation loss of both objectives against the step."""
+    """Training loss (running mean) and validation loss of each objective against the step (the density
+    head's negative log-likelihood per object too, where the backbone has one)."""
     import matplotlib.pyplot as plt
 
-    fig, axes = figure_grid(2)
-    for ax, key, title in zip(axes, ("next", "masked"), ("next-token", "masked-token")):
-        curve = metrics.get("curve") or [[h["step"], h["train_loss_next"], h["train_loss_masked"]]
-                                         for h in metrics["history"]]
-        column = 1 if key == "next" else 2
+    panels = [("next", "next-token prediction", "cross-entropy"), ("masked", "masked-token prediction", "cross-entropy")]
+    if "val_loss_density" in metrics["history"][-1]:
+        panels.append(("density", "density head", "-log p per object (head coordinates)"))
+    fig, axes = figure_grid(len(panels))
+    curve = metrics.get("curve") or [[h["step"], *(h[f"train_loss_{k}"] for k, _, _ in panels)]
+                                     for h in metrics["history"]]
+    for column, (ax, (key, title, ylabel)) in enumerate(zip(axes, panels), start=1):
         ax.plot([c[0] for c in curve], [c[column] for c in curve], label="training (running mean)")
         ax.plot([h["step"] for h in metrics["history"]], [h[f"val_loss_{key}"] for h in metrics["history"]], "o-",
                 label="validation")
-        ax.set(xlabel="step", ylabel="cross-entropy", title=f"{title} prediction")
+        ax.set(xlabel="step", ylabel=ylabel, title=title)
         ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -256,6 +256,8 @@ def run(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -> dic
              "curve": [], "window": [0.0, 0.0, 0.0, 0]}  # curve: [step, mean next, mean masked(, mean density)]
     if resume and checkpoint_exists(out / "checkpoint"):
         state, _ = load_checkpoint(out / "checkpoint", model, optimizer)
+        if len(state["window"]) == 3:  # written before the density loss had a slot
+            state["window"] = [*state["window"][:2], 0.0, state["window"][2]]
 
     def lr_at(step: int) -> float:
         if step < tc.warmup_steps:

@@ -23,12 +23,13 @@ import numpy as np
 
 def load_snapshot(backbone: Path, snapshot: Path):
     """The backbone of folder `backbone` with the weights of training checkpoint `snapshot`."""
-    from safetensors.torch import load_model
+    from safetensors.torch import load_file
 
     from backbone.io import load_backbone
 
     model, vocab, config = load_backbone(backbone)
-    load_model(model, str(snapshot / "model.safetensors"))
+    tensors = load_file(str(snapshot / "model.safetensors"))  # the model's state dict, the RNG and extras
+    model.load_state_dict({k: v for k, v in tensors.items() if k in model.state_dict()})
     step = json.loads((snapshot / "state.json").read_text())["loop"]["step"]
     return model.eval(), vocab, config, step
 

@@ -9,6 +9,7 @@
 #   bash benchmarks/real_run_anomaly.sh             # 2 cores: about 50 minutes
 # DATA (default data/anom), RUN (default runs/anom), STEPS (default 2000), SIZES / SEEDS of the
 # data-efficiency table (default 100 1000 10000 / 0). Results: benchmarks/results/anomaly_density_cpu/.
+# Steps whose outputs exist (tokenizer, backbones, score files, synthetic samples) are kept: remove them to redo.
 set -euo pipefail
 DATA=${DATA:-data/anom}
 RUN=${RUN:-runs/anom}
@@ -58,6 +59,7 @@ python -m backbone.likelihood --backbone "$RUN/backbone" --train "$RUN/tokens.h5
 log "anomaly scores"
 mkdir -p "$RUN/scores"
 for p in $SM $SIGNALS $PLANTED; do
+  [ -f "$RUN/scores/${p}_s2.h5" ] && continue  # kept from an earlier run (remove to redo)
   python -m finetune.anomaly score --backbone "$RUN/backbone" --tokenizer "$RUN/tokenizer" --input "$DATA/${p}_s2.h5" \
     --out "$RUN/scores/${p}_s2.h5" --quiet 2>&1 | tail -1 | tee -a "$RESULTS/anomaly.log"
 done
@@ -68,8 +70,8 @@ python benchmarks/anomaly_table.py --events "$DATA" --scores "$RUN/scores" --bac
 
 log "generation: centroid against continuous decoding"
 for mode in centroid continuous; do
-  python sample.py --backbone "$RUN/backbone" --tokenizer "$RUN/tokenizer" --events 10000 --process ttbar \
-    --out "$RUN/synthetic_ttbar_$mode.h5" --seed 1 --decode $mode --device cpu 2>&1 | tail -1 | tee -a "$RESULTS/sample.log"
+  [ -f "$RUN/synthetic_ttbar_$mode.h5" ] || python sample.py --backbone "$RUN/backbone" --tokenizer "$RUN/tokenizer" --events 10000 --process ttbar \
+      --out "$RUN/synthetic_ttbar_$mode.h5" --seed 1 --decode $mode --device cpu 2>&1 | tail -1 | tee -a "$RESULTS/sample.log"
   python -m backbone.evaluate --real "$DATA/ttbar_s1.h5" --generated "$RUN/synthetic_ttbar_$mode.h5" \
     --out "$RUN/eval_$mode" > "$RESULTS/evaluate_$mode.log" 2>&1
   cp "$RUN/eval_$mode/w1.json" "$RESULTS/w1_$mode.json"

@@ -1,15 +1,15 @@
 """python -m finetune.anomaly: anomaly scores of data events, and how well they find a signal.
 
     python -m finetune.anomaly score --backbone RUN --tokenizer RUN --input data.root --out scores.h5 \
-        [--format nanoaod] [--method surprise nll masked entropy head] [--classifier RUN] [--reference sm.h5 ...]
+        [--format nanoaod] [--method density nll masked entropy head] [--classifier RUN] [--reference sm.h5 ...]
     python -m finetune.anomaly evaluate --background bkg_scores.h5 --signal sig_scores.h5 --out DIR
     python -m finetune.anomaly evaluate --scores mixed_scores.h5 --signal-process tttt_proxy --out DIR
 
 `score` streams the input (files larger than memory) and writes one row per event, in input order,
 with its id, a flag word (objects beyond the caps 1, unknown object types 2, no objects 4) and one
 column per score (see finetune.scores). The default, for a backbone with a density head, is the
-surprise first, then nll, masked and quantization (which object contributes most, and in HDF5 every
-object's contribution, come with it). `evaluate` gives ROC AUC, maximum significance improvement
+density scores first (density_nll, surprise), then nll, masked and quantization (which object
+contributes most, and in HDF5 every object's contribution, come with them). `evaluate` gives ROC AUC, maximum significance improvement
 and background rejection at 10%/30%/50% signal efficiency per score, with plots.
 """
 from __future__ import annotations
@@ -72,8 +72,8 @@ def score(args) -> int:
     from finetune.model import Classifier
     from common.provenance import run_info
     from finetune.score_store import ScoreWriter
-    from finetune.scores import (COLUMNS, FLAGS, OBJECT_COLUMNS, default_methods, entropy_scores, head_scores,
-                                 masked_scores, nll_scores, quantization_scores, surprise_scores)
+    from finetune.scores import (COLUMNS, FLAGS, OBJECT_COLUMNS, default_methods, density_scores, entropy_scores,
+                                 head_scores, masked_scores, nll_scores, quantization_scores)
     from tokenizer.tokenizer import Tokenizer
     from tokenizer.train import resolve_device
 
@@ -83,8 +83,8 @@ def score(args) -> int:
     tokenizer = Tokenizer.from_pretrained(args.tokenizer, device=str(device))
     check_pair(config, tokenizer, args.backbone, args.tokenizer)
     methods = list(dict.fromkeys(args.method or default_methods(model)))
-    if "surprise" in methods and not model.config.density_components:
-        raise UserError(f"method surprise needs a backbone with a density head; {args.backbone} has none "
+    if "density" in methods and not model.config.density_components:
+        raise UserError(f"method density needs a backbone with a density head; {args.backbone} has none "
                         "(pretrain with model.density_components > 0 on a store tokenized with --features)")
     classifier = None
     if "entropy" in methods:
@@ -109,8 +109,8 @@ def score(args) -> int:
             seqs = unlabelled_sequences([tokens], vocab.n_codes, config["conditional"], model.config.block_size,
                                         str(args.input))
             scores = {}
-            if "surprise" in methods:
-                scores.update(surprise_scores(model, seqs, device, args.batch_size))
+            if "density" in methods:
+                scores.update(density_scores(model, seqs, device, args.batch_size))
             if "nll" in methods:
                 scores.update(nll_scores(model, seqs, device, args.batch_size))
             if "masked" in methods:
@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--format", default="auto", help="input format (default: detected), e.g. nanoaod, delphes")
     p.add_argument("--out", required=True, type=Path, help="score file: .h5 or .csv")
     p.add_argument("--method", nargs="+", choices=METHODS,
-                   help="scores to compute (default: surprise nll masked quantization; without a density head "
+                   help="scores to compute (default: density nll masked quantization; without a density head "
                         "nll masked quantization)")
     p.add_argument("--classifier", type=Path, help="fine-tuned classifier folder (method entropy)")
     p.add_argument("--reference", nargs="+", help="Standard Model reference files (method head)")

@@ -4,7 +4,8 @@ per score. HDF5 (format `colliderfm.scores`) or CSV, written atomically and stre
 
 Scores with per-object contributions (the surprise) add a `worst_object` column: the index, in the
 event's canonical object order (jets by pt, leptons, photons, MET), of the object that contributes
-most (-1 without objects); HDF5 files also hold every object's contribution, jagged, as
+most (-1 without objects; in events flagged 2, counted over the objects left once those of unknown
+types are taken out); HDF5 files also hold every object's contribution, jagged, as
 /objects/<score> (flat) with /objects/offsets (events + 1), read back by `read_object_scores`.
 
 Before the file appears, each score column is checked: a non-finite score of an unflagged event, or

@@ -1,15 +1,17 @@
 """Anomaly scores of events, one per event and method, higher = more anomalous.
 
-    surprise  (the default for backbones with a density head) how improbable the event is under the
-              full density p(tokens) x prod_i p(x_i | token_i, context), made comparable across
-              object counts: every token and every object's features gives a tail probability u
-              (uniform on [0, 1] for events the model describes), and the m of them are combined
-              into one calibrated p-value (the better of Fisher's and Tippett's methods, see
-              `combined`). Under the model its -log is about Exp(1) for every m, so an event is not
-              anomalous for having many objects, only for having improbable ones (or an improbable
-              number). Also `density_nll`: -log p(event) with
-              features in physical units (pt, m in GeV), which is not comparable across counts; and
-              per-object contributions (which object made the event anomalous)
+    density   (the default for backbones with a density head) two scores of the full density
+              p(tokens) x prod_i p(x_i | token_i, context):
+              `density_nll`, -log p(event) with the objects' features in the stated space (log pt,
+              eta, phi, log(1 + m), b-tag: the tokenizer's normalization undone, so comparable across
+              tokenizers); the strongest score on the real run's signals, but, like any likelihood
+              of a variable number of objects, it grows with the number of objects;
+              `surprise`, the same density made comparable across object counts: every token and
+              every object's features gives a tail probability u (uniform on [0, 1] for events the
+              model describes), and the m of them are combined into one calibrated surprise (the
+              larger of Fisher's and Tippett's, see `combined`), about Exp(1) for every m under the
+              model; it finds single extraordinary objects, not collective ones.
+              Also per-object contributions to the surprise (which object made the event anomalous)
     nll       negative log-likelihood of the event under the backbone (causal): total and per token
     masked    cross-entropy of masked object tokens (bidirectional), averaged over several maskings;
               `masked_surprise`, the same maskings' tail probabilities combined as the surprise's
@@ -36,18 +38,18 @@ from backbone.data import TokenSequences, to_device
 from backbone.masking import counter_uniform, mask_tokens
 from events.model import Events
 
-METHODS = ("surprise", "nll", "masked", "entropy", "quantization", "head")
-COLUMNS = {"surprise": ("surprise", "density_nll"), "nll": ("nll", "nll_per_token"),
+METHODS = ("density", "nll", "masked", "entropy", "quantization", "head")
+COLUMNS = {"density": ("density_nll", "surprise"), "nll": ("nll", "nll_per_token"),
            "masked": ("masked", "masked_surprise"), "entropy": ("entropy",), "quantization": ("quantization",),
            "head": ("head",)}
 #: per-object columns (HDF5 score files hold them jagged, under /objects)
-OBJECT_COLUMNS = {"surprise": ("surprise",)}
+OBJECT_COLUMNS = {"density": ("surprise",)}
 
 
 def default_methods(model) -> list[str]:
-    """What `anomaly score` computes when not told: the surprise first where the backbone can."""
+    """What `anomaly score` computes when not told: the density scores first where the backbone can."""
     base = ["nll", "masked", "quantization"]
-    return ["surprise", *base] if model.config.density_components else base
+    return ["density", *base] if model.config.density_components else base
 
 FLAG_TRUNCATED = 1  # objects lost to the multiplicity caps
 FLAG_UNKNOWN_TYPES = 2  # objects of types the tokenizer has no codes for, left out
@@ -109,31 +111,32 @@ def fisher(surprise_sum: torch.Tensor, n_terms: torch.Tensor) -> torch.Tensor:
 
 
 def combined(terms: torch.Tensor, counted: torch.Tensor) -> torch.Tensor:
-    """The event surprise from its terms' -log u (B, T), where `counted` (B, T): the better of two
-    calibrated combinations, Fisher's (sensitive to many mildly improbable terms: an improbable number
-    of objects, several hard ones) and Tippett's (the least probable term alone, 1 - (1 - u_min)^m:
-    sensitive to one extraordinary object, which Fisher's sum dilutes among the ordinary ones), with a
-    Bonferroni factor 2 for taking the better: -log min(1, 2 min(p_Fisher, p_Tippett)); about Exp(1)
-    whatever the number of terms for events the model describes."""
+    """The event surprise from its terms' -log u (B, T), where `counted` (B, T): the larger of two
+    calibrated surprises, -log of Fisher's combined p-value (sensitive to many mildly improbable
+    terms: an improbable number of objects, several hard ones) and of Tippett's, 1 - (1 - u_min)^m
+    (the least probable term alone: one extraordinary object, which Fisher's sum dilutes among the
+    ordinary ones). Each is Exp(1) whatever the number of terms m for events the model describes;
+    taking the larger shifts that by at most log 2."""
     terms = torch.where(counted, terms, torch.zeros_like(terms)).double()
-    m = counted.sum(1)
+    m = counted.sum(1).double()
     log_p_fisher = -fisher(terms.sum(1), m)
     log_u_min = -terms.max(1).values
-    # log(1 - (1 - u)^m), accurate for tiny u (then about log(m u)) and for u near 1
-    log_p_tippett = torch.log(-torch.expm1(m.double() * torch.log1p(-torch.exp(log_u_min).clamp(max=1 - 1e-16))))
-    log_p = torch.minimum(log_p_fisher, log_p_tippett) + math.log(2)
-    return torch.where(m > 0, -log_p.clamp(max=0.0), torch.zeros_like(log_p))
+    # log(1 - (1 - u)^m); for tiny u, where exp(log u) underflows, its limit log(m u)
+    exact = torch.log(-torch.expm1(m * torch.log1p(-torch.exp(log_u_min).clamp(max=1 - 1e-16))))
+    log_p_tippett = torch.where(log_u_min < -30, torch.log(m.clamp(min=1)) + log_u_min, exact)
+    surprise = -torch.minimum(log_p_fisher, log_p_tippett)
+    return torch.where(m > 0, surprise, torch.zeros_like(surprise))
 
 
 @torch.no_grad()
-def surprise_scores(model, seqs: TokenSequences, device, batch_size: int = 512) -> dict:
-    """The `surprise` of each event (see the module), its `density_nll`, and per-object surprises
+def density_scores(model, seqs: TokenSequences, device, batch_size: int = 512) -> dict:
+    """The `density_nll` and `surprise` of each event (see the module) and per-object surprises
     (`objects`: {"surprise": jagged (events, objects)}, each the token's and the features' -log u).
     Needs a backbone with a density head and sequences with the objects' features."""
     if not model.config.density_components:
-        raise ValueError("method surprise needs a backbone with a density head (model.density_components > 0)")
+        raise ValueError("method density needs a backbone with a density head (model.density_components > 0)")
     if seqs.features is None:
-        raise ValueError("method surprise needs the objects' features (encode with features=True)")
+        raise ValueError("method density needs the objects' features (encode with features=True)")
     vocab = seqs.vocab
     first = 1 + int(seqs.conditional)  # sequence position of the first object
     counts = np.diff(seqs.offsets)
@@ -153,7 +156,7 @@ def surprise_scores(model, seqs: TokenSequences, device, batch_size: int = 512) 
         feature_tail = torch.zeros(targets.shape, device=device)
         feature_tail[is_object] = -mixture.log_tail(z, mask).float()
         feature_nll = torch.zeros(targets.shape, device=device)
-        feature_nll[is_object] = -(mixture.log_prob(z, mask) + model.density.log_jacobian(z, mask, physical=True))
+        feature_nll[is_object] = -(mixture.log_prob(z, mask) + model.density.log_jacobian(z, mask, physical=False))
         terms = torch.cat([token_tail, feature_tail], 1)
         surprise[rows] = combined(terms, torch.cat([scored, is_object], 1)).cpu().numpy()
         total = token_tail + feature_tail

@@ -33,10 +33,10 @@ def test_demo_writes_summary_and_plots(tmp_path):
         assert set(finetune[mode]["auc"]) == {"0t", "1t", "2t", "3t", "4t"} and finetune[mode]["mean_auc"] > 0.7
     for signal in ("tttt_proxy", "zprime_ttbar"):
         methods = anomaly["signals"][signal]
-        assert set(methods) == {"surprise", "density_nll", "nll", "nll_per_token", "masked", "masked_surprise",
+        assert set(methods) == {"density_nll", "surprise", "nll", "nll_per_token", "masked", "masked_surprise",
                                 "quantization", "entropy", "head", "HT cut"}
         assert (tmp_path / f"anomaly_roc_sic_{signal}.png").is_file()
-    # four tops make long, unlikely sequences; the surprise sees them as the token NLL does
-    assert anomaly["signals"]["tttt_proxy"]["surprise"]["auc"] > 0.8
-    # a 1.5 TeV resonance: hard objects the token likelihood is blind to, the surprise is not
-    assert anomaly["signals"]["zprime_ttbar"]["surprise"]["auc"] > anomaly["signals"]["zprime_ttbar"]["nll"]["auc"]
+    # four tops make long, unlikely sequences; the full density sees them as the token NLL does
+    assert anomaly["signals"]["tttt_proxy"]["density_nll"]["auc"] > 0.8
+    # a 1.5 TeV resonance: hard objects the token likelihood is nearly blind to, the full density is not
+    assert anomaly["signals"]["zprime_ttbar"]["density_nll"]["auc"] > anomaly["signals"]["zprime_ttbar"]["nll"]["auc"]

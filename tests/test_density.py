@@ -144,12 +144,18 @@ def test_token_tail_against_hand_computed_values_and_far_below_float32():
     # a token at e^-300 (zero in float32) still has a finite, huge surprise
     far = token_log_tail(torch.tensor([[[0.0, -300.0]]]), torch.tensor([[1]]))
     assert torch.isfinite(far).all() and -far.item() > 290
-    # one term at u = 1e-6 among 9 ordinary ones: Tippett's p = 1 - (1 - 1e-6)^10 ~ 1e-5, times 2
+    # one term at u = 1e-6 among 9 ordinary ones: Tippett's p = 1 - (1 - 1e-6)^10 ~ 1e-5
     terms = torch.tensor([[-math.log(1e-6)] + [-math.log(0.5)] * 9])
-    assert abs(combined(terms, torch.ones_like(terms, dtype=torch.bool)).item() + math.log(2e-5)) < 1e-3
+    every = torch.ones_like(terms, dtype=torch.bool)
+    assert abs(combined(terms, every).item() + math.log(1e-5)) < 1e-3
+    # far beyond float64's smallest number (u = e^-10000): log(m u), finite
+    terms[0, 0] = 1e4
+    assert abs(combined(terms, every).item() - (1e4 - math.log(10))) < 1e-6
     # many mildly improbable terms: Fisher's sum, -2 sum log u = 2 * 20 * log(10) ~ chi2 with 40 dof
     from scipy.stats import chi2
 
     terms = torch.full((1, 20), math.log(10.0))
-    expected = -math.log(2 * chi2.sf(2 * 20 * math.log(10.0), 40))
+    expected = -math.log(chi2.sf(2 * 20 * math.log(10.0), 40))
     assert abs(combined(terms, torch.ones_like(terms, dtype=torch.bool)).item() - expected) < 1e-3
+    # terms not counted do not count, and an event without terms scores 0
+    assert combined(terms, torch.zeros_like(terms, dtype=torch.bool)).item() == 0
