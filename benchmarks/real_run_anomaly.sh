@@ -78,6 +78,9 @@ for mode in centroid continuous; do
   cp "$RUN/eval_$mode/real_vs_generated.png" "$RESULTS/real_vs_generated_$mode.png"
 done
 
+python benchmarks/decode_fidelity.py --backbone "$RUN/backbone" --tokenizer "$RUN/tokenizer" \
+  --events "$DATA/ttbar_s1.h5" --n 10000 --out "$RESULTS/decode_fidelity.json" | tee "$RESULTS/decode_fidelity.log"
+
 log "masked-token score across pretraining"
 python benchmarks/masked_study.py --backbone "$RUN/backbone" --tokenizer "$RUN/tokenizer" \
   --snapshots $(ls -d "$RUN"/backbone/checkpoint_step* | sort -V) --background $(files "$SM" 2) \

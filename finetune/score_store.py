@@ -149,6 +149,6 @@ def read_object_scores(path: str | Path) -> dict:
 
     with h5py.File(path, "r") as f:
         if "objects" not in f:
-            raise EventDataError(f"{path}: no per-object scores (score with --method surprise, into .h5)")
+            raise EventDataError(f"{path}: no per-object scores (score with --method density, into .h5)")
         counts = np.diff(f["objects/offsets"][:])
         return {k: ak.unflatten(f["objects"][k][:], counts) for k in f["objects"] if k != "offsets"}

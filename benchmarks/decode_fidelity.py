@@ -1,0 +1,85 @@
+"""How much of the kinematics the density head restores, with the token model's errors taken out.
+
+    python benchmarks/decode_fidelity.py --backbone runs/anom/backbone --tokenizer runs/anom/tokenizer \
+        --events data/anom/ttbar_s1.h5 --n 10000 --out benchmarks/results/anomaly_density_cpu/decode_fidelity.json
+
+Real events are tokenized, then decoded two ways from their own tokens: each code's centroid, and
+features drawn from the head given the real tokens before each object (teacher forcing). Both are
+compared with other real events of the same file (W1 against the floor, backbone.evaluate). Sampling
+from scratch adds the token model's own errors (multiplicities, which jets are b-tagged); this shows
+what the head itself does to pt, masses and angles.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import awkward as ak
+import numpy as np
+import torch
+
+
+@torch.no_grad()
+def head_decoded(model, tokenizer, tokens, vocab, conditional: bool, seed: int = 0):
+    """The events of `tokens` with every object's features drawn from the head, given the real tokens
+    before it; (events, objects clamped)."""
+    from finetune.data import unlabelled_sequences
+
+    seqs = unlabelled_sequences([tokens], vocab.n_codes, conditional, model.config.block_size, "tokens")
+    centroids = torch.from_numpy(tokenizer.code_features())
+    drawn = np.empty(seqs.features.shape, dtype=np.float32)
+    generator = torch.Generator().manual_seed(seed)
+    clamped = 0
+    counts = np.diff(seqs.offsets)
+    for rows, idx, _ in seqs.sorted_batches(512):
+        hidden = model.hidden_states(idx[:, :-1])
+        targets = idx[:, 1:]
+        is_object = (targets >= 0) & (targets < vocab.n_codes)
+        codes = targets[is_object]
+        z = model.density(hidden[is_object], model.wte(codes), codes).sample(generator)
+        mask = model.density.code_mask[codes]
+        x, n = model.density.clamp(model.density.from_density(z, centroids[codes], mask), mask)
+        clamped += n
+        where = np.concatenate([np.arange(seqs.offsets[r], seqs.offsets[r] + counts[r]) for r in rows])
+        drawn[where] = x.numpy()
+    batch = type(tokens)(tokens.ids, tokens.info, tokens.process_names, ak.unflatten(drawn, counts))
+    return tokenizer.decode(batch), clamped
+
+
+def main(argv: list[str] | None = None) -> int:
+    from backbone.evaluate import w1_table
+    from backbone.io import load_backbone
+    from events.io import read_events
+    from tokenizer.tokenizer import Tokenizer
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backbone", required=True, type=Path)
+    parser.add_argument("--tokenizer", required=True, type=Path)
+    parser.add_argument("--events", required=True, type=Path, help="real events (one process)")
+    parser.add_argument("--n", type=int, default=10000, help="events decoded; the rest of the file is the reference")
+    parser.add_argument("--out", required=True, type=Path)
+    args = parser.parse_args(argv)
+    model, vocab, config = load_backbone(args.backbone)
+    tokenizer = Tokenizer.from_pretrained(args.tokenizer)
+    events = read_events(args.events)
+    decoded, reference = events[:args.n], events[args.n:]
+    tokens = tokenizer.encode(decoded, features=True)
+    centroid = tokenizer.decode(type(tokens)(tokens.ids, tokens.info, tokens.process_names))
+    continuous, clamped = head_decoded(model, tokenizer, tokens, vocab, config["conditional"])
+    result = {"date": time.strftime("%Y-%m-%d"), "events": str(args.events), "decoded": len(decoded),
+              "reference": len(reference), "clamped_objects": clamped,
+              "centroid": w1_table(reference, centroid), "continuous": w1_table(reference, continuous)}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2))
+    print(f"{'observable':<24}{'centroid W1/floor':>18}{'head W1/floor':>16}")
+    for name, row in result["centroid"].items():
+        cont = result["continuous"][name]
+        print(f"{name:<24}{row['w1'] / row['floor']:>18.1f}{cont['w1'] / cont['floor']:>16.1f}")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
