@@ -1,4 +1,4 @@
-"""The README's demo end to end (about a minute on 2 cores): marked slow, run with RUN_SLOW=1."""
+"""The README's demo end to end (a few minutes on 2 cores): marked slow, run with RUN_SLOW=1."""
 import json
 
 import pytest
