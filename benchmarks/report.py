@@ -496,9 +496,10 @@ def density_finetune_table() -> str:
     lines = [f"| labelled events | mode | with the density head | without | difference |", "|---|---|---|---|---|"]
     for n in sorted({r["n_train"] for r in head["rows"]}):
         for mode in ("frozen", "full", "scratch"):
-            a, b = (_mean([r for r in x["rows"] if r["n_train"] == n and r["mode"] == mode], "mean_auc")
-                    for x in (head, plain))
-            lines.append(f"| {n:,} | {mode} | {a:.3f} | {b:.3f} | {a - b:+.3f} |")
+            rows = [[r for r in x["rows"] if r["n_train"] == n and r["mode"] == mode] for x in (head, plain)]
+            if all(rows):
+                a, b = (_mean(r, "mean_auc") for r in rows)
+                lines.append(f"| {n:,} | {mode} | {a:.3f} | {b:.3f} | {a - b:+.3f} |")
     return "\n".join(lines) + f"\n\n({head['test_events']:,} test events; mean one-vs-rest AUC of 0t..4t)"
 
 
