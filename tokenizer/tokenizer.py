@@ -154,7 +154,8 @@ class Tokenizer:
             charge[s:s + len(ids)] = (q.argmax(dim=1) - 1).cpu().numpy()
             types[s:s + len(ids)] = t.cpu().numpy()
         if tokens.features is not None:
-            feats = ak.to_numpy(ak.flatten(tokens.features, axis=1)).astype(np.float32).reshape(len(flat), -1)
+            feats = ak.to_numpy(ak.flatten(tokens.features, axis=1)).astype(np.float32).reshape(
+                len(flat), len(self.transform.names))
         return _events(self.transform.inverse(feats), charge, types, counts, tokens.info, tokens.process_names)
 
     def round_trip(self, events: Events) -> Events:
