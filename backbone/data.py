@@ -120,6 +120,11 @@ class TokenSequences:
             out[row, first:first + b - a] = self.features[a:b]
         return torch.from_numpy(out)
 
+    def object_indices(self, rows: np.ndarray) -> np.ndarray:
+        """Positions in the flat per-object arrays (`codes`, `features`) of the objects of events `rows`,
+        row by row: the order in which a batch of those rows lists its object tokens (row-major)."""
+        return np.concatenate([np.arange(self.offsets[r], self.offsets[r + 1]) for r in rows] + [np.zeros(0, int)])
+
     def tensors(self, indices: np.ndarray, device="cpu") -> tuple[torch.Tensor, torch.Tensor | None]:
         """(token ids, features or None) of events `indices`, on `device`."""
         return to_device(self.batch(indices), self.batch_features(indices), device)

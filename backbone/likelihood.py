@@ -23,9 +23,7 @@ def object_coordinates(model, seqs, device="cpu", batch_size: int = 512):
     space (N,)) of every object of `seqs`, in store order."""
     from backbone.data import to_device
 
-    first = 1 + int(seqs.conditional)
-    counts = np.diff(seqs.offsets)
-    n = int(counts.sum())
+    n = len(seqs.codes)
     dims = model.density.n_dims
     codes, z_all = np.empty(n, np.int64), np.empty((n, dims), np.float32)
     mask_all, logp = np.empty((n, dims), np.float32), np.empty(n)
@@ -36,8 +34,7 @@ def object_coordinates(model, seqs, device="cpu", batch_size: int = 512):
         targets = idx[:, 1:]
         mixture, z, mask = model.object_densities(hidden, targets, features[:, 1:])
         lp = mixture.log_prob(z, mask) + model.density.log_jacobian(z, mask, physical=False)
-        # object positions in row-major order are the events' objects in order
-        where = np.concatenate([np.arange(seqs.offsets[r], seqs.offsets[r] + counts[r]) for r in rows])
+        where = seqs.object_indices(rows)
         codes[where] = targets[(targets >= 0) & (targets < model.config.n_codes)].cpu().numpy()
         z_all[where], mask_all[where], logp[where] = z.cpu().numpy(), mask.cpu().numpy(), lp.cpu().numpy()
     return codes, z_all, mask_all, logp

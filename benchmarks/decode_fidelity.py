@@ -32,7 +32,6 @@ def head_decoded(model, tokenizer, tokens, vocab, conditional: bool, seed: int =
     drawn = np.empty(seqs.features.shape, dtype=np.float32)
     generator = torch.Generator().manual_seed(seed)
     clamped = 0
-    counts = np.diff(seqs.offsets)
     for rows, idx, _ in seqs.sorted_batches(512):
         hidden = model.hidden_states(idx[:, :-1])
         targets = idx[:, 1:]
@@ -42,9 +41,8 @@ def head_decoded(model, tokenizer, tokens, vocab, conditional: bool, seed: int =
         mask = model.density.code_mask[codes]
         x, n = model.density.clamp(model.density.from_density(z, centroids[codes], mask), mask)
         clamped += n
-        where = np.concatenate([np.arange(seqs.offsets[r], seqs.offsets[r] + counts[r]) for r in rows])
-        drawn[where] = x.numpy()
-    batch = type(tokens)(tokens.ids, tokens.info, tokens.process_names, ak.unflatten(drawn, counts))
+        drawn[seqs.object_indices(rows)] = x.numpy()
+    batch = type(tokens)(tokens.ids, tokens.info, tokens.process_names, ak.unflatten(drawn, np.diff(seqs.offsets)))
     return tokenizer.decode(batch), clamped
 
 

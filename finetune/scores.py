@@ -138,7 +138,6 @@ def density_scores(model, seqs: TokenSequences, device, batch_size: int = 512) -
     if seqs.features is None:
         raise ValueError("method density needs the objects' features (encode with features=True)")
     vocab = seqs.vocab
-    first = 1 + int(seqs.conditional)  # sequence position of the first object
     counts = np.diff(seqs.offsets)
     surprise, density_nll = np.empty(len(seqs)), np.empty(len(seqs))
     per_object = np.empty(int(counts.sum()))
@@ -159,12 +158,9 @@ def density_scores(model, seqs: TokenSequences, device, batch_size: int = 512) -
         feature_nll[is_object] = -(mixture.log_prob(z, mask) + model.density.log_jacobian(z, mask, physical=False))
         terms = torch.cat([token_tail, feature_tail], 1)
         surprise[rows] = combined(terms, torch.cat([scored, is_object], 1)).cpu().numpy()
-        total = token_tail + feature_tail
         density_nll[rows] = (nll.sum(1) + feature_nll.sum(1)).double().cpu().numpy()
-        total = total.cpu().numpy()
-        for r, row in enumerate(rows):
-            a = seqs.offsets[row]
-            per_object[a:a + counts[row]] = total[r, first - 1:first - 1 + counts[row]]
+        # each object's token (at its own position) and features: the event's objects in order
+        per_object[seqs.object_indices(rows)] = (token_tail + feature_tail)[is_object].cpu().numpy()
     return {"surprise": surprise, "density_nll": density_nll,
             "objects": {"surprise": ak.unflatten(per_object, counts)}}
 
