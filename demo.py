@@ -120,7 +120,7 @@ def stage_sample(out: Path, seed: int) -> dict:
     import subprocess
     import sys
 
-    from backbone.evaluate import plot, w1_table
+    from events.compare import plot, w1_table
     from events.io import read_events
     from events.model import ObjectType
 
@@ -132,7 +132,7 @@ def stage_sample(out: Path, seed: int) -> dict:
     seconds = time.perf_counter() - start
     synthetic, real = read_events(out / "synthetic.h5"), read_events(out / "data" / "ttbar.h5")
     jets = (ObjectType.JET, ObjectType.BJET)
-    plot(real, synthetic, out / "real_vs_generated.png")
+    plot(real, synthetic, out / "real_vs_generated.png", ("real", "generated"))
     return {"events": n, "events_per_s": round(n / seconds, 1), "w1_vs_floor": w1_table(real, synthetic),
             "mean_jets": {"real": float(real.count(*jets).mean()), "synthetic": float(synthetic.count(*jets).mean())},
             "mean_bjets": {"real": float(real.count(ObjectType.BJET).mean()),

@@ -99,7 +99,7 @@ class Gbdt:
         self.meta = {"model": "xgboost " + xgboost.__version__}
 
     def inputs(self, events) -> np.ndarray:
-        from backbone.evaluate import observables
+        from events.compare import observables
 
         features = jet_features(events) if self.mode == "constituent" else observables(events)
         self.meta["features"] = list(features)

@@ -115,7 +115,7 @@ def jet_features(events) -> dict[str, np.ndarray]:
     tau_32, pT_D, girth, and the leading constituent's pt fraction."""
     import awkward as ak
 
-    from backbone.evaluate import _constituent_jet_mass
+    from events.compare import _constituent_jet_mass
     from events.model import ObjectType
 
     c = events.of_type(ObjectType.CONSTITUENT)

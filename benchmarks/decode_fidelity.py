@@ -5,7 +5,7 @@
 
 Real events are tokenized, then decoded two ways from their own tokens: each code's centroid, and
 features drawn from the head given the real tokens before each object (teacher forcing). Both are
-compared with other real events of the same file (W1 against the floor, backbone.evaluate). Sampling
+compared with other real events of the same file (W1 against the floor, events.compare). Sampling
 from scratch adds the token model's own errors (multiplicities, which jets are b-tagged); this shows
 what the head itself does to pt, masses and angles.
 """
@@ -47,7 +47,7 @@ def head_decoded(model, tokenizer, tokens, vocab, conditional: bool, seed: int =
 
 
 def main(argv: list[str] | None = None) -> int:
-    from backbone.evaluate import w1_table
+    from events.compare import w1_table
     from backbone.io import load_backbone
     from events.io import read_events
     from tokenizer.tokenizer import Tokenizer
