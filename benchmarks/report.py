@@ -503,7 +503,32 @@ def density_finetune_table() -> str:
     return "\n".join(lines) + f"\n\n({head['test_events']:,} test events; mean one-vs-rest AUC of 0t..4t)"
 
 
-TABLES = {"generate-table": generate_table, "tokenizer-table": tokenizer_table, "encoder-table": encoder_table,
+def real_nanoaod_table() -> str:
+    """A real NanoAOD file scored beside simulated events, with and without the object selection
+    (benchmarks/real_file_scores.py)."""
+    p = RESULTS / "real_nanoaod" / "scores.json"
+    if not p.is_file():
+        return "(not measured yet)"
+    r = json.loads(p.read_text())
+    lines = ["| score | median simulated | median real (no selection) | median real (reco) | "
+             "percentile (no selection) | percentile (reco) |", "|---|---|---|---|---|---|"]
+    for c, row in r["columns"].items():
+        name = "HT [GeV] (the simplest cut)" if c == "HT" else c
+        lines.append(f"| {name} | {row['median simulated']:.3g} | {row['median real (none)']:.3g} | "
+                     f"{row['median real (reco)']:.3g} | {row['percentile real (none)']:.2f} | "
+                     f"**{row['percentile real (reco)']:.2f}** |")
+    lines += ["", "| observable | W1 / floor (no selection) | p | W1 / floor (reco) | p |", "|---|---|---|---|---|"]
+    none, reco = r["compare"]["none"], r["compare"]["reco"]
+    for name in none:
+        a, b = none[name], reco[name]
+        lines.append(f"| {name} | {a['w1'] / a['floor']:.1f} | {a['p_value']:.3f} | {b['w1'] / b['floor']:.1f} | "
+                     f"{b['p_value']:.3f} |")
+    flags = ", ".join(f"{sel}: " + ", ".join(f"flag {k}: {v}" for k, v in f.items()) for sel, f in r["flags"].items())
+    return "\n".join(lines) + (f"\n\n({r['n_real']} real events against {r['n_simulated']} simulated, "
+                               f"{r['simulated']}; events per flag value, {flags})")
+
+
+TABLES = {"real-nanoaod-table": real_nanoaod_table, "generate-table": generate_table, "tokenizer-table": tokenizer_table, "encoder-table": encoder_table,
           "backbone-table": backbone_table, "finetune-table": real_run_table, "constituent-table": constituent_table,
           "hybrid-table": hybrid_table, "memory-table": memory_table, "baseline-table": baseline_table,
           "jets-baseline-table": jets_baseline_table, "anomaly-baseline-table": anomaly_baseline_table,

@@ -1,7 +1,8 @@
 """Events: the data model, readers and writers (ROOT, HDF5), and the built-in Pythia 8 source."""
 from events.errors import EventDataError
-from events.io import count_events, detect_format, iter_events, open_writer, read_events, write_events
+from events.io import count_events, detect_format, iter_events, open_events, open_writer, read_events, write_events
 from events.model import Caps, Events, ObjectType
+from events.options import ReadOptions
 
-__all__ = ["Caps", "EventDataError", "Events", "ObjectType", "count_events", "detect_format", "iter_events",
-           "open_writer", "read_events", "write_events"]
+__all__ = ["Caps", "EventDataError", "Events", "ObjectType", "ReadOptions", "count_events", "detect_format",
+           "iter_events", "open_events", "open_writer", "read_events", "write_events"]

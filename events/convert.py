@@ -11,6 +11,7 @@ from events.model import Caps
 
 def main(argv: list[str] | None = None) -> int:
     from events.io import count_events, detect_format, iter_events, open_writer
+    from events.options import add_read_arguments, read_options
     from tqdm import tqdm
 
     parser = argparse.ArgumentParser(
@@ -27,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-events", type=int, default=0, help="take the first N events of each input (0: all)")
     for cap, default in vars(Caps()).items():
         parser.add_argument(f"--max-{cap}", type=int, default=default, help=f"cap on {cap} per event (default {default})")
+    add_read_arguments(parser)
     args = parser.parse_args(argv)
     if any(p.resolve() == args.output.resolve() for p in args.input):
         raise UserError("an input and the output are the same file")
@@ -39,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     with open_writer(args.output) as writer, tqdm(total=sum(counts), unit="ev", desc="converting") as bar:
         for path, fmt, n in zip(args.input, formats, counts):
             left = n
-            for chunk in iter_events(path, fmt, step_size=args.step_size, caps=caps):
+            for chunk in iter_events(path, fmt, step_size=args.step_size, caps=caps, options=read_options(args)):
                 chunk = chunk[:left]
                 writer.write(chunk)
                 truncated += int(chunk.info["n_truncated"].sum())

@@ -108,10 +108,11 @@ def write_hdf5(events: Events, path: str | Path) -> None:
 class HDF5Reader:
     """Random access and streaming over an HDF5 event store, without loading it whole."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, caps: Caps | None = None):
         import h5py
 
         self.path = Path(path)
+        self.caps = caps
         try:
             self._file = h5py.File(self.path, "r")
         except OSError as err:
@@ -179,8 +180,14 @@ class HDF5Reader:
         objects = ak.unflatten(ak.zip(columns), counts)
         return Events(objects, info, self.process_names)
 
+    def report(self) -> dict:
+        """How the file was read: a store needs no tagger choice or selection."""
+        return {}
+
     def iterate(self, step_size: int = 100_000, caps: Caps | None = None) -> Iterator[Events]:
-        """Stream the store in chunks of `step_size` events; `caps` re-applies tighter caps."""
+        """Stream the store in chunks of `step_size` events; `caps` (default: the reader's) re-applies
+        tighter caps."""
+        caps = caps or self.caps
         for start in range(0, self.n_events, step_size):
             events = self.read(start, start + step_size)
             if caps is not None:

@@ -78,8 +78,40 @@ def format_summary(path: Path, fmt: str, d: dict) -> str:
     return "\n".join(lines)
 
 
+def format_report(report: dict) -> str:
+    """The reader's report (b-tagger, selection cutflow, repaired values) as text."""
+    lines = []
+    for coll, b in report.get("btag", {}).items():
+        if b["branch"] is None:
+            lines.append(f"b-tag     {coll}: no tagger with real scores; every jet untagged")
+        else:
+            point = f"{b['point']} " if b["point"] else ""
+            era = f", era {b['era']} ({b['era_from']})" if b["era"] else ""
+            lines.append(f"b-tag     {coll}: {b['branch']} >= {b['working_point']:g} ({point}working point{era}); "
+                         f"{b['jets_without_score']} jets without a score (placeholder values) read as untagged, "
+                         "b-tag 0")
+        for branch, why in b["skipped"].items():
+            lines.append(f"          skipped {branch}: {why}")
+    sel = report.get("selection")
+    if sel:
+        lines.append(f"selection {sel['name']}" + (f": {sel['description']}" if sel.get("description") else "") +
+                     (f" ({sel['why']})" if sel.get("why") else ""))
+        if sel.get("btag_reference") is not None:
+            lines.append(f"          b-tag scores rescaled so the working point lands on {sel['btag_reference']:g}")
+        for coll, flow in sel.get("cutflow", {}).items():
+            steps = ", ".join(f"{label}: -{n}" for label, n in flow["removed"].items())
+            lines.append(f"          {coll:<9} {flow['read']} read, {steps}; {flow['kept']} kept")
+            for label, why in flow["not applied"].items():
+                lines.append(f"          {'':<9} not applied: {label} ({why})")
+    bad = report.get("bad_kinematics")
+    if bad and bad["values"]:
+        lines.append("repaired  " + ", ".join(f"{k}: {v}" for k, v in bad["values"].items()))
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
-    from events.io import count_events, detect_format, iter_events
+    from events.io import count_events, detect_format, open_events
+    from events.options import add_read_arguments, read_options
     from tqdm import tqdm
 
     parser = argparse.ArgumentParser(prog="python -m events.info",
@@ -91,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--step-size", type=int, default=100_000, help="events per chunk (default 100000)")
     for cap, default in vars(Caps()).items():
         parser.add_argument(f"--max-{cap}", type=int, default=None, help=f"cap on {cap} per event (default {default})")
+    add_read_arguments(parser)
     args = parser.parse_args(argv)
     fmt = detect_format(args.file) if args.format == "auto" else args.format
     caps = {k: getattr(args, f"max_{k}") for k in vars(Caps())}
@@ -98,13 +131,19 @@ def main(argv: list[str] | None = None) -> int:
         else None
     summary = Summary()
     total = count_events(args.file, fmt)
-    with tqdm(total=total, unit="ev", desc="reading", disable=args.json, leave=False) as bar:
-        for chunk in iter_events(args.file, fmt, step_size=args.step_size, caps=caps):
+    with open_events(args.file, fmt, caps=caps, options=read_options(args)) as reader, \
+            tqdm(total=total, unit="ev", desc="reading", disable=args.json, leave=False) as bar:
+        for chunk in reader.iterate(args.step_size):
             summary.add(chunk)
             bar.update(len(chunk))
+        report = reader.report()
     d = summary.as_dict()
-    print(json.dumps({"file": str(args.file), "format": fmt, **d}, indent=2) if args.json
-          else format_summary(args.file, fmt, d))
+    if args.json:
+        print(json.dumps({"file": str(args.file), "format": fmt, **d, "reading": report}, indent=2))
+    else:
+        print(format_summary(args.file, fmt, d))
+        if report:
+            print("\n" + format_report(report))
     return 0
 
 

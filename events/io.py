@@ -11,7 +11,8 @@ from typing import Iterable, Iterator
 from events.errors import EventDataError
 from events.hdf5 import HDF5Reader, HDF5Writer
 from events.model import Caps, Events
-from events.root import RootReader, RootWriter
+from events.options import ReadOptions
+from events.root import RootReader, RootWriter, open_tree, tree_names
 from events.schema import builtin_schemas, load_schema
 
 HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf")
@@ -52,7 +53,7 @@ def detect_format(path: str | Path) -> str:
                     best, best_hits = name, hits
             if best is not None:
                 return best
-            trees = [k.split(";")[0] for k, c in file.classnames().items() if c == "TTree"]
+            trees = tree_names(file)
     except EventDataError:
         raise
     except Exception as err:
@@ -61,8 +62,22 @@ def detect_format(path: str | Path) -> str:
                          f"configs/data/cms-hep-tutorial.yaml and pass it with --format")
 
 
+def open_events(path: str | Path, format: str = "auto", *, caps: Caps | None = None,
+                options: ReadOptions | None = None):
+    """A reader (`HDF5Reader` or `RootReader`; close it, or use it as a context manager) with
+    `len()`, `iterate(step_size)` and `report()` (for ROOT: tagger, selection cutflow, repairs)."""
+    format = detect_format(path) if format == "auto" else format
+    options = options or ReadOptions()
+    if format == "hdf5":
+        if options.selection not in ("none", "auto"):
+            raise EventDataError(f"{path}: an HDF5 event store holds objects already selected; --selection "
+                                 f"{options.selection} applies to ROOT branch maps")
+        return HDF5Reader(path, caps)
+    return RootReader(path, load_schema(format), caps or Caps(), options)
+
+
 def iter_events(path: str | Path, format: str = "auto", *, step_size: int = 100_000,
-                caps: Caps | None = None) -> Iterator[Events]:
+                caps: Caps | None = None, options: ReadOptions | None = None) -> Iterator[Events]:
     """Stream a file as `Events` chunks in file order.
 
     Parameters
@@ -71,22 +86,17 @@ def iter_events(path: str | Path, format: str = "auto", *, step_size: int = 100_
         `auto`, `hdf5`, a built-in schema name (`nanoaod`, `delphes`, `jetclass`, ...) or a YAML path.
     caps : Caps, optional
         Multiplicity caps; default `Caps()` for ROOT input, none re-applied for HDF5 stores.
+    options : ReadOptions, optional
+        Object selection, era, b-tag working point, handling of impossible kinematics (ROOT input).
     """
-    format = detect_format(path) if format == "auto" else format
-    if format == "hdf5":
-        with HDF5Reader(path) as reader:
-            yield from reader.iterate(step_size, caps)
-        return
-    reader = RootReader(path, load_schema(format), caps or Caps())
-    try:
+    with open_events(path, format, caps=caps, options=options) as reader:
         yield from reader.iterate(step_size)
-    finally:
-        reader.close()
 
 
-def read_events(path: str | Path, format: str = "auto", *, caps: Caps | None = None) -> Events:
+def read_events(path: str | Path, format: str = "auto", *, caps: Caps | None = None,
+                options: ReadOptions | None = None) -> Events:
     """A whole file as one `Events` (use `iter_events` for files larger than memory)."""
-    return Events.concatenate(iter_events(path, format, caps=caps))
+    return Events.concatenate(iter_events(path, format, caps=caps, options=options))
 
 
 def count_nonzero_events(path: str | Path, format: str = "auto") -> int:
@@ -103,11 +113,9 @@ def count_events(path: str | Path, format: str = "auto") -> int:
     if format == "hdf5":
         with HDF5Reader(path) as reader:
             return len(reader)
-    reader = RootReader(path, load_schema(format))
-    try:
-        return len(reader)
-    finally:
-        reader.close()
+    file, tree = open_tree(path, load_schema(format).tree)
+    with file:
+        return int(tree.num_entries)
 
 
 def open_writer(path: str | Path, format: str = "auto"):

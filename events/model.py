@@ -49,7 +49,7 @@ OBJECT_FIELDS: dict[str, np.dtype] = {
 INFO_FIELDS: dict[str, np.dtype] = {
     "run": np.dtype(np.int64),
     "lumi": np.dtype(np.int64),
-    "event": np.dtype(np.int64),
+    "event": np.dtype(np.uint64),  # NanoAOD event numbers use all 64 bits
     "weight": np.dtype(np.float32),
     "process": np.dtype(np.int16),
     "ntop": np.dtype(np.int8),

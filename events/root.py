@@ -1,24 +1,32 @@
 """ROOT input and output through uproot, driven by a `Schema` branch map.
 
-Reading streams with `TTree.iterate`, reads only the branches the schema names (real files carry
+Reading streams TTrees and RNTuples alike, reads only the branches the schema names (real files carry
 hundreds), casts mixed dtypes to the data model's, and checks every value: a missing branch, a
-non-numeric branch, NaN/inf, or collections whose branches disagree in length raise one
-`EventDataError` naming the file, tree, branch and entry.
+non-numeric branch, NaN/inf, physically impossible kinematics, or collections whose branches disagree
+in length raise one `EventDataError` naming the file, tree, branch and entry. At opening, the b-tagger
+and any ID branch alternatives are chosen by content (placeholder-only branches are passed over), and
+the object selection of `ReadOptions` is applied chunk by chunk with a cutflow (`report()`).
 """
 from __future__ import annotations
 
 import difflib
 import json
+import re
+from collections import Counter
 from pathlib import Path
 from typing import Iterator
 
 import awkward as ak
 import numpy as np
 
+from common.config import ConfigError
+from events.btag import NO_SCORE, TaggerChoice, calibrated, choose_tagger, uninformative
 from events.errors import EventDataError
-from events.kinematics import cartesian_to_ptetaphi, mass_from_energy
+from events.kinematics import cartesian_to_ptetaphi, mass_from_energy, repaired, unphysical, wrap_phi
 from events.model import Caps, Events, ObjectType, assemble, make_objects
+from events.options import ReadOptions
 from events.schema import COLLECTION_TYPES, CollectionSpec, Schema
+from events.selection import Cutflow, Requirement, apply_cuts
 from events.writer import EventWriter
 
 #: TObjString key holding what the data model has and plain NanoAOD lacks (process names, extras)
@@ -26,7 +34,8 @@ META_KEY = "colliderfm"
 
 
 def open_tree(path: str | Path, tree_name: str):
-    """(file, tree) opened with uproot, or EventDataError naming what is wrong."""
+    """(file, tree) opened with uproot, or EventDataError naming what is wrong; the tree may be a
+    TTree or an RNTuple (Run-3 NanoAOD), which uproot reads alike."""
     import uproot
 
     path = Path(path)
@@ -36,19 +45,20 @@ def open_tree(path: str | Path, tree_name: str):
         file = uproot.open(path)
     except Exception as err:  # uproot raises many types for broken files
         raise EventDataError(f"{path}: not a readable ROOT file ({type(err).__name__}: {err})") from None
-    if file.classnames().get(f"{tree_name};1", "").endswith("RNTuple"):
-        file.close()
-        raise EventDataError(f"{path}: {tree_name!r} is an RNTuple; this reader handles TTrees (convert it "
-                             "with ROOT, or open an issue for RNTuple support)")
     try:
         tree = file[tree_name]
     except Exception as err:
-        trees = [k.split(";")[0] for k, c in file.classnames().items() if c in ("TTree", "TNtuple")]
+        trees = tree_names(file)
         file.close()
         if isinstance(err, KeyError) or "not found" in str(err):
             raise EventDataError(f"{path}: no tree {tree_name!r} (trees in file: {trees or 'none'})") from None
         raise EventDataError(f"{path}: cannot read tree {tree_name!r} ({type(err).__name__}: {err})") from None
     return file, tree
+
+
+def tree_names(file) -> list[str]:
+    """Names of the TTrees and RNTuples in an open file."""
+    return [k.split(";")[0] for k, c in file.classnames().items() if c in ("TTree", "TNtuple", "ROOT::RNTuple")]
 
 
 def _read_meta(file) -> dict:
@@ -60,13 +70,20 @@ def _read_meta(file) -> dict:
         return {}
 
 
-class RootReader:
-    """Stream one ROOT file as `Events` under a schema."""
+#: entries read at opening to tell real values from placeholders (taggers, unfilled ID branches)
+PROBE_ENTRIES = 10_000
+_RNTUPLE_NUMBERS = re.compile(r"^(?:ROOT::VecOps::RVec<|std::vector<|ROOT::RNTupleCardinality<)?"
+                              r"(?:std::)?(bool|float|double|u?int(?:8|16|32|64)_t)>?$")
 
-    def __init__(self, path: str | Path, schema: Schema, caps: Caps = Caps()):
+
+class RootReader:
+    """Stream one ROOT file (TTree or RNTuple) as `Events` under a schema and reading options."""
+
+    def __init__(self, path: str | Path, schema: Schema, caps: Caps = Caps(), options: ReadOptions = ReadOptions()):
         self.path = Path(path)
         self.schema = schema
         self.caps = caps
+        self.options = options
         self.file, self.tree = open_tree(path, schema.tree)
         self.where = f"{self.path}:{schema.tree}"
         try:
@@ -76,6 +93,15 @@ class RootReader:
             self.file.close()
             raise EventDataError(f"{self.where}: cannot read the file's metadata ({type(err).__name__}: {err}); "
                                  "the file may be truncated or corrupt") from None
+        try:
+            self._setup(meta)
+        except Exception:
+            self.file.close()
+            raise
+
+    def _setup(self, meta: dict) -> None:
+        schema = self.schema
+        self.written_here = bool(meta)
         self.meta_process_names = tuple(meta.get("process_names", ()))
         self.extra_info = dict(schema.info)
         self.extra_info.update({name: name for name in meta.get("info", ())})
@@ -85,9 +111,9 @@ class RootReader:
             raise EventDataError(f"{self.where}: no label branches starting with {schema.label_prefix!r}")
         self.needed: set[str] = set(self.extra_info.values()) | set(self.labels)
         self.collections = [c for c in schema.collections if self._present(c)]
-        self.resolved = {c.name: {q: self._resolve(getattr(c, q), f"{c.name} {q}", required=q != "tagged")
+        self.resolved = {c.name: {q: self._resolve_quantity(c, q)
                                   for q in ("pt", "eta", "phi", "mass", "energy", "px", "py", "pz",
-                                            "charge", "btag", "tagged", "counter")}
+                                            "charge", "tagged", "counter")}
                          for c in self.collections}
         met_optional = "met" in schema.optional
         self.met = None if schema.met is None else {
@@ -97,19 +123,60 @@ class RootReader:
             self.met = None
         self.event_fields = {q: self._resolve(getattr(schema, q), q, required=q not in schema.optional)
                              for q in ("run", "lumi", "event", "weight", "process", "ntop")}
+        self.selection_name = self._selection_name()
+        self.selection = schema.selections[self.selection_name] if self.selection_name else None
+        self.cutflow = Cutflow()
+        self.requirements = {c.name: self._requirements(c) for c in self.collections}
+        self.taggers = {c.name: self._tagger(c) for c in self.collections}
+        self.no_score: Counter = Counter()
+        self.bad_values: Counter = Counter()
 
     def __len__(self) -> int:
         return int(self.tree.num_entries)
 
+    def __enter__(self) -> "RootReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def close(self) -> None:
         self.file.close()
 
+    def report(self) -> dict:
+        """How the file was read: the tagger and working point, the selection's cutflow, repairs."""
+        btag = {name: {**choice.as_dict(), "jets_without_score": self.no_score[name]}
+                for name, choice in self.taggers.items() if choice is not None}
+        selection = {"name": self.selection_name or "none"}
+        if self.selection is not None:
+            selection.update(description=self.selection.description, cutflow=self.cutflow.as_dict(),
+                             btag_reference=self.selection.btag_reference)
+        elif self.options.selection == "auto" and self.written_here:
+            selection["why"] = "auto: the file was written by colliderfm (objects from the built-in reconstruction)"
+        return {"btag": btag, "selection": selection,
+                "bad_kinematics": {"mode": self.options.bad_kinematics, "values": dict(self.bad_values)}}
+
+    # --- resolving the branch map against the file ---------------------------------------------
     def _present(self, coll: CollectionSpec) -> bool:
         if not coll.optional:
             return True
         first = coll.pt if coll.pt is not None else coll.px
         names = [first] if isinstance(first, str) else list(first)
-        return any(n in self.branches for n in names)
+        return any(self._slot_names(coll, n)[0] in self.branches for n in names if isinstance(n, str))
+
+    @staticmethod
+    def _slot_names(coll: CollectionSpec, name: str) -> list[str]:
+        return [name.replace("{}", str(s)) for s in coll.slots] if coll.slots and "{}" in name else [name]
+
+    def _resolve_quantity(self, coll: CollectionSpec, q: str):
+        """A collection quantity resolved; in a slot collection, a list with one entry per slot."""
+        quantity = getattr(coll, q)
+        required = q not in ("tagged",)
+        if not coll.slots:
+            return self._resolve(quantity, f"{coll.name} {q}", required)
+        if isinstance(quantity, str) and "{}" in quantity:
+            return [self._resolve(name, f"{coll.name} {q}", required) for name in self._slot_names(coll, quantity)]
+        return None if quantity is None else [self._resolve(quantity, f"{coll.name} {q}", required)] * len(coll.slots)
 
     def _resolve(self, quantity, what: str, required: bool = True):
         """A quantity as ('branch', name), ('const', value) or None; missing branches raise."""
@@ -127,6 +194,9 @@ class RootReader:
                 return ("branch", name)
         if not required:
             return None
+        self._missing(names, what)
+
+    def _missing(self, names: list[str], what: str):
         close = difflib.get_close_matches(names[0], self.branches, n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         alts = f"any of {', '.join(names)}" if len(names) > 1 else f"branch {names[0]!r}"
@@ -136,12 +206,89 @@ class RootReader:
     def _check_numeric(self, name: str) -> None:
         import uproot
 
-        interp = self.branches[name].interpretation
-        inner = interp.content if isinstance(interp, uproot.AsJagged) else interp
-        dtype = getattr(inner, "to_dtype", None)
-        if not isinstance(inner, uproot.AsDtype) or dtype.kind not in "biuf" or dtype.shape:
-            raise EventDataError(f"{self.where}: branch {name!r} has type "
-                                 f"{self.branches[name].typename!r}; expected numbers (or lists of numbers)")
+        branch = self.branches[name]
+        if not hasattr(branch, "interpretation"):  # an RNTuple field: judged by its C++ type name
+            if _RNTUPLE_NUMBERS.match(branch.typename):
+                return
+        else:
+            interp = branch.interpretation
+            inner = interp.content if isinstance(interp, uproot.AsJagged) else interp
+            dtype = getattr(inner, "to_dtype", None)
+            if isinstance(inner, uproot.AsDtype) and dtype.kind in "biuf" and not dtype.shape:
+                return
+        raise EventDataError(f"{self.where}: branch {name!r} has type {branch.typename!r}; expected numbers "
+                             "(or lists of numbers)")
+
+    def _probe(self, name: str) -> np.ndarray:
+        """The first values of a branch (flat), to tell real values from placeholders."""
+        try:
+            arrays = self.tree.arrays(filter_name=[name], entry_stop=PROBE_ENTRIES, library="ak")
+        except Exception as err:
+            raise EventDataError(f"{self.where}: cannot read branch {name!r} ({type(err).__name__}: {err}); "
+                                 "the file may be truncated or corrupt") from None
+        values = arrays[name]
+        return ak.to_numpy(ak.flatten(values) if values.ndim > 1 else values)
+
+    def _selection_name(self) -> str | None:
+        name = self.options.selection
+        if name == "none":
+            return None
+        if name == "auto":
+            return None if self.written_here else self.schema.model_selection
+        if name not in self.schema.selections:
+            raise EventDataError(f"{self.where}: branch map {self.schema.name!r} has no selection {name!r} "
+                                 f"(it has: {', '.join(self.schema.selections) or 'none'})")
+        return name
+
+    def _requirements(self, coll: CollectionSpec) -> list[tuple[Requirement, str]]:
+        """Each requirement of the selection on this collection with the branch it reads."""
+        cuts = self.selection.collections.get(coll.name) if self.selection else None
+        out = []
+        for req in cuts.require if cuts else ():
+            if coll.slots:
+                raise EventDataError(f"{self.where}: selection {self.selection_name!r} puts branch requirements "
+                                     f"on slot collection {coll.name}; only pt/|eta| cuts apply to slots")
+            present = [b for b in req.branches if b in self.branches]
+            if not present:
+                if req.optional:
+                    self.cutflow.skipped.setdefault(coll.name, {})[req.label(req.branches[0])] = "no such branch"
+                    continue
+                self._missing(req.branches, f"selection {self.selection_name!r} on {coll.name}")
+            for branch in present:
+                why = uninformative(self._probe(branch))
+                if why is None:
+                    self._check_numeric(branch)
+                    self.needed.add(branch)
+                    out.append((req, branch))
+                    break
+                self.cutflow.skipped.setdefault(coll.name, {})[req.label(branch)] = why
+        return out
+
+    def _tagger(self, coll: CollectionSpec) -> TaggerChoice | None:
+        """The b-tagger a jet collection is read with (None: no score, or a bit-packed one)."""
+        if coll.type != "jet" or coll.btag is None:
+            return None
+        names = [coll.btag] if isinstance(coll.btag, str) else [n for n in coll.btag if isinstance(n, str)]
+        present = [n for n in names if n in self.branches]
+        if not present:
+            if isinstance(coll.btag, (list, tuple)) and not isinstance(coll.btag[-1], str):
+                return None
+            self._missing(names, f"{coll.name} btag")
+        for name in present:
+            self._check_numeric(name)
+        if coll.btag_bit is not None:
+            self.needed.add(present[0])
+            return None
+        run = self.event_fields.get("run")
+        runs = self._probe(run[1]) if run and run[0] == "branch" else None
+        try:
+            choice = choose_tagger(present, self._probe, coll.btag_wp, era=self.options.era,
+                                   point=self.options.btag_wp, valid=coll.btag_valid, runs=runs)
+        except ConfigError as err:
+            raise EventDataError(f"{self.where}: {err}") from None
+        if choice.branch is not None:
+            self.needed.add(choice.branch)
+        return choice
 
     def iterate(self, step_size: int = 100_000) -> Iterator[Events]:
         """Chunks of at most `step_size` events, in file order."""
@@ -159,15 +306,20 @@ class RootReader:
             entry += len(arrays)
 
     # --- building one chunk -------------------------------------------------------------------
-    def _values(self, arrays, resolved, entry: int, jagged: bool, counts=None):
-        """The values of a resolved quantity, checked and cast to float64 (flat if jagged)."""
+    def _entry_of(self, counts, index: int, entry: int) -> int:
+        return entry + int(np.searchsorted(np.cumsum(counts), index, side="right"))
+
+    def _values(self, arrays, resolved, entry: int, jagged: bool, counts=None, finite: bool = True):
+        """The values of a resolved quantity, checked (flat if jagged); `finite=False` leaves
+        non-finite values to the kinematics check."""
         kind, ref = resolved
         if kind == "const":
             return np.full(int(counts.sum()) if jagged else len(arrays), ref)
         array = arrays[ref]
         is_jagged = array.ndim > 1
         if jagged and not is_jagged:
-            raise EventDataError(f"{self.where}: branch {ref!r} holds one value per event; expected a list per event")
+            raise EventDataError(f"{self.where}: branch {ref!r} holds one value per event; expected a list per "
+                                 "event (for one object per set of scalar branches, use `slots` in the branch map)")
         if not jagged and is_jagged:
             n = ak.to_numpy(ak.num(array))
             if np.any(n != 1):
@@ -183,20 +335,28 @@ class RootReader:
                                      f"where the other branches of its collection have {counts[bad]}")
             array = ak.flatten(array)
         values = ak.to_numpy(array)
-        if values.dtype.kind == "f":
+        if finite and values.dtype.kind == "f":
             bad = np.flatnonzero(~np.isfinite(values))
             if len(bad):
-                event = entry + (int(np.searchsorted(np.cumsum(counts), bad[0], side="right")) if jagged else int(bad[0]))
+                event = self._entry_of(counts, bad[0], entry) if jagged else entry + int(bad[0])
                 raise EventDataError(f"{self.where}: branch {ref!r} has a non-finite value ({values[bad[0]]}) "
                                      f"in entry {event}; {len(bad)} in this chunk")
         return values
 
-    def _collection(self, arrays, coll: CollectionSpec, entry: int) -> ak.Array:
+    def _gather(self, arrays, coll: CollectionSpec, entry: int) -> tuple[np.ndarray, dict]:
+        """(objects per event, {quantity: flat values}) of a collection in one chunk."""
         res = self.resolved[coll.name]
+        loose = {"pt", "eta", "phi", "px", "py", "pz"} if self.options.bad_kinematics == "flag" else set()
+        if coll.slots:
+            get = {q: np.stack([self._values(arrays, r, entry, jagged=False, finite=q not in loose) for r in rs], axis=1)
+                   for q, rs in res.items() if rs is not None}
+            first = get["pt"] if "pt" in get else get["px"]
+            present = np.ones(first.shape, dtype=bool) if coll.slot_absent is None else first != coll.slot_absent
+            return present.sum(axis=1), {q: v[present] for q, v in get.items()}
         first = res["pt"] or res["px"]
         if arrays[first[1]].ndim < 2:
-            raise EventDataError(f"{self.where}: branch {first[1]!r} holds one value per event; "
-                                 "expected a list per event")
+            raise EventDataError(f"{self.where}: branch {first[1]!r} holds one value per event; expected a list "
+                                 "per event (for one object per set of scalar branches, use `slots` in the branch map)")
         counts = ak.to_numpy(ak.num(arrays[first[1]]))
         if res["counter"] is not None:
             declared = self._values(arrays, res["counter"], entry, jagged=False)
@@ -204,8 +364,40 @@ class RootReader:
                 bad = int(np.flatnonzero(declared != counts)[0])
                 raise EventDataError(f"{self.where}: counter {res['counter'][1]!r} says {int(declared[bad])} "
                                      f"in entry {entry + bad} but {first[1]!r} has {counts[bad]} values")
-        get = {q: self._values(arrays, r, entry, jagged=True, counts=counts) for q, r in res.items()
-               if r is not None and q != "counter"}
+        get = {q: self._values(arrays, r, entry, jagged=True, counts=counts, finite=q not in loose)
+               for q, r in res.items() if r is not None and q != "counter"}
+        tagger = self.taggers.get(coll.name)
+        if tagger is not None and tagger.branch is not None:
+            # with a valid range, a non-finite score is one more placeholder: no score
+            get["btag"] = self._values(arrays, ("branch", tagger.branch), entry, jagged=True, counts=counts,
+                                       finite=coll.btag_valid is None)
+        elif coll.btag_bit is not None:
+            get["btag"] = self._values(arrays, self._resolve(coll.btag, f"{coll.name} btag"), entry, jagged=True,
+                                       counts=counts)
+        return counts, get
+
+    def _physical(self, what: str, pt, eta, phi, counts, entry: int, event: np.ndarray):
+        """Kinematics checked against physical limits: an error naming the entry, or (option `flag`)
+        values forced into range with the repairs counted per event."""
+        problems = [(why, mask) for why, mask in unphysical(pt, eta, phi) if mask.any()]
+        if not problems:
+            # only values outside [-pi, pi] are wrapped: the arithmetic would move the others by an ulp
+            return pt, eta, np.where(np.abs(phi) > np.pi, wrap_phi(phi), phi), None
+        if self.options.bad_kinematics == "error":
+            why, mask = problems[0]
+            i = int(np.flatnonzero(mask)[0])
+            raise EventDataError(f"{self.where}: {what} in entry {self._entry_of(counts, i, entry)} has {why} "
+                                 f"(pt={pt[i]:g}, eta={eta[i]:g}, phi={phi[i]:g}); {int(mask.sum())} such values "
+                                 "in this chunk. Use --bad-kinematics flag to keep such events, flagged")
+        bad = np.zeros(len(pt), dtype=bool)
+        for why, mask in problems:
+            self.bad_values[f"{what}: {why}"] += int(mask.sum())
+            bad |= mask
+        pt, eta, phi = repaired(pt, eta, phi)
+        return pt, eta, phi, np.bincount(event[bad], minlength=len(counts))
+
+    def _collection(self, arrays, coll: CollectionSpec, entry: int, selected: dict) -> tuple[ak.Array, np.ndarray | None]:
+        counts, get = self._gather(arrays, coll, entry)
         if "pt" in get:
             pt = get["pt"]
         else:
@@ -215,10 +407,12 @@ class RootReader:
         else:
             _, c_eta, c_phi = cartesian_to_ptetaphi(get["px"], get["py"], get["pz"])
             eta, phi = get.get("eta", c_eta), get.get("phi", c_phi)
-            if not np.all(np.isfinite(eta)):
+            if self.options.bad_kinematics == "error" and not np.all(np.isfinite(eta)):
                 bad = int(np.flatnonzero(~np.isfinite(eta))[0])
                 raise EventDataError(f"{self.where}: {coll.name} object along the beam (pt = 0, eta undefined) "
-                                     f"in entry {entry + int(np.searchsorted(np.cumsum(counts), bad, side='right'))}")
+                                     f"in entry {self._entry_of(counts, bad, entry)}")
+        event = np.repeat(np.arange(len(counts)), counts)
+        pt, eta, phi, n_bad = self._physical(coll.name, pt, eta, phi, counts, entry, event)
         if "mass" in get:
             mass = get["mass"]
         elif "energy" in get:
@@ -226,36 +420,81 @@ class RootReader:
             mass = mass_from_energy(get["energy"], p2)
         else:
             mass = 0.0
+        if n_bad is not None:  # repaired momenta: a mass computed from them may be undefined
+            mass = np.where(np.isfinite(mass), mass, 0.0)
         btag = get.get("btag", 0.0)
         otype = np.full(len(pt), int(COLLECTION_TYPES[coll.type]), dtype=np.int8)
+        tagger = self.taggers.get(coll.name)
+        if tagger is not None and tagger.branch is None:  # no tagger with real scores in this file
+            self.no_score[coll.name] += len(pt)
+            btag = NO_SCORE
         if coll.type == "jet" and ("btag" in get or "tagged" in get):
             if coll.btag_bit is not None:
                 btag = ((get["btag"].astype(np.int64) >> coll.btag_bit) & 1).astype(np.float32)
-            wp = coll.btag_wp[res["btag"][1]] if isinstance(coll.btag_wp, dict) else coll.btag_wp
-            tagged = get["tagged"].astype(bool) if "tagged" in get else \
-                (btag >= 0.5 if coll.btag_bit is not None else btag >= wp)
+                tagged = btag >= 0.5
+            else:
+                btag = np.asarray(btag)  # compared in the file's precision: a float32 score equal to the point passes
+                if coll.btag_valid is not None and "btag" in get:
+                    lo, hi = coll.btag_valid
+                    no_score = ~((btag >= lo) & (btag <= hi))
+                    self.no_score[coll.name] += int(no_score.sum())
+                    btag = np.where(no_score, NO_SCORE, btag)
+                tagged = (btag >= tagger.wp) if tagger is not None and tagger.wp is not None and "btag" in get \
+                    else np.zeros(len(pt), dtype=bool)
+            if "tagged" in get:
+                tagged = get["tagged"].astype(bool)
+            reference = self.selection.btag_reference if self.selection else None
+            if reference is not None and tagger is not None and tagger.wp is not None and np.ndim(btag):
+                btag = calibrated(btag, tagger.wp, reference)
             otype[tagged] = int(ObjectType.BJET)
-        return make_objects(counts, type=otype, pt=pt, eta=eta, phi=phi, mass=mass, btag=btag,
-                            charge=np.rint(get.get("charge", 0.0)))
+        if self.selection is not None:
+            reqs = [(req, branch, self._values(arrays, ("branch", branch), entry, jagged=True, counts=counts))
+                    for req, branch in self.requirements[coll.name]]
+            keep = apply_cuts(coll.name, self.selection.collections.get(coll.name), event, pt, eta, phi, reqs,
+                              selected, self.cutflow)
+            columns = dict(pt=pt, eta=eta, phi=phi, mass=mass, btag=btag, otype=otype,
+                           charge=get.get("charge", 0.0))
+            pt, eta, phi, mass, btag, otype, charge = (v[keep] if np.ndim(v) else v for v in columns.values())
+            get["charge"] = charge
+            event = event[keep]
+            counts = np.bincount(event, minlength=len(counts))
+            selected[coll.name] = (event, eta, phi)
+        objects = make_objects(counts, type=otype, pt=pt, eta=eta, phi=phi, mass=mass, btag=btag,
+                               charge=np.rint(get.get("charge", 0.0)))
+        return objects, n_bad
 
-    def _met(self, arrays, entry: int) -> ak.Array:
-        v = {q: self._values(arrays, r, entry, jagged=False) for q, r in self.met.items() if r is not None}
+    def _met(self, arrays, entry: int) -> tuple[ak.Array, np.ndarray | None]:
+        flag = self.options.bad_kinematics == "flag"
+        v = {q: self._values(arrays, r, entry, jagged=False, finite=not flag) for q, r in self.met.items()
+             if r is not None}
         if "pt" in v and "phi" in v:
             pt, phi = v["pt"], v["phi"]
         else:
             pt, phi = np.hypot(v["px"], v["py"]), np.arctan2(v["py"], v["px"])
-        return make_objects(np.ones(len(pt)), type=int(ObjectType.MET), pt=pt, phi=phi)
+        n = len(pt)
+        pt, _, phi, n_bad = self._physical("MET", pt, np.zeros(n), phi, np.ones(n, dtype=np.int64), entry,
+                                           np.arange(n))
+        return make_objects(np.ones(n), type=int(ObjectType.MET), pt=pt, phi=phi), n_bad
 
     def _build(self, arrays, entry: int) -> Events:
         n = len(arrays)
-        collections = [self._collection(arrays, c, entry) for c in self.collections]
+        selected: dict = {}
+        built, n_bad = {}, np.zeros(n, dtype=np.int64)
+        for coll in sorted(self.collections, key=self._after_cleaning):
+            built[coll.name], bad = self._collection(arrays, coll, entry, selected)
+            n_bad += 0 if bad is None else bad
+        collections = [built[c.name] for c in self.collections]
         if self.met is not None:
-            collections.append(self._met(arrays, entry))
+            met, bad = self._met(arrays, entry)
+            collections.append(met)
+            n_bad += 0 if bad is None else bad
         objects, n_truncated = assemble(collections, self.caps)
-        info = {"n_truncated": n_truncated, "event": np.arange(entry, entry + n)}
+        info = {"n_truncated": n_truncated, "event": np.arange(entry, entry + n, dtype=np.uint64)}
         for q, r in self.event_fields.items():
             if r is not None:
                 info[q] = self._values(arrays, r, entry, jagged=False)
+        if self.options.bad_kinematics == "flag":
+            info["bad_kinematics"] = n_bad.astype(np.int16)
         process_names = self.meta_process_names
         if self.labels:
             onehot = np.stack([ak.to_numpy(arrays[b]).astype(np.float64) for b in self.labels], axis=1)
@@ -274,6 +513,11 @@ class RootReader:
         if "process" in info and len(process_names) and np.any(info["process"] >= len(process_names)):
             raise EventDataError(f"{self.where}: process index beyond the {len(process_names)} process names")
         return Events(objects, info, process_names)
+
+    def _after_cleaning(self, coll: CollectionSpec) -> int:
+        """Processing order: collections cleaned against others come after them."""
+        cuts = self.selection.collections.get(coll.name) if self.selection else None
+        return 1 if cuts is not None and cuts.clean_against else 0
 
 
 class RootWriter(EventWriter):

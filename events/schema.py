@@ -2,10 +2,15 @@
 
 A schema says which tree holds the events, which branches identify the format, and for each object
 collection which branch is which quantity. A quantity is a branch name, a list of alternative branch
-names (the first one present is used, e.g. `[Jet_btagDeepFlavB, Jet_btagCSVV2]`; a number at its end
-is the value where none is present), or a constant number (e.g. the electron mass in Delphes). Kinematics may be given as pt/eta/phi
-with mass or energy, or Cartesian px/py/pz/energy; eta/phi given explicitly win over computed ones
-(JetClass stores part_deta/part_dphi next to part_px/...).
+names (the first one present is used; a number at its end is the value where none is present), or a
+constant number (e.g. the electron mass in Delphes). Kinematics may be given as pt/eta/phi with mass or
+energy, or Cartesian px/py/pz/energy; eta/phi given explicitly win over computed ones (JetClass stores
+part_deta/part_dphi next to part_px/...).
+
+B-tag alternatives are chosen by content instead (events.btag): the first with real scores and a
+working point. A collection with `slots` is assembled from per-event scalar branches, one object per
+slot (`px: px{}` with `slots: [1, 2]` reads px1 and px2). Named object selections (events.selection)
+say which objects count; `model_selection` is the one that matches the built-in simulation.
 """
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ from typing import Any
 
 from common.config import ConfigError, load_config
 from events.model import ObjectType
+from events.selection import Selection
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs" / "data"
 
@@ -46,8 +52,11 @@ class CollectionSpec:
     pz: Quantity = None
     charge: Quantity = None
     btag: Quantity = None
-    #: b-tag score at and above which a jet is a b-jet; a mapping gives one per alternative branch
-    btag_wp: float | dict[str, float] | None = None
+    #: b-tag score at and above which a jet is a b-jet: a number, one per alternative branch, or a point
+    #: name (loose/medium/tight) looked up per tagger and era in configs/btag/working-points.yaml
+    btag_wp: float | dict[str, float] | str | None = None
+    #: the range of real scores; a value outside it is a placeholder (no score: untagged, b-tag 0)
+    btag_valid: tuple[float, float] | None = None
     #: read the b-tag decision from this bit of an integer b-tag branch (Delphes `Jet.BTag`)
     btag_bit: int | None = None
     #: a boolean branch holding the b-tag decision; used instead of `btag_wp` where the file has it
@@ -56,6 +65,10 @@ class CollectionSpec:
     counter: Quantity = None
     #: an optional collection is skipped when its first kinematic branch is absent
     optional: bool = False
+    #: read one object per slot from per-event scalar branches; `{}` in a branch name is the slot
+    slots: tuple[int | str, ...] = ()
+    #: in a slot collection, the value of the first kinematic branch (pt or px) marking an absent object
+    slot_absent: float | None = None
 
     def __post_init__(self):
         if self.type not in COLLECTION_TYPES:
@@ -69,8 +82,17 @@ class CollectionSpec:
             raise ValueError(f"collection {self.name}: give eta, or px, py and pz")
         if self.phi is None and not cartesian:
             raise ValueError(f"collection {self.name}: give phi, or px, py and pz")
+        if self.slots and self.counter is not None:
+            raise ValueError(f"collection {self.name}: a slot collection has no counter branch")
+        templated = [q for q in ("pt", "px") if isinstance(getattr(self, q), str) and "{}" in getattr(self, q)]
+        if self.slots and not templated:
+            raise ValueError(f"collection {self.name}: with slots, the pt (or px) branch needs a {{}} for the slot")
+        if self.btag_valid is not None and not (len(self.btag_valid) == 2 and self.btag_valid[0] < self.btag_valid[1]):
+            raise ValueError(f"collection {self.name}: btag_valid must be [low, high], got {self.btag_valid}")
         if self.type == "jet" and self.btag is not None and self.btag_wp is None and self.btag_bit is None:
             raise ValueError(f"collection {self.name}: a jet b-tag needs btag_wp or btag_bit")
+        if isinstance(self.btag_wp, str) and self.btag_wp not in ("loose", "medium", "tight"):
+            raise ValueError(f"collection {self.name}: btag_wp {self.btag_wp!r} is not loose, medium or tight")
         if isinstance(self.btag_wp, dict):
             names = [self.btag] if isinstance(self.btag, str) else list(self.btag or ())
             missing = set(names) - set(self.btag_wp)
@@ -120,6 +142,10 @@ class Schema:
     label_ntop: dict[str, int] = field(default_factory=dict)
     #: extra per-event scalars to carry along: output field -> branch (skipped when absent)
     info: dict[str, str] = field(default_factory=dict)
+    #: named object selections (events.selection), e.g. `reco`
+    selections: dict[str, Selection] = field(default_factory=dict)
+    #: the selection that defines objects as the built-in simulation does (`--selection auto`)
+    model_selection: str | None = None
 
     def __post_init__(self):
         for name in ("run", "lumi", "event", "weight", "process", "ntop"):
@@ -129,6 +155,15 @@ class Schema:
             raise ValueError(f"optional: {sorted(bad)} are not event-level fields")
         if not self.collections and self.met is None:
             raise ValueError("a schema needs at least one collection or a met entry")
+        if self.model_selection is not None and self.model_selection not in self.selections:
+            raise ValueError(f"model_selection {self.model_selection!r} is not among the selections "
+                             f"{sorted(self.selections)}")
+        names = {c.name for c in self.collections}
+        for sel_name, sel in self.selections.items():
+            for coll, cuts in sel.collections.items():
+                unknown = ({coll} | set(cuts.clean_against)) - names
+                if unknown:
+                    raise ValueError(f"selection {sel_name}: no collection(s) {sorted(unknown)} in this branch map")
 
 
 def _check_quantity(value: Any, where: str) -> None:

@@ -22,16 +22,17 @@ from pathlib import Path
 import numpy as np
 
 from common.cli import UserError, run_cli
+from events.options import add_read_arguments, read_options
 
 
-def encoded(path, format: str, tokenizer, step_size: int = 100_000):
+def encoded(path, format: str, tokenizer, step_size: int = 100_000, options=None):
     """(events, flags, token batch, per-object tokenizer residuals) of each chunk of a file, streamed;
     objects the tokenizer cannot represent are left out of the tokens and flagged
     (see finetune.scores.representable)."""
     from events.io import iter_events
     from finetune.scores import representable
 
-    for chunk in iter_events(path, format, step_size=step_size):
+    for chunk in iter_events(path, format, step_size=step_size, options=options):
         kept, flags = representable(chunk, tokenizer)
         yield chunk, flags, *tokenizer.encode_with_residuals(kept, source=str(path), features=True)
 
@@ -46,7 +47,8 @@ def weak_supervision_heads(args, conditional: bool, block_size: int, tokenizer, 
 
     if not args.reference:
         raise UserError("method head needs --reference FILES: a Standard Model sample to tell the data from")
-    ref = [b for path in args.reference for _, _, b, _ in encoded(path, args.reference_format, tokenizer)]
+    ref = [b for path in args.reference
+           for _, _, b, _ in encoded(path, args.reference_format, tokenizer, options=read_options(args))]
     both = unlabelled_sequences(ref + data, vocab.n_codes, conditional, block_size, "reference + data")
     n_ref = sum(len(b) for b in ref)
     y = (np.arange(len(both)) >= n_ref).astype(np.int64)
@@ -94,7 +96,7 @@ def score(args) -> int:
         check_pair(classifier_config, tokenizer, args.classifier, args.tokenizer)
     heads = fold_of = None
     if "head" in methods:
-        data = [b for _, _, b, _ in encoded(args.input, args.format, tokenizer, args.step_size)]
+        data = [b for _, _, b, _ in encoded(args.input, args.format, tokenizer, args.step_size, read_options(args))]
         heads, fold_of = weak_supervision_heads(args, config["conditional"], model.config.block_size, tokenizer,
                                                 vocab, device, data)
     columns = tuple(c for m in methods for c in COLUMNS[m])
@@ -105,7 +107,8 @@ def score(args) -> int:
     object_columns = tuple(c for m in methods for c in OBJECT_COLUMNS.get(m, ()))
     with ScoreWriter(args.out, columns, meta, object_columns) as writer, \
             tqdm(total=n_events, unit="ev", desc="scoring", disable=args.quiet) as bar:
-        for events, flags, tokens, residuals in encoded(args.input, args.format, tokenizer, args.step_size):
+        for events, flags, tokens, residuals in encoded(args.input, args.format, tokenizer, args.step_size,
+                                                        read_options(args)):
             seqs = unlabelled_sequences([tokens], vocab.n_codes, config["conditional"], model.config.block_size,
                                         str(args.input))
             scores = {}
@@ -219,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_read_arguments(p, selection="auto")
     e = sub.add_parser("evaluate", help="ROC AUC, max SIC and rejection of a signal against a background")
     e.add_argument("--background", type=Path, nargs="+", help="score file(s) of background events")
     e.add_argument("--signal", type=Path, nargs="+", help="score file(s) of signal events")

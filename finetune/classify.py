@@ -54,7 +54,7 @@ def prepare(cfg: ClassifyConfig, tokenizer) -> Splits:
 
     def labelled(files, classes=()):
         seqs = read_sequences(files, tokenizer, vocab, bb["conditional"], d.format, bb["gpt"]["block_size"],
-                              d.max_events_per_file)
+                              d.max_events_per_file, d.read)
         y, classes = labels(seqs, d.label, classes or d.classes, ", ".join(files))
         return Labelled(seqs, y, np.arange(len(y))), classes
 

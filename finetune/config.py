@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from events.options import ReadOptions
+
 MODES = ("frozen", "full", "scratch")
 TOP_CLASSES = ("0t", "1t", "2t", "3t", "4t")
 
@@ -14,6 +16,8 @@ class DataSection:
     val: tuple[str, ...] = ()  # empty: hold out val_fraction of train
     test: tuple[str, ...] = ()
     format: str = "auto"
+    #: how ROOT files are read (object selection, era, b-tag point): events.options.ReadOptions
+    read: ReadOptions = field(default_factory=lambda: ReadOptions(selection="auto"))
     #: ntop: classes by the number of top quarks (0t..4t, Abasov et al.); process: one class per process
     label: str = "ntop"
     classes: tuple[str, ...] = ()  # default: 0t..4t for ntop, the training files' processes for process

@@ -26,7 +26,7 @@ def is_token_store(path: str | Path) -> bool:
         return False
 
 
-def token_chunks(files: Sequence[str], tokenizer, format: str = "auto", max_events: int = 0):
+def token_chunks(files: Sequence[str], tokenizer, format: str = "auto", max_events: int = 0, options=None):
     """Token batches of every file in order: token stores as they are, event files encoded (with the
     objects' features, which a hybrid backbone reads); at most `max_events` of each file (0: all)."""
     from events.io import iter_events
@@ -36,7 +36,7 @@ def token_chunks(files: Sequence[str], tokenizer, format: str = "auto", max_even
         if not Path(path).is_file():
             raise FileNotFoundError(f"{path}: no such file")
         chunks = iter_tokens(path) if is_token_store(path) else \
-            (tokenizer.encode(c, source=str(path), features=True) for c in iter_events(path, format))
+            (tokenizer.encode(c, source=str(path), features=True) for c in iter_events(path, format, options=options))
         left = max_events or float("inf")
         for chunk in chunks:
             if len(chunk) > left:
@@ -59,9 +59,9 @@ def unlabelled_sequences(chunks: Sequence[TokenBatch], n_codes: int, conditional
 
 
 def read_sequences(files: Sequence[str], tokenizer, vocab: Vocab, conditional: bool, format: str = "auto",
-                   block_size: int | None = None, max_events: int = 0) -> TokenSequences:
+                   block_size: int | None = None, max_events: int = 0, options=None) -> TokenSequences:
     """Every event of `files` (at most `max_events` per file), in order, as unlabelled sequences."""
-    chunks = list(token_chunks(files, tokenizer, format, max_events))
+    chunks = list(token_chunks(files, tokenizer, format, max_events, options))
     return unlabelled_sequences(chunks, vocab.n_codes, conditional, block_size, ", ".join(files))
 
 

@@ -52,7 +52,8 @@ class ScoreWriter(EventWriter):
             self._out = self._stack.enter_context(h5py.File(self._tmp, "w"))
             self._out.attrs.update(format=FORMAT, meta=json.dumps(meta or {}))
             for name in self.names:
-                dtype = np.float64 if name in columns else np.int64  # process: index into process_names
+                # process: index into process_names; event: NanoAOD's uint64, all 64 bits kept
+                dtype = np.float64 if name in columns else np.uint64 if name == "event" else np.int64
                 self._out.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dtype, chunks=(1 << 16,),
                                          compression="gzip", shuffle=True, fletcher32=True)
             for name in object_columns:
@@ -129,7 +130,8 @@ def read_scores(path: str | Path) -> dict[str, np.ndarray]:
         if not rows or rows[0][:len(ID_FIELDS)] != list(ID_FIELDS):
             raise EventDataError(f"{path}: not a score file (header {rows[0] if rows else 'missing'})")
         columns = dict(zip(rows[0], zip(*rows[1:]))) if len(rows) > 1 else {k: () for k in rows[0]}
-        return {k: np.array(v, dtype=str if k == "process" else np.int64 if k in (*ID_FIELDS, "flag", "worst_object") else float)
+        return {k: np.array(v, dtype=str if k == "process" else np.uint64 if k == "event"
+                            else np.int64 if k in (*ID_FIELDS, "flag", "worst_object") else float)
                 for k, v in columns.items()}
     import h5py
 

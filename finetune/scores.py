@@ -23,7 +23,7 @@
               supervision, classification without labels); each event scored by a model of the
               folds it was not trained on
 Scores come with flags for what the model could not represent (objects beyond the caps, object
-types the tokenizer has no codes for, events without objects).
+types the tokenizer has no codes for, events without objects, impossible values repaired on reading).
 """
 from __future__ import annotations
 
@@ -54,8 +54,9 @@ def default_methods(model) -> list[str]:
 FLAG_TRUNCATED = 1  # objects lost to the multiplicity caps
 FLAG_UNKNOWN_TYPES = 2  # objects of types the tokenizer has no codes for, left out
 FLAG_NO_OBJECTS = 4  # nothing to mask: the masked score is undefined (NaN)
+FLAG_BAD_KINEMATICS = 8  # impossible values forced into range when read (--bad-kinematics flag)
 FLAGS = {FLAG_TRUNCATED: "objects beyond the caps", FLAG_UNKNOWN_TYPES: "object types unknown to the tokenizer",
-         FLAG_NO_OBJECTS: "no objects"}
+         FLAG_NO_OBJECTS: "no objects", FLAG_BAD_KINEMATICS: "physically impossible values, repaired"}
 
 
 def representable(events: Events, tokenizer) -> tuple[Events, np.ndarray]:
@@ -66,6 +67,8 @@ def representable(events: Events, tokenizer) -> tuple[Events, np.ndarray]:
     flags |= np.where(ak.to_numpy(ak.all(keep, axis=1)), 0, FLAG_UNKNOWN_TYPES)
     kept = Events(events.objects[keep], events.info, events.process_names)
     flags |= np.where(ak.to_numpy(ak.num(kept.objects)) == 0, FLAG_NO_OBJECTS, 0)
+    if "bad_kinematics" in events.info:
+        flags |= np.where(events.info["bad_kinematics"] > 0, FLAG_BAD_KINEMATICS, 0)
     return kept, flags.astype(np.int32)
 
 

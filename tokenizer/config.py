@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from events.model import Caps
+from events.options import ReadOptions
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,8 @@ class ModelConfig:
 class DataConfig:
     files: tuple[str, ...] = ()
     format: str = "auto"
+    #: how ROOT files are read (object selection, era, b-tag point): events.options.ReadOptions
+    read: ReadOptions = field(default_factory=lambda: ReadOptions(selection="auto"))
     max_events_per_file: int = 0  # 0: all
     val_fraction: float = 0.1
     caps: Caps = field(default_factory=Caps)

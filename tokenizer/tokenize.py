@@ -9,11 +9,11 @@ from common.cli import run_cli
 
 
 def tokenize_into(writer, tokenizer, path, format: str = "auto", step_size: int = 100_000, bar=None,
-                  features: bool = False) -> None:
+                  features: bool = False, options=None) -> None:
     """Encode every event of file `path` and append the tokens (and features) to a `TokenWriter`, streaming."""
     from events.io import iter_events
 
-    for chunk in iter_events(path, format, step_size=step_size):
+    for chunk in iter_events(path, format, step_size=step_size, options=options):
         writer.write(tokenizer.encode(chunk, source=str(path), features=features))
         if bar is not None:
             bar.update(len(chunk))
@@ -23,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
     from events.io import count_nonzero_events, detect_format
+    from events.options import add_read_arguments, read_options
     from tokenizer.store import TokenWriter
     from tokenizer.tokenizer import Tokenizer
     from tokenizer.train import resolve_device
@@ -41,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="also store each object's normalized features (what a backbone with a density "
                              "head, model.density_components > 0, is trained on; and the input of a hybrid "
                              "backbone, model.hybrid=true)")
+    add_read_arguments(parser, selection="auto")
     args = parser.parse_args(argv)
     tokenizer = Tokenizer.from_pretrained(args.tokenizer, device=str(resolve_device(args.device)))
     formats = [detect_format(p) if args.format == "auto" else args.format for p in args.input]
@@ -49,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     with TokenWriter.for_tokenizer(args.out, tokenizer, args.tokenizer, args.features) as writer, \
             tqdm(total=total, unit="ev", desc="tokenizing") as bar:
         for path, fmt in zip(args.input, formats):
-            tokenize_into(writer, tokenizer, path, fmt, args.step_size, bar, args.features)
+            tokenize_into(writer, tokenizer, path, fmt, args.step_size, bar, args.features, read_options(args))
     seconds = time.perf_counter() - start
     print(f"wrote {writer.n_events} events, {writer.n_tokens} tokens to {args.out} "
           f"({writer.n_tokens / seconds:,.0f} objects/s)")

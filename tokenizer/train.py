@@ -41,7 +41,7 @@ def load_events(cfg: TokenizerTrainConfig) -> Events:
     parts = []
     for path in cfg.data.files:
         n = 0
-        for chunk in iter_events(path, cfg.data.format, caps=cfg.data.caps):
+        for chunk in iter_events(path, cfg.data.format, caps=cfg.data.caps, options=cfg.data.read):
             if cfg.data.max_events_per_file:
                 chunk = chunk[: cfg.data.max_events_per_file - n]
             parts.append(chunk)

@@ -1,0 +1,47 @@
+"""How a ROOT file is read beyond its branch map: object selection, era, b-tag working point, and what
+to do with physically impossible kinematics. Every reading CLI takes the same four options."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+BAD_KINEMATICS = ("error", "flag")
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    #: `none`, `auto` (the branch map's `model_selection`, except for files this project wrote, whose
+    #: objects come from the built-in reconstruction already) or a selection named in the branch map
+    selection: str = "none"
+    #: `auto` (data: from the run numbers; simulation: each tagger's default era) or an era name
+    era: str = "auto"
+    #: loose, medium, tight or a number; None: the branch map's `btag_wp`
+    btag_wp: str | None = None
+    #: `error` refuses an impossible value naming the entry; `flag` keeps the event, forces the value
+    #: into range and counts the repairs in the event's `bad_kinematics` field
+    bad_kinematics: str = "error"
+
+    def __post_init__(self):
+        if self.bad_kinematics not in BAD_KINEMATICS:
+            raise ValueError(f"bad_kinematics must be one of {BAD_KINEMATICS}, got {self.bad_kinematics!r}")
+
+
+def add_read_arguments(parser, selection: str = "none") -> None:
+    """The reading options as an argument group; `selection` is the command's default."""
+    g = parser.add_argument_group("reading ROOT files (NanoAOD, Delphes, flat trees)")
+    g.add_argument("--selection", default=selection,
+                   help=f"object selection: none, auto (the branch map's selection matching the built-in "
+                        f"simulation, e.g. nanoaod's 'reco'; not applied to files this project wrote) or a "
+                        f"name from the branch map (default {selection})")
+    g.add_argument("--era", default="auto",
+                   help="data-taking era for b-tag working points, e.g. 2016postVFP, 2018, 2022EE "
+                        "(default auto: from the run numbers of data; simulation uses each tagger's default era)")
+    g.add_argument("--btag-wp", default=None,
+                   help="b-tag working point: loose, medium, tight or a number (default: the branch map's)")
+    g.add_argument("--bad-kinematics", choices=BAD_KINEMATICS, default="error",
+                   help="negative or absurd pt, |eta| > 10, phi not in radians, negative MET, non-finite "
+                        "values: error (default) names the entry; flag keeps the event, forces the values into "
+                        "range and counts them in the event field bad_kinematics")
+
+
+def read_options(args) -> ReadOptions:
+    return ReadOptions(args.selection, args.era, args.btag_wp, args.bad_kinematics)
