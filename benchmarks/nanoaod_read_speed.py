@@ -45,8 +45,11 @@ def write(path: Path, data: dict, rntuple: bool) -> None:
     import uproot
 
     with uproot.recreate(path) as f:
-        if rntuple:
-            f.mkrntuple("Events", data)
+        if rntuple:  # flat fields, as NanoAOD's RNTuples have them
+            flat = {f"{k}_{field}" if isinstance(v, ak.Array) and v.fields else k: v[field] if v.fields else v
+                    for k, v in ((k, v if isinstance(v, ak.Array) else ak.Array(v)) for k, v in data.items())
+                    for field in (v.fields or [None])}
+            f.mkrntuple("Events", flat)
         else:
             types = {k: v.type if isinstance(v, ak.Array) else v.dtype for k, v in data.items()}
             f.mktree("Events", types, counter_name=lambda c: f"n{c}", field_name=lambda o, i: f"{o}_{i}").extend(data)

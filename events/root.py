@@ -171,7 +171,7 @@ class RootReader:
     def _resolve_quantity(self, coll: CollectionSpec, q: str):
         """A collection quantity resolved; in a slot collection, a list with one entry per slot."""
         quantity = getattr(coll, q)
-        required = q not in ("tagged",)
+        required = q not in ("tagged", "counter")  # a counter is only a cross-check of the lengths
         if not coll.slots:
             return self._resolve(quantity, f"{coll.name} {q}", required)
         if isinstance(quantity, str) and "{}" in quantity:

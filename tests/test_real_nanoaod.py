@@ -310,3 +310,15 @@ def test_uint64_event_numbers_round_trip(tmp_path, ttbar):
             w.write({"run": np.zeros(3, np.int64), "lumi": np.zeros(3, np.int64), "event": events.info["event"]},
                     np.zeros(3, np.int32), {"nll": np.array([1.0, 2.0, 3.0])})
         assert read_scores(tmp_path / name)["event"].tolist() == BIG, name
+
+
+def test_an_rntuple_reads_like_the_same_ttree(tmp_path):
+    """The same NanoAOD content as a TTree (with counters) and as a flat RNTuple (without): same events."""
+    tree = write_nanoaod(tmp_path / "tree.root")
+    with uproot.open(tree) as f:
+        arrays = f["Events"].arrays()
+    with uproot.recreate(tmp_path / "rntuple.root") as f:
+        f.mkrntuple("Events", {k: arrays[k] for k in arrays.fields if not k.startswith("n")})
+    a, b = read_events(tree), read_events(tmp_path / "rntuple.root")
+    assert ak.to_list(a.objects) == ak.to_list(b.objects)
+    assert b.info["event"].tolist() == a.info["event"].tolist() == [2**40 + 5, 11, 3]
