@@ -163,6 +163,16 @@ def test_era_is_read_off_the_run_numbers(tmp_path, run, wp):
     assert int(ev.count(T.BJET)[0]) == int(np.sum(np.array([0.2790, 0.3050, 0.3200], np.float32) >= np.float32(wp)))
 
 
+def test_an_era_without_its_own_points_falls_back_to_its_year(tmp_path):
+    # 2016 data before the VFP change (run 275000): CSVv2 has one 2016 point, 0.8484
+    jets = _jets(btagDeepFlavB=[[-3000.0] * 3], btagCSVV2=[[0.85, 0.84, -10.0]])
+    with open_events(_file(tmp_path / "a.root", jets, run=275000)) as reader:
+        ev = next(reader.iterate())
+        report = reader.report()["btag"]["Jet"]
+    assert (report["era"], report["working_point"], report["era_from"]) == ("2016preVFP", 0.8484, "run numbers")
+    assert int(ev.count(T.BJET)[0]) == 1
+
+
 def test_run3_file_without_deepjet_points_uses_the_next_tagger(tmp_path):
     # 2024 data: DeepJet has no published point, UParT does
     jets = _jets(btagDeepFlavB=[[0.9, 0.1, 0.2]], btagUParTAK4B=[[0.2, 0.1, 0.05]])
@@ -322,3 +332,15 @@ def test_an_rntuple_reads_like_the_same_ttree(tmp_path):
     a, b = read_events(tree), read_events(tmp_path / "rntuple.root")
     assert ak.to_list(a.objects) == ak.to_list(b.objects)
     assert b.info["event"].tolist() == a.info["event"].tolist() == [2**40 + 5, 11, 3]
+
+
+def test_requirements_by_hand():
+    from events.selection import Requirement
+
+    jet_id = Requirement(branch="Jet_jetId", bits=2)  # tight; 4 alone is tight-lepton-veto without tight
+    assert jet_id.passes(np.array([0, 1, 2, 4, 6])).tolist() == [False, False, True, False, True]
+    iso = Requirement(branch="Muon_pfRelIso03_all", max=0.15)
+    assert iso.passes(np.array([0.0, 0.15, 0.1501])).tolist() == [True, True, False]
+    assert Requirement(branch="Electron_cutBased", min=2).passes(np.array([0, 1, 2, 4])).tolist() == [0, 0, 1, 1]
+    with pytest.raises(ValueError, match="give min, max or bits"):
+        Requirement(branch="Jet_jetId")
