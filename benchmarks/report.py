@@ -528,7 +528,20 @@ def real_nanoaod_table() -> str:
                                f"{r['simulated']}; events per flag value, {flags})")
 
 
-TABLES = {"real-nanoaod-table": real_nanoaod_table, "generate-table": generate_table, "tokenizer-table": tokenizer_table, "encoder-table": encoder_table,
+def nanoaod_speed_table() -> str:
+    """Reading real NanoAOD, TTree against RNTuple, with and without the selection (nanoaod_read_speed.py)."""
+    p = RESULTS / "nanoaod_read_speed.json"
+    if not p.is_file():
+        return "(not measured yet)"
+    r = json.loads(p.read_text())
+    lines = ["| layout | no selection | `reco` selection |", "|---|---|---|"]
+    for layout in ("TTree", "RNTuple"):
+        lines.append(f"| {layout} | {r[f'{layout} selection none']:,} events/s | "
+                     f"{r[f'{layout} selection reco']:,} events/s |")
+    return "\n".join(lines) + f"\n\n({r['events']:,} events: the shared real file tiled; 2-core CPU)"
+
+
+TABLES = {"nanoaod-speed-table": nanoaod_speed_table, "real-nanoaod-table": real_nanoaod_table, "generate-table": generate_table, "tokenizer-table": tokenizer_table, "encoder-table": encoder_table,
           "backbone-table": backbone_table, "finetune-table": real_run_table, "constituent-table": constituent_table,
           "hybrid-table": hybrid_table, "memory-table": memory_table, "baseline-table": baseline_table,
           "jets-baseline-table": jets_baseline_table, "anomaly-baseline-table": anomaly_baseline_table,
