@@ -14,6 +14,7 @@ import awkward as ak
 import numpy as np
 
 from common.provenance import record_run
+from common.cli import nonnegative_int, positive_int
 
 #: records per process in the demo sample (event mode, then constituent mode)
 DEMO_SAMPLE = {"wjets": 800, "single_top_t": 500, "ttbar": 1500, "ttt_proxy": 300, "tttt_proxy": 300}
@@ -216,8 +217,8 @@ def stage_anomaly(out: Path) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the whole pipeline on a small generated sample (CPU).")
     parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder (default runs/demo)")
-    parser.add_argument("--workers", type=int, default=2, help="generator worker processes (default 2)")
-    parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    parser.add_argument("--workers", type=positive_int, default=2, help="generator worker processes (default 2)")
+    parser.add_argument("--seed", type=nonnegative_int, default=1, help="random seed (default 1)")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     record_run(args.out, {"out": str(args.out), "workers": args.workers}, args.seed)

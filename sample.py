@@ -21,7 +21,7 @@ import awkward as ak
 import numpy as np
 import torch
 
-from common.cli import UserError, run_cli
+from common.cli import UserError, check_output, device_name, nonnegative_float, nonnegative_int, positive_int, run_cli
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,20 +38,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python sample.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--backbone", required=True, type=Path, help="backbone folder (backbone.pretrain)")
     parser.add_argument("--tokenizer", required=True, type=Path, help="the tokenizer the backbone was trained with")
-    parser.add_argument("--events", required=True, type=int, help="number of events to generate")
+    parser.add_argument("--events", required=True, type=positive_int, help="number of events to generate")
     parser.add_argument("--out", required=True, type=Path, help="output file: .h5 or .root")
     parser.add_argument("--process", help="process to generate (conditional backbones; see its config)")
-    parser.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (0: greedy)")
-    parser.add_argument("--top-k", type=int, default=0, help="sample from the k most likely tokens (0: all)")
-    parser.add_argument("--seed", type=int, default=1, help="random seed; same seed, same events")
-    parser.add_argument("--batch-size", type=int, default=4096, help="sequences generated at once")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--temperature", type=nonnegative_float, default=1.0, help="sampling temperature (0: greedy)")
+    parser.add_argument("--top-k", type=nonnegative_int, default=0, help="sample from the k most likely tokens (0: all)")
+    parser.add_argument("--seed", type=nonnegative_int, default=1, help="random seed; same seed, same events")
+    parser.add_argument("--batch-size", type=positive_int, default=4096, help="sequences generated at once")
+    parser.add_argument("--device", type=device_name, default="auto", help="auto, cpu or cuda")
     parser.add_argument("--decode", choices=("continuous", "centroid"),
                         help="object kinematics drawn from the density head (continuous; the default where the "
                              "backbone has one) or each code's centroid")
     args = parser.parse_args(argv)
-    if args.events < 1 or args.batch_size < 1 or args.temperature < 0:
-        raise UserError("--events and --batch-size must be >= 1 and --temperature >= 0")
+    check_output(args.out, [args.backbone, args.tokenizer])
     device = resolve_device(args.device)
     model, vocab, config = load_backbone(args.backbone, device)
     if device.type == "cuda":
@@ -63,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(f"{args.backbone} has no density head: use --decode centroid")
     centroids = torch.from_numpy(tokenizer.code_features()).to(device) if continuous else None
     prompt = [vocab.bos]
+    if args.process and args.process not in vocab.processes:
+        known = f"one of {list(vocab.processes)}" if config["conditional"] else "none (it is unconditional)"
+        raise UserError(f"{args.backbone} was not trained on process {args.process!r}: give {known}")
     if config["conditional"]:
         if args.process:
             prompt.append(vocab.process_token(args.process))

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from backbone.vocab import Vocab
-from events.errors import EventDataError
+from events.errors import EventDataError, require_file
 
 
 class TokenSequences:
@@ -77,8 +77,7 @@ class TokenSequences:
 
         from tokenizer.store import iter_tokens
 
-        if not Path(path).is_file():
-            raise EventDataError(f"{path}: no such file (make one with python -m tokenizer.tokenize)")
+        require_file(path, " (make one with python -m tokenizer.tokenize)")
         chunks = list(iter_tokens(path))  # checks that this is a token store
         with h5py.File(path, "r") as f:
             n_codes, mode = int(f.attrs["vocab_size"]), str(f.attrs.get("mode", ""))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from common.cli import run_cli
+from common.cli import nonnegative_int, positive_int, run_cli
 from events.compare import DRAWS, report
 
 
@@ -21,8 +21,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--real", required=True, type=Path, help="real (or simulated) event file: the reference")
     parser.add_argument("--generated", required=True, type=Path, help="generated event file (sample.py)")
     parser.add_argument("--out", type=Path, default=None, help="folder for w1.json and real_vs_generated.png")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the real subsamples (default 0)")
-    parser.add_argument("--draws", type=int, default=DRAWS, help=f"real subsamples for the floor (default {DRAWS})")
+    parser.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the real subsamples (default 0)")
+    parser.add_argument("--draws", type=positive_int, default=DRAWS, help=f"real subsamples for the floor (default {DRAWS})")
     args = parser.parse_args(argv)
     report(read_events(args.real), read_events(args.generated), ("real", "generated"), args.out, args.seed,
            args.draws, plot_name="real_vs_generated.png")

@@ -23,8 +23,8 @@ from backbone.data import TokenSequences
 from backbone.masking import mask_tokens
 from backbone.model import GPT
 from backbone.plots import plot_losses
-from common.cli import UserError, run_cli, training_parser
-from common.config import load_config, to_dict
+from common.cli import UserError, check_output_folder, run_cli, training_parser
+from common.config import check_ranges, load_config, to_dict
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,12 @@ class TrainSection:
     keep_checkpoints: bool = False
     compile: bool = False  # torch.compile the model (CUDA)
     bf16: bool = True  # bf16 autocast on CUDA
+
+    def __post_init__(self):
+        check_ranges(self, positive=("batch_size", "grad_accum", "max_steps", "eval_every"),
+                     nonnegative=("lr", "weight_decay", "warmup_steps", "clip", "weight_next", "weight_masked",
+                                  "weight_density", "seed"),
+                     fractions=("min_lr_fraction", "mask_rate", "process_dropout"))
 
 
 @dataclass(frozen=True)
@@ -360,6 +366,7 @@ def main(argv: list[str] | None = None) -> int:
         "configs/backbone/event.yaml")
     args, overrides = parser.parse_known_args(argv)
     cfg = load_config(PretrainConfig, args.config, overrides)
+    check_output_folder(Path(cfg.out), [p for p in (cfg.data.train, cfg.data.val) if p], "backbone folder")
     result = run(cfg, resume=args.resume, progress=not args.quiet)
     print(json.dumps({k: v for k, v in result.items() if k not in ("history", "curve")}, indent=2))
     return 0

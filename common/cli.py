@@ -1,8 +1,14 @@
-"""Shared command-line plumbing: one-line errors instead of tracebacks for bad input."""
+"""Shared command-line plumbing: one-line errors instead of tracebacks for bad input, argument types
+that refuse bad sizes, counts and rates at parse time, and output paths that never overwrite an input."""
 from __future__ import annotations
 
+import argparse
+import math
+import os
+import signal
 import sys
-from typing import Callable
+from pathlib import Path
+from typing import Callable, Iterable
 
 from common.config import ConfigError
 from common.interrupt import Interrupted
@@ -25,16 +31,132 @@ def training_parser(prog: str, description: str, default_config: str):
     return parser
 
 
+# --- argument types: a bad value is a usage error naming the argument, before any work starts -----
+def _number(text: str, kind: type, low: float | None, what: str):
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if kind is float and not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    if low is not None and value < low:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """An integer >= 1 (sizes: events, batch and step sizes)."""
+    return _number(text, int, 1, "an integer >= 1")
+
+
+def nonnegative_int(text: str) -> int:
+    """An integer >= 0 (counts where 0 means none or all: caps, --max-events, --top-k)."""
+    return _number(text, int, 0, "an integer >= 0")
+
+
+def finite_float(text: str) -> float:
+    """A finite number (nan and inf are refused)."""
+    return _number(text, float, None, "a finite number")
+
+
+def nonnegative_float(text: str) -> float:
+    """A finite number >= 0 (temperatures, learning rates)."""
+    return _number(text, float, 0.0, "a finite number >= 0")
+
+
+def fraction(text: str) -> float:
+    """A number strictly between 0 and 1 (rates)."""
+    value = _number(text, float, None, "a number in (0, 1)")
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}")
+    return value
+
+
+def device_name(text: str) -> str:
+    """auto, cpu, cuda or cuda:N (what torch can be asked for here)."""
+    head, _, index = text.partition(":")
+    if text in ("auto", "cpu", "cuda") or (head == "cuda" and index.isdigit()):
+        return text
+    raise argparse.ArgumentTypeError(f"expected auto, cpu, cuda or cuda:N, got {text!r}")
+
+
+# --- output paths -----------------------------------------------------------------------------------
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
+    except OSError:
+        return False
+
+
+def check_output(out: Path, inputs: Iterable[str | Path] = (), what: str = "output") -> None:
+    """Refuse an output file that is an input (also through a link: the input would be lost), an existing
+    directory, or in a folder this process cannot write."""
+    out = Path(out)
+    if out.is_dir():
+        raise UserError(f"{out}: is a directory; give a file path for the {what}")
+    for path in map(Path, inputs):
+        if _same(out, path):
+            raise UserError(f"{out}: the {what} is also an input ({path}); it would be overwritten")
+        if path.is_dir() and out.exists() and path.resolve() in out.resolve().parents:
+            raise UserError(f"{out}: the {what} would overwrite a file of the input folder {path}")
+    _check_writable(out.parent)
+
+
+def check_output_folder(out: Path, inputs: Iterable[str | Path] = (), what: str = "output folder") -> None:
+    """Refuse an output folder that is, or holds, one of the inputs (a model folder written over, or an
+    input file among the run's files), or that is an existing file."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out}: the {what} is an existing file")
+    for path in map(Path, inputs):
+        if _same(out, path) or (out.exists() and path.exists() and out.resolve() in path.resolve().parents):
+            raise UserError(f"{out}: the {what} would hold or overwrite the input {path}; choose another folder")
+    _check_writable(out)
+
+
+def _check_writable(folder: Path) -> None:
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), Path("."))
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"{folder}: cannot write here ({existing} is not a writable folder)")
+
+
+class Terminated(Exception):
+    """SIGTERM or SIGHUP outside a training loop: unwind, so that no temporary file is left behind."""
+
+    def __init__(self, signum: int):
+        super().__init__(f"stopped by {signal.Signals(signum).name}; no partial output was left")
+        self.exit_code = 128 + signum
+
+
+_main_pid = 0
+
+
+def _terminate(signum, frame):
+    if os.getpid() != _main_pid:  # a forked worker (generation pool) dies as it did before
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        return
+    raise Terminated(signum)
+
+
 def run_cli(main: Callable[[list[str] | None], int | None], prog: str, argv: list[str] | None = None) -> None:
-    """Run a CLI entry point, turning user-facing errors into a one-line message on stderr."""
+    """Run a CLI entry point, turning user-facing errors into a one-line message on stderr.
+
+    SIGTERM and SIGHUP raise `Terminated`, so the writers' cleanup (temporary files) runs as for any
+    error; training loops install their own handlers to checkpoint first (common.interrupt).
+    """
     from events.errors import EventDataError
 
+    global _main_pid
+    _main_pid = os.getpid()
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _terminate)
     try:
         code = main(argv)
-    except (UserError, ConfigError, EventDataError, FileNotFoundError) as err:
+    except (UserError, ConfigError, EventDataError, OSError) as err:  # OSError: the file system refused
         print(f"{prog}: error: {err}", file=sys.stderr)
         sys.exit(2)
-    except Interrupted as err:
+    except (Interrupted, Terminated) as err:
         print(f"{prog}: {err}", file=sys.stderr)
         sys.exit(err.exit_code)
     except KeyboardInterrupt:

@@ -6,6 +6,7 @@ a config never silently falls back to a default.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from pathlib import Path
@@ -56,6 +57,8 @@ def _check_value(value: Any, tp: Any, where: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
         return float(value)
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
@@ -70,6 +73,26 @@ def _check_value(value: Any, tp: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected a string, got {value!r}")
         return value
     raise ConfigError(f"{where}: unsupported config type {tp}")
+
+
+def check_ranges(cfg, positive: tuple[str, ...] = (), nonnegative: tuple[str, ...] = (),
+                 fractions: tuple[str, ...] = (), devices: tuple[str, ...] = ("device",)) -> None:
+    """ValueError naming the first field out of its range: sizes >= 1, counts and rates >= 0, fractions in
+    [0, 1), devices auto/cpu/cuda[:N] (for __post_init__ of config sections)."""
+    for name in positive:
+        if getattr(cfg, name) < 1:
+            raise ValueError(f"{name} must be >= 1, got {getattr(cfg, name)}")
+    for name in nonnegative:
+        if getattr(cfg, name) < 0:
+            raise ValueError(f"{name} must be >= 0, got {getattr(cfg, name)}")
+    for name in fractions:
+        if not 0 <= getattr(cfg, name) < 1:
+            raise ValueError(f"{name} must be in [0, 1), got {getattr(cfg, name)}")
+    for name in devices:
+        value = getattr(cfg, name, None)
+        head, _, index = str(value).partition(":")
+        if value is not None and not (value in ("auto", "cpu", "cuda") or (head == "cuda" and index.isdigit())):
+            raise ValueError(f"{name} must be auto, cpu, cuda or cuda:N, got {value!r}")
 
 
 def from_dict(cls: type[T], data: dict, where: str = "config") -> T:

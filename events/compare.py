@@ -20,7 +20,7 @@ from pathlib import Path
 import awkward as ak
 import numpy as np
 
-from common.cli import UserError, run_cli
+from common.cli import UserError, nonnegative_int, positive_int, run_cli
 from events.model import Events, ObjectType as T
 
 #: the smallest samples a floor is drawn for: OTHER's events, and REFERENCE's (subsample and rest)
@@ -231,8 +231,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="input format, one for both files or one each: auto (default), hdf5, a built-in "
                              "schema name (nanoaod, delphes, ...) or a YAML branch map")
     parser.add_argument("--out", type=Path, default=None, metavar="DIR", help="folder for w1.json and compare.png")
-    parser.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the reference subsamples (default 0)")
-    parser.add_argument("--draws", type=int, default=DRAWS, metavar="N",
+    parser.add_argument("--seed", type=nonnegative_int, default=0, metavar="N", help="seed of the reference subsamples (default 0)")
+    parser.add_argument("--draws", type=positive_int, default=DRAWS, metavar="N",
                         help=f"random reference subsamples for the floor and p-value (default {DRAWS}; the "
                              f"smallest p-value is 1 / (N + 1))")
     add_read_arguments(parser, selection="auto")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from common.cli import UserError, run_cli
+from common.cli import check_output, nonnegative_int, positive_int, run_cli
 from events.model import Caps
 
 
@@ -24,14 +24,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--format", default="auto",
                         help="input format: auto (default), hdf5, nanoaod, delphes, jetclass, "
                              "cms-hep-tutorial, or a YAML branch map path")
-    parser.add_argument("--step-size", type=int, default=100_000, help="events per chunk (default 100000)")
-    parser.add_argument("--max-events", type=int, default=0, help="take the first N events of each input (0: all)")
+    parser.add_argument("--step-size", type=positive_int, default=100_000, help="events per chunk (default 100000)")
+    parser.add_argument("--max-events", type=nonnegative_int, default=0, help="take the first N events of each input (0: all)")
     for cap, default in vars(Caps()).items():
-        parser.add_argument(f"--max-{cap}", type=int, default=default, help=f"cap on {cap} per event (default {default})")
+        parser.add_argument(f"--max-{cap}", type=nonnegative_int, default=default, help=f"cap on {cap} per event (default {default})")
     add_read_arguments(parser)
     args = parser.parse_args(argv)
-    if any(p.resolve() == args.output.resolve() for p in args.input):
-        raise UserError("an input and the output are the same file")
+    check_output(args.output, args.input)
     formats = [detect_format(p) if args.format == "auto" else args.format for p in args.input]
     caps = Caps(**{k: getattr(args, f"max_{k}") for k in vars(Caps())})
     counts = [count_events(p, f) for p, f in zip(args.input, formats)]

@@ -5,7 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
-from common.cli import UserError, run_cli
+from common.cli import UserError, check_output, nonnegative_int, positive_int, run_cli
 from common.config import load_config, to_dict
 from events.processes import PROCESSES, process_help
 
@@ -21,10 +21,10 @@ def build_parser() -> argparse.ArgumentParser:
                "Any config key can be overridden: --reco.jet_pt_min=25 --caps.jets=8 --block_size=200")
     parser.add_argument("--process", required=True, choices=list(PROCESSES), metavar="NAME",
                         help="process to generate (see the list below)")
-    parser.add_argument("--events", type=int, required=True, help="number of records to write")
+    parser.add_argument("--events", type=positive_int, required=True, help="number of records to write")
     parser.add_argument("--out", required=True, type=Path, help="output file: .h5 or .root")
-    parser.add_argument("--seed", type=int, default=1, help="random seed (default 1); same seed, same events")
-    parser.add_argument("--workers", type=int, default=1, help="parallel worker processes (default 1)")
+    parser.add_argument("--seed", type=nonnegative_int, default=1, help="random seed (default 1); same seed, same events")
+    parser.add_argument("--workers", type=positive_int, default=1, help="parallel worker processes (default 1)")
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="YAML generation config")
     parser.add_argument("--stats", type=Path, help="write run statistics (events/s/core...) as JSON here")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -37,8 +37,9 @@ def main(argv: list[str] | None = None) -> int:
 
     args, overrides = build_parser().parse_known_args(argv)
     config = load_config(GenerateConfig, args.config, overrides)
-    if args.events < 1 or args.workers < 1 or not 0 <= args.seed < 2**31:
-        raise UserError("--events and --workers must be >= 1 and --seed in [0, 2^31)")
+    if args.seed >= 2**31:
+        raise UserError("--seed must be below 2^31")
+    check_output(args.out)
     stats = GenerateStats()
     with open_writer(args.out) as writer:
         for chunk in generate(args.process, args.events, seed=args.seed, workers=args.workers,

@@ -9,7 +9,7 @@ from pathlib import Path
 import awkward as ak
 import numpy as np
 
-from common.cli import run_cli
+from common.cli import nonnegative_int, positive_int, run_cli
 from events.model import Caps, Events, ObjectType
 
 FEATURES = ("pt", "eta", "phi", "mass", "btag", "charge")
@@ -120,9 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("file", type=Path, help="ROOT (NanoAOD, Delphes, JetClass, flat) or HDF5 event file")
     parser.add_argument("--format", default="auto", help="auto (default), hdf5, a built-in schema name or a YAML path")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
-    parser.add_argument("--step-size", type=int, default=100_000, help="events per chunk (default 100000)")
+    parser.add_argument("--step-size", type=positive_int, default=100_000, help="events per chunk (default 100000)")
     for cap, default in vars(Caps()).items():
-        parser.add_argument(f"--max-{cap}", type=int, default=None, help=f"cap on {cap} per event (default {default})")
+        parser.add_argument(f"--max-{cap}", type=nonnegative_int, default=None, help=f"cap on {cap} per event (default {default})")
     add_read_arguments(parser)
     args = parser.parse_args(argv)
     fmt = detect_format(args.file) if args.format == "auto" else args.format

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from events.errors import EventDataError
+from events.errors import EventDataError, require_file
 from events.hdf5 import HDF5Reader, HDF5Writer
 from events.model import Caps, Events
 from events.options import ReadOptions
@@ -26,9 +26,7 @@ def _magic(path: Path) -> bytes:
 
 def detect_format(path: str | Path) -> str:
     """The format name of a file: `hdf5` or the name of a built-in ROOT schema."""
-    path = Path(path)
-    if not path.is_file():
-        raise EventDataError(f"{path}: no such file")
+    path = require_file(path)
     if path.stat().st_size == 0:
         raise EventDataError(f"{path}: the file is empty (0 bytes)")
     magic = _magic(path)

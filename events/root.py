@@ -21,7 +21,7 @@ import numpy as np
 
 from common.config import ConfigError
 from events.btag import NO_SCORE, TaggerChoice, calibrated, choose_tagger, uninformative
-from events.errors import EventDataError
+from events.errors import EventDataError, require_file
 from events.kinematics import cartesian_to_ptetaphi, mass_from_energy, repaired, unphysical, wrap_phi
 from events.model import Caps, Events, ObjectType, assemble, make_objects
 from events.options import ReadOptions
@@ -38,9 +38,7 @@ def open_tree(path: str | Path, tree_name: str):
     TTree or an RNTuple (Run-3 NanoAOD), which uproot reads alike."""
     import uproot
 
-    path = Path(path)
-    if not path.is_file():
-        raise EventDataError(f"{path}: no such file")
+    path = require_file(path)
     try:
         file = uproot.open(path)
     except Exception as err:  # uproot raises many types for broken files

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from common.cli import UserError, run_cli
+from common.cli import (UserError, check_output, check_output_folder, device_name, fraction, nonnegative_int,
+                        positive_int, run_cli)
 from events.options import add_read_arguments, read_options
 
 
@@ -79,6 +80,8 @@ def score(args) -> int:
     from tokenizer.tokenizer import Tokenizer
     from tokenizer.train import resolve_device
 
+    check_output(args.out, [args.input, *(args.reference or ()), args.backbone, args.tokenizer,
+                            *([args.classifier] if args.classifier else [])], "score file")
     device = resolve_device(args.device)
     n_events = count_nonzero_events(args.input, args.format)
     model, vocab, config = load_backbone(args.backbone, device)
@@ -174,6 +177,7 @@ def compare(bkg: dict, sig: dict, methods=None) -> tuple[dict, dict]:
 def evaluate(args) -> int:
     from finetune.plots import plot_anomaly
 
+    check_output_folder(args.out, [*(args.scores or ()), *(args.background or ()), *(args.signal or ())])
     if args.scores:
         if not args.signal_process:
             raise UserError("--scores needs --signal-process NAME: the process whose events are the signal")
@@ -212,15 +216,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--classifier", type=Path, help="fine-tuned classifier folder (method entropy)")
     p.add_argument("--reference", nargs="+", help="Standard Model reference files (method head)")
     p.add_argument("--reference-format", default="auto", help="format of the reference files")
-    p.add_argument("--folds", type=int, default=2, help="method head: folds (each event scored out of fold)")
+    p.add_argument("--folds", type=positive_int, default=2, help="method head: folds (each event scored out of fold)")
     p.add_argument("--head-mode", default="frozen", choices=("frozen", "full"), help="method head: backbone mode")
-    p.add_argument("--head-epochs", type=int, default=10, help="method head: training epochs")
-    p.add_argument("--n-masks", type=int, default=8, help="method masked: maskings averaged per event")
-    p.add_argument("--mask-rate", type=float, default=0.35, help="method masked: fraction of tokens masked")
-    p.add_argument("--batch-size", type=int, default=512)
-    p.add_argument("--step-size", type=int, default=100_000, help="events read per chunk")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto")
+    p.add_argument("--head-epochs", type=positive_int, default=10, help="method head: training epochs")
+    p.add_argument("--n-masks", type=positive_int, default=8, help="method masked: maskings averaged per event")
+    p.add_argument("--mask-rate", type=fraction, default=0.35, help="method masked: fraction of tokens masked")
+    p.add_argument("--batch-size", type=positive_int, default=512)
+    p.add_argument("--step-size", type=positive_int, default=100_000, help="events read per chunk")
+    p.add_argument("--seed", type=nonnegative_int, default=0)
+    p.add_argument("--device", type=device_name, default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_read_arguments(p, selection="auto")
     e = sub.add_parser("evaluate", help="ROC AUC, max SIC and rejection of a signal against a background")
@@ -231,8 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--methods", nargs="+", help="score columns to compare (default: all in common)")
     e.add_argument("--out", default="runs/anomaly", type=Path, help="folder for metrics and plots")
     args = parser.parse_args(argv)
-    if args.command == "score" and (args.n_masks < 1 or args.folds < 2 or not 0 < args.mask_rate < 1):
-        raise UserError("--n-masks must be >= 1, --folds >= 2 and --mask-rate in (0, 1)")
+    if args.command == "score" and args.folds < 2:
+        raise UserError("--folds must be >= 2")
     return score(args) if args.command == "score" else evaluate(args)
 
 

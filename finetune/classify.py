@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from backbone.data import TokenSequences
-from common.cli import UserError, run_cli
+from common.cli import UserError, check_output_folder, run_cli
 from common.config import load_config, to_dict
 from finetune.config import ClassifyConfig
 
@@ -147,6 +147,12 @@ def task_config(parser: argparse.ArgumentParser, args, overrides: list[str]) -> 
     return cfg
 
 
+def task_inputs(cfg) -> list[str]:
+    """Every file and folder a fine-tuning task reads: its run folder must hold none of them."""
+    d = cfg.data
+    return [p for p in (cfg.backbone, cfg.tokenizer, *d.train, *d.val, *d.test) if p]
+
+
 def main(argv: list[str] | None = None) -> int:
     from tokenizer.tokenizer import Tokenizer
     from tokenizer.train import resolve_device
@@ -162,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     args, overrides = parser.parse_known_args(argv)
     cfg = task_config(parser, args, overrides)
     cfg = replace(cfg, out=args.out or cfg.out, train=replace(cfg.train, mode=args.mode or cfg.train.mode))
+    check_output_folder(Path(cfg.out), task_inputs(cfg), "run folder")
     tokenizer = Tokenizer.from_pretrained(cfg.tokenizer, device=str(resolve_device(cfg.train.device)))
     metrics = train_and_test(cfg, prepare(cfg, tokenizer), progress=not args.quiet, resume=args.resume)
     print(json.dumps({k: v for k, v in metrics.items() if k not in ("history", "confusion")}, indent=2))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from common.config import check_ranges
 from events.options import ReadOptions
 
 MODES = ("frozen", "full", "scratch")
@@ -61,6 +62,9 @@ class TrainSection:
     def __post_init__(self):
         if self.mode not in MODES:
             raise ValueError(f"train.mode must be one of {MODES}, not {self.mode!r}")
+        check_ranges(self, positive=("batch_size", "epochs", "patience"),
+                     nonnegative=("lr", "backbone_lr_scale", "weight_decay", "min_steps", "warmup_steps", "max_train",
+                                  "seed"))
 
 
 @dataclass(frozen=True)

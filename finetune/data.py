@@ -9,7 +9,7 @@ import numpy as np
 
 from backbone.data import TokenSequences
 from backbone.vocab import Vocab
-from events.errors import EventDataError
+from events.errors import EventDataError, require_file
 from finetune.config import TOP_CLASSES
 from tokenizer.tokenizer import TokenBatch
 
@@ -33,8 +33,7 @@ def token_chunks(files: Sequence[str], tokenizer, format: str = "auto", max_even
     from tokenizer.store import iter_tokens
 
     for path in files:
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"{path}: no such file")
+        require_file(path)
         chunks = iter_tokens(path) if is_token_store(path) else \
             (tokenizer.encode(c, source=str(path), features=True) for c in iter_events(path, format, options=options))
         left = max_events or float("inf")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common.cli import UserError, run_cli
+from common.cli import UserError, check_output_folder, nonnegative_int, run_cli
 from common.config import to_dict
 from common.provenance import record_run
 
@@ -40,7 +40,7 @@ def label_factor(rows: list[dict], mode: str, metric: str = "mean_auc") -> dict 
 
 
 def main(argv: list[str] | None = None) -> int:
-    from finetune.classify import add_task_arguments, prepare, task_config, train_and_test
+    from finetune.classify import add_task_arguments, prepare, task_config, task_inputs, train_and_test
     from finetune.plots import plot_data_efficiency
     from tokenizer.tokenizer import Tokenizer
     from tokenizer.train import resolve_device
@@ -48,14 +48,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m finetune.data_efficiency", description=__doc__.split("\n\n")[0],
                                      epilog="Any config key can be overridden, e.g. --train.epochs=10")
     add_task_arguments(parser)
-    parser.add_argument("--sizes", nargs="+", type=int, default=[100, 1000, 10000, 100000, 0],
+    parser.add_argument("--sizes", nargs="+", type=nonnegative_int, default=[100, 1000, 10000, 100000, 0],
                         help="labelled training events per point (0: all)")
     parser.add_argument("--modes", nargs="+", default=["frozen", "full", "scratch"], choices=("frozen", "full", "scratch"))
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--seeds", nargs="+", type=nonnegative_int, default=[0, 1, 2])
     parser.add_argument("--out", type=Path, default=Path("runs/finetune/data_efficiency"))
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args, overrides = parser.parse_known_args(argv)
     cfg = task_config(parser, args, overrides)
+    check_output_folder(args.out, task_inputs(cfg), "output folder")
     tokenizer = Tokenizer.from_pretrained(cfg.tokenizer, device=str(resolve_device(cfg.train.device)))
     splits = prepare(cfg, tokenizer)
     available = len(splits.train.indices)

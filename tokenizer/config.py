@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from common.config import check_ranges
 from events.model import Caps
 from events.options import ReadOptions
 
@@ -63,6 +64,10 @@ class TrainConfig:
     patience: int = 5  # epochs without validation improvement before stopping
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
+
+    def __post_init__(self):
+        check_ranges(self, positive=("batch_size", "epochs", "patience"),
+                     nonnegative=("lr", "weight_decay", "warmup_steps", "seed"))
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ import argparse
 import time
 from pathlib import Path
 
-from common.cli import run_cli
+from common.cli import check_output, device_name, positive_int, run_cli
 
 
 def tokenize_into(writer, tokenizer, path, format: str = "auto", step_size: int = 100_000, bar=None,
@@ -36,14 +36,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="event file(s) (any readable format), appended in order to one store")
     parser.add_argument("--out", required=True, type=Path, help="output token store (.h5)")
     parser.add_argument("--format", default="auto", help="input format (default: detected)")
-    parser.add_argument("--step-size", type=int, default=100_000, help="events per chunk")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--step-size", type=positive_int, default=100_000, help="events per chunk")
+    parser.add_argument("--device", type=device_name, default="auto", help="auto, cpu or cuda")
     parser.add_argument("--features", action="store_true",
                         help="also store each object's normalized features (what a backbone with a density "
                              "head, model.density_components > 0, is trained on; and the input of a hybrid "
                              "backbone, model.hybrid=true)")
     add_read_arguments(parser, selection="auto")
     args = parser.parse_args(argv)
+    check_output(args.out, [*args.input, args.tokenizer], "token store")
     tokenizer = Tokenizer.from_pretrained(args.tokenizer, device=str(resolve_device(args.device)))
     formats = [detect_format(p) if args.format == "auto" else args.format for p in args.input]
     start = time.perf_counter()

@@ -16,7 +16,7 @@ import awkward as ak
 import numpy as np
 import torch
 
-from common.cli import UserError, run_cli, training_parser
+from common.cli import UserError, check_output_folder, run_cli, training_parser
 from common.config import load_config, to_dict
 from events.model import Events
 from tokenizer.config import ModelConfig, TokenizerTrainConfig, TrainConfig
@@ -297,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
         "e.g. --train.epochs=5 --model.codebook_size=4096 --data.files='[a.h5, b.h5]'", "configs/tokenizer/event.yaml")
     args, overrides = parser.parse_known_args(argv)
     cfg = load_config(TokenizerTrainConfig, args.config, overrides)
+    check_output_folder(Path(cfg.out), cfg.data.files, "tokenizer folder")
     metrics = run(cfg, resume=args.resume, progress=not args.quiet)
     keys = ("codebook_size", "codebook_usage", "perplexity", "pt_rel_resolution", "eta_resolution", "phi_resolution",
             "type_accuracy", "charge_agreement", "btag_resolution")
