@@ -215,10 +215,14 @@ def hybrid_table() -> str:
 
 
 def memory_table() -> str:
-    """Peak memory of scoring and tokenizing as the input grows (benchmarks/streaming_memory.py)."""
+    """Peak memory of scoring and tokenizing as the input grows, and of each token score with a random
+    backbone of the real size, where measured against a baseline's code (benchmarks/streaming_memory.py)."""
     lines = []
     for p in sorted(RESULTS.glob("streaming_memory_*.json")):
         r = json.loads(p.read_text())
+        if "random_backbone" in r:
+            lines += _random_memory_lines(r)
+            continue
         lines += [f"{r['tag']} ({r['cpu_count']} cores, {r['date']}; chunks of {r['step_size']:,} events; scores "
                   f"{', '.join(r['methods'])}):", "", "| command | events | peak resident memory | events/s |",
                   "|---|---|---|---|"]
@@ -226,6 +230,21 @@ def memory_table() -> str:
                   for row in r["rows"]]
         lines.append("")
     return "\n".join(lines).rstrip() or "(not measured yet)"
+
+
+def _random_memory_lines(r: dict) -> list[str]:
+    """The rows of a `streaming_memory.py --random` run: each score's peak, and its peak above the
+    process with the model loaded, per code measured."""
+    m = r["random_backbone"]
+    lines = [f"{r['tag']} ({r['cpu_count']} cores, {r['date']}; a randomly initialized backbone of "
+             f"{Path(m['config']).name}'s size: {m['n_layer']} layers, width {m['n_embd']}, {m['vocab_size']:,} "
+             f"tokens ({m['n_codes']:,} codes); {r['rows'][0]['events']:,} random events in batches of "
+             f"{r['batch_size']:,}; masked: {r['n_masks']} maskings):", "",
+             "| score | code | peak resident memory | above the loaded model | events/s |", "|---|---|---|---|---|"]
+    lines += [f"| {row['command'].removeprefix('score ')} | {row['code']} | {row['peak_rss_mib']:,.0f} MiB | "
+              f"{row['peak_rss_mib'] - row['rss_before_mib']:,.0f} MiB | {row['events_per_s']:,.1f} |"
+              for row in r["rows"]]
+    return lines + [""]
 
 
 def _mean(rows: list[dict], key: str) -> float:
@@ -347,6 +366,8 @@ def speed_table() -> str:
                      "real run", f"{rate / 2:,.0f}", f"Pythia {per_core:,.0f}", f"{rate / 2 / per_core:.1f}x"))
     for p in sorted(RESULTS.glob("streaming_memory_*.json")):
         r = json.loads(p.read_text())
+        if "random_backbone" in r:
+            continue  # the random-backbone memory study: no file commands to time
         for command in ("score", "tokenize"):
             best = max((x for x in r["rows"] if x["command"] == command), key=lambda x: x["events_per_s"])
             what = f"anomaly scoring ({', '.join(r['methods'])})" if command == "score" else "tokenizing files"

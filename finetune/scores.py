@@ -32,7 +32,6 @@ import math
 import awkward as ak
 import numpy as np
 import torch
-from torch.nn import functional as F
 
 from backbone.data import TokenSequences, to_device
 from backbone.masking import counter_uniform, mask_tokens
@@ -79,29 +78,58 @@ def nll_scores(model, seqs: TokenSequences, device, batch_size: int = 512) -> di
     total, per_token = np.empty(len(seqs)), np.empty(len(seqs))
     for rows, idx, features in seqs.sorted_batches(batch_size):
         idx, features = to_device(idx, features, device)
-        logits, _ = model(idx[:, :-1], causal=True, features=None if features is None else features[:, :-1])
+        hidden = model.hidden_states(idx[:, :-1], causal=True,
+                                     features=None if features is None else features[:, :-1])
         targets = idx[:, 1:]
         scored = (targets < vocab.n_codes) | (targets == vocab.eos)  # not PAD, not the process position
-        nll = F.cross_entropy(logits.float().transpose(1, 2), targets, reduction="none") * scored
+        nll = -target_log_probs(model.lm_head, hidden, targets, scored)[0]
         total[rows] = nll.sum(1).cpu().numpy()
         per_token[rows] = (nll.sum(1) / scored.sum(1)).cpu().numpy()
     return {"nll": total, "nll_per_token": per_token}
 
 
-def token_log_tail(logits: torch.Tensor, targets: torch.Tensor, rows: int = 64) -> torch.Tensor:
-    """(B, T) log of each target token's mid-p tail probability P[p(T) < p(t)] + p(t)/2 under
-    softmax(`logits`) (B, T, V): near 1 for the likeliest token, tiny for an improbable one, and about
-    uniform on [0, 1] for tokens drawn from the model. Computed `rows` sequences at a time (the full
-    (B, T, V) probabilities of a batch would be a second copy of the logits)."""
-    out = torch.empty(targets.shape, dtype=torch.float32, device=logits.device)
-    for a in range(0, len(targets), rows):
-        logp = torch.log_softmax(logits[a:a + rows].float(), -1)
-        t = targets[a:a + rows].clamp(min=0)
-        observed = logp.gather(-1, t[..., None])
-        # in log space: a token far below float32's smallest probability keeps a finite surprise
-        log_below = torch.logsumexp(logp.masked_fill(logp >= observed, float("-inf")), -1)
-        out[a:a + rows] = torch.logaddexp(log_below, observed[..., 0] - math.log(2))
-    return out
+#: positions whose language-model logits are held at once while scoring: a few (SLICE_ROWS, vocab) float32
+#: arrays (logits, log-probabilities, the tail's masked copy), 34 MB each at 8,200 tokens, whatever the batch
+SLICE_ROWS = 1024
+
+
+def target_log_probs(head, states: torch.Tensor, targets: torch.Tensor, where: torch.Tensor, tail: bool = False,
+                     rows: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(log p(target), with `tail` also the log of its mid-p tail probability P[p(T) < p(t)] + p(t)/2, else
+    None), each (B, T) float32, at the positions `where` (B, T) and 0 elsewhere, under softmax(head(states)):
+    `states` (B, T, n_embd) final hidden states and `head` the language-model head. The tail is near 1 for
+    the likeliest token, tiny for an improbable one, and about uniform on [0, 1] for tokens drawn from the
+    model.
+
+    The head is applied only at `where`, `rows` positions at a time (default SLICE_ROWS): the (B, T, vocab)
+    logits of a batch and their log-softmax, 390 MB each for 512 events of 23 tokens over 8,200, are never
+    held whole, and memory stays that of the transformer's own pass."""
+    rows = rows or SLICE_ROWS
+    picked, wanted = states[where], targets[where]
+    log_p = torch.empty(len(wanted), dtype=torch.float32, device=states.device)
+    log_tail = torch.empty_like(log_p) if tail else None
+    for a in range(0, len(wanted), rows):
+        logp = torch.log_softmax(head(picked[a:a + rows]).float(), -1)
+        observed = logp.gather(-1, wanted[a:a + rows, None])
+        log_p[a:a + rows] = observed[:, 0]
+        if tail:
+            # in log space: a token far below float32's smallest probability keeps a finite surprise
+            log_below = torch.logsumexp(logp.masked_fill(logp >= observed, float("-inf")), -1)
+            log_tail[a:a + rows] = torch.logaddexp(log_below, observed[:, 0] - math.log(2))
+
+    def spread(values: torch.Tensor) -> torch.Tensor:
+        out = torch.zeros(targets.shape, dtype=torch.float32, device=states.device)
+        out[where] = values
+        return out
+
+    return spread(log_p), None if log_tail is None else spread(log_tail)
+
+
+def token_log_tail(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """(B, T) log mid-p tail probability (see `target_log_probs`) of each target token under
+    softmax(`logits`) (B, T, V), logits already computed; targets below 0 read as token 0."""
+    everywhere = torch.ones(targets.shape, dtype=torch.bool, device=targets.device)
+    return target_log_probs(lambda x: x, logits, targets.clamp(min=0), everywhere, tail=True)[1]
 
 
 def fisher(surprise_sum: torch.Tensor, n_terms: torch.Tensor) -> torch.Tensor:
@@ -148,11 +176,10 @@ def density_scores(model, seqs: TokenSequences, device, batch_size: int = 512) -
     for rows, idx, features in seqs.sorted_batches(batch_size):
         idx, features = to_device(idx, features, device)
         hidden = model.hidden_states(idx[:, :-1], causal=True, features=features[:, :-1] if hybrid else None)
-        logits = model.lm_head(hidden)
         targets = idx[:, 1:]
         scored = (targets < vocab.n_codes) | (targets == vocab.eos)  # not PAD, not the process position
-        token_tail = torch.where(scored, -token_log_tail(logits, targets), torch.zeros(targets.shape, device=device))
-        nll = F.cross_entropy(logits.float().transpose(1, 2), targets, reduction="none") * scored
+        log_p, log_tail = target_log_probs(model.lm_head, hidden, targets, scored, tail=True)
+        nll, token_tail = -log_p, -log_tail
         mixture, z, mask = model.object_densities(hidden, targets, features[:, 1:])
         is_object = (targets >= 0) & (targets < vocab.n_codes)
         feature_tail = torch.zeros(targets.shape, device=device)
@@ -185,13 +212,12 @@ def masked_scores(model, seqs: TokenSequences, device, rate: float = 0.35, n_mas
         for k in range(n_masks):
             u = torch.from_numpy(counter_uniform(seed, k, event, position)).float()
             inputs, targets = mask_tokens(idx, vocab, rate, uniform=u)
-            logits, _ = model(inputs, causal=False, pad_mask=pad, features=features)  # hidden at MASK
-            ce = F.cross_entropy(logits.float().transpose(1, 2), targets, reduction="none", ignore_index=-100)
+            hidden = model.hidden_states(inputs, causal=False, pad_mask=pad, features=features)  # at MASK
             is_masked = targets != -100
+            log_p, log_tail = target_log_probs(model.lm_head, hidden, targets, is_masked, tail=True)
             n = is_masked.sum(1)
-            out[rows] += (ce.sum(1) / n.clamp(min=1)).cpu().numpy() / n_masks
-            tail = torch.where(is_masked, -token_log_tail(logits, targets), torch.zeros(targets.shape, device=device))
-            calibrated[rows] += combined(tail, is_masked).cpu().numpy() / n_masks
+            out[rows] += (-log_p.sum(1) / n.clamp(min=1)).cpu().numpy() / n_masks
+            calibrated[rows] += combined(-log_tail, is_masked).cpu().numpy() / n_masks
     empty = np.diff(seqs.offsets) == 0
     out[empty] = calibrated[empty] = np.nan
     return {"masked": out, "masked_surprise": calibrated}

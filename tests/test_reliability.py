@@ -10,7 +10,7 @@ import pytest
 import torch
 import yaml
 
-from common.checkpoint import CheckpointError, load_checkpoint, previous, save_checkpoint
+from common.checkpoint import CheckpointError, load_checkpoint, previous, save_checkpoint, verify_checkpoint
 from tests.conftest import REPO, SMALL
 
 
@@ -54,16 +54,35 @@ def test_a_corrupt_or_missing_checkpoint_falls_back_to_the_previous_one(tmp_path
 
 
 def interrupt(cmd, ready, sig, timeout=240):
-    """Run `cmd`, send `sig` as soon as file `ready` exists; the finished process."""
+    """Run `cmd`, send `sig` as soon as file `ready` exists (or the callable `ready()` is true); the finished
+    process."""
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    is_ready = ready if callable(ready) else ready.exists
     start = time.time()
-    while not ready.exists():
+    while not is_ready():
         assert proc.poll() is None, proc.communicate()[1][-3000:]
         assert time.time() - start < timeout
         time.sleep(0.02)
+    assert proc.poll() is None, "the run ended before it could be stopped"
     proc.send_signal(sig)
     proc.stderr_text = proc.communicate(timeout=timeout)[1]
     return proc
+
+
+def half_way_through_the_third_epoch(checkpoint):
+    """A `ready()` for a run that writes `checkpoint` at each epoch end: true half an epoch (the time between
+    its first two checkpoints) after the second one, so a SIGKILL lands mid-epoch, loses the steps made since
+    the last checkpoint, and the resumed run must replay them exactly."""
+    seen = []
+
+    def ready():
+        if not seen and (checkpoint / "manifest.json").exists():
+            seen.append(time.time())
+        if len(seen) == 1 and (previous(checkpoint) / "manifest.json").exists():  # the second checkpoint
+            seen.append(time.time())
+        return len(seen) == 2 and time.time() >= seen[1] + (seen[1] - seen[0]) / 2
+
+    return ready
 
 
 def check_stopped(proc, sig):
@@ -74,62 +93,115 @@ def check_stopped(proc, sig):
         assert proc.returncode == -signal.SIGKILL
 
 
-def same_weights(a, b):
+def same_weights(a, b, name="model.safetensors"):
     from safetensors.torch import load_file
 
-    wa, wb = load_file(str(a / "model.safetensors")), load_file(str(b / "model.safetensors"))
+    wa, wb = load_file(str(a / name)), load_file(str(b / name))
     assert wa.keys() == wb.keys()
     for k in wa:
-        assert torch.equal(wa[k], wb[k]), k
+        assert torch.equal(wa[k], wb[k]), f"{name}: {k}"
 
 
-def stop_resume_and_compare(command, tmp_path, sig):
-    """Run `command("straight")` through; run `command("stopped")`, send `sig` once its first checkpoint
-    exists, resume it with `command("stopped", resume=True)`: both end with the same weights."""
-    subprocess.run(command("straight"), cwd=REPO, check=True, capture_output=True)
-    check_stopped(interrupt(command("stopped"), tmp_path / "stopped" / "checkpoint" / "manifest.json", sig), sig)
-    assert not (tmp_path / "stopped" / "model.safetensors").exists()  # nothing that looks finished
-    done = subprocess.run(command("stopped", resume=True), cwd=REPO, capture_output=True, text=True)
+@pytest.fixture(scope="module")
+def straight_run(tmp_path_factory):
+    """`straight_run(name, command)`: the folder of the uninterrupted run `command(folder)`, made once and
+    shared by a trainer's SIGTERM and SIGKILL tests."""
+    done = {}
+
+    def straight_run(name, command):
+        if name not in done:
+            folder = tmp_path_factory.mktemp(name) / "straight"
+            subprocess.run(command(folder), cwd=REPO, check=True, capture_output=True)
+            done[name] = folder
+        return done[name]
+
+    return straight_run
+
+
+def stop_resume_and_compare(command, straight, stopped, sig, ready=None):
+    """Run `command(stopped)`, send `sig` once `ready` (default: once its first checkpoint exists), resume it
+    with `command(stopped, resume=True)`: it ends with the same weights as the uninterrupted run in folder
+    `straight`. Returns the loop state of the checkpoint the resumed run started from."""
+    ckpt = stopped / "checkpoint"
+    check_stopped(interrupt(command(stopped), ready or ckpt / "manifest.json", sig), sig)
+    assert not (stopped / "model.safetensors").exists()  # nothing that looks finished
+    usable = ckpt if verify_checkpoint(ckpt) is None else previous(ckpt)  # as load_checkpoint chooses
+    resumed_from = json.loads((usable / "state.json").read_text())["loop"]
+    done = subprocess.run(command(stopped, resume=True), cwd=REPO, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
-    same_weights(tmp_path / "straight", tmp_path / "stopped")
+    same_weights(straight, stopped)
+    # the last checkpoints too: the last weights (not only the best, which may predate the stop), the best
+    # ones, the torch RNG state and the optimizer moments
+    for name in ("model.safetensors", "optimizer.safetensors"):
+        same_weights(straight / "checkpoint", ckpt, name)
+    return resumed_from
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
-def test_killed_pretraining_resumes_to_the_same_weights(backbone, tmp_path, sig):
+def histories(*folders):
+    return [json.loads((f / "metrics.json").read_text())["history"] for f in folders]
+
+
+#: SIGTERM: the run writes a checkpoint where it stands and exits; SIGKILL: it dies at once, and resuming
+#: replays the steps made since its last regular checkpoint
+SIGNALS = pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+
+
+@SIGNALS
+def test_killed_pretraining_resumes_to_the_same_weights(backbone, straight_run, tmp_path, sig):
     from common.config import to_dict
     from tests.test_backbone_pretrain import config
 
     tokens = backbone[0].parent / "tokens.h5"
 
     def command(out, resume=False):
-        path = tmp_path / f"{out}.yaml"
-        path.write_text(yaml.safe_dump(to_dict(config(tokens, tmp_path / out, 150, eval_every=5, batch_size=16))))
+        path = out.with_name(f"{out.name}.yaml")
+        path.write_text(yaml.safe_dump(to_dict(config(tokens, out, 150, eval_every=5, batch_size=16))))
         return [sys.executable, "-m", "backbone.pretrain", "--config", str(path), "--quiet"] + ["--resume"] * resume
 
-    stop_resume_and_compare(command, tmp_path, sig)
-    a, b = (json.loads((tmp_path / r / "metrics.json").read_text()) for r in ("straight", "stopped"))
-    assert a["history"] == b["history"]  # the same losses at every evaluation
+    straight = straight_run("pretraining", command)
+    stop_resume_and_compare(command, straight, tmp_path / "stopped", sig)
+    a, b = histories(straight, tmp_path / "stopped")
+    assert a == b  # the same losses at every evaluation
 
 
-def test_tokenizer_training_stopped_by_sigterm_resumes_to_the_same_weights(data_files, tmp_path):
+@SIGNALS
+def test_killed_tokenizer_training_resumes_to_the_same_weights(data_files, straight_run, tmp_path, sig):
+    epochs = 6
+
     def command(out, resume=False):
         return [sys.executable, "-m", "tokenizer.train", "--config", "configs/tokenizer/event.yaml", "--quiet",
-                *[f"--{o}" for o in SMALL], "--train.epochs=6", f"--data.files=[{data_files[1]}]",
-                f"--out={tmp_path / out}"] + ["--resume"] * resume
+                *[f"--{o}" for o in SMALL], f"--train.epochs={epochs}", f"--data.files=[{data_files[1]}]",
+                f"--out={out}"] + ["--resume"] * resume
 
-    stop_resume_and_compare(command, tmp_path, signal.SIGTERM)
+    straight, stopped = straight_run("tokenizer", command), tmp_path / "stopped"
+    # a checkpoint is written at each epoch end (and where SIGTERM stops the run)
+    ready = half_way_through_the_third_epoch(stopped / "checkpoint") if sig == signal.SIGKILL else None
+    resumed_from = stop_resume_and_compare(command, straight, stopped, sig, ready)
+    if sig == signal.SIGKILL:  # from an epoch end, with whole epochs left to replay
+        assert resumed_from["batch_in_epoch"] == 0 and 2 <= resumed_from["epoch"] < epochs, resumed_from
+    a, b = ([{k: v for k, v in e.items() if k != "objects_per_s"} for e in h] for h in histories(straight, stopped))
+    assert a == b  # the same losses at every epoch end
 
 
-def test_fine_tuning_stopped_by_sigterm_resumes_to_the_same_classifier(backbone, data_files, tmp_path):
+@SIGNALS
+def test_killed_fine_tuning_resumes_to_the_same_classifier(backbone, data_files, straight_run, tmp_path, sig):
     bb, tok = backbone
+    epochs = 4
 
     def command(out, resume=False):
         return [sys.executable, "-m", "finetune.classify", "--backbone", str(bb), "--tokenizer", str(tok),
-                "--train", *data_files, "--label", "process", "--mode", "full", "--out", str(tmp_path / out),
-                "--quiet", "--train.epochs=4", "--train.batch_size=32", "--train.patience=10", "--train.device=cpu"] + ["--resume"] * resume
+                "--train", *data_files, "--label", "process", "--mode", "full", "--out", str(out),
+                "--quiet", f"--train.epochs={epochs}", "--train.batch_size=32", "--train.patience=10",
+                "--train.device=cpu"] + ["--resume"] * resume
 
-    stop_resume_and_compare(command, tmp_path, signal.SIGTERM)
-    a, b = (json.loads((tmp_path / r / "metrics.json").read_text()) for r in ("straight", "stopped"))
+    straight, stopped = straight_run("fine_tuning", command), tmp_path / "stopped"
+    # ~70 steps an epoch: a checkpoint at each validation, which is each epoch end (and where SIGTERM stops)
+    ready = half_way_through_the_third_epoch(stopped / "checkpoint") if sig == signal.SIGKILL else None
+    resumed_from = stop_resume_and_compare(command, straight, stopped, sig, ready)
+    a, b = (json.loads((f / "metrics.json").read_text()) for f in (straight, stopped))
+    if sig == signal.SIGKILL:  # from an epoch end, with whole epochs left to replay
+        assert len(a["history"]) == epochs, a["history"]  # one validation, so one checkpoint, per epoch
+        assert resumed_from["batch_in_epoch"] == 0 and 2 <= resumed_from["epoch"] < epochs, resumed_from
     assert a["history"] == b["history"] and a["auc"] == b["auc"]
 
 
