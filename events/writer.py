@@ -1,27 +1,181 @@
-"""What every event writer shares: atomic output and process names merged across chunks."""
+"""What every event writer shares: atomic output, process names merged across chunks, and a full disk
+or another process writing the same path reported as an error instead of a crash or a lost result."""
 from __future__ import annotations
 
+import contextlib
+import errno
+import functools
+import os
+import signal
+import threading
 from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
 
-from common.atomic import atomic_path
+from common.atomic import Overtaken, atomic_path
+from events.errors import EventDataError
 from events.model import Events
+
+#: write errors that mean the output does not fit, and how they are reported
+_DISK_FULL = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded",
+             errno.EFBIG: "file size limit reached (File too large)"}
+_HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class _NeverFailingFile:
+    """The temporary output as the file object h5py writes through (its `fileobj` driver).
+
+    HDF5 does not survive a failed write: once a chunk could not be written, closing the file or
+    freeing its datasets crashes the process (h5py 3.16 / HDF5: a segmentation fault). So no write
+    fails here: the first error is kept in `error`, for the writer to raise once h5py has returned,
+    and later writes are dropped (the file is discarded anyway).
+    """
+
+    def __init__(self, path: Path):
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o666)
+        self._pos = 0
+        self.error: OSError | None = None
+
+    def __enter__(self) -> "_NeverFailingFile":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        os.close(self._fd)
+        if exc_type is None and self.error is not None:
+            raise self.error  # before the temporary would be renamed into place
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        if whence == os.SEEK_CUR:
+            offset += self._pos
+        elif whence == os.SEEK_END:
+            offset += os.fstat(self._fd).st_size
+        self._pos = offset
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def readinto(self, buffer) -> int:
+        n = os.preadv(self._fd, [buffer], self._pos)
+        self._pos += n
+        return n
+
+    def read(self, size: int) -> bytes:
+        data = os.pread(self._fd, size, self._pos)
+        self._pos += len(data)
+        return data
+
+    def write(self, data) -> int:
+        view = memoryview(data).cast("B")
+        done = 0
+        while self.error is None and done < len(view):  # h5py ignores short writes: finish them here
+            try:
+                done += os.pwrite(self._fd, view[done:], self._pos + done)
+            except OSError as err:
+                self.error = err
+        self._pos += len(view)
+        return len(view)
+
+    def truncate(self, size: int | None = None) -> int:
+        size = self._pos if size is None else size
+        if self.error is None:
+            try:
+                os.ftruncate(self._fd, size)
+            except OSError as err:
+                self.error = err
+        return size
+
+    def flush(self) -> None:
+        """Nothing buffered: every write went straight to the file."""
+
+
+@contextlib.contextmanager
+def _signals_held():
+    """SIGINT, SIGTERM and SIGHUP wait until the block ends: their Python handlers raise, and an
+    exception raised inside one of h5py's file-object calls would fail an HDF5 write (see
+    `_NeverFailingFile`). Handlers run only in the main thread, so other threads need nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = {s: signal.signal(s, lambda signum, frame: caught.append(signum))
+                for s in _HELD_SIGNALS if callable(signal.getsignal(s))}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        for s in dict.fromkeys(caught):
+            signal.raise_signal(s)
+
+
+def _failing_cleanly(method):
+    """A writer's `__init__`, `write` or `close`, with signals held while it runs and a full disk (or
+    another process having written the same path) turned into one EventDataError once the partial
+    output is removed."""
+
+    @functools.wraps(method)
+    def run(self, *args, **kwargs):
+        try:
+            with _signals_held():
+                result = method(self, *args, **kwargs)
+                if self._write_error() is not None:
+                    raise self._write_error()
+            return result
+        except Overtaken as err:
+            raise EventDataError(str(err)) from None
+        except Exception as err:
+            # h5py may fail on data it was told was written: the write error behind it is what to report
+            err = self._write_error() or err
+            full = isinstance(err, OSError) and err.errno in _DISK_FULL
+            if full or method.__name__ == "__init__":  # a writer that failed to start is never closed
+                self._abort(err)
+            if not full:
+                raise err
+            raise EventDataError(f"{self.path}: {_DISK_FULL[err.errno]} while writing; no file written") from None
+
+    return run
 
 
 class EventWriter:
     """Base of the writers: output goes to a temporary file that replaces `path` only on `close`.
 
-    Use as a context manager: on an exception the partial file is removed.
+    Use as a context manager: on an exception the partial file is removed. A full disk is an
+    EventDataError naming `path`; so is a file another process wrote at `path` meanwhile (it is kept,
+    and this writer's output is kept beside it). Subclasses' `__init__`, `write` and `close` get this
+    behaviour; h5py files are opened on `_hdf5_output()`.
     """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for name in ("__init__", "write", "close"):
+            if name in vars(cls):
+                setattr(cls, name, _failing_cleanly(vars(cls)[name]))
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self._stack = ExitStack()
-        self._tmp = self._stack.enter_context(atomic_path(self.path))
+        self._tmp = self._stack.enter_context(atomic_path(self.path, keep_theirs=True))
+        self._hdf5_file: _NeverFailingFile | None = None
         self._process_names: list[str] = []
         self.n_events = 0
+
+    def _hdf5_output(self) -> _NeverFailingFile:
+        """The temporary, to open with h5py.File(..., "w"): written so that a full disk cannot crash HDF5."""
+        self._hdf5_file = self._stack.enter_context(_NeverFailingFile(self._tmp))
+        return self._hdf5_file
+
+    def _write_error(self) -> OSError | None:
+        """The error of a write h5py was told had succeeded."""
+        hdf5_file = getattr(self, "_hdf5_file", None)  # absent if __init__ failed before EventWriter's
+        return hdf5_file.error if hdf5_file is not None else None
+
+    def _abort(self, err: BaseException) -> None:
+        """Close the files and remove the temporary after `err` (closing may fail again: the disk is full)."""
+        if hasattr(self, "_stack"):
+            with contextlib.suppress(OSError), _signals_held():
+                self._stack.__exit__(type(err), err, err.__traceback__)
 
     def __enter__(self):
         return self
@@ -30,7 +184,7 @@ class EventWriter:
         if exc_type is None:
             self.close()
         else:
-            self._stack.__exit__(exc_type, exc, tb)
+            self._abort(exc)
 
     def _process_table(self, names) -> np.ndarray:
         """Extend the file's process names by `names`; returns the table that maps a chunk's process
@@ -46,5 +200,6 @@ class EventWriter:
     def write(self, events: Events) -> None:
         raise NotImplementedError
 
+    @_failing_cleanly
     def close(self) -> None:
         self._stack.close()

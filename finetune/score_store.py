@@ -49,7 +49,7 @@ class ScoreWriter(EventWriter):
         else:
             import h5py
 
-            self._out = self._stack.enter_context(h5py.File(self._tmp, "w"))
+            self._out = self._stack.enter_context(h5py.File(self._hdf5_output(), "w"))
             self._out.attrs.update(format=FORMAT, meta=json.dumps(meta or {}))
             for name in self.names:
                 # process: index into process_names; event: NanoAOD's uint64, all 64 bits kept

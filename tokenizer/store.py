@@ -38,7 +38,7 @@ class TokenWriter(EventWriter):
         import h5py
 
         super().__init__(path)
-        self._file = self._stack.enter_context(h5py.File(self._tmp, "w"))
+        self._file = self._stack.enter_context(h5py.File(self._hdf5_output(), "w"))
         self._file.attrs.update(format=FORMAT_NAME, vocab_size=vocab_size, tokenizer=str(tokenizer), mode=mode,
                                 tokenizer_fingerprint=fingerprint or "",
                                 feature_transform=json.dumps(feature_transform or {}))
