@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from events.errors import EventDataError
+from events.errors import EventDataError, require_file
 from events.hdf5 import append_to_dataset
 from events.writer import EventWriter
 
@@ -119,9 +119,7 @@ class ScoreWriter(EventWriter):
 
 def read_scores(path: str | Path) -> dict[str, np.ndarray]:
     """All columns of a score file (HDF5 or CSV); `process` as names ("" where unknown)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
+    path = require_file(path)
     if path.suffix.lower() == ".csv":
         import csv
 
