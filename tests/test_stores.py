@@ -4,7 +4,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import awkward as ak
 import h5py
 import numpy as np
 import pytest
@@ -13,6 +12,7 @@ from events.errors import EventDataError
 from events.hdf5 import HDF5Reader, HDF5Writer
 from events.io import read_events, write_events
 from events.model import INFO_FIELDS, Events, ObjectType, make_objects
+from tests.test_hdf5 import assert_same
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -26,14 +26,6 @@ def small_events(n: int = 6, seed: int = 0) -> Events:
                            phi=rng.uniform(-3, 3, 3 * n))
     info = {"event": np.arange(n) + 100, "process": np.zeros(n), "weight": np.ones(n)}
     return Events(objects, info, ("ttbar",))
-
-
-def assert_same(a: Events, b: Events):
-    assert ak.to_list(a.objects) == ak.to_list(b.objects)
-    assert list(a.info) == list(b.info)
-    for k in a.info:
-        np.testing.assert_array_equal(a.info[k], b.info[k], err_msg=k)
-    assert a.process_names == b.process_names
 
 
 def replace_dataset(path: Path, name: str, change) -> None:
