@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Iterable
 
-from common.config import ConfigError
+from common.config import ConfigError, is_device_name
 from common.interrupt import Interrupted
 
 
@@ -74,8 +74,7 @@ def fraction(text: str) -> float:
 
 def device_name(text: str) -> str:
     """auto, cpu, cuda or cuda:N (what torch can be asked for here)."""
-    head, _, index = text.partition(":")
-    if text in ("auto", "cpu", "cuda") or (head == "cuda" and index.isdigit()):
+    if is_device_name(text):
         return text
     raise argparse.ArgumentTypeError(f"expected auto, cpu, cuda or cuda:N, got {text!r}")
 

@@ -90,9 +90,14 @@ def check_ranges(cfg, positive: tuple[str, ...] = (), nonnegative: tuple[str, ..
             raise ValueError(f"{name} must be in [0, 1), got {getattr(cfg, name)}")
     for name in devices:
         value = getattr(cfg, name, None)
-        head, _, index = str(value).partition(":")
-        if value is not None and not (value in ("auto", "cpu", "cuda") or (head == "cuda" and index.isdigit())):
+        if value is not None and not is_device_name(value):
             raise ValueError(f"{name} must be auto, cpu, cuda or cuda:N, got {value!r}")
+
+
+def is_device_name(text: str) -> bool:
+    """auto, cpu, cuda or cuda:N: what torch can be asked for here."""
+    head, _, index = str(text).partition(":")
+    return text in ("auto", "cpu", "cuda") or (head == "cuda" and index.isdigit())
 
 
 def from_dict(cls: type[T], data: dict, where: str = "config") -> T:
