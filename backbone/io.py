@@ -9,7 +9,7 @@ from backbone.config import GPTConfig
 from backbone.model import GPT
 from backbone.vocab import Vocab
 from common.pretrained import load_weights, read_config
-from events.errors import EventDataError
+from common.errors import ModelMismatchError
 
 
 def load_backbone(path: str | Path, device: str | torch.device = "cpu") -> tuple[GPT, Vocab, dict]:
@@ -25,10 +25,10 @@ def check_pair(config: dict, tokenizer, backbone_path, tokenizer_path) -> None:
     number of codes, or, where both record it, another tokenizer fingerprint (weights and features)."""
     n_codes = config["vocab"]["n_codes"]
     if n_codes != tokenizer.vocab_size:
-        raise EventDataError(f"backbone {backbone_path} was trained on tokens of {n_codes} codes, tokenizer "
+        raise ModelMismatchError(f"backbone {backbone_path} was trained on tokens of {n_codes} codes, tokenizer "
                              f"{tokenizer_path} has {tokenizer.vocab_size}: use the tokenizer it was trained with")
     expected = config.get("tokenizer_fingerprint")
     if expected and tokenizer.fingerprint and expected != tokenizer.fingerprint:
-        raise EventDataError(f"backbone {backbone_path} was trained on tokens of tokenizer {expected[:12]}, but "
+        raise ModelMismatchError(f"backbone {backbone_path} was trained on tokens of tokenizer {expected[:12]}, but "
                              f"tokenizer {tokenizer_path} is {tokenizer.fingerprint[:12]} (the same number of codes, "
                              "other weights or features): use the tokenizer it was trained with")

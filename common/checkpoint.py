@@ -20,13 +20,9 @@ from pathlib import Path
 
 import torch
 
-from events.errors import EventDataError
+from common.errors import CheckpointError
 
 FILES = ("model.safetensors", "optimizer.safetensors", "state.json")
-
-
-class CheckpointError(EventDataError):
-    """No usable checkpoint: every candidate is missing, incomplete or corrupt."""
 
 
 def sha256(path: str | Path) -> str:

@@ -10,12 +10,9 @@ import sys
 from pathlib import Path
 from typing import Callable, Iterable
 
-from common.config import ConfigError, is_device_name
+from common.config import is_device_name
+from common.errors import ColliderFMError, UserError
 from common.interrupt import Interrupted
-
-
-class UserError(Exception):
-    """Bad input from the user (file, format, value): reported in one line, exit code 2."""
 
 
 def training_parser(prog: str, description: str, default_config: str):
@@ -144,15 +141,13 @@ def run_cli(main: Callable[[list[str] | None], int | None], prog: str, argv: lis
     SIGTERM and SIGHUP raise `Terminated`, so the writers' cleanup (temporary files) runs as for any
     error; training loops install their own handlers to checkpoint first (common.interrupt).
     """
-    from events.errors import EventDataError
-
     global _main_pid
     _main_pid = os.getpid()
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _terminate)
     try:
         code = main(argv)
-    except (UserError, ConfigError, EventDataError, OSError) as err:  # OSError: the file system refused
+    except (ColliderFMError, OSError) as err:  # OSError: the file system refused
         print(f"{prog}: error: {err}", file=sys.stderr)
         sys.exit(2)
     except (Interrupted, Terminated) as err:

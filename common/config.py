@@ -12,11 +12,9 @@ import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
+from common.errors import ConfigError
+
 T = TypeVar("T")
-
-
-class ConfigError(ValueError):
-    """A config file or override that does not match its dataclass."""
 
 
 def _check_value(value: Any, tp: Any, where: str) -> Any:

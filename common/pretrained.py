@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from events.errors import EventDataError
+from common.errors import ModelFileError
 
 
 def write_weights(folder: str | Path, model: torch.nn.Module) -> str:
@@ -38,7 +38,7 @@ def read_config(path: str | Path, format_name: str, kind: str) -> dict:
             raise FileNotFoundError(f"{path}: not a {kind} folder (missing {name})")
     config = json.loads((path / "config.json").read_text())
     if config.get("format") != format_name:
-        raise EventDataError(f"{path / 'config.json'}: not a {format_name.replace('.', ' ')} config")
+        raise ModelFileError(f"{path / 'config.json'}: not a {format_name.replace('.', ' ')} config")
     return config
 
 
@@ -53,9 +53,9 @@ def load_weights(model: torch.nn.Module, path: str | Path, device, config: dict)
         from common.checkpoint import sha256
 
         if sha256(weights) != expected:
-            raise EventDataError(f"{weights}: does not match the checksum in its config.json (corrupt or replaced)")
+            raise ModelFileError(f"{weights}: does not match the checksum in its config.json (corrupt or replaced)")
     try:
         load_model(model, str(weights), device=str(device))
     except Exception as err:  # names or shapes that do not match the config
-        raise EventDataError(f"{weights}: weights do not match {Path(path) / 'config.json'} ({err})") from None
+        raise ModelFileError(f"{weights}: weights do not match {Path(path) / 'config.json'} ({err})") from None
     return model.to(device)

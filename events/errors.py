@@ -1,8 +1,7 @@
-"""Errors raised for unreadable or invalid event data; each message names the file and what is wrong."""
+"""Errors for unreadable or invalid event data (the class lives in common.errors, with the others)."""
+from common.errors import EventDataError
 
-
-class EventDataError(ValueError):
-    """Event data that cannot be read or is invalid (missing branch, NaN, wrong type, corrupt file)."""
+__all__ = ["EventDataError", "require_file"]
 
 
 def require_file(path, hint: str = ""):

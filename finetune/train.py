@@ -134,9 +134,9 @@ def fit(model, seqs: TokenSequences, y: np.ndarray, train_idx: np.ndarray, val_s
             save()
     bar.close()
     if best_state is None:
-        from events.errors import EventDataError
+        from common.errors import TrainingError
 
-        raise EventDataError(f"the validation loss was never finite ({state['history'][-1]['val_loss']}): check the "
+        raise TrainingError(f"the validation loss was never finite ({state['history'][-1]['val_loss']}): check the "
                              "inputs and the learning rate")
     model.load_state_dict(best_state)
     return {"best_val_loss": state["best"], "epochs": state["epoch"], "steps": state["step"],

@@ -223,14 +223,14 @@ def test_corrupt_model_weights_are_detected(backbone, tmp_path):
     import shutil
 
     from backbone.io import load_backbone
-    from events.errors import EventDataError
+    from common.errors import ModelFileError
 
     shutil.copytree(backbone[0], tmp_path / "bb")
     weights = tmp_path / "bb" / "model.safetensors"
     data = bytearray(weights.read_bytes())
     data[len(data) // 2] ^= 0x01  # one bit in the middle of the weights: still a valid safetensors file
     weights.write_bytes(bytes(data))
-    with pytest.raises(EventDataError, match="does not match the checksum"):
+    with pytest.raises(ModelFileError, match="does not match the checksum"):
         load_backbone(tmp_path / "bb")
 
 
@@ -252,7 +252,7 @@ def test_a_planted_pickle_is_refused_and_never_runs(backbone, tmp_path):
     from backbone.io import load_backbone
     from backbone.pretrain import PretrainConfig, run
     from common.config import from_dict
-    from events.errors import EventDataError
+    from common.errors import ModelFileError
 
     marker = tmp_path / "pwned"
     evil = pickle.dumps({"wte.weight": Payload(marker)})
@@ -264,7 +264,7 @@ def test_a_planted_pickle_is_refused_and_never_runs(backbone, tmp_path):
         if not checksum:
             config.pop("weights_sha256")
             (tmp_path / "bb" / "config.json").write_text(json.dumps(config))
-        with pytest.raises(EventDataError):
+        with pytest.raises(ModelFileError):
             load_backbone(tmp_path / "bb")
     # as a training checkpoint to resume from
     cfg = from_dict(PretrainConfig, {"model": {"n_layer": 2, "n_head": 2, "n_embd": 32},

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from common.config import load_config
+from common.errors import ModelFileError
 from events.errors import EventDataError
 from events.model import Events, ObjectType as T
 from tests.conftest import REPO, SMALL
@@ -85,7 +86,7 @@ def test_weights_that_do_not_match_config(trained, tmp_path):
     tok.save_pretrained(tmp_path / "t")
     config = (tmp_path / "t" / "config.json").read_text().replace('"hidden": 64', '"hidden": 32')
     (tmp_path / "t" / "config.json").write_text(config)
-    with pytest.raises(EventDataError, match="weights do not match"):
+    with pytest.raises(ModelFileError, match="weights do not match"):
         Tokenizer.from_pretrained(tmp_path / "t")
     with pytest.raises(FileNotFoundError, match="not a tokenizer folder"):
         Tokenizer.from_pretrained(tmp_path)
