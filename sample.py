@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     from events.io import open_writer
     from events.model import Caps
     from tokenizer.tokenizer import TokenBatch, Tokenizer
-    from tokenizer.train import resolve_device
+    from common.runtime import resolve_device
 
     parser = argparse.ArgumentParser(prog="python sample.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--backbone", required=True, type=Path, help="backbone folder (backbone.pretrain)")

@@ -11,7 +11,6 @@ import json
 import math
 import shutil
 import time
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -122,23 +121,6 @@ def losses(model, batch: torch.Tensor, data: TokenSequences, rate: float, genera
     return loss_next, loss_masked, loss_density
 
 
-def init_distributed(device: torch.device) -> tuple[int, int, torch.device]:
-    """(rank, world size, device) under torchrun (DDP: NCCL on CUDA, gloo on the CPU); (0, 1, device) alone."""
-    import os
-
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world == 1:
-        return 0, 1, device
-    import torch.distributed as dist
-
-    local = int(os.environ.get("LOCAL_RANK", "0"))
-    if device.type == "cuda":
-        device = torch.device("cuda", local)
-        torch.cuda.set_device(device)
-    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return dist.get_rank(), world, device
-
-
 @torch.no_grad()
 def evaluate(model, data: TokenSequences, indices: np.ndarray, cfg: TrainSection, device, autocast) -> dict:
     model.eval()
@@ -210,7 +192,7 @@ def run(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -> dic
     from common.checkpoint import checkpoint_exists, load_checkpoint, save_checkpoint
     from common.interrupt import Interrupted, stop_on_signals
     from common.provenance import record_run
-    from tokenizer.train import resolve_device
+    from common.runtime import autocast as autocast_for, init_distributed, resolve_device
 
     if not cfg.data.train:
         raise UserError("no training data: set data.train to a token store (python -m tokenizer.tokenize)")
@@ -253,7 +235,7 @@ def run(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -> dic
 
         ddp = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     step_model = torch.compile(model) if tc.compile and device.type == "cuda" else model
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if tc.bf16 and device.type == "cuda" else nullcontext()
+    autocast = autocast_for(device, tc.bf16)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     if rank == 0:

@@ -78,7 +78,7 @@ def score(args) -> int:
     from finetune.scores import (COLUMNS, FLAGS, OBJECT_COLUMNS, default_methods, density_scores, entropy_scores,
                                  head_scores, masked_scores, nll_scores, quantization_scores)
     from tokenizer.tokenizer import Tokenizer
-    from tokenizer.train import resolve_device
+    from common.runtime import resolve_device
 
     check_output(args.out, [args.input, *(args.reference or ()), args.backbone, args.tokenizer,
                             *([args.classifier] if args.classifier else [])], "score file")

@@ -98,7 +98,7 @@ def train_and_test(cfg: ClassifyConfig, splits: Splits, progress: bool = True, s
     from finetune.plots import plot_classification
     from common.provenance import record_run
     from finetune.train import fit, predict
-    from tokenizer.train import resolve_device
+    from common.runtime import resolve_device
 
     tc = cfg.train
     device = resolve_device(tc.device)
@@ -155,7 +155,7 @@ def task_inputs(cfg) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     from tokenizer.tokenizer import Tokenizer
-    from tokenizer.train import resolve_device
+    from common.runtime import resolve_device
 
     parser = argparse.ArgumentParser(prog="python -m finetune.classify", description=__doc__.split("\n\n")[0],
                                      epilog="Any config key can be overridden, e.g. --train.epochs=5 --head.pooling=eos")

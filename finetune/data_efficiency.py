@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     from finetune.classify import add_task_arguments, prepare, task_config, task_inputs, train_and_test
     from finetune.plots import plot_data_efficiency
     from tokenizer.tokenizer import Tokenizer
-    from tokenizer.train import resolve_device
+    from common.runtime import resolve_device
 
     parser = argparse.ArgumentParser(prog="python -m finetune.data_efficiency", description=__doc__.split("\n\n")[0],
                                      epilog="Any config key can be overridden, e.g. --train.epochs=10")

@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     from events.options import add_read_arguments, read_options
     from tokenizer.store import TokenWriter
     from tokenizer.tokenizer import Tokenizer
-    from tokenizer.train import resolve_device
+    from common.runtime import resolve_device
 
     parser = argparse.ArgumentParser(prog="python -m tokenizer.tokenize",
                                      description="Encode every object of an event file into token ids, in input "

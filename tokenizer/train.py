@@ -18,19 +18,12 @@ import torch
 
 from common.cli import UserError, check_output_folder, run_cli, training_parser
 from common.config import load_config, to_dict
+from common.runtime import resolve_device
 from events.model import Events
 from tokenizer.config import ModelConfig, TokenizerTrainConfig, TrainConfig
 from tokenizer.features import FeatureTransform, event_chunks, flat_objects
 from tokenizer.model import split_codebook
 from tokenizer.tokenizer import Tokenizer, build_model, types_for_mode
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("device cuda requested but no CUDA device is available")
-    return torch.device(name)
 
 
 def load_events(cfg: TokenizerTrainConfig) -> Events:
