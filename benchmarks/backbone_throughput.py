@@ -16,7 +16,7 @@ import argparse
 import json
 import platform
 import time
-from contextlib import nullcontext
+from common.runtime import autocast as autocast_for
 from datetime import date
 from pathlib import Path
 
@@ -116,7 +116,7 @@ def main() -> None:
     layers, width, heads, T, vocab = (2, 128, 4, 130, 8196) if args.small else (8, 512, 8, 130, 8196)
     batch_size = 16 if args.small else args.batch
     torch.manual_seed(0)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+    autocast = autocast_for(device)
     batch = torch.randint(0, vocab - 4, (batch_size, T), device=device)
     ours = GPT(GPTConfig(vocab_size=vocab, block_size=T, n_layer=layers, n_head=heads, n_embd=width)).to(device)
     hf = GPT2LMHeadModel(GPT2Config(vocab_size=vocab, n_positions=T, n_embd=width, n_layer=layers, n_head=heads,
