@@ -16,11 +16,12 @@ import argparse
 import json
 import platform
 import time
-from common.runtime import autocast as autocast_for
 from datetime import date
 from pathlib import Path
 
 import torch
+
+from common.runtime import autocast as autocast_for
 
 PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
 
