@@ -88,9 +88,9 @@ def n_subjettiness(events, n_max: int = 3, radius: float = 0.8) -> np.ndarray:
 
     from events.kinematics import cartesian_to_ptetaphi, delta_r, ptetaphim_to_cartesian
     from events.model import ObjectType
-    from events.reco import _silence_fastjet_banner
+    from events.reco import silence_fastjet_banner
 
-    _silence_fastjet_banner()
+    silence_fastjet_banner()
     c = events.of_type(ObjectType.CONSTITUENT)
     ok = ak.to_numpy(ak.num(c)) >= n_max
     c = c[ok]
@@ -115,7 +115,7 @@ def jet_features(events) -> dict[str, np.ndarray]:
     tau_32, pT_D, girth, and the leading constituent's pt fraction."""
     import awkward as ak
 
-    from events.compare import _constituent_jet_mass
+    from events.compare import constituent_jet_mass
     from events.model import ObjectType
 
     c = events.of_type(ObjectType.CONSTITUENT)
@@ -123,7 +123,7 @@ def jet_features(events) -> dict[str, np.ndarray]:
     tau = n_subjettiness(events)
     with np.errstate(divide="ignore", invalid="ignore"):
         return {"constituents": events.count(ObjectType.CONSTITUENT).astype(float),
-                "pt": ak.to_numpy(pt).astype(float), "mass": _constituent_jet_mass(events),
+                "pt": ak.to_numpy(pt).astype(float), "mass": constituent_jet_mass(events),
                 "tau21": tau[:, 1] / tau[:, 0], "tau32": tau[:, 2] / tau[:, 1],
                 "ptD": ak.to_numpy(np.sqrt(ak.sum(c.pt ** 2, axis=1)) / pt).astype(float),
                 "girth": ak.to_numpy(ak.sum(c.pt * np.hypot(c.eta, c.phi), axis=1) / pt).astype(float),

@@ -28,7 +28,7 @@ MIN_OTHER, MIN_REFERENCE = 5, 20
 DRAWS = 100
 
 
-def _constituent_jet_mass(events: Events) -> np.ndarray:
+def constituent_jet_mass(events: Events) -> np.ndarray:
     """Jet mass from the constituents (pt, deta, dphi, m), about the jet axis."""
     from events.kinematics import invariant_mass, ptetaphim_to_cartesian
 
@@ -55,7 +55,7 @@ def observables(events: Events) -> dict[str, np.ndarray]:
     if events.count(T.CONSTITUENT).any():
         flat = ak.flatten(events.of_type(T.CONSTITUENT))
         return {"constituents": events.count(T.CONSTITUENT).astype(float),
-                "jet mass [GeV]": _constituent_jet_mass(events),
+                "jet mass [GeV]": constituent_jet_mass(events),
                 **{name: ak.to_numpy(flat[field]).astype(float)
                    for name, field in zip(_PER_CONSTITUENT, ("pt", "eta", "phi"))}}
     jets = (T.JET, T.BJET)

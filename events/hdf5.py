@@ -38,17 +38,6 @@ def append_to_dataset(dataset, values: np.ndarray) -> None:
     dataset[start:] = values
 
 
-def is_event_store(path: str | Path) -> bool:
-    """True if `path` is an HDF5 file written by `HDF5Writer`."""
-    import h5py
-
-    try:
-        with h5py.File(path, "r") as f:
-            return f.attrs.get("format") == FORMAT_NAME
-    except OSError:
-        return False
-
-
 class HDF5Writer(EventWriter):
     """Append `Events` chunk by chunk to an HDF5 store; the file appears atomically on `close`."""
 
@@ -120,12 +109,6 @@ class HDF5Writer(EventWriter):
         attrs["object_types"] = json.dumps({t.name.lower(): int(t) for t in ObjectType})
         attrs["info_fields"] = json.dumps(self._info_fields)
         super().close()
-
-
-def write_hdf5(events: Events, path: str | Path) -> None:
-    """Write one `Events` batch as an HDF5 store."""
-    with HDF5Writer(path) as writer:
-        writer.write(events)
 
 
 class HDF5Reader:

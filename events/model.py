@@ -56,9 +56,6 @@ INFO_FIELDS: dict[str, np.dtype] = {
     "n_truncated": np.dtype(np.int16),
 }
 
-NTOP_CLASSES = ("0t", "1t", "2t", "3t", "4t")
-
-
 @dataclass(frozen=True)
 class Caps:
     """Multiplicity caps per object group (Abasov et al.: 12 jets, 4 leptons)."""

@@ -118,7 +118,7 @@ def _hadron_flavour(pid: np.ndarray, quark: int) -> np.ndarray:
 _banner_silenced = False
 
 
-def _silence_fastjet_banner() -> None:
+def silence_fastjet_banner() -> None:
     """FastJet prints a 12-line banner to C++ stdout on its first clustering; run that one with fd 1 closed."""
     global _banner_silenced
     if _banner_silenced:
@@ -145,7 +145,7 @@ def _cluster(p: Particles, inputs: np.ndarray, radius: float, pt_min: float):
     """Anti-kt jets of the given particles; returns (jets, constituent indices into p), per event."""
     import fastjet
 
-    _silence_fastjet_banner()
+    silence_fastjet_banner()
     counts = np.bincount(p.event[inputs], minlength=p.n_events)
     vectors = ak.unflatten(ak.zip({"px": p.px[inputs], "py": p.py[inputs], "pz": p.pz[inputs], "E": p.e[inputs]},
                                   with_name="Momentum4D"), counts)
