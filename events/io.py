@@ -12,7 +12,7 @@ from events.errors import EventDataError, require_file
 from events.hdf5 import HDF5Reader, HDF5Writer
 from events.model import Caps, Events
 from events.options import ReadOptions
-from events.root import RootReader, RootWriter, open_tree, tree_names
+from events.root import RootReader, RootWriter, branch_names, open_tree, tree_names
 from events.schema import builtin_schemas, load_schema
 
 HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf")
@@ -38,14 +38,16 @@ def detect_format(path: str | Path) -> str:
 
     # the best-matching schema wins even if some identifying branches are missing, so that the
     # reader can then name exactly what the file lacks
-    best, best_hits = None, 0
+    best, best_hits, keys_of = None, 0, {}
     try:
         with uproot.open(path) as file:
             for name in builtin_schemas():
                 schema = load_schema(name)
                 if schema.tree not in file or not hasattr(file[schema.tree], "keys"):
                     continue
-                keys = set(file[schema.tree].keys(recursive=True, full_paths=False))
+                if schema.tree not in keys_of:  # schemas share trees: list each once
+                    keys_of[schema.tree] = set(branch_names(file[schema.tree]))
+                keys = keys_of[schema.tree]
                 hits = sum(b in keys for b in schema.detect)
                 if hits > best_hits:
                     best, best_hits = name, hits

@@ -54,6 +54,19 @@ def open_tree(path: str | Path, tree_name: str):
     return file, tree
 
 
+def branch_names(tree) -> list[str]:
+    """Every branch name of a TTree (sub-branches too: Delphes' `Jet.PT`), or every field of an
+    RNTuple. An RNTuple's fields are all top-level names, and uproot's recursive listing of one costs
+    seconds (quadratic in the number of fields) for the same names."""
+    return list(dict.fromkeys(tree.keys(recursive=not _is_rntuple(tree), full_paths=False)))
+
+
+def _is_rntuple(tree) -> bool:
+    from uproot.behaviors.RNTuple import RNTuple
+
+    return isinstance(tree, RNTuple)
+
+
 def tree_names(file) -> list[str]:
     """Names of the TTrees and RNTuples in an open file."""
     return [k.split(";")[0] for k, c in file.classnames().items() if c in ("TTree", "TNtuple", "ROOT::RNTuple")]
@@ -85,7 +98,7 @@ class RootReader:
         self.file, self.tree = open_tree(path, schema.tree)
         self.where = f"{self.path}:{schema.tree}"
         try:
-            self.branches = {b.name: b for b in self.tree.itervalues(recursive=True)}
+            self.branches = {b.name: b for b in self.tree.itervalues(recursive=not _is_rntuple(self.tree))}
             meta = _read_meta(self.file)
         except Exception as err:  # a truncated file fails here, when uproot first reads past its end
             self.file.close()
@@ -530,8 +543,8 @@ class RootWriter(EventWriter):
 
         super().__init__(path)
         self.schema = schema
-        self._file = uproot.recreate(self._tmp)
-        self._stack.callback(self._file.close)
+        self._file = uproot.recreate(self.output.tmp)
+        self.output.stack.callback(self._file.close)
         self._tree = None
         self._extras: list[str] = []
 
@@ -592,6 +605,6 @@ class RootWriter(EventWriter):
     def close(self) -> None:
         if self._tree is None:
             raise EventDataError(f"{self.path}: nothing was written")
-        self._file[META_KEY] = json.dumps({"process_names": self._process_names,
+        self._file[META_KEY] = json.dumps({"process_names": self.output.process_names,
                                               "info": ["n_truncated", *self._extras]})
         super().close()

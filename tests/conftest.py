@@ -10,6 +10,15 @@ REPO = Path(__file__).resolve().parent.parent
 HZZ = REPO.parent / "shared" / "data" / "cms-hep-tutorial-hzz.root"
 
 
+#: session fixtures built by Pythia generation and training: a test that uses one is end to end
+GENERATED = {"ttbar", "wjets", "top_jets", "qcd_jets", "data_files", "trained", "backbone", "hybrid_backbone"}
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "e2e: end to end (generated samples, trained models, CLIs, signals); "
+                                       "the fast tier is -m 'not e2e'")
+
+
 def pytest_collection_modifyitems(config, items):
     run_slow = os.environ.get("RUN_SLOW") == "1"
     try:
@@ -19,6 +28,8 @@ def pytest_collection_modifyitems(config, items):
     except ImportError:
         has_cuda = False
     for item in items:
+        if GENERATED & set(getattr(item, "fixturenames", ())) or "slow" in item.keywords:
+            item.add_marker(pytest.mark.e2e)
         if "slow" in item.keywords and not run_slow:
             item.add_marker(pytest.mark.skip(reason="slow: set RUN_SLOW=1"))
         if "gpu" in item.keywords and not has_cuda:
