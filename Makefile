@@ -1,10 +1,10 @@
 # `make demo`: set up .venv and run the whole pipeline on a small generated sample (CPU).
-# `make test`: set up .venv and run the test suite (what CI runs).
+# `make test`: set up .venv and run the test suite (what CI runs); `make test-fast`: the fast unit tier.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: setup demo test test-all clean
+.PHONY: setup demo test test-fast test-all clean
 
 setup: $(VENV)/.installed
 
@@ -21,6 +21,9 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest -q
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not e2e"
 
 test-all: setup
 	RUN_SLOW=1 $(PY) -m pytest -q

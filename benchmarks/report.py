@@ -1,7 +1,9 @@
-"""Render benchmark results (benchmarks/results/*.json) as markdown tables into README.md.
+"""Render benchmark results (benchmarks/results/*.json) as markdown tables into docs/results.md (and the
+headline table of README.md).
 
-    python benchmarks/report.py            # rewrites the marked sections of README.md
-Each table sits between `<!-- NAME:start -->` and `<!-- NAME:end -->` markers.
+    python benchmarks/report.py            # rewrites the marked sections of both documents
+Each table sits between `<!-- NAME:start -->` and `<!-- NAME:end -->` markers; DOCUMENTS says which
+document holds which tables. Running it again without new results changes nothing.
 """
 from __future__ import annotations
 
@@ -256,13 +258,11 @@ def _baseline(name: str) -> dict | None:
     return json.loads(p.read_text()) if p.is_file() else None
 
 
-def baseline_table() -> str:
-    """0t..4t mean AUC of the baselines (benchmarks/baseline.py --task ntop) against the token and hybrid
-    models of the real CPU runs (frozen, full fine-tuning, scratch), same files and label counts; the best
-    of each column in bold."""
+def _ntop_aucs() -> tuple[list[int], dict[str, list[float | None]]] | None:
+    """(label counts, {model: mean 0t..4t AUC per label count}) of the baselines and our real CPU runs."""
     gbdt = _baseline("baseline_gbdt")
     if gbdt is None:
-        return "(no baseline recorded yet)"
+        return None
     models = {f"XGBoost, {len(gbdt['features'])} high-level features": gbdt["rows"]}
     for name, label in (("baseline_transformer", "continuous transformer, scratch"),
                         ("baseline_transformer_pretrained", "continuous transformer, masked pretraining + full"),
@@ -276,8 +276,17 @@ def baseline_table() -> str:
             for mode in ("frozen", "full", "scratch"):
                 models[f"ours: {label}, {mode}"] = [r for r in rows if r["mode"] == mode]
     sizes = sorted({r["n_train"] for r in gbdt["rows"]})
-    table = {label: [_mean(v, "mean_auc") if (v := [r for r in rows if r["n_train"] == n]) else None for n in sizes]
-             for label, rows in models.items()}
+    return sizes, {label: [_mean(v, "mean_auc") if (v := [r for r in rows if r["n_train"] == n]) else None
+                           for n in sizes] for label, rows in models.items()}
+
+
+def baseline_table() -> str:
+    """0t..4t mean AUC of the baselines (benchmarks/baseline.py --task ntop) against the token and hybrid
+    models of the real CPU runs (frozen, full fine-tuning, scratch), same files and label counts; the best
+    of each column in bold."""
+    if (found := _ntop_aucs()) is None:
+        return "(no baseline recorded yet)"
+    sizes, table = found
     best = [max(t[i] for t in table.values() if t[i] is not None) for i in range(len(sizes))]
     lines = ["| model | " + " | ".join(f"{n:,} labels" for n in sizes) + " |", "|---" * (len(sizes) + 1) + "|"]
     for label, values in table.items():
@@ -286,9 +295,8 @@ def baseline_table() -> str:
     return "\n".join(lines)
 
 
-def jets_baseline_table() -> str:
-    """Top vs QCD: the token model (head swap and scratch, real_run_constituent.sh) against the baselines
-    (benchmarks/baseline.py --task jets), same training jets and test set."""
+def _jets_rows() -> list[tuple[str, int, int, float, float]]:
+    """(model, labelled jets, seeds, AUC, QCD rejection at 30%) of top vs QCD, ours and the baselines."""
     rows = []
     for label, folder in (("tokens", "real_run_constituent_cpu"), ("hybrid", "real_run_constituent_cpu_hybrid")):
         for mode in ("frozen", "full", "scratch"):
@@ -301,6 +309,13 @@ def jets_baseline_table() -> str:
         if (r := _baseline(f"baseline_jets_{name}")) is not None:
             rows.append((label, r["rows"][0]["n_train"], len(r["rows"]), _mean(r["rows"], "mean_auc"),
                          _mean(r["rows"], "rejection_at_30")))
+    return rows
+
+
+def jets_baseline_table() -> str:
+    """Top vs QCD: the token model (head swap and scratch, real_run_constituent.sh) against the baselines
+    (benchmarks/baseline.py --task jets), same training jets and test set."""
+    rows = _jets_rows()
     lines = ["| model | labelled jets | seeds | AUC | QCD rejection at 30% top efficiency |", "|---|---|---|---|---|"]
     lines += [f"| {label} | {n:,} | {seeds} | {auc:.3f} | {rej:.1f} |" for label, n, seeds, auc, rej in rows]
     return "\n".join(lines)
@@ -562,6 +577,69 @@ def nanoaod_speed_table() -> str:
     return "\n".join(lines) + f"\n\n({r['events']:,} events: the shared real file tiled; 2-core CPU)"
 
 
+def headline_table() -> str:
+    """The README's few headline numbers, each linking to its section of docs/results.md."""
+    link = lambda anchor: f"[details](docs/results.md#{anchor})"  # noqa: E731
+    rows = []
+    p = RESULTS / "tokenizer_real_run_event.json"
+    if p.is_file():
+        m = json.loads(p.read_text())
+        il = m["information_loss"]
+        rows.append(("one token per object (8192 codes, event mode)",
+                     f"{il['task'].replace('wjets', 'W+jets')} AUC {il['auc_original']:.4f} on the original objects, "
+                     f"{il['auc_tokenized']:.4f} after tokenize and decode; {m['codebook_usage']:.0%} of the codes used",
+                     link("tokenizer")))
+    p = RESULTS / "real_run_event_cpu" / "data_efficiency.json"
+    if p.is_file() and (f := (json.loads(p.read_text()).get("label_factor") or {}).get("full")):
+        rows.append(("pretraining saves labels (0t..4t classes, mean one-vs-rest AUC)",
+                     f"full fine-tuning reaches from-scratch's best ({f['scratch_best']:.3f} with {f['scratch_n']:,} "
+                     f"labels) with {f['n_needed']:,} labels: {f['factor']:.0f}x fewer", link("the-real-event-mode-run")))
+    p = _density_run() / "anomaly_table.json"
+    if p.is_file():
+        r = json.loads(p.read_text())
+        sm = {sig: by_bkg["SM mix"] for sig, by_bkg in r["signals"].items()}
+        aucs = [row["density_nll"]["auc"] for row in sm.values()]
+        worst_cut = max(r["references"], key=lambda c: min(row[c]["auc"] for row in sm.values()))
+        losses = sum(row["density_nll"]["auc"] < max(row[c]["auc"] for c in r["references"]) for row in sm.values())
+        rows.append((f"anomaly detection: {len(sm)} signals never seen, against the SM mix",
+                     f"default score `density_nll`: AUC {min(aucs):.3f} to {max(aucs):.3f}. A one-variable cut chosen "
+                     f"in advance falls lower on some signal (the best worst case, {worst_cut}: "
+                     f"{min(row[worst_cut]['auc'] for row in sm.values()):.3f}); the cut that defines each signal "
+                     f"beats `density_nll` on {losses} of {len(sm)}", link("anomaly-scores-that-see-kinematics")))
+    if (found := _ntop_aucs()) is not None:
+        sizes, table = found
+        i = len(sizes) - 1
+        ours = {k: v[i] for k, v in table.items() if k.startswith("ours") and v[i] is not None}
+        theirs = {k: v[i] for k, v in table.items() if not k.startswith("ours") and v[i] is not None}
+        o, t = max(ours, key=ours.get), max(theirs, key=theirs.get)
+        jets = _jets_rows()
+        ours_j = max((r for r in jets if r[0].startswith("ours")), key=lambda r: r[3], default=None)
+        theirs_j = max((r for r in jets if not r[0].startswith("ours")), key=lambda r: r[3], default=None)
+        text = (f"0t..4t with {sizes[i]:,} labels: ours {ours[o]:.3f} ({o[6:]}), best baseline {theirs[t]:.3f} ({t})")
+        if ours_j and theirs_j:
+            text += f"; top vs QCD jets: ours {ours_j[3]:.3f}, best baseline {theirs_j[3]:.3f} ({theirs_j[0]})"
+        rows.append(("against the baselines physicists use", text, link("against-the-baselines")))
+    p = RESULTS / "real_nanoaod" / "scores.json"
+    if p.is_file():
+        r = json.loads(p.read_text())
+        c = r["columns"]["density_nll"]
+        rows.append((f"real CMS Open Data NanoAOD ({r['n_real']} ttbar events)",
+                     f"mean percentile of `density_nll` among simulated ttbar: {c['percentile real (none)']:.2f} as "
+                     f"read, {c['percentile real (reco)']:.2f} with the `reco` object selection (0.5: alike)",
+                     link("a-real-nanoaod-file")))
+    p = RESULTS / "backbone_h100.json"
+    if p.is_file():
+        r = json.loads(p.read_text())
+        train = max(v for k, v in r["train_speedup_vs_hf"].items() if k.startswith("ours"))
+        ours = max((v for k, v in r["sample"].items() if k.startswith("ours")), key=lambda v: v["events_per_s"])
+        hf = r["sample"]["huggingface generate"]
+        rows.append((f"speed against Hugging Face GPT-2 of the same size ({r['device']})",
+                     f"training {train:.1f}x the tokens/s; sampling {r['sample_speedup_vs_hf']:.1f}x the events/s "
+                     f"(batch {ours['batch']:,} against `generate` at {hf['batch']:,})", link("backbone-speed")))
+    lines = ["| what | result | |", "|---|---|---|"] + [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    return "\n".join(lines)
+
+
 TABLES = {"nanoaod-speed-table": nanoaod_speed_table, "real-nanoaod-table": real_nanoaod_table, "generate-table": generate_table, "tokenizer-table": tokenizer_table, "encoder-table": encoder_table,
           "backbone-table": backbone_table, "finetune-table": real_run_table, "constituent-table": constituent_table,
           "hybrid-table": hybrid_table, "memory-table": memory_table, "baseline-table": baseline_table,
@@ -572,20 +650,28 @@ TABLES = {"nanoaod-speed-table": nanoaod_speed_table, "real-nanoaod-table": real
           "density-finetune-table": density_finetune_table}
 
 
-def rendered(text: str) -> str:
-    """`text` (the README) with every marked table rendered anew from the results."""
-    for name, render in TABLES.items():
+#: which tables each document holds (paths relative to the repository)
+DOCUMENTS = {"docs/results.md": TABLES, "README.md": {"headline-table": headline_table}}
+
+
+def rendered(text: str, tables: dict = TABLES, where: str = "docs/results.md") -> str:
+    """`text` (the document `where`) with each of `tables` rendered anew from the results."""
+    for name, render in tables.items():
         pattern = re.compile(rf"(<!-- {name}:start -->\n).*?(<!-- {name}:end -->)", re.S)
         if not pattern.search(text):
-            raise SystemExit(f"README.md has no <!-- {name}:start/end --> markers")
+            raise SystemExit(f"{where} has no <!-- {name}:start/end --> markers")
         text = pattern.sub(lambda m: m.group(1) + render() + "\n" + m.group(2), text)
     return text
 
 
 def main() -> None:
-    readme = ROOT / "README.md"
-    readme.write_text(rendered(readme.read_text()))
-    print(f"updated {readme}")
+    for name, tables in DOCUMENTS.items():
+        path = ROOT / name
+        text = path.read_text()
+        new = rendered(text, tables, name)
+        if new != text:
+            path.write_text(new)
+        print(f"{'updated' if new != text else 'unchanged'}: {name}")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,24 @@ from common.errors import ConfigError
 
 T = TypeVar("T")
 
+#: the built-in configs: configs/ of the source tree, installed beside the packages as package data
+CONFIG_ROOT = Path(__file__).resolve().parent.parent / "configs"
+
+
+def config_path(path: str | Path) -> Path:
+    """Where a config file is: `path` itself where it exists (relative to the working folder or
+    absolute); else, for a path that starts with `configs/`, the built-in config of that name, so that
+    `configs/tokenizer/event.yaml` is found from any working folder. Otherwise `path` unchanged (the
+    caller's error names it as given)."""
+    path = Path(path)
+    if path.exists() or path.is_absolute():
+        return path
+    if path.parts[:1] == ("configs",):
+        builtin = CONFIG_ROOT.joinpath(*path.parts[1:])
+        if builtin.exists():
+            return builtin
+    return path
+
 
 def _check_value(value: Any, tp: Any, where: str) -> Any:
     """Return `value` converted to type `tp`, or raise ConfigError naming `where`."""
@@ -151,13 +169,14 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
 
 
 def load_config(cls: type[T], path: str | Path | None = None, overrides: list[str] | None = None) -> T:
-    """Load dataclass `cls` from a YAML file (or its defaults) with command-line overrides applied."""
+    """Load dataclass `cls` from a YAML file (or its defaults) with command-line overrides applied; a
+    `configs/...` path not found in the working folder is a built-in config (`config_path`)."""
     import yaml
 
     data: dict = {}
     where = "config"
     if path is not None:
-        path = Path(path)
+        path = config_path(path)
         if not path.is_file():
             raise ConfigError(f"{path}: config file not found")
         with open(path) as f:

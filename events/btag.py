@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from common.config import ConfigError
+from common.config import CONFIG_ROOT, ConfigError, config_path
 
-WP_FILE = Path(__file__).resolve().parent.parent / "configs" / "btag" / "working-points.yaml"
+WP_FILE = CONFIG_ROOT / "btag" / "working-points.yaml"
 POINTS = ("loose", "medium", "tight")
 #: the b-tag feature of a jet without a score (a placeholder in the file): untagged, at the bottom of [0, 1]
 NO_SCORE = 0.0
@@ -55,7 +55,7 @@ def load_working_points(path: str | Path = WP_FILE) -> WorkingPoints:
     import yaml
 
     try:
-        raw = yaml.safe_load(Path(path).read_text())
+        raw = yaml.safe_load(config_path(path).read_text())
         eras = {str(k): (int(v[0]), int(v[1])) for k, v in raw["eras"].items()}
         taggers = {str(k): {"default_era": str(v["default_era"]),
                             "points": {str(e): [float(x) for x in p] for e, p in v["points"].items()}}

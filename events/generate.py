@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 from common.cli import UserError, check_output, nonnegative_int, positive_int, run_cli
-from common.config import load_config, to_dict
+from common.config import CONFIG_ROOT, load_config, to_dict
 from events.processes import PROCESSES, process_help
 
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "generate" / "default.yaml"
+DEFAULT_CONFIG = CONFIG_ROOT / "generate" / "default.yaml"
 
 
 def build_parser() -> argparse.ArgumentParser:

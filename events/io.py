@@ -13,7 +13,7 @@ from events.hdf5 import HDF5Reader, HDF5Writer
 from events.model import Caps, Events
 from events.options import ReadOptions
 from events.root import RootReader, RootWriter, branch_names, open_tree, tree_names
-from events.schema import builtin_schemas, load_schema
+from events.schema import CONFIG_DIR, builtin_schemas, load_schema
 
 HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf")
 ROOT_SUFFIXES = (".root",)
@@ -59,7 +59,7 @@ def detect_format(path: str | Path) -> str:
     except Exception as err:
         raise EventDataError(f"{path}: not a readable ROOT file ({type(err).__name__}: {err})") from None
     raise EventDataError(f"{path}: no built-in format matches (trees: {trees}); write a branch map like "
-                         f"configs/data/cms-hep-tutorial.yaml and pass it with --format")
+                         f"{CONFIG_DIR / 'cms-hep-tutorial.yaml'} and pass it with --format")
 
 
 def open_events(path: str | Path, format: str = "auto", *, caps: Caps | None = None,

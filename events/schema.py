@@ -1,4 +1,4 @@
-"""Branch maps for ROOT inputs, written as YAML in `configs/data/` (the weaver-core way).
+"""Branch maps for ROOT inputs, written as YAML; the built-in ones in `configs/data/` (the weaver-core way).
 
 A schema says which tree holds the events, which branches identify the format, and for each object
 collection which branch is which quantity. A quantity is a branch name, a list of alternative branch
@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common.config import ConfigError, load_config
+from common.config import CONFIG_ROOT, ConfigError, load_config
 from events.model import ObjectType
 from events.selection import Selection
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs" / "data"
+CONFIG_DIR = CONFIG_ROOT / "data"  # the built-in branch maps, installed with the package
 
 #: collection types a schema may use; "jet" becomes BJET where the b-tag passes the working point
 COLLECTION_TYPES = {

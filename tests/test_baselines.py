@@ -113,10 +113,12 @@ def test_masked_pretraining_reads_only_the_visible_objects(shared):
     assert losses[-1] < 0.05 if shared else losses[-1] > 0.8
 
 
-def test_readme_tables_are_rendered_from_the_results():
-    """Every marked table of the README is what benchmarks/report.py makes of benchmarks/results/: no
-    number typed by hand, none left stale."""
+@pytest.mark.parametrize("document", ["docs/results.md", "README.md"])
+def test_result_tables_are_rendered_from_the_results(document):
+    """Every marked table of docs/results.md and the README is what benchmarks/report.py makes of
+    benchmarks/results/: no number typed by hand, none left stale."""
     import report
 
-    readme = (BENCHMARKS.parent / "README.md").read_text()
-    assert report.rendered(readme) == readme, "run `python benchmarks/report.py` and commit the README"
+    text = (BENCHMARKS.parent / document).read_text()
+    assert report.rendered(text, report.DOCUMENTS[document], document) == text, \
+        f"run `python benchmarks/report.py` and commit {document}"
