@@ -100,7 +100,8 @@ def stage_tokenizer(out: Path) -> dict:
 
 def stage_backbone(out: Path) -> dict:
     """Tokenize the pretraining sample and pretrain a small backbone on it (runs/demo/backbone/)."""
-    from backbone.pretrain import PretrainConfig, run
+    from backbone.config import PretrainConfig
+    from backbone.pretrain import run
     from common.config import load_config
     from tokenizer.store import TokenWriter
     from tokenizer.tokenize import tokenize_into
@@ -118,18 +119,17 @@ def stage_backbone(out: Path) -> dict:
 
 def stage_sample(out: Path, seed: int) -> dict:
     """Generate synthetic ttbar events with the demo backbone (runs/demo/synthetic.h5) and compare."""
-    import subprocess
-    import sys
-
+    from backbone.model import GPT
+    from backbone.sampling import sample_events
     from events.compare import plot, w1_table
-    from events.io import read_events
+    from events.io import read_events, write_events
     from events.model import ObjectType
+    from tokenizer.tokenizer import Tokenizer
 
     n = 1000
     start = time.perf_counter()
-    subprocess.run([sys.executable, str(Path(__file__).parent / "sample.py"), "--backbone", str(out / "backbone"),
-                    "--tokenizer", str(out / "tokenizer"), "--events", str(n), "--out", str(out / "synthetic.h5"),
-                    "--process", "ttbar", "--seed", str(seed), "--device", "cpu"], check=True, capture_output=True)
+    backbone, tokenizer = GPT.from_pretrained(out / "backbone"), Tokenizer.from_pretrained(out / "tokenizer")
+    write_events(sample_events(backbone, tokenizer, n, process="ttbar", seed=seed), out / "synthetic.h5")
     seconds = time.perf_counter() - start
     synthetic, real = read_events(out / "synthetic.h5"), read_events(out / "data" / "ttbar.h5")
     jets = (ObjectType.JET, ObjectType.BJET)
@@ -167,9 +167,6 @@ def stage_anomaly(out: Path) -> dict:
     """Score held-out SM events, four-top events and a Z' resonance (never seen in pretraining) with
     every method, the density scores (the default) first; AUC and max SIC per signal and method, beside the
     HT cut (runs/demo/anomaly/)."""
-    import subprocess
-    import sys
-
     from common.config import load_config
     from events.io import read_events, write_events
     from events.model import Events
@@ -178,6 +175,7 @@ def stage_anomaly(out: Path) -> dict:
     from finetune.config import ClassifyConfig
     from finetune.plots import plot_anomaly
     from finetune.score_store import read_scores
+    from finetune.scorer import AnomalyScorer
     from tokenizer.tokenizer import Tokenizer
 
     from events.physics import ht
@@ -195,11 +193,10 @@ def stage_anomaly(out: Path) -> dict:
                        "train.mode=full"])
     train_and_test(cfg, prepare(cfg, Tokenizer.from_pretrained(out / "tokenizer")), progress=False)
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "finetune.anomaly", "score", "--backbone", str(out / "backbone"),
-                    "--tokenizer", str(out / "tokenizer"), "--input", str(folder / "data.h5"), "--out",
-                    str(folder / "scores.h5"), "--method", "density", "nll", "masked", "quantization", "entropy", "head",
-                    "--classifier", str(folder / "sm_classifier"), "--reference", str(out / "data" / "pretrain.h5"),
-                    "--device", "cpu", "--quiet"], check=True, capture_output=True)
+    scorer = AnomalyScorer.from_pretrained(out / "backbone", out / "tokenizer",
+                                           ["density", "nll", "masked", "quantization", "entropy", "head"],
+                                           classifier=folder / "sm_classifier", device="cpu")
+    scorer.fit(out / "data" / "pretrain.h5").score_file(folder / "data.h5", folder / "scores.h5")
     seconds = time.perf_counter() - start
     scores = read_scores(folder / "scores.h5")
     scores["HT cut"] = ht(data)

@@ -64,7 +64,7 @@ def compare(model, train, test, device="cpu") -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     from backbone.data import TokenSequences
-    from backbone.io import load_backbone
+    from backbone.model import GPT
 
     parser = argparse.ArgumentParser(prog="python -m backbone.likelihood", description=__doc__.split("\n\n")[0])
     parser.add_argument("--backbone", required=True, type=Path, help="backbone folder with a density head")
@@ -72,9 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--test", required=True, type=Path, help="held-out token store")
     parser.add_argument("--out", type=Path, help="write the numbers as JSON here")
     args = parser.parse_args(argv)
-    model, vocab, config = load_backbone(args.backbone)
-    train = TokenSequences.from_store(args.train, config["conditional"], vocab)
-    test = TokenSequences.from_store(args.test, config["conditional"], vocab)
+    model = GPT.from_pretrained(args.backbone)
+    train = TokenSequences.from_store(args.train, model.conditional, model.vocab)
+    test = TokenSequences.from_store(args.test, model.conditional, model.vocab)
     result = compare(model, train, test)
     print(f"held-out mean log-density per object ({result['objects']:,} objects; {result['space']}):")
     print(f"  density head {result['head']:.3f}   per-code Gaussian {result['per_code_gaussian']:.3f}")

@@ -11,17 +11,26 @@ is given without features) get what their code decodes to, from the `code_featur
 
 With `density_components > 0` the model also carries the continuous density head (backbone.density):
 each object's features given its token and the event before it.
+
+A pretrained backbone is a folder (config.json + model.safetensors): `GPT.from_pretrained(folder)`
+returns the model with what it was trained on as attributes (`vocab`, `conditional`,
+`tokenizer_fingerprint`, `process_dropout`); `save_pretrained(folder)` writes one.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from backbone.config import GPTConfig
+from backbone.vocab import Vocab
+from common.errors import ModelMismatchError
+
+FORMAT = "colliderfm.backbone"
 
 
 @dataclass
@@ -99,11 +108,23 @@ class Block(nn.Module):
 
 
 class GPT(nn.Module):
-    """Token and position embeddings, pre-LayerNorm transformer blocks, a tied language-model head."""
+    """Token and position embeddings, pre-LayerNorm transformer blocks, a tied language-model head.
+
+    What the weights were trained on travels with them (set by `from_pretrained`, or by the trainer
+    before `save_pretrained`): `vocab`, `conditional` (process token after BOS),
+    `tokenizer_fingerprint`, `process_dropout` (whether the process may be left unknown), and
+    `source` (the folder it was loaded from), `pretrained_config` (its config.json, for provenance).
+    """
 
     def __init__(self, config: GPTConfig):
         super().__init__()
         self.config = config
+        self.vocab: Vocab | None = None
+        self.conditional = False
+        self.tokenizer_fingerprint: str | None = None
+        self.process_dropout = 0.0
+        self.source: Path | None = None
+        self.pretrained_config: dict = {}
         self.wte = nn.Embedding(config.vocab_size, config.n_embd)
         self.wpe = nn.Embedding(config.block_size, config.n_embd)
         self.drop = nn.Dropout(config.dropout)
@@ -212,3 +233,64 @@ class GPT(nn.Module):
 
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters()) - self.wpe.weight.numel()
+
+    def reinitialized(self) -> "GPT":
+        """The same architecture and description with fresh weights (from torch's global generator);
+        the hybrid's code table is kept: it is data (what codes decode to), not learnt."""
+        fresh = GPT(self.config).to(self.wte.weight.device)
+        if self.config.n_features:
+            fresh.code_features.copy_(self.code_features)
+        for name in ("vocab", "conditional", "tokenizer_fingerprint", "process_dropout", "source", "pretrained_config"):
+            setattr(fresh, name, getattr(self, name))
+        return fresh
+
+    def save_pretrained(self, folder: str | Path, train_config: dict | None = None, **extra) -> None:
+        """Write config.json + model.safetensors into `folder`: the architecture, the attributes above,
+        `train_config` (default: the loaded one; sampling reads the process dropout from it) and `extra`
+        entries (e.g. metrics)."""
+        from common.pretrained import write_config, write_weights
+
+        if self.vocab is None:
+            raise ValueError("set the model's vocab (and conditional, tokenizer_fingerprint) before saving it")
+        if train_config is None:
+            train_config = self.pretrained_config.get("train_config") or {
+                "train": {"process_dropout": self.process_dropout}}
+        write_config(folder, {
+            "format": FORMAT, "gpt": asdict(self.config), "weights_sha256": write_weights(folder, self),
+            "vocab": self.vocab.to_dict(), "conditional": self.conditional,
+            "tokenizer_fingerprint": self.tokenizer_fingerprint, "train_config": train_config, **extra})
+        self.source = Path(folder)
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path, device: str | torch.device = "cpu") -> "GPT":
+        """The model of a folder written by `save_pretrained` (or `python -m backbone.pretrain`), in eval mode."""
+        from common.pretrained import load_weights, read_config
+
+        config = read_config(folder, FORMAT, "backbone")
+        model = load_weights(cls(GPTConfig(**config["gpt"])), folder, device, config).eval()
+        model.describe(config)
+        model.source, model.pretrained_config = Path(folder), config
+        return model
+
+    def describe(self, config: dict) -> None:
+        """Set `vocab`, `conditional`, `tokenizer_fingerprint` and `process_dropout` from a model
+        folder's config (a backbone's, or a classifier's, which records them too)."""
+        self.vocab = Vocab.from_dict(config["vocab"])
+        self.conditional = bool(config["conditional"])
+        self.tokenizer_fingerprint = config.get("tokenizer_fingerprint")
+        self.process_dropout = float(config.get("train_config", {}).get("train", {}).get("process_dropout", 0.0))
+
+
+def check_pair(model, tokenizer) -> None:
+    """Refuse a model (a backbone or a classifier) and a tokenizer that do not share a codebook: another
+    number of codes, or, where both record it, another tokenizer fingerprint (weights and features)."""
+    where, tok = model.source or "(in memory)", tokenizer.source or "(in memory)"
+    n_codes = model.vocab.n_codes
+    if n_codes != tokenizer.vocab_size:
+        raise ModelMismatchError(f"backbone {where} was trained on tokens of {n_codes} codes, tokenizer "
+                                 f"{tok} has {tokenizer.vocab_size}: use the tokenizer it was trained with")
+    expected = model.tokenizer_fingerprint
+    if expected and tokenizer.fingerprint and expected != tokenizer.fingerprint:
+        raise ModelMismatchError(f"backbone {where} was trained on tokens of tokenizer {expected[:12]}, but "
+                                 f"tokenizer {tok} is {tokenizer.fingerprint[:12]} (the same number of codes, "
+                                 "other weights or features): use the tokenizer it was trained with")

@@ -44,3 +44,11 @@ class Vocab:
 
     def is_code(self, token: int) -> bool:
         return 0 <= token < self.n_codes
+
+    def to_dict(self) -> dict:
+        """As model folders' config.json record it."""
+        return {"n_codes": self.n_codes, "processes": list(self.processes)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Vocab":
+        return cls(d["n_codes"], tuple(d["processes"]))

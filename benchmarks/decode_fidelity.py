@@ -48,7 +48,7 @@ def head_decoded(model, tokenizer, tokens, vocab, conditional: bool, seed: int =
 
 def main(argv: list[str] | None = None) -> int:
     from events.compare import w1_table
-    from backbone.io import load_backbone
+    from backbone.model import GPT
     from events.io import read_events
     from tokenizer.tokenizer import Tokenizer
 
@@ -59,13 +59,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=10000, help="events decoded; the rest of the file is the reference")
     parser.add_argument("--out", required=True, type=Path)
     args = parser.parse_args(argv)
-    model, vocab, config = load_backbone(args.backbone)
+    model = GPT.from_pretrained(args.backbone)
     tokenizer = Tokenizer.from_pretrained(args.tokenizer)
     events = read_events(args.events)
     decoded, reference = events[:args.n], events[args.n:]
     tokens = tokenizer.encode(decoded, features=True)
     centroid = tokenizer.decode(type(tokens)(tokens.ids, tokens.info, tokens.process_names))
-    continuous, clamped = head_decoded(model, tokenizer, tokens, vocab, config["conditional"])
+    continuous, clamped = head_decoded(model, tokenizer, tokens, model.vocab, model.conditional)
     result = {"date": time.strftime("%Y-%m-%d"), "events": str(args.events), "decoded": len(decoded),
               "reference": len(reference), "clamped_objects": clamped,
               "centroid": w1_table(reference, centroid), "continuous": w1_table(reference, continuous)}

@@ -25,13 +25,13 @@ def load_snapshot(backbone: Path, snapshot: Path):
     """The backbone of folder `backbone` with the weights of training checkpoint `snapshot`."""
     from safetensors.torch import load_file
 
-    from backbone.io import load_backbone
+    from backbone.model import GPT
 
-    model, vocab, config = load_backbone(backbone)
+    model = GPT.from_pretrained(backbone)
     tensors = load_file(str(snapshot / "model.safetensors"))  # the model's state dict, the RNG and extras
     model.load_state_dict({k: v for k, v in tensors.items() if k in model.state_dict()})
     step = json.loads((snapshot / "state.json").read_text())["loop"]["step"]
-    return model.eval(), vocab, config, step
+    return model.eval(), step
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,8 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     n_objects = {p: ak.to_numpy(ak.num(e.objects)) for p, e in samples.items()}
     rows = []
     for snap in args.snapshots:
-        model, vocab, config, step = load_snapshot(args.backbone, snap)
-        scores = {p: masked_scores(model, unlabelled_sequences([t], vocab.n_codes, config["conditional"],
+        model, step = load_snapshot(args.backbone, snap)
+        scores = {p: masked_scores(model, unlabelled_sequences([t], model.vocab.n_codes, model.conditional,
                                                                model.config.block_size, str(p)), "cpu",
                                    n_masks=args.n_masks) for p, t in tokens.items()}
         row = {"step": step}

@@ -45,7 +45,7 @@ class HDF5Writer(EventWriter):
         import h5py
 
         super().__init__(path)
-        self._file = self._stack.enter_context(h5py.File(self._hdf5_output(), "w"))
+        self._file = self.output.stack.enter_context(h5py.File(self.output.hdf5(), "w"))
         # fletcher32: a checksum per chunk, so a damaged file is an error at read, never silently other values
         self._compression = dict(compression=compression, compression_opts=compression_opts, shuffle=True,
                                  fletcher32=True)
@@ -105,7 +105,7 @@ class HDF5Writer(EventWriter):
         attrs = self._file.attrs
         attrs["format"] = FORMAT_NAME
         attrs["version"] = FORMAT_VERSION
-        attrs["process_names"] = json.dumps(self._process_names)
+        attrs["process_names"] = json.dumps(self.output.process_names)
         attrs["object_types"] = json.dumps({t.name.lower(): int(t) for t in ObjectType})
         attrs["info_fields"] = json.dumps(self._info_fields)
         super().close()

@@ -110,72 +110,98 @@ def _signals_held():
             signal.raise_signal(s)
 
 
-def _failing_cleanly(method):
+def failing_cleanly(method):
     """A writer's `__init__`, `write` or `close`, with signals held while it runs and a full disk (or
     another process having written the same path) turned into one EventDataError once the partial
-    output is removed."""
+    output is removed. The writer keeps its `AtomicOutput` as `output`."""
 
     @functools.wraps(method)
     def run(self, *args, **kwargs):
         try:
             with _signals_held():
                 result = method(self, *args, **kwargs)
-                if self._write_error() is not None:
-                    raise self._write_error()
+                if _write_error(self) is not None:
+                    raise _write_error(self)
             return result
         except Overtaken as err:
             raise EventDataError(str(err)) from None
         except Exception as err:
             # h5py may fail on data it was told was written: the write error behind it is what to report
-            err = self._write_error() or err
+            err = _write_error(self) or err
             full = isinstance(err, OSError) and err.errno in _DISK_FULL
-            if full or method.__name__ == "__init__":  # a writer that failed to start is never closed
-                self._abort(err)
+            output = getattr(self, "output", None)  # absent if __init__ failed before making it
+            if output is not None and (full or method.__name__ == "__init__"):  # a failed start is never closed
+                output.abort(err)
             if not full:
                 raise err
-            raise EventDataError(f"{self.path}: {_DISK_FULL[err.errno]} while writing; no file written") from None
+            raise EventDataError(f"{output.path}: {_DISK_FULL[err.errno]} while writing; no file written") from None
 
     return run
 
 
-class EventWriter:
-    """Base of the writers: output goes to a temporary file that replaces `path` only on `close`.
+def _write_error(writer) -> OSError | None:
+    output = getattr(writer, "output", None)
+    return output.write_error() if output is not None else None
 
-    Use as a context manager: on an exception the partial file is removed. A full disk is an
-    EventDataError naming `path`; so is a file another process wrote at `path` meanwhile (it is kept,
-    and this writer's output is kept beside it). Subclasses' `__init__`, `write` and `close` get this
-    behaviour; h5py files are opened on `_hdf5_output()`.
+
+class AtomicOutput:
+    """What a writer writes into: a temporary file that replaces `path` only on `close`, and the file's
+    process names, merged across chunks.
+
+    A writer holds one as `output` and wraps its `__init__`, `write` and `close` with
+    `failing_cleanly`; as a context manager, it closes on success and calls `abort` on an exception,
+    which removes the partial file. A full disk is an EventDataError naming `path`; so is a file another
+    process wrote at `path` meanwhile (it is kept, and this writer's output is kept beside it). h5py
+    files are opened on `hdf5()`.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.stack = ExitStack()
+        self.tmp = self.stack.enter_context(atomic_path(self.path, keep_theirs=True))
+        self._hdf5_file: _NeverFailingFile | None = None
+        self.process_names: list[str] = []
+
+    def hdf5(self) -> _NeverFailingFile:
+        """The temporary, to open with h5py.File(..., "w"): written so that a full disk cannot crash HDF5."""
+        self._hdf5_file = self.stack.enter_context(_NeverFailingFile(self.tmp))
+        return self._hdf5_file
+
+    def write_error(self) -> OSError | None:
+        """The error of a write h5py was told had succeeded."""
+        return self._hdf5_file.error if self._hdf5_file is not None else None
+
+    def abort(self, err: BaseException) -> None:
+        """Close the files and remove the temporary after `err` (closing may fail again: the disk is full)."""
+        with contextlib.suppress(OSError), _signals_held():
+            self.stack.__exit__(type(err), err, err.__traceback__)
+
+    def process_table(self, names) -> np.ndarray:
+        """Extend the file's process names by `names`; returns the table that maps a chunk's process
+        index (-1: unknown, the last entry) to the file's."""
+        self.process_names += [n for n in names if n not in self.process_names]
+        return np.array([self.process_names.index(n) for n in names] + [-1], dtype=np.int16)
+
+    def close(self) -> None:
+        self.stack.close()
+
+
+class EventWriter:
+    """Base of the writers of `Events` (`HDF5Writer`, `RootWriter`): `write(events)` chunk by chunk into
+    an `AtomicOutput`. Use as a context manager: on an exception the partial file is removed.
+    Subclasses' `__init__`, `write` and `close` are wrapped with `failing_cleanly`.
     """
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         for name in ("__init__", "write", "close"):
             if name in vars(cls):
-                setattr(cls, name, _failing_cleanly(vars(cls)[name]))
+                setattr(cls, name, failing_cleanly(vars(cls)[name]))
 
     def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self._stack = ExitStack()
-        self._tmp = self._stack.enter_context(atomic_path(self.path, keep_theirs=True))
-        self._hdf5_file: _NeverFailingFile | None = None
-        self._process_names: list[str] = []
+        self.output = AtomicOutput(path)
+        self.path = self.output.path
         self.n_events = 0
-
-    def _hdf5_output(self) -> _NeverFailingFile:
-        """The temporary, to open with h5py.File(..., "w"): written so that a full disk cannot crash HDF5."""
-        self._hdf5_file = self._stack.enter_context(_NeverFailingFile(self._tmp))
-        return self._hdf5_file
-
-    def _write_error(self) -> OSError | None:
-        """The error of a write h5py was told had succeeded."""
-        hdf5_file = getattr(self, "_hdf5_file", None)  # absent if __init__ failed before EventWriter's
-        return hdf5_file.error if hdf5_file is not None else None
-
-    def _abort(self, err: BaseException) -> None:
-        """Close the files and remove the temporary after `err` (closing may fail again: the disk is full)."""
-        if hasattr(self, "_stack"):
-            with contextlib.suppress(OSError), _signals_held():
-                self._stack.__exit__(type(err), err, err.__traceback__)
 
     def __enter__(self):
         return self
@@ -184,22 +210,16 @@ class EventWriter:
         if exc_type is None:
             self.close()
         else:
-            self._abort(exc)
-
-    def _process_table(self, names) -> np.ndarray:
-        """Extend the file's process names by `names`; returns the table that maps a chunk's process
-        index (-1: unknown, the last entry) to the file's."""
-        self._process_names += [n for n in names if n not in self._process_names]
-        return np.array([self._process_names.index(n) for n in names] + [-1], dtype=np.int16)
+            self.output.abort(exc)
 
     def _with_file_process_names(self, events: Events) -> Events:
         """`events` re-indexed into the file's process names, extended by any new ones."""
-        self._process_table(events.process_names)
-        return events.with_process_names(self._process_names)
+        self.output.process_table(events.process_names)
+        return events.with_process_names(self.output.process_names)
 
     def write(self, events: Events) -> None:
         raise NotImplementedError
 
-    @_failing_cleanly
+    @failing_cleanly
     def close(self) -> None:
-        self._stack.close()
+        self.output.close()

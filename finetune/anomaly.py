@@ -5,18 +5,18 @@
     python -m finetune.anomaly evaluate --background bkg_scores.h5 --signal sig_scores.h5 --out DIR
     python -m finetune.anomaly evaluate --scores mixed_scores.h5 --signal-process tttt_proxy --out DIR
 
-`score` streams the input (files larger than memory) and writes one row per event, in input order,
-with its id, a flag word (objects beyond the caps 1, unknown object types 2, no objects 4) and one
-column per score (see finetune.scores). The default, for a backbone with a density head, is the
-density scores first (density_nll, surprise), then nll, masked and quantization (which object
-contributes most, and in HDF5 every object's contribution, come with them). `evaluate` gives ROC AUC, maximum significance improvement
-and background rejection at 10%/30%/50% signal efficiency per score, with plots.
+`score` (a thin caller of finetune.scorer.AnomalyScorer) streams the input once (files larger than
+memory) and writes one row per event, in input order, with its id, a flag word (objects beyond the
+caps 1, unknown object types 2, no objects 4) and one column per score (see finetune.scores). The
+default, for a backbone with a density head, is the density scores first (density_nll, surprise),
+then nll, masked and quantization (which object contributes most, and in HDF5 every object's
+contribution, come with them). `evaluate` gives ROC AUC, maximum significance improvement and
+background rejection at 10%/30%/50% signal efficiency per score, with plots.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -26,115 +26,23 @@ from common.cli import (UserError, check_output, check_output_folder, device_nam
 from events.options import add_read_arguments, read_options
 
 
-def encoded(path, format: str, tokenizer, step_size: int = 100_000, options=None):
-    """(events, flags, token batch, per-object tokenizer residuals) of each chunk of a file, streamed;
-    objects the tokenizer cannot represent are left out of the tokens and flagged
-    (see finetune.scores.representable)."""
-    from events.io import iter_events
-    from finetune.scores import representable
-
-    for chunk in iter_events(path, format, step_size=step_size, options=options):
-        kept, flags = representable(chunk, tokenizer)
-        yield chunk, flags, *tokenizer.encode_with_residuals(kept, source=str(path), features=True)
-
-
-def weak_supervision_heads(args, conditional: bool, block_size: int, tokenizer, vocab, device, data: list):
-    """One head per fold, trained by head swap to tell the data (token batches `data`, minus that
-    fold) from the reference; (models, fold of each data event)."""
-    from finetune.config import HeadSection, TrainSection
-    from finetune.data import unlabelled_sequences
-    from finetune.model import Classifier
-    from finetune.train import fit
-
-    if not args.reference:
-        raise UserError("method head needs --reference FILES: a Standard Model sample to tell the data from")
-    ref = [b for path in args.reference
-           for _, _, b, _ in encoded(path, args.reference_format, tokenizer, options=read_options(args))]
-    both = unlabelled_sequences(ref + data, vocab.n_codes, conditional, block_size, "reference + data")
-    n_ref = sum(len(b) for b in ref)
-    y = (np.arange(len(both)) >= n_ref).astype(np.int64)
-    rng = np.random.default_rng([args.seed, 13])
-    fold = rng.integers(0, args.folds, len(both))
-    cfg = TrainSection(mode=args.head_mode, epochs=args.head_epochs, seed=args.seed, device=str(device))
-    models = []
-    for k in range(args.folds):
-        model, _ = Classifier.from_backbone(args.backbone, 2, HeadSection(), cfg.mode, device, args.seed + k)
-        pool = np.flatnonzero(fold != k)
-        is_val = rng.random(len(pool)) < 0.2
-        fit(model, both, y, pool[~is_val], both, y, pool[is_val], cfg, device, progress=not args.quiet)
-        models.append(model)
-    return models, fold[n_ref:]
-
-
 def score(args) -> int:
-    from tqdm import tqdm
-
-    from backbone.io import check_pair, load_backbone
-    from events.io import count_nonzero_events
-    from finetune.data import unlabelled_sequences
-    from finetune.model import Classifier
     from common.provenance import run_info
-    from finetune.score_store import ScoreWriter
-    from finetune.scores import (COLUMNS, FLAGS, OBJECT_COLUMNS, default_methods, density_scores, entropy_scores,
-                                 head_scores, masked_scores, nll_scores, quantization_scores)
-    from tokenizer.tokenizer import Tokenizer
-    from common.runtime import resolve_device
+    from finetune.scorer import AnomalyScorer
 
     check_output(args.out, [args.input, *(args.reference or ()), args.backbone, args.tokenizer,
                             *([args.classifier] if args.classifier else [])], "score file")
-    device = resolve_device(args.device)
-    n_events = count_nonzero_events(args.input, args.format)
-    model, vocab, config = load_backbone(args.backbone, device)
-    tokenizer = Tokenizer.from_pretrained(args.tokenizer, device=str(device))
-    check_pair(config, tokenizer, args.backbone, args.tokenizer)
-    methods = list(dict.fromkeys(args.method or default_methods(model)))
-    if "density" in methods and not model.config.density_components:
-        raise UserError(f"method density needs a backbone with a density head; {args.backbone} has none "
-                        "(pretrain with model.density_components > 0 on a store tokenized with --features)")
-    classifier = None
-    if "entropy" in methods:
-        if not args.classifier:
-            raise UserError("method entropy needs --classifier RUN (python -m finetune.classify)")
-        classifier, classifier_config = Classifier.from_pretrained(args.classifier, device)
-        check_pair(classifier_config, tokenizer, args.classifier, args.tokenizer)
-    heads = fold_of = None
-    if "head" in methods:
-        data = [b for _, _, b, _ in encoded(args.input, args.format, tokenizer, args.step_size, read_options(args))]
-        heads, fold_of = weak_supervision_heads(args, config["conditional"], model.config.block_size, tokenizer,
-                                                vocab, device, data)
-    columns = tuple(c for m in methods for c in COLUMNS[m])
-    meta = {"backbone": str(args.backbone), "tokenizer": str(args.tokenizer), "input": str(args.input),
-            "methods": methods, "flags": {str(k): v for k, v in FLAGS.items()},
-            "run": run_info(json.loads(json.dumps(vars(args), default=str)), args.seed, str(device))}
-    start, flagged = time.perf_counter(), 0
-    object_columns = tuple(c for m in methods for c in OBJECT_COLUMNS.get(m, ()))
-    with ScoreWriter(args.out, columns, meta, object_columns) as writer, \
-            tqdm(total=n_events, unit="ev", desc="scoring", disable=args.quiet) as bar:
-        for events, flags, tokens, residuals in encoded(args.input, args.format, tokenizer, args.step_size,
-                                                        read_options(args)):
-            seqs = unlabelled_sequences([tokens], vocab.n_codes, config["conditional"], model.config.block_size,
-                                        str(args.input))
-            scores = {}
-            if "density" in methods:
-                scores.update(density_scores(model, seqs, device, args.batch_size))
-            if "nll" in methods:
-                scores.update(nll_scores(model, seqs, device, args.batch_size))
-            if "masked" in methods:
-                scores.update(masked_scores(model, seqs, device, args.mask_rate, args.n_masks, args.seed,
-                                            args.batch_size, first=writer.n_events))
-            if "entropy" in methods:
-                scores.update(entropy_scores(classifier, seqs, device, args.batch_size))
-            if "quantization" in methods:
-                scores.update(quantization_scores(residuals))
-            if "head" in methods:
-                first = writer.n_events
-                scores.update(head_scores(heads, fold_of[first:first + len(seqs)], seqs, device, args.batch_size))
-            writer.write(events.info, flags, scores, events.process_names, scores.pop("objects", None))
-            flagged += int((flags != 0).sum())
-            bar.update(len(events))
-    seconds = time.perf_counter() - start
-    print(f"scored {writer.n_events} events ({', '.join(columns)}) into {args.out} in {seconds:.1f} s "
-          f"({writer.n_events / seconds:,.0f} events/s); {flagged} flagged")
+    scorer = AnomalyScorer.from_pretrained(
+        args.backbone, args.tokenizer, args.method, args.classifier if "entropy" in (args.method or ()) else None,
+        args.device, batch_size=args.batch_size, mask_rate=args.mask_rate, n_masks=args.n_masks, seed=args.seed,
+        folds=args.folds, head_mode=args.head_mode, head_epochs=args.head_epochs, head_events=args.head_events,
+        progress=not args.quiet)
+    if "head" in scorer.methods:
+        scorer.fit(args.reference or (), args.reference_format, read_options(args))
+    run = run_info(json.loads(json.dumps(vars(args), default=str)), args.seed, str(scorer.device))
+    done = scorer.score_file(args.input, args.out, args.format, read_options(args), args.step_size, {"run": run})
+    print(f"scored {done.n_events} events ({', '.join(done.columns)}) into {args.out} in {done.seconds:.1f} s "
+          f"({done.n_events / done.seconds:,.0f} events/s); {done.flagged} flagged")
     return 0
 
 
@@ -200,7 +108,7 @@ def evaluate(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from finetune.scores import METHODS
+    from finetune.scorer import METHODS
 
     parser = argparse.ArgumentParser(prog="python -m finetune.anomaly", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -219,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--folds", type=positive_int, default=2, help="method head: folds (each event scored out of fold)")
     p.add_argument("--head-mode", default="frozen", choices=("frozen", "full"), help="method head: backbone mode")
     p.add_argument("--head-epochs", type=positive_int, default=10, help="method head: training epochs")
+    p.add_argument("--head-events", type=positive_int, default=50_000,
+                   help="method head: the first N data events the heads train on (all events are scored)")
     p.add_argument("--n-masks", type=positive_int, default=8, help="method masked: maskings averaged per event")
     p.add_argument("--mask-rate", type=fraction, default=0.35, help="method masked: fraction of tokens masked")
     p.add_argument("--batch-size", type=positive_int, default=512)

@@ -18,7 +18,7 @@ import numpy as np
 
 from backbone.data import TokenSequences
 from common.cli import UserError, check_output_folder, run_cli
-from common.config import load_config, to_dict
+from common.config import config_path, load_config, to_dict
 from finetune.config import ClassifyConfig
 
 
@@ -35,26 +35,22 @@ class Splits:
     val: Labelled
     test: Labelled
     classes: tuple[str, ...]
-    vocab_n_codes: int
 
 
 def prepare(cfg: ClassifyConfig, tokenizer) -> Splits:
     """Read, tokenize and label the train/val/test files once (data-efficiency studies reuse them)."""
-    from backbone.io import check_pair
-    from backbone.vocab import Vocab
-    from common.pretrained import read_config
+    from backbone.model import GPT, check_pair
     from finetune.data import labels, read_sequences
 
     d = cfg.data
     if not d.train:
         raise UserError("no training files: give --train FILES")
-    bb = read_config(cfg.backbone, "colliderfm.backbone", "backbone")
-    vocab = Vocab(bb["vocab"]["n_codes"], tuple(bb["vocab"]["processes"]))
-    check_pair(bb, tokenizer, cfg.backbone, cfg.tokenizer)
+    backbone = GPT.from_pretrained(cfg.backbone)
+    check_pair(backbone, tokenizer)
 
     def labelled(files, classes=()):
-        seqs = read_sequences(files, tokenizer, vocab, bb["conditional"], d.format, bb["gpt"]["block_size"],
-                              d.max_events_per_file, d.read)
+        seqs = read_sequences(files, tokenizer, backbone.vocab, backbone.conditional, d.format,
+                              backbone.config.block_size, d.max_events_per_file, d.read)
         y, classes = labels(seqs, d.label, classes or d.classes, ", ".join(files))
         return Labelled(seqs, y, np.arange(len(y))), classes
 
@@ -71,7 +67,7 @@ def prepare(cfg: ClassifyConfig, tokenizer) -> Splits:
         train = Labelled(train.seqs, train.y, np.flatnonzero(~is_val))
     test = labelled(d.test, classes)[0] if d.test else val
     val = Labelled(val.seqs, val.y, subsample(val.y, val.indices, d.val_events, cfg.train.seed + 1))
-    return Splits(train, val, test, classes, vocab.n_codes)
+    return Splits(train, val, test, classes)
 
 
 def subsample(y: np.ndarray, indices: np.ndarray, n: int, seed: int) -> np.ndarray:
@@ -102,7 +98,7 @@ def train_and_test(cfg: ClassifyConfig, splits: Splits, progress: bool = True, s
 
     tc = cfg.train
     device = resolve_device(tc.device)
-    model, bb_config = Classifier.from_backbone(cfg.backbone, len(splits.classes), cfg.head, tc.mode, device, tc.seed)
+    model = Classifier.from_backbone(cfg.backbone, len(splits.classes), cfg.head, tc.mode, device, tc.seed)
     train_idx = subsample(splits.train.y, splits.train.indices, tc.max_train, tc.seed)
     result = fit(model, splits.train.seqs, splits.train.y, train_idx, splits.val.seqs, splits.val.y,
                  splits.val.indices, tc, device, progress, Path(cfg.out) / "checkpoint" if save else None, resume)
@@ -115,9 +111,8 @@ def train_and_test(cfg: ClassifyConfig, splits: Splits, progress: bool = True, s
     if save:
         out = Path(cfg.out)
         out.mkdir(parents=True, exist_ok=True)
-        model.save_pretrained(out, bb_config, {"classes": list(splits.classes), "label": cfg.data.label,
-                                               "mode": tc.mode, "backbone": cfg.backbone, "tokenizer": cfg.tokenizer,
-                                               "config": to_dict(cfg)})
+        model.save_pretrained(out, classes=list(splits.classes), label=cfg.data.label, mode=tc.mode,
+                              backbone=cfg.backbone, tokenizer=cfg.tokenizer, config=to_dict(cfg))
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
         plot_classification(test.y[test.indices], probs, splits.classes, metrics, out / "classification.png")
     return metrics
@@ -138,7 +133,7 @@ def task_config(parser: argparse.ArgumentParser, args, overrides: list[str]) -> 
     """The config file (the default one only where it exists) with `--a.b=value` overrides, then the
     task arguments of `add_task_arguments` on top; backbone and tokenizer must be given somewhere."""
     explicit = args.config != parser.get_default("config")
-    cfg = load_config(ClassifyConfig, args.config if explicit or args.config.is_file() else None, overrides)
+    cfg = load_config(ClassifyConfig, args.config if explicit or config_path(args.config).is_file() else None, overrides)
     cfg = replace(cfg, backbone=args.backbone or cfg.backbone, tokenizer=args.tokenizer or cfg.tokenizer,
                   data=replace(cfg.data, train=tuple(args.train or cfg.data.train), val=tuple(args.val or cfg.data.val),
                                test=tuple(args.test or cfg.data.test), label=args.label or cfg.data.label))

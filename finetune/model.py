@@ -1,11 +1,13 @@
 """Head swap: a pretrained backbone without its language-model head, plus a task head.
 
-`Classifier.from_backbone(folder, n_classes, head, mode)` keeps the backbone's weights (frozen or
+`Classifier.from_backbone(backbone, n_classes, head, mode)` keeps the backbone's weights (frozen or
 trainable) or re-initializes the same architecture (`scratch`, the comparison). A classifier folder
-(config.json + model.safetensors, backbone and head together) reloads with `Classifier.from_pretrained`.
+(config.json + model.safetensors, backbone and head together) reloads with `Classifier.from_pretrained`;
+like the backbone, the classifier carries `vocab`, `conditional` and `tokenizer_fingerprint`.
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import asdict
 from pathlib import Path
 
@@ -14,7 +16,6 @@ from torch import nn
 
 from backbone.config import GPTConfig
 from backbone.model import GPT
-from backbone.vocab import Vocab
 from common.config import from_dict, to_dict
 from finetune.config import HeadSection
 
@@ -36,33 +37,47 @@ class AttentionPooling(nn.Module):
 class Classifier(nn.Module):
     """backbone states -> pooling -> MLP -> class logits."""
 
-    def __init__(self, backbone: GPT, vocab: Vocab, n_classes: int, head: HeadSection):
+    def __init__(self, backbone: GPT, n_classes: int, head: HeadSection):
         super().__init__()
-        self.backbone, self.vocab, self.head_config = backbone, vocab, head
+        self.backbone, self.head_config = backbone, head
         width = backbone.config.n_embd
         self.pool = AttentionPooling(width) if head.pooling == "attention" else None
         self.head = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, head.hidden), nn.GELU(),
                                   nn.Dropout(head.dropout), nn.Linear(head.hidden, n_classes))
         self.frozen = False
+        self.classes: tuple[str, ...] = ()  # names, where the folder records them
+        self.source: Path | None = None
+        self.pretrained_config: dict = {}
+
+    @property
+    def vocab(self):
+        return self.backbone.vocab
+
+    @property
+    def conditional(self) -> bool:
+        return self.backbone.conditional
+
+    @property
+    def tokenizer_fingerprint(self) -> str | None:
+        return self.backbone.tokenizer_fingerprint
 
     @classmethod
-    def from_backbone(cls, folder: str | Path, n_classes: int, head: HeadSection, mode: str,
-                      device: str | torch.device = "cpu", seed: int = 0) -> tuple["Classifier", dict]:
-        """The head swap: the backbone of `folder` (pretrained, or re-initialized for `scratch`) and a new
-        head; (classifier, backbone config dict)."""
-        from backbone.io import load_backbone
-
-        backbone, vocab, config = load_backbone(folder, device)
+    def from_backbone(cls, backbone: GPT | str | Path, n_classes: int, head: HeadSection, mode: str,
+                      device: str | torch.device = "cpu", seed: int = 0) -> "Classifier":
+        """The head swap: `backbone` (a folder, or a model, which is copied, not changed), pretrained or
+        re-initialized for `scratch`, and a new head initialized from `seed`."""
+        if isinstance(backbone, GPT):
+            backbone = copy.deepcopy(backbone).to(device)
+        else:
+            backbone = GPT.from_pretrained(backbone, device)
         torch.manual_seed(seed)
         if mode == "scratch":
-            table = getattr(backbone, "code_features", None)
-            backbone = GPT(backbone.config).to(device)
-            if table is not None:  # the hybrid's table is data (what codes decode to), not learnt
-                backbone.code_features.copy_(table)
-        model = cls(backbone, vocab, n_classes, head).to(device)
+            backbone = backbone.reinitialized()
+        model = cls(backbone, n_classes, head).to(device)
         model.frozen = mode == "frozen"
         model.backbone.requires_grad_(not model.frozen)
-        return model, config
+        model.source = backbone.source
+        return model
 
     def train(self, mode: bool = True) -> "Classifier":
         super().train(mode)
@@ -91,22 +106,29 @@ class Classifier(nn.Module):
             pooled = h[torch.arange(len(h), device=h.device), keep.sum(1) - 1]
         return self.head(pooled)
 
-    def save_pretrained(self, folder: str | Path, backbone_config: dict, extra: dict) -> None:
+    def save_pretrained(self, folder: str | Path, **extra) -> None:
+        """Write config.json + model.safetensors into `folder`, with `classes` and `extra` entries (provenance)."""
         from common.pretrained import write_config, write_weights
 
         write_config(folder, {
             "format": FORMAT, "gpt": asdict(self.backbone.config), "weights_sha256": write_weights(folder, self),
-            "vocab": backbone_config["vocab"], "conditional": backbone_config["conditional"],
-            "tokenizer_fingerprint": backbone_config.get("tokenizer_fingerprint"), "head": to_dict(self.head_config),
-            "n_classes": self.head[-1].out_features, **extra})
+            "vocab": self.vocab.to_dict(), "conditional": self.conditional,
+            "tokenizer_fingerprint": self.tokenizer_fingerprint, "head": to_dict(self.head_config),
+            "n_classes": self.head[-1].out_features, **({"classes": list(self.classes)} if self.classes else {}),
+            **extra})
+        self.source = Path(folder)
 
     @classmethod
-    def from_pretrained(cls, folder: str | Path, device: str | torch.device = "cpu") -> tuple["Classifier", dict]:
-        """(classifier, config dict) of a folder written by `save_pretrained`."""
+    def from_pretrained(cls, folder: str | Path, device: str | torch.device = "cpu") -> "Classifier":
+        """The classifier of a folder written by `save_pretrained`, in eval mode."""
         from common.pretrained import load_weights, read_config
 
         config = read_config(folder, FORMAT, "classifier")
-        vocab = Vocab(config["vocab"]["n_codes"], tuple(config["vocab"]["processes"]))
-        model = cls(GPT(GPTConfig(**config["gpt"])), vocab, config["n_classes"],
-                    from_dict(HeadSection, config["head"], "head"))
-        return load_weights(model, folder, device, config).eval(), config
+        backbone = GPT(GPTConfig(**config["gpt"]))
+        backbone.describe(config)
+        model = cls(backbone, config["n_classes"], from_dict(HeadSection, config["head"], "head"))
+        model = load_weights(model, folder, device, config).eval()
+        model.classes = tuple(config.get("classes", ()))
+        model.source = backbone.source = Path(folder)
+        model.pretrained_config = config
+        return model

@@ -20,7 +20,7 @@ import numpy as np
 
 from events.errors import EventDataError, require_file
 from events.hdf5 import append_to_dataset
-from events.writer import EventWriter
+from events.writer import AtomicOutput, failing_cleanly
 
 FORMAT = "colliderfm.scores"
 ID_FIELDS = ("run", "lumi", "event")
@@ -31,12 +31,18 @@ class ScoreError(EventDataError):
     """A score column that cannot be trusted (non-finite or collapsed)."""
 
 
-class ScoreWriter(EventWriter):
+class ScoreWriter:
+    """Append score rows chunk by chunk (`write`); the file appears atomically on `close` (use as a
+    context manager: on an exception no file is left)."""
+
+    @failing_cleanly
     def __init__(self, path: str | Path, columns: tuple[str, ...], meta: dict | None = None,
                  object_columns: tuple[str, ...] = ()):
         if Path(path).suffix.lower() not in (".h5", ".hdf5", ".csv"):
             raise EventDataError(f"{path}: score files are .h5, .hdf5 or .csv")
-        super().__init__(path)
+        self.output = AtomicOutput(path)
+        self.path = self.output.path
+        self.n_events = 0
         self.columns = columns
         self.object_columns = object_columns
         self.names = (*ID_FIELDS, "process", "flag", *(("worst_object",) if object_columns else ()), *columns)
@@ -44,12 +50,12 @@ class ScoreWriter(EventWriter):
         self._high = {c: -np.inf for c in columns}
         self.csv = self.path.suffix.lower() == ".csv"
         if self.csv:
-            self._out = self._stack.enter_context(open(self._tmp, "w"))
+            self._out = self.output.stack.enter_context(open(self.output.tmp, "w"))
             self._out.write(",".join(self.names) + "\n")
         else:
             import h5py
 
-            self._out = self._stack.enter_context(h5py.File(self._hdf5_output(), "w"))
+            self._out = self.output.stack.enter_context(h5py.File(self.output.hdf5(), "w"))
             self._out.attrs.update(format=FORMAT, meta=json.dumps(meta or {}))
             for name in self.names:
                 # process: index into process_names; event: NanoAOD's uint64, all 64 bits kept
@@ -64,6 +70,16 @@ class ScoreWriter(EventWriter):
                                          chunks=(1 << 16,), compression="gzip", shuffle=True, fletcher32=True)
         self._n_objects = 0
 
+    def __enter__(self) -> "ScoreWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.output.abort(exc)
+
+    @failing_cleanly
     def write(self, ids: dict[str, np.ndarray], flags: np.ndarray, scores: dict[str, np.ndarray],
               process_names: tuple[str, ...] = (), objects: dict | None = None) -> None:
         """One chunk: `ids` holds run, lumi, event and optionally process (indices into `process_names`);
@@ -79,18 +95,17 @@ class ScoreWriter(EventWriter):
             if len(finite):
                 self._low[c] = min(self._low[c], finite.min())
                 self._high[c] = max(self._high[c], finite.max())
-        process = self._process_table(process_names)[np.asarray(ids.get("process", np.full(len(flags), -1)))]
+        process = self.output.process_table(process_names)[np.asarray(ids.get("process", np.full(len(flags), -1)))]
         if self.csv:
-            table = np.array(self._process_names + [""], dtype=object)
+            table = np.array(self.output.process_names + [""], dtype=object)
             process = table[process]  # names in CSV, readable as they are
         worst = []
         if self.object_columns:
             import awkward as ak
 
-            first = objects[self.object_columns[0]]
-            worst = [ak.to_numpy(ak.fill_none(ak.argmax(first, axis=1), -1)).astype(np.int64)]
+            worst = [worst_object(objects[self.object_columns[0]])]
             if not self.csv:
-                counts = ak.to_numpy(ak.num(first)).astype(np.int64)
+                counts = ak.to_numpy(ak.num(objects[self.object_columns[0]])).astype(np.int64)
                 for name in self.object_columns:
                     append_to_dataset(self._out["objects"][name], ak.to_numpy(ak.flatten(objects[name])))
                 append_to_dataset(self._out["objects/offsets"], self._n_objects + np.cumsum(counts))
@@ -105,16 +120,24 @@ class ScoreWriter(EventWriter):
                 append_to_dataset(self._out[name], np.asarray(v))
         self.n_events += len(flags)
 
+    @failing_cleanly
     def close(self) -> None:
         for c in self.columns:
             if self.n_events > 1 and not self._high[c] > self._low[c]:
                 err = ScoreError(f"score {c!r} has collapsed: {self._low[c]} for every event of {self.n_events}; "
                                  "no file written (is the model trained, and does it match the tokenizer?)")
-                self._stack.__exit__(ScoreError, err, None)  # removes the partial file
+                self.output.abort(err)  # removes the partial file
                 raise err
         if not self.csv:
-            self._out.attrs["process_names"] = json.dumps(self._process_names)
-        super().close()
+            self._out.attrs["process_names"] = json.dumps(self.output.process_names)
+        self.output.close()
+
+
+def worst_object(contributions) -> np.ndarray:
+    """The index of each event's largest per-object contribution (jagged), -1 without objects."""
+    import awkward as ak
+
+    return ak.to_numpy(ak.fill_none(ak.argmax(contributions, axis=1), -1)).astype(np.int64)
 
 
 def read_scores(path: str | Path) -> dict[str, np.ndarray]:

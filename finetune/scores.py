@@ -20,10 +20,12 @@
               it. Objects unlike any seen in training get ordinary tokens, so the token scores above
               cannot see them; this one can
     head      a head trained by head swap to tell the data from a Standard Model reference (weak
-              supervision, classification without labels); each event scored by a model of the
-              folds it was not trained on
+              supervision, classification without labels), on a bounded sample of the data; each
+              event of the sample scored by a model of the folds it was not trained on, every
+              later event by the mean of the folds' models (none of which saw it)
 Scores come with flags for what the model could not represent (objects beyond the caps, object
-types the tokenizer has no codes for, events without objects, impossible values repaired on reading).
+types the tokenizer has no codes for, events without objects, impossible values repaired on
+reading: tokenizer.tokenizer.FLAGS). finetune.scorer registers the methods and runs them.
 """
 from __future__ import annotations
 
@@ -35,40 +37,6 @@ import torch
 
 from backbone.data import TokenSequences, to_device
 from backbone.masking import counter_uniform, mask_tokens
-from events.model import Events
-
-METHODS = ("density", "nll", "masked", "entropy", "quantization", "head")
-COLUMNS = {"density": ("density_nll", "surprise"), "nll": ("nll", "nll_per_token"),
-           "masked": ("masked", "masked_surprise"), "entropy": ("entropy",), "quantization": ("quantization",),
-           "head": ("head",)}
-#: per-object columns (HDF5 score files hold them jagged, under /objects)
-OBJECT_COLUMNS = {"density": ("surprise",)}
-
-
-def default_methods(model) -> list[str]:
-    """What `anomaly score` computes when not told: the density scores first where the backbone can."""
-    base = ["nll", "masked", "quantization"]
-    return ["density", *base] if model.config.density_components else base
-
-FLAG_TRUNCATED = 1  # objects lost to the multiplicity caps
-FLAG_UNKNOWN_TYPES = 2  # objects of types the tokenizer has no codes for, left out
-FLAG_NO_OBJECTS = 4  # nothing to mask: the masked score is undefined (NaN)
-FLAG_BAD_KINEMATICS = 8  # impossible values forced into range when read (--bad-kinematics flag)
-FLAGS = {FLAG_TRUNCATED: "objects beyond the caps", FLAG_UNKNOWN_TYPES: "object types unknown to the tokenizer",
-         FLAG_NO_OBJECTS: "no objects", FLAG_BAD_KINEMATICS: "physically impossible values, repaired"}
-
-
-def representable(events: Events, tokenizer) -> tuple[Events, np.ndarray]:
-    """(events with only the object types the tokenizer knows, a flag word per event)."""
-    known = np.isin(ak.to_numpy(ak.flatten(events.objects["type"])), list(tokenizer.model.types))
-    keep = ak.unflatten(known, ak.to_numpy(ak.num(events.objects)))
-    flags = np.where(events.info["n_truncated"] > 0, FLAG_TRUNCATED, 0)
-    flags |= np.where(ak.to_numpy(ak.all(keep, axis=1)), 0, FLAG_UNKNOWN_TYPES)
-    kept = Events(events.objects[keep], events.info, events.process_names)
-    flags |= np.where(ak.to_numpy(ak.num(kept.objects)) == 0, FLAG_NO_OBJECTS, 0)
-    if "bad_kinematics" in events.info:
-        flags |= np.where(events.info["bad_kinematics"] > 0, FLAG_BAD_KINEMATICS, 0)
-    return kept, flags.astype(np.int32)
 
 
 @torch.no_grad()
@@ -239,13 +207,16 @@ def quantization_scores(residuals: ak.Array) -> dict[str, np.ndarray]:
 
 def head_scores(models: list, fold_of: np.ndarray, seqs: TokenSequences, device,
                 batch_size: int = 512) -> dict[str, np.ndarray]:
-    """P(data) from the weakly supervised heads; event i is scored by the model of fold `fold_of[i]`,
-    which never saw it in training."""
+    """P(data) from the weakly supervised heads: event i by the model of fold `fold_of[i]`, which never
+    saw it in training, or, where `fold_of[i]` is -1 (an event none of them saw), by their mean."""
     from finetune.train import predict
 
-    out = np.empty(len(seqs))
+    out = np.zeros(len(seqs))
+    unseen = np.flatnonzero(fold_of < 0)
     for k, model in enumerate(models):
         rows = np.flatnonzero(fold_of == k)
         if len(rows):
             out[rows] = predict(model, seqs, rows, batch_size, device)[:, 1]
+        if len(unseen):
+            out[unseen] += predict(model, seqs, unseen, batch_size, device)[:, 1] / len(models)
     return {"head": out}

@@ -95,17 +95,16 @@ def test_density_scores_need_a_density_head(backbone, tmp_path, data_files):
     """The same backbone with its head removed: method density is refused with one clear line, and the
     default methods are the token scores."""
     import json
+    from dataclasses import replace
 
-    from common.pretrained import write_config, write_weights
-    from backbone.io import load_backbone
+    from backbone.model import GPT
 
     bb, tok = backbone
-    model, _, config = load_backbone(bb)
+    model = GPT.from_pretrained(bb)
     del model.density
-    config["gpt"]["density_components"], config["gpt"]["density_mode"] = 0, ""
+    model.config = replace(model.config, density_components=0, density_mode="")
     plain = tmp_path / "plain"
-    config["weights_sha256"] = write_weights(plain, model)
-    write_config(plain, config)
+    model.save_pretrained(plain)
     proc = score((plain, tok), data_files[1], tmp_path / "s.h5", "--method", "density")
     assert proc.returncode == 2 and "has none" in proc.stderr and "Traceback" not in proc.stderr
     assert score((plain, tok), data_files[1], tmp_path / "s.h5", "--n-masks", "1").returncode == 0
@@ -117,8 +116,8 @@ def test_density_scores_need_a_density_head(backbone, tmp_path, data_files):
 
 def test_held_out_likelihood_beats_the_per_code_gaussian(backbone, fresh_ttbar, trained, tmp_path):
     from backbone.data import TokenSequences
-    from backbone.io import load_backbone
     from backbone.likelihood import compare
+    from backbone.model import GPT
     from tokenizer.store import TokenWriter
     from tokenizer.tokenizer import Tokenizer
 
@@ -126,9 +125,9 @@ def test_held_out_likelihood_beats_the_per_code_gaussian(backbone, fresh_ttbar, 
     tokenizer = Tokenizer.from_pretrained(tok_folder)
     with TokenWriter.for_tokenizer(tmp_path / "test.h5", tokenizer, tok_folder, features=True) as w:
         w.write(tokenizer.encode(fresh_ttbar, features=True))
-    model, vocab, config = load_backbone(bb)
-    train = TokenSequences.from_store(bb.parent / "tokens.h5", True, vocab)
-    test = TokenSequences.from_store(tmp_path / "test.h5", True, vocab)
+    model = GPT.from_pretrained(bb)
+    train = TokenSequences.from_store(bb.parent / "tokens.h5", True, model.vocab)
+    test = TokenSequences.from_store(tmp_path / "test.h5", True, model.vocab)
     result = compare(model, train, test)
     assert np.isfinite(result["head"]) and np.isfinite(result["per_code_gaussian"])
     assert result["head"] > result["per_code_gaussian"], result

@@ -38,17 +38,19 @@ def test_binary_metrics_on_hand_computed_values():
 
 @pytest.mark.parametrize("mode", ["frozen", "full", "scratch"])
 def test_head_swap_keeps_or_replaces_the_backbone(backbone, data_files, trained, mode):
-    from backbone.io import load_backbone
+    from backbone.model import GPT
     from finetune.data import labels, read_sequences
     from finetune.train import fit
 
     bb_folder, _ = backbone
-    pretrained, vocab, config = load_backbone(bb_folder)
-    model, _ = Classifier.from_backbone(bb_folder, 2, HeadSection(), mode)
+    pretrained = GPT.from_pretrained(bb_folder)
+    vocab = pretrained.vocab
+    model = Classifier.from_backbone(bb_folder, 2, HeadSection(), mode)
     start = backbone_tensors(model)
     same = all(torch.equal(start[k], v) for k, v in pretrained.state_dict().items())
     assert same == (mode != "scratch")  # full and frozen load the weights; scratch is a fresh init
-    seqs = read_sequences(data_files, trained[0], vocab, config["conditional"])
+    assert model.vocab == vocab and model.conditional == pretrained.conditional  # scratch too: same description
+    seqs = read_sequences(data_files, trained[0], vocab, pretrained.conditional)
     y, classes = labels(seqs, "process", (), "test")
     assert classes == ("ttbar", "wjets") and (seqs.process_tokens == vocab.mask).all()  # the answer is hidden
     idx = np.arange(len(y))
@@ -73,8 +75,8 @@ def test_classify_cli_trains_saves_and_reloads(backbone, data_files, tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics["auc"]) == {"ttbar", "wjets"} and metrics["mean_auc"] > 0.8  # ttbar vs W+jets is easy
     assert metrics["rejection_at_30"] > 1 and (out / "classification.png").is_file()
-    model, config = Classifier.from_pretrained(out)
-    assert config["classes"] == ["ttbar", "wjets"] and config["mode"] == "full"
+    model = Classifier.from_pretrained(out)
+    assert model.classes == ("ttbar", "wjets") and model.pretrained_config["mode"] == "full"
     bad = subprocess.run([sys.executable, "-m", "finetune.classify", "--backbone", str(bb), "--tokenizer", str(tok),
                           "--train", data_files[0], "--out", str(tmp_path / "x"), "--train.device=cpu"], cwd=REPO,
                          capture_output=True, text=True)
@@ -82,9 +84,31 @@ def test_classify_cli_trains_saves_and_reloads(backbone, data_files, tmp_path):
 
 
 def score(bb, tok, path, out, *extra):
+    """The score CLI (its own tests; the others score through the Python API)."""
     return subprocess.run([sys.executable, "-m", "finetune.anomaly", "score", "--backbone", str(bb), "--tokenizer",
                            str(tok), "--input", str(path), "--out", str(out), "--device", "cpu", "--quiet", *extra],
                           cwd=REPO, capture_output=True, text=True)
+
+
+def scorer(backbone, methods, **options):
+    from finetune.scorer import AnomalyScorer
+
+    bb, tok = backbone
+    return AnomalyScorer.from_pretrained(bb, tok, methods, device="cpu", **options)
+
+
+def classify(bb, tok, files, out, mode, epochs, label="process"):
+    """`python -m finetune.classify` with its default config, through the Python API; its metrics."""
+    from common.config import load_config
+    from finetune.classify import prepare, train_and_test
+    from finetune.config import ClassifyConfig
+    from tokenizer.tokenizer import Tokenizer
+
+    cfg = load_config(ClassifyConfig, "configs/finetune/classify.yaml",
+                      [f"backbone={bb}", f"tokenizer={tok}", f"data.train={[str(f) for f in files]}",
+                       f"data.label={label}", f"train.mode={mode}", f"train.epochs={epochs}", "train.device=cpu",
+                       f"out={out}"])
+    return train_and_test(cfg, prepare(cfg, Tokenizer.from_pretrained(tok)), progress=False)
 
 
 def test_scores_one_per_event_in_order_on_a_nanoaod_file(backbone, ttbar, tmp_path):
@@ -96,14 +120,15 @@ def test_scores_one_per_event_in_order_on_a_nanoaod_file(backbone, ttbar, tmp_pa
     write_events(events, tmp_path / "data.root", "nanoaod")
     proc = score(bb, tok, tmp_path / "data.root", tmp_path / "s.csv", "--method", "nll", "masked", "--step-size", "128")
     assert proc.returncode == 0, proc.stderr
+    assert "scored 300 events (nll, nll_per_token, masked, masked_surprise) into" in proc.stdout
     s = read_scores(tmp_path / "s.csv")
     assert s["event"].astype(int).tolist() == events.info["event"].tolist()  # every event, in input order
     for c in ("nll", "nll_per_token", "masked"):
         assert np.isfinite(s[c]).all() and np.std(s[c]) > 0
     # the same input gives the same scores whatever the chunk and batch sizes, and the flagged events
     # are the ones beyond the caps
-    score(bb, tok, tmp_path / "data.root", tmp_path / "again.h5", "--method", "nll", "masked", "--step-size", "100",
-          "--batch-size", "37")
+    scorer(backbone, ["nll", "masked"], batch_size=37).score_file(tmp_path / "data.root", tmp_path / "again.h5",
+                                                                  step_size=100)
     again = read_scores(tmp_path / "again.h5")
     np.testing.assert_allclose(again["masked"], s["masked"], rtol=1e-5)
     np.testing.assert_allclose(again["nll"], s["nll"], rtol=1e-5)
@@ -112,30 +137,22 @@ def test_scores_one_per_event_in_order_on_a_nanoaod_file(backbone, ttbar, tmp_pa
 
 
 def test_hybrid_backbone_classifies_and_scores_from_event_files(hybrid_backbone, data_files, tmp_path):
-    import json
-
-    from finetune.score_store import read_scores
+    from events.io import read_events
 
     bb, tok = hybrid_backbone
     for mode in ("frozen", "scratch"):
-        proc = subprocess.run([sys.executable, "-m", "finetune.classify", "--backbone", str(bb), "--tokenizer",
-                               str(tok), "--train", *data_files, "--label", "process", "--mode", mode, "--out",
-                               str(tmp_path / mode), "--quiet", "--train.epochs=2", "--train.device=cpu"], cwd=REPO,
-                              capture_output=True, text=True)
-        assert proc.returncode == 0, proc.stderr
-        assert json.loads((tmp_path / mode / "metrics.json").read_text())["mean_auc"] > 0.8
-    model, _ = Classifier.from_pretrained(tmp_path / "scratch")
+        assert classify(bb, tok, data_files, tmp_path / mode, mode, 2)["mean_auc"] > 0.8
+    model = Classifier.from_pretrained(tmp_path / "scratch")
     assert model.backbone.code_features.abs().sum() > 0  # scratch re-initializes weights, not the code table
-    assert score(bb, tok, data_files[1], tmp_path / "s.h5", "--method", "nll", "masked").returncode == 0
-    s = read_scores(tmp_path / "s.h5")
+    s = scorer(hybrid_backbone, ["nll", "masked"]).score(read_events(data_files[1]))
     assert len(s["nll"]) == 500 and np.isfinite(s["nll"]).all() and np.isfinite(s["masked"]).all()
 
 
 def test_evaluate_splits_mixed_scores_by_process(backbone, data_files, tmp_path):
-    bb, tok = backbone
     outs = [tmp_path / "ttbar.h5", tmp_path / "wjets.csv"]
+    nll = scorer(backbone, ["nll"])
     for path, out in zip(data_files, outs):
-        assert score(bb, tok, path, out, "--method", "nll").returncode == 0
+        nll.score_file(path, out)
     proc = subprocess.run([sys.executable, "-m", "finetune.anomaly", "evaluate", "--scores", *map(str, outs),
                            "--signal-process", "wjets", "--out", str(tmp_path / "ev")], cwd=REPO, capture_output=True,
                           text=True)
@@ -147,46 +164,35 @@ def test_evaluate_splits_mixed_scores_by_process(backbone, data_files, tmp_path)
     assert bad.returncode == 2 and "['ttbar']" in bad.stderr
 
 
-def test_planted_signal_scores_higher_than_background(backbone, ttbar, tmp_path):
+def test_planted_signal_scores_higher_than_background(backbone, ttbar):
     """Signal: background events with every jet b-tagged (ttbar has about two b-jets)."""
     import awkward as ak
 
     from events.model import Events, ObjectType
-    from finetune.score_store import read_scores
+    from finetune.anomaly import compare
 
-    bb, tok = backbone
     bkg = ttbar[-200:]
     o = bkg.objects
     t = ak.where(o["type"] == int(ObjectType.JET), int(ObjectType.BJET), o["type"])
     sig = Events(ak.with_field(o, ak.values_astype(t, np.int8), "type"), bkg.info, bkg.process_names)
-    write_events(bkg, tmp_path / "bkg.h5")
-    write_events(sig, tmp_path / "sig.h5")
-    for name in ("bkg", "sig"):
-        proc = score(bb, tok, tmp_path / f"{name}.h5", tmp_path / f"{name}_scores.h5", "--method", "nll", "masked",
-                     "quantization", "--n-masks", "4")
-        assert proc.returncode == 0, proc.stderr
-    b, s = read_scores(tmp_path / "bkg_scores.h5"), read_scores(tmp_path / "sig_scores.h5")
+    token_scores = scorer(backbone, ["nll", "masked", "quantization"], n_masks=4)
+    b, s = token_scores.score(bkg), token_scores.score(sig)
     for c in ("nll_per_token", "masked"):
         labels = np.r_[np.zeros(len(b[c])), np.ones(len(s[c]))]
         assert binary_metrics(labels, np.r_[b[c], s[c]])["auc"] > 0.8, c
     # jets moved beyond the acceptance (|eta| + 2): ordinary tokens, but large tokenizer residuals
     jet = (o["type"] == int(ObjectType.JET)) | (o["type"] == int(ObjectType.BJET))
     eta = ak.where(jet, np.sign(o.eta) * (abs(o.eta) + 2.0), o.eta)
-    write_events(Events(ak.with_field(o, eta, "eta"), bkg.info, bkg.process_names), tmp_path / "fwd.h5")
-    assert score(bb, tok, tmp_path / "fwd.h5", tmp_path / "fwd_scores.h5", "--method", "quantization").returncode == 0
-    q = read_scores(tmp_path / "fwd_scores.h5")["quantization"]
-    assert binary_metrics(np.r_[np.zeros(len(q)), np.ones(len(q))], np.r_[b["quantization"], q])["auc"] > 0.9
-    proc = subprocess.run([sys.executable, "-m", "finetune.anomaly", "evaluate", "--background",
-                           str(tmp_path / "bkg_scores.h5"), "--signal", str(tmp_path / "sig_scores.h5"), "--out",
-                           str(tmp_path / "eval")], cwd=REPO, capture_output=True, text=True)
-    assert proc.returncode == 0 and (tmp_path / "eval" / "anomaly_roc_sic.png").is_file()
+    fwd = scorer(backbone, ["quantization"]).score(Events(ak.with_field(o, eta, "eta"), bkg.info, bkg.process_names))
+    metrics, _ = compare(b, fwd, ["quantization"])
+    assert metrics["quantization"]["auc"] > 0.9
 
 
 def test_unrepresentable_events_are_flagged_not_dropped(trained, ttbar):
     import awkward as ak
 
     from events.model import Events, ObjectType
-    from finetune.scores import FLAG_NO_OBJECTS, FLAG_UNKNOWN_TYPES, representable
+    from tokenizer.tokenizer import FLAG_NO_OBJECTS, FLAG_UNKNOWN_TYPES
 
     tok = trained[0]
     events = ttbar[:3]
@@ -194,7 +200,7 @@ def test_unrepresentable_events_are_flagged_not_dropped(trained, ttbar):
     objects[1][0]["type"] = int(ObjectType.CONSTITUENT)  # a type this event-mode tokenizer has no codes for
     objects[2] = []
     odd = Events(ak.Array(objects), events.info, events.process_names)
-    kept, flags = representable(odd, tok)
+    kept, flags = tok.representable(odd)
     assert len(kept) == 3 and flags[0] & FLAG_UNKNOWN_TYPES == 0
     assert flags[1] & FLAG_UNKNOWN_TYPES and len(kept.objects[1]) == len(objects[1]) - 1
     assert flags[2] & FLAG_NO_OBJECTS
@@ -220,9 +226,13 @@ def test_score_file_refuses_collapsed_and_non_finite_scores(tmp_path):
 
 def test_constituent_mode_top_vs_qcd_end_to_end(top_jets, qcd_jets, tmp_path):
     """Constituent tokens -> tiny backbone -> binary classifier: top jets are told from QCD jets."""
-    from backbone.pretrain import PretrainConfig, run as pretrain
+    from backbone.config import PretrainConfig
+    from backbone.pretrain import run as pretrain
     from common.config import from_dict, load_config
     from tokenizer.config import TokenizerTrainConfig
+    from tokenizer.store import TokenWriter
+    from tokenizer.tokenize import tokenize_into
+    from tokenizer.tokenizer import Tokenizer
     from tokenizer.train import run as train_tokenizer
     from tests.conftest import SMALL
 
@@ -233,9 +243,10 @@ def test_constituent_mode_top_vs_qcd_end_to_end(top_jets, qcd_jets, tmp_path):
                       SMALL + [f"data.files={files}", f"out={tmp_path / 'tok'}"])
     train_tokenizer(cfg, progress=False)
     tok = tmp_path / "tok"
-    subprocess.run([sys.executable, "-m", "tokenizer.tokenize", "--tokenizer", str(tok), "--input", *files, "--out",
-                    str(tmp_path / "tokens.h5"), "--device", "cpu", "--features"], cwd=REPO, check=True,
-                   capture_output=True)
+    tokenizer = Tokenizer.from_pretrained(tok)
+    with TokenWriter.for_tokenizer(tmp_path / "tokens.h5", tokenizer, tok, features=True) as writer:
+        for path in files:
+            tokenize_into(writer, tokenizer, path, features=True)
     # the density head in constituent mode (log pt, deta, dphi, all linear) trains to a finite loss
     head = pretrain(from_dict(PretrainConfig, {
         "model": {"n_layer": 2, "n_head": 2, "n_embd": 32, "density_components": 2},
@@ -249,11 +260,6 @@ def test_constituent_mode_top_vs_qcd_end_to_end(top_jets, qcd_jets, tmp_path):
              progress=False)
     import json
     assert json.loads((tmp_path / "bb" / "config.json").read_text())["gpt"]["block_size"] == 130  # 128 + BOS, EOS
-    out = tmp_path / "cls"
-    proc = subprocess.run([sys.executable, "-m", "finetune.classify", "--backbone", str(tmp_path / "bb"), "--tokenizer",
-                           str(tok), "--train", *files, "--label", "process", "--out", str(out), "--quiet",
-                           "--train.epochs=4", "--train.device=cpu"], cwd=REPO, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
-    metrics = json.loads((out / "metrics.json").read_text())
+    metrics = classify(tmp_path / "bb", tok, files, tmp_path / "cls", "full", 4)
     assert metrics["classes"] == ["top_jets", "qcd_jets"] and metrics["mean_auc"] > 0.7
     assert metrics["rejection_at_30"] > 2

@@ -271,8 +271,9 @@ def test_scalar_branch_objects(tmp_path):
 
 def test_scoring_the_real_file_feeds_the_tokenizer_no_placeholder(backbone, tmp_path):
     """`anomaly score` on the real file: every event scored in order, no b-tag outside [0, 1] encoded."""
-    from finetune.anomaly import encoded
+    from backbone.model import GPT
     from finetune.score_store import read_scores
+    from finetune.scorer import AnomalyScorer
     from tokenizer.tokenizer import Tokenizer
 
     bb, tok = backbone
@@ -285,8 +286,8 @@ def test_scoring_the_real_file_feeds_the_tokenizer_no_placeholder(backbone, tmp_
         return encode(events, **kwargs)
 
     tokenizer.encode_with_residuals = spy
-    for _ in encoded(REAL, "auto", tokenizer, options=ReadOptions(selection="auto")):
-        pass
+    AnomalyScorer(GPT.from_pretrained(bb), tokenizer, ["quantization"]).score(
+        read_events(REAL, options=ReadOptions(selection="auto")))
     btag = np.concatenate(seen)
     assert len(btag) > 50 and btag.min() >= 0 and btag.max() <= 1
     proc = subprocess.run([sys.executable, "-m", "finetune.anomaly", "score", "--backbone", bb, "--tokenizer", tok,

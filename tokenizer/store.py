@@ -19,16 +19,18 @@ import numpy as np
 
 from events.errors import EventDataError
 from events.hdf5 import append_to_dataset
-from events.writer import EventWriter
+from events.writer import AtomicOutput, failing_cleanly
 from tokenizer.tokenizer import TokenBatch
 
 FORMAT_NAME = "colliderfm.tokens"
 _CHUNK = 1 << 16
 
 
-class TokenWriter(EventWriter):
-    """Append `TokenBatch` chunks; the file appears atomically on close."""
+class TokenWriter:
+    """Append `TokenBatch` chunks; the file appears atomically on close (use as a context manager: on an
+    exception no file is left)."""
 
+    @failing_cleanly
     def __init__(self, path: str | Path, vocab_size: int, tokenizer: str, mode: str = "",
                  code_features: np.ndarray | None = None, fingerprint: str | None = None,
                  code_types: np.ndarray | None = None, feature_transform: dict | None = None):
@@ -37,8 +39,10 @@ class TokenWriter(EventWriter):
         `code_types` and `feature_transform` (what a density head needs to know of the codes)."""
         import h5py
 
-        super().__init__(path)
-        self._file = self._stack.enter_context(h5py.File(self._hdf5_output(), "w"))
+        self.output = AtomicOutput(path)
+        self.path = self.output.path
+        self.n_events = 0
+        self._file = self.output.stack.enter_context(h5py.File(self.output.hdf5(), "w"))
         self._file.attrs.update(format=FORMAT_NAME, vocab_size=vocab_size, tokenizer=str(tokenizer), mode=mode,
                                 tokenizer_fingerprint=fingerprint or "",
                                 feature_transform=json.dumps(feature_transform or {}))
@@ -65,9 +69,19 @@ class TokenWriter(EventWriter):
                    tokenizer.code_features() if features else None, tokenizer.fingerprint, tokenizer.code_types(),
                    tokenizer.transform.to_dict())
 
+    def __enter__(self) -> "TokenWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.output.abort(exc)
+
+    @failing_cleanly
     def write(self, tokens: TokenBatch) -> None:
         process = np.asarray(tokens.info.get("process", np.full(len(tokens), -1)), dtype=np.int64)
-        info = dict(tokens.info, process=self._process_table(tokens.process_names)[process])
+        info = dict(tokens.info, process=self.output.process_table(tokens.process_names)[process])
         ids = ak.to_numpy(ak.flatten(tokens.ids)).astype(np.int32)
         counts = ak.to_numpy(ak.num(tokens.ids)).astype(np.int64)
         append_to_dataset(self._ids, ids)
@@ -84,9 +98,10 @@ class TokenWriter(EventWriter):
         self.n_tokens += len(ids)
         self.n_events += len(tokens)
 
+    @failing_cleanly
     def close(self) -> None:
-        self._file.attrs["process_names"] = json.dumps(self._process_names)
-        super().close()
+        self._file.attrs["process_names"] = json.dumps(self.output.process_names)
+        self.output.close()
 
 
 def iter_tokens(path: str | Path, step_size: int = 100_000) -> Iterator[TokenBatch]:

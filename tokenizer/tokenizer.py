@@ -17,6 +17,13 @@ from tokenizer.features import TYPES, FeatureTransform, event_chunks, flat_objec
 from tokenizer.model import ObjectVQVAE
 
 FORMAT_VERSION = 1
+#: flags of events the tokens cannot represent whole (a bit word per event, see `Tokenizer.representable`)
+FLAG_TRUNCATED = 1  # objects lost to the multiplicity caps
+FLAG_UNKNOWN_TYPES = 2  # objects of types the tokenizer has no codes for, left out
+FLAG_NO_OBJECTS = 4  # no objects left: scores that need one are undefined (NaN)
+FLAG_BAD_KINEMATICS = 8  # impossible values forced into range when read (--bad-kinematics flag)
+FLAGS = {FLAG_TRUNCATED: "objects beyond the caps", FLAG_UNKNOWN_TYPES: "object types unknown to the tokenizer",
+         FLAG_NO_OBJECTS: "no objects", FLAG_BAD_KINEMATICS: "physically impossible values, repaired"}
 #: types whose decoded features are fixed by definition rather than learnt
 _NO_ETA_MASS = (ObjectType.MET,)
 _NEUTRAL = (ObjectType.JET, ObjectType.BJET, ObjectType.PHOTON, ObjectType.MET)
@@ -52,6 +59,7 @@ class Tokenizer:
         self.model = model.eval()
         self.transform = transform
         self.extra = extra or {}
+        self.source: Path | None = None  # the folder it was loaded from or saved to
 
     @property
     def mode(self) -> str:
@@ -85,6 +93,18 @@ class Tokenizer:
                                  f"tokenizer (it knows {', '.join(ObjectType(t).name for t in self.model.types)})")
         if self.model.config.quantizer != "vq":
             raise EventDataError("this model is the quantization-free autoencoder: it has no tokens")
+
+    def representable(self, events: Events) -> tuple[Events, np.ndarray]:
+        """(the events with only the object types this tokenizer knows, a flag word per event: FLAGS)."""
+        known = np.isin(ak.to_numpy(ak.flatten(events.objects["type"])), list(self.model.types))
+        keep = ak.unflatten(known, ak.to_numpy(ak.num(events.objects)))
+        flags = np.where(events.info["n_truncated"] > 0, FLAG_TRUNCATED, 0)
+        flags |= np.where(ak.to_numpy(ak.all(keep, axis=1)), 0, FLAG_UNKNOWN_TYPES)
+        kept = Events(events.objects[keep], events.info, events.process_names)
+        flags |= np.where(ak.to_numpy(ak.num(kept.objects)) == 0, FLAG_NO_OBJECTS, 0)
+        if "bad_kinematics" in events.info:
+            flags |= np.where(events.info["bad_kinematics"] > 0, FLAG_BAD_KINEMATICS, 0)
+        return kept, flags.astype(np.int32)
 
     def encode(self, events: Events, batch_size: int = 65536, source: str = "events",
                features: bool = False) -> TokenBatch:
@@ -181,6 +201,7 @@ class Tokenizer:
         ).encode()).hexdigest()
         self.extra.update(weights_sha256=config["weights_sha256"], fingerprint=config["fingerprint"])
         write_config(path, config)
+        self.source = Path(path)
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str = "cpu") -> "Tokenizer":
@@ -193,7 +214,9 @@ class Tokenizer:
         load_weights(model, path, device, config)
         extra = {k: v for k, v in config.items() if k not in ("format", "version", "model", "types", "codes_per_type",
                                                              "n_features", "features", "vocab_size")}
-        return cls(model, FeatureTransform.from_dict(config["features"]), extra)
+        tokenizer = cls(model, FeatureTransform.from_dict(config["features"]), extra)
+        tokenizer.source = Path(path)
+        return tokenizer
 
 
 def build_model(config: ModelConfig, n_features: int, types: list[int], codes_per_type: dict[int, int],

@@ -1,0 +1,119 @@
+"""Synthetic events from a pretrained backbone: `sample_events` yields `Events` batches.
+
+    from backbone.model import GPT
+    from backbone.sampling import sample_events
+    from tokenizer.tokenizer import Tokenizer
+    backbone, tokenizer = GPT.from_pretrained("runs/demo/backbone"), Tokenizer.from_pretrained("runs/demo/tokenizer")
+    for events in sample_events(backbone, tokenizer, 1000, process="ttbar"):
+        ...
+
+Batched autoregressive sampling with a preallocated KV cache, constrained by the data model's grammar
+(object groups in canonical order; in event mode one MET, last), so every sequence decodes to a valid
+event. With a density head (`decode="continuous"`, the default where the backbone has one), each
+object's features are drawn from the head right after its token, so that kinematics are not limited
+to the code centroids; `decode="centroid"` decodes each token to its code's centroid. Decoded objects
+are put in canonical order with the multiplicity caps (cuts add to `n_truncated`), and drawn features
+are clamped to physical ranges (|eta| <= 5, b-tag in [0, 1]). The same seed gives the same events.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+import awkward as ak
+import numpy as np
+import torch
+
+from backbone.model import GPT, check_pair
+from common.errors import UserError
+from events.model import Caps, Events
+
+
+@dataclass
+class SamplingStats:
+    """What a sampling run did, counted as batches are drawn."""
+
+    decode: str = ""  # continuous or centroid
+    unfinished: int = 0  # sequences that reached the length limit without an end token
+    clamped: int = 0  # drawn objects clamped to physical ranges (continuous decoding)
+    truncated: int = 0  # decoded objects beyond the multiplicity caps, cut
+
+
+def sample_events(backbone: GPT, tokenizer, n_events: int, *, process: str | None = None,
+                  temperature: float = 1.0, top_k: int = 0, seed: int = 1, batch_size: int = 4096,
+                  decode: str | None = None, caps: Caps | None = None,
+                  stats: SamplingStats | None = None) -> Iterator[Events]:
+    """`n_events` events in batches of `batch_size`, on the backbone's device: of `process` (a
+    conditional backbone's; without one, the pretraining mixture where it was trained with process
+    dropout), drawn at `temperature` (0: greedy) from the `top_k` likeliest tokens (0: all), decoded
+    `continuous` or `centroid` (see the module). Events are numbered 0.. with run `seed`; `stats`
+    is filled as batches are drawn. Bad arguments are refused here, before any batch."""
+    from backbone.generate import generate
+    from backbone.grammar import Grammar
+    from tokenizer.tokenizer import TokenBatch
+
+    check_pair(backbone, tokenizer)
+    vocab, device = backbone.vocab, backbone.wte.weight.device
+    decode = decode or ("continuous" if backbone.config.density_components else "centroid")
+    if decode not in ("continuous", "centroid"):
+        raise UserError(f"decode must be continuous or centroid, got {decode!r}")
+    continuous = decode == "continuous"
+    if continuous and not backbone.config.density_components:
+        raise UserError(f"{backbone.source or 'the backbone'} has no density head: use --decode centroid")
+    prompt = _prompt(backbone, process)
+    stats = stats if stats is not None else SamplingStats()
+    stats.decode = decode
+    caps = caps or Caps()
+    centroids = torch.from_numpy(tokenizer.code_features()).to(device) if continuous else None
+    generator = torch.Generator(device=device).manual_seed(seed)
+
+    def batches() -> Iterator[Events]:
+        done = 0
+        while done < n_events:
+            n = min(batch_size, n_events - done)
+            budget = backbone.config.block_size - len(prompt)
+            out = generate(backbone, torch.tensor([prompt] * n, device=device), budget, temperature=temperature,
+                           top_k=top_k or None, eos_id=vocab.eos, pad_id=vocab.pad, generator=generator,
+                           grammar=Grammar(vocab, tokenizer, n, device, max_new=budget, caps=caps), density=continuous)
+            seqs, drawn = out if continuous else (out, None)
+            seqs = seqs[:, len(prompt):].cpu().numpy()
+            is_code = seqs < vocab.n_codes
+            # codes up to the first non-code (EOS or padding) form the event
+            lengths = np.where(is_code.all(axis=1), seqs.shape[1], (~is_code).argmax(axis=1))
+            stats.unfinished += int(is_code.all(axis=1).sum())
+            kept = np.arange(seqs.shape[1])[None, :] < lengths[:, None]
+            features = None
+            if continuous:
+                codes = torch.from_numpy(seqs[kept]).to(device)
+                x = backbone.density.from_density(drawn[:, len(prompt):][torch.from_numpy(kept).to(device)].float(),
+                                                  centroids[codes], backbone.density.code_mask[codes])
+                x, n_clamped = backbone.density.clamp(x, backbone.density.code_mask[codes])
+                stats.clamped += n_clamped
+                features = ak.unflatten(x.cpu().numpy(), lengths)
+            info = {"run": np.full(n, seed), "event": np.arange(done, done + n),
+                    "process": np.zeros(n) if process else np.full(n, -1)}
+            events = tokenizer.decode(TokenBatch(ak.unflatten(seqs[kept], lengths), info,
+                                                 (process,) if process else (), features))
+            capped = events.recap(caps)
+            stats.truncated += int((capped.info["n_truncated"] - events.info["n_truncated"]).sum())
+            done += n
+            yield capped
+
+    return batches()
+
+
+def _prompt(backbone: GPT, process: str | None) -> list[int]:
+    """BOS, and for a conditional backbone the process token (MASK: the process left unknown)."""
+    vocab, where = backbone.vocab, backbone.source or "the backbone"
+    if process and process not in vocab.processes:
+        known = f"one of {list(vocab.processes)}" if backbone.conditional else "none (it is unconditional)"
+        raise UserError(f"{where} was not trained on process {process!r}: give {known}")
+    if not backbone.conditional:
+        if process:
+            raise UserError("this backbone was trained without process tokens: drop --process")
+        return [vocab.bos]
+    if process:
+        return [vocab.bos, vocab.process_token(process)]
+    if backbone.process_dropout > 0:
+        return [vocab.bos, vocab.mask]  # the process left unknown: events of the pretraining mixture
+    raise UserError(f"this backbone is conditional: give --process, one of {list(vocab.processes)}")

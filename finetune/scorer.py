@@ -1,0 +1,335 @@
+"""`AnomalyScorer`: the anomaly scores of events, in memory or streamed over a file.
+
+    from events import read_events
+    from finetune import AnomalyScorer
+    scorer = AnomalyScorer.from_pretrained("runs/demo/backbone", "runs/demo/tokenizer")
+    scores = scorer.score(read_events("data.root"))  # {"event": ..., "flag": ..., "nll": ...}
+    scorer.score_file("data.root", "scores.h5")      # the same rows, streamed into a score file
+
+The score methods (what each measures: finetune.scores) are registered in `METHODS`, one entry each:
+its columns, its per-object columns, what it needs and how it is computed on a chunk of events.
+`python -m finetune.anomaly score` is a thin caller of `score_file`.
+
+The weakly supervised `head` method learns what tells the data scored from a Standard Model
+reference (`fit(reference)`): for each input, `folds` heads are trained on its first `head_events`
+events and the reference, then every event is scored in the same single pass over the input. An
+event of that sample is scored by the head of the fold it was left out of; a later event, which no
+head saw, by the mean of the heads (they are equally valid, and their mean varies less).
+"""
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Sequence
+
+import awkward as ak
+import numpy as np
+import torch
+
+from backbone.data import TokenSequences
+from backbone.model import GPT, check_pair
+from common.errors import EventDataError, UserError
+from events.model import Events
+from events.options import ReadOptions
+from finetune.model import Classifier
+from finetune.scores import (density_scores, entropy_scores, head_scores, masked_scores, nll_scores,
+                             quantization_scores)
+from tokenizer.tokenizer import FLAGS, TokenBatch, Tokenizer
+
+#: events read (and scored) at once
+STEP_SIZE = 100_000
+
+
+@dataclass
+class Chunk:
+    """Events on their way to being scored: their sequences (the tokens of the objects the tokenizer
+    represents), each object's tokenizer residual, the index of the first in the input (masks depend
+    on it), and the heads of the `head` method with the fold each event was left out of (-1: none)."""
+
+    seqs: TokenSequences
+    residuals: ak.Array
+    first: int
+    heads: list
+    fold_of: np.ndarray
+
+
+@dataclass(frozen=True)
+class Method:
+    """A score method: its columns, `compute(scorer, chunk)` -> {column: values per event, and for
+    `object_columns` "objects": {column: jagged per-object values}}, what it needs ("density head",
+    "classifier" or "reference"), and whether it is computed when no methods are named."""
+
+    columns: tuple[str, ...]
+    compute: Callable[["AnomalyScorer", Chunk], dict]
+    object_columns: tuple[str, ...] = ()
+    needs: str = ""
+    default: bool = False
+
+
+METHODS = {
+    "density": Method(("density_nll", "surprise"),
+                      lambda s, c: density_scores(s.backbone, c.seqs, s.device, s.batch_size),
+                      object_columns=("surprise",), needs="density head", default=True),
+    "nll": Method(("nll", "nll_per_token"), lambda s, c: nll_scores(s.backbone, c.seqs, s.device, s.batch_size),
+                  default=True),
+    "masked": Method(("masked", "masked_surprise"),
+                     lambda s, c: masked_scores(s.backbone, c.seqs, s.device, s.mask_rate, s.n_masks, s.seed,
+                                                s.batch_size, first=c.first), default=True),
+    "entropy": Method(("entropy",), lambda s, c: entropy_scores(s.classifier, c.seqs, s.device, s.batch_size),
+                      needs="classifier"),
+    "quantization": Method(("quantization",), lambda s, c: quantization_scores(c.residuals), default=True),
+    "head": Method(("head",), lambda s, c: head_scores(c.heads, c.fold_of, c.seqs, s.device, s.batch_size),
+                   needs="reference"),
+}
+COLUMNS = {name: m.columns for name, m in METHODS.items()}
+#: per-object columns (HDF5 score files hold them jagged, under /objects)
+OBJECT_COLUMNS = {name: m.object_columns for name, m in METHODS.items() if m.object_columns}
+
+
+def default_methods(backbone: GPT) -> list[str]:
+    """What is computed when no methods are named: the density scores first where the backbone has a
+    density head, then nll, masked and quantization."""
+    return [name for name, m in METHODS.items()
+            if m.default and (m.needs != "density head" or backbone.config.density_components)]
+
+
+@dataclass
+class ScoredFile:
+    """What `score_file` did."""
+
+    n_events: int
+    columns: tuple[str, ...]
+    flagged: int  # events with a nonzero flag word
+    seconds: float
+
+
+class AnomalyScorer:
+    """Anomaly scores of events by a backbone and its tokenizer (and a classifier for `entropy`).
+
+    `methods`: names in `METHODS` (default `default_methods`; a `classifier` adds `entropy`, and
+    `fit(reference)` adds `head`); `batch_size`: events per forward pass;
+    `mask_rate`, `n_masks`: the maskings of `masked`; `seed`: those maskings and the heads;
+    `folds`, `head_mode` (frozen or full backbone), `head_epochs` and `head_events` (the bounded data
+    sample the heads train on): the `head` method; `progress`: progress bars on stderr.
+    """
+
+    def __init__(self, backbone: GPT, tokenizer: Tokenizer, methods: Sequence[str] | None = None,
+                 classifier: Classifier | None = None, *, device: str | torch.device | None = None,
+                 batch_size: int = 512, mask_rate: float = 0.35, n_masks: int = 8, seed: int = 0, folds: int = 2,
+                 head_mode: str = "frozen", head_epochs: int = 10, head_events: int = 50_000,
+                 progress: bool = False):
+        self.device = torch.device(device) if device is not None else next(backbone.parameters()).device
+        self.backbone = backbone.to(self.device).eval()
+        self.tokenizer = tokenizer.to(self.device)
+        self.classifier = classifier.to(self.device).eval() if classifier is not None else None
+        check_pair(self.backbone, self.tokenizer)
+        if self.classifier is not None:
+            check_pair(self.classifier, self.tokenizer)
+        unknown = [m for m in methods or () if m not in METHODS]
+        if unknown:
+            raise UserError(f"unknown score method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}")
+        if folds < 2:
+            raise UserError("folds must be >= 2: each event is scored by a head that did not train on it")
+        if head_events < 1:
+            raise UserError("head_events must be >= 1: the heads learn what tells the data from the reference")
+        self.methods = list(dict.fromkeys([*(methods or default_methods(backbone)),
+                                           *(["entropy"] if classifier is not None else [])]))
+        self.batch_size, self.mask_rate, self.n_masks, self.seed = batch_size, mask_rate, n_masks, seed
+        self.folds, self.head_mode, self.head_epochs, self.head_events = folds, head_mode, head_epochs, head_events
+        self.progress = progress
+        self.reference: list[TokenBatch] | None = None
+        self._check_needs("density head", "classifier")
+
+    @classmethod
+    def from_pretrained(cls, backbone: str | Path, tokenizer: str | Path, methods: Sequence[str] | None = None,
+                        classifier: str | Path | None = None, device: str = "auto", **options) -> "AnomalyScorer":
+        """A scorer of the model folders `backbone`, `tokenizer` (and `classifier`), on `device` (auto:
+        CUDA where there is one); `options` as for the constructor."""
+        from common.runtime import resolve_device
+
+        device = resolve_device(str(device))
+        return cls(GPT.from_pretrained(backbone, device), Tokenizer.from_pretrained(tokenizer, device=str(device)),
+                   methods, Classifier.from_pretrained(classifier, device) if classifier else None, device=device,
+                   **options)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(c for m in self.methods for c in METHODS[m].columns)
+
+    @property
+    def object_columns(self) -> tuple[str, ...]:
+        return tuple(c for m in self.methods for c in METHODS[m].object_columns)
+
+    def _check_needs(self, *needs: str) -> None:
+        for name in self.methods:
+            need = METHODS[name].needs
+            if need not in needs:
+                continue
+            if need == "density head" and not self.backbone.config.density_components:
+                raise UserError(f"method {name} needs a backbone with a density head; {self.backbone.source} has "
+                                "none (pretrain with model.density_components > 0 on a store tokenized with "
+                                "--features)")
+            if need == "classifier" and self.classifier is None:
+                raise UserError(f"method {name} needs --classifier RUN (python -m finetune.classify; in Python, "
+                                "AnomalyScorer(classifier=...))")
+            if need == "reference" and not self.reference:
+                raise UserError(f"method {name} needs --reference FILES: a Standard Model sample to tell the data "
+                                "from (in Python, AnomalyScorer.fit(reference))")
+
+    def fit(self, reference: Events | str | Path | Iterable[Events | str | Path], format: str = "auto",
+            options: ReadOptions | None = None) -> "AnomalyScorer":
+        """Set the Standard Model `reference` of the `head` method (events, or files read with `format`
+        and `options`; default selection auto) and add that method. The heads themselves are trained on
+        each input scored, against this reference."""
+        if isinstance(reference, (Events, str, Path)):
+            reference = [reference]
+        batches = []
+        for item in reference:
+            if isinstance(item, Events):
+                chunks, source = _chunks(item), "reference events"
+            else:
+                chunks, source = _read(item, format, options), str(item)
+            batches += [tokens for _, _, tokens, _ in self._encoded(chunks, source)]
+        self.reference = batches
+        self.methods = list(dict.fromkeys([*self.methods, "head"]))
+        self._check_needs("reference")
+        return self
+
+    def score(self, events: Events) -> dict[str, np.ndarray]:
+        """One row per event, in order: run, lumi, event, process (names; "" where unknown), flag (see
+        tokenizer.tokenizer.FLAGS), worst_object (where a method has per-object contributions) and every
+        score column of the methods: what a score file holds. With `head`, the heads are trained on
+        these events' first `head_events` (see the module)."""
+        rows = [self._rows(ev, flags, scores) for ev, flags, scores in self._scored(_chunks(events), "events")]
+        if not rows:
+            raise EventDataError("events: no events to score")
+        return {k: np.concatenate([r[k] for r in rows]) for k in rows[0]}
+
+    def score_file(self, path: str | Path, out: str | Path, format: str = "auto", options: ReadOptions | None = None,
+                   step_size: int = STEP_SIZE, meta: dict | None = None) -> ScoredFile:
+        """Score every event of `path` (read with `format` and `options`; default selection auto) in one
+        streaming pass into the score file `out` (.h5 or .csv; see finetune.score_store), with `meta`
+        entries added to its metadata (default: this run's provenance)."""
+        from tqdm import tqdm
+
+        from common.provenance import run_info
+        from finetune.score_store import ScoreWriter
+
+        start, flagged = time.perf_counter(), 0
+        info = {"backbone": str(self.backbone.source), "tokenizer": str(self.tokenizer.source), "input": str(path),
+                "methods": self.methods, "flags": {str(k): v for k, v in FLAGS.items()},
+                **(meta or {"run": run_info(self._settings(), self.seed, str(self.device))})}
+        with _open(path, format, options) as reader:
+            if len(reader) == 0:
+                raise EventDataError(f"{path}: holds no events")
+            with ScoreWriter(out, self.columns, info, self.object_columns) as writer, \
+                    tqdm(total=len(reader), unit="ev", desc="scoring", disable=not self.progress) as bar:
+                for events, flags, scores in self._scored(reader.iterate(step_size), str(path)):
+                    writer.write(events.info, flags, scores, events.process_names, scores.pop("objects", None))
+                    flagged += int((flags != 0).sum())
+                    bar.update(len(events))
+        return ScoredFile(writer.n_events, self.columns, flagged, time.perf_counter() - start)
+
+    def _settings(self) -> dict:
+        return {"methods": self.methods, "batch_size": self.batch_size, "mask_rate": self.mask_rate,
+                "n_masks": self.n_masks, "folds": self.folds, "head_mode": self.head_mode,
+                "head_epochs": self.head_epochs, "head_events": self.head_events}
+
+    def _encoded(self, chunks: Iterable[Events], source: str) -> Iterator[tuple]:
+        """(events, flags, tokens, per-object residuals) of each chunk; objects the tokenizer cannot
+        represent are left out of the tokens and flagged (`Tokenizer.representable`)."""
+        for chunk in chunks:
+            kept, flags = self.tokenizer.representable(chunk)
+            yield chunk, flags, *self.tokenizer.encode_with_residuals(kept, source=source, features=True)
+
+    def _sequences(self, batches: list[TokenBatch], source: str) -> TokenSequences:
+        from finetune.data import unlabelled_sequences
+
+        return unlabelled_sequences(batches, self.backbone.vocab.n_codes, self.backbone.conditional,
+                                    self.backbone.config.block_size, source)
+
+    def _scored(self, chunks: Iterable[Events], source: str) -> Iterator[tuple[Events, np.ndarray, dict]]:
+        """(events, flags, scores) of each chunk, in order. With the `head` method, the first chunks
+        are held until `head_events` events have been read, the heads trained on those, and then all
+        scored."""
+        encoded = self._encoded(chunks, source)
+        heads, fold_of = [], np.zeros(0, np.int64)
+        if "head" in self.methods:
+            self._check_needs("reference")
+            held = list(_until(encoded, self.head_events))
+            if held:
+                sample = [tokens for _, _, tokens, _ in held]
+                sample[-1] = sample[-1].head(self.head_events - sum(len(t) for t in sample[:-1]))
+                heads, fold_of = self._train_heads(sample)
+            encoded = itertools.chain(held, encoded)
+        first = 0
+        for events, flags, tokens, residuals in encoded:
+            rows = np.arange(first, first + len(events))
+            fold = np.full(len(events), -1)
+            fold[rows < len(fold_of)] = fold_of[rows[rows < len(fold_of)]]
+            chunk = Chunk(self._sequences([tokens], source), residuals, first, heads, fold)
+            scores = {}
+            for name in self.methods:
+                scores.update(METHODS[name].compute(self, chunk))
+            yield events, flags, scores
+            first += len(events)
+
+    def _train_heads(self, sample: list[TokenBatch]) -> tuple[list[Classifier], np.ndarray]:
+        """One head per fold, trained by head swap to tell the data `sample` (minus that fold) from the
+        reference; (heads, fold of each sample event)."""
+        from finetune.config import HeadSection, TrainSection
+        from finetune.train import fit
+
+        both = self._sequences(self.reference + sample, "reference + data")
+        n_ref = sum(len(b) for b in self.reference)
+        y = (np.arange(len(both)) >= n_ref).astype(np.int64)
+        rng = np.random.default_rng([self.seed, 13])
+        fold = rng.integers(0, self.folds, len(both))
+        cfg = TrainSection(mode=self.head_mode, epochs=self.head_epochs, seed=self.seed, device=str(self.device))
+        heads = []
+        for k in range(self.folds):
+            head = Classifier.from_backbone(self.backbone, 2, HeadSection(), cfg.mode, self.device, self.seed + k)
+            pool = np.flatnonzero(fold != k)
+            is_val = rng.random(len(pool)) < 0.2
+            fit(head, both, y, pool[~is_val], both, y, pool[is_val], cfg, self.device, progress=self.progress)
+            heads.append(head)
+        return heads, fold[n_ref:]
+
+    def _rows(self, events: Events, flags: np.ndarray, scores: dict) -> dict[str, np.ndarray]:
+        """A chunk's rows as a score file holds them (see `score`)."""
+        from finetune.score_store import ID_FIELDS, worst_object
+
+        process = np.asarray(events.info.get("process", np.full(len(events), -1)))
+        rows = {k: np.asarray(events.info[k]) for k in ID_FIELDS}
+        rows["process"] = np.array([*events.process_names, ""], dtype=object)[process].astype(str)
+        rows["flag"] = flags
+        if self.object_columns:
+            rows["worst_object"] = worst_object(scores["objects"][self.object_columns[0]])
+        return {**rows, **{c: scores[c] for c in self.columns}}
+
+
+def _chunks(events: Events) -> Iterator[Events]:
+    return (events[a:a + STEP_SIZE] for a in range(0, len(events), STEP_SIZE))
+
+
+def _open(path, format: str, options: ReadOptions | None):
+    from events.io import open_events
+
+    return open_events(path, format, options=options or ReadOptions(selection="auto"))
+
+
+def _read(path, format: str, options: ReadOptions | None) -> Iterator[Events]:
+    with _open(path, format, options) as reader:
+        yield from reader.iterate(STEP_SIZE)
+
+
+def _until(items: Iterator[tuple], n_events: int) -> Iterator[tuple]:
+    """Encoded chunks from `items` until they hold at least `n_events` events (or `items` ends)."""
+    total = 0
+    for item in items:
+        yield item
+        total += len(item[0])
+        if total >= n_events:
+            return
