@@ -166,3 +166,22 @@ def test_models_save_and_load_with_what_they_were_trained_on(backbone, tmp_path)
     loaded.backbone.tokenizer_fingerprint = "0" * 64
     with pytest.raises(ModelMismatchError, match=f"backbone {tmp_path / 'cls'} was trained on tokens of tokenizer"):
         check_pair(loaded, tokenizer)
+
+
+def test_the_process_token_conditions_what_is_sampled(backbone):
+    """The same seed with the process named and with it left unknown (MASK): other events. If the
+    process were not put in the prompt, both would be the same draw."""
+    from backbone.model import GPT
+    from backbone.sampling import sample_events
+    from tokenizer.tokenizer import Tokenizer
+
+    bb, tok = backbone
+    model, tokenizer = GPT.from_pretrained(bb), Tokenizer.from_pretrained(tok)
+    assert model.conditional and model.process_dropout > 0
+
+    def draw(process):
+        return ak.to_list(ak.concatenate([b.objects for b in sample_events(model, tokenizer, 32, process=process,
+                                                                           seed=5, decode="centroid")]))
+
+    named = draw("ttbar")
+    assert named == draw("ttbar") and named != draw(None)

@@ -212,3 +212,17 @@ def test_sampling_with_the_density_head_cached_equals_recomputed():
     assert (feat_a[~is_object] == 0).all()
     # phi lies on the circle
     assert feat_a[..., 2].abs().max() <= torch.pi
+
+
+@pytest.mark.parametrize("k", [1, 3, 7])
+def test_top_k_draws_exactly_the_k_most_likely_tokens(k):
+    from backbone.generate import sample_next
+
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(4, 50, generator=gen)
+    logits[:, 0] = -5.0  # token 0 is never among the most likely: a broken cut cannot hide behind it
+    top = torch.topk(logits, k).indices
+    rows = logits.repeat(500, 1)  # 500 draws per row; each of the top k has p >= 1/50 of them at least
+    drawn = sample_next(rows, 1.0, k, gen).view(500, 4)
+    for r in range(4):
+        assert set(drawn[:, r].tolist()) == set(top[r].tolist())

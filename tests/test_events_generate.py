@@ -3,7 +3,7 @@ import awkward as ak
 import numpy as np
 import pytest
 
-from events.model import Events, ObjectType as T
+from events.model import Caps, Events, ObjectType as T
 from events.physics import peak_position, top_candidates
 from events.processes import PROCESSES
 from events.pythia import GenerateConfig, generate
@@ -82,3 +82,36 @@ def test_process_makes_its_number_of_top_quarks(process, n_tops):
         is_top = np.abs(ids) == 6
         last_copy = is_top & (ids[d1] != ids)
         assert last_copy.sum() == n_tops
+
+
+class _Table:
+    """The two facts reconstruction asks Pythia's particle table: charge and visibility."""
+
+    def charge(self, pid):
+        return {211: 1.0, -211: -1.0}.get(pid, 0.0)
+
+    def isVisible(self, pid):
+        return abs(pid) not in (12, 14, 16)
+
+
+def test_detector_model_by_hand_without_smearing():
+    """Two 100 GeV pions back to back and a 30 GeV neutrino: with the smearing switched off, two jets
+    of exactly the pions' momenta and MET exactly the neutrino's (jet energy scale 1)."""
+    from events.reco import Particles, reconstruct_events
+
+    def particle(pid, pt, phi, eta=0.0, m=0.13957):
+        px, py, pz = pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta)
+        return {"id": pid, "status": 1, "daughter1": 0, "daughter2": 0,
+                "p": {"px": px, "py": py, "pz": pz, "e": np.sqrt(px**2 + py**2 + pz**2 + m**2)}}
+
+    prt = ak.Array([[particle(211, 100.0, 0.3, 0.5), particle(-211, 100.0, 0.3 - np.pi, -1.0),
+                     particle(12, 30.0, 2.0, m=0.0)]])
+    cfg = RecoConfig(jet_stochastic=0.0, jet_constant=0.0, met_resolution=0.0)
+    objects, _ = reconstruct_events(Particles(prt, _Table()), cfg, Caps(), np.random.default_rng(0))
+    ev = Events(objects, {"event": np.zeros(1, dtype=np.uint64)})
+    jets = ev.of_type(T.JET, T.BJET)[0]
+    np.testing.assert_allclose(sorted(jets.pt.to_list()), [100.0, 100.0], rtol=1e-5)
+    np.testing.assert_allclose(sorted(jets.eta.to_list()), [-1.0, 0.5], atol=1e-5)
+    np.testing.assert_allclose(sorted(jets.mass.to_list()), [0.13957, 0.13957], rtol=1e-3)
+    met_pt, met_phi = ev.met
+    assert met_pt[0] == pytest.approx(30.0, rel=1e-5) and met_phi[0] == pytest.approx(2.0, abs=1e-5)

@@ -1,0 +1,146 @@
+"""Does the test suite catch realistic bugs? Apply each known bug to a temporary copy of the code, run
+only the tests that claim to cover it, and report caught or missed.
+
+    python tools/mutation_check.py                 # every mutation
+    python tools/mutation_check.py topk-keeps-k-1 met-phi-swapped   # some, by name
+    python tools/mutation_check.py --list
+
+A bug is caught when its tests fail; missed when they pass. The mutations live in MUTATIONS below:
+when a bug slips past the tests, add it there with the tests that should catch it, then make them
+catch it. Results go to benchmarks/results/mutation_check.json (and docs/development.md quotes them).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Mutation:
+    name: str
+    what: str
+    file: str
+    old: str  # must occur exactly once in `file`
+    new: str
+    tests: tuple[str, ...]  # pytest node ids or files, relative to the repo
+
+
+MUTATIONS = [
+    Mutation("topk-keeps-k-1", "top-k keeps k-1 tokens; top-1 then always returns token 0", "backbone/generate.py",
+             'logits.masked_fill(logits < kth, float("-inf"))', 'logits.masked_fill(logits <= kth, float("-inf"))',
+             ("tests/test_backbone_model.py",)),
+    Mutation("charge-off-by-one", "decoded charge off by one", "tokenizer/tokenizer.py",
+             "charge[s:s + len(ids)] = (q.argmax(dim=1) - 1)", "charge[s:s + len(ids)] = q.argmax(dim=1)",
+             ("tests/test_tokenizer.py",)),
+    Mutation("neighbouring-code", "decode the neighbouring code of each token", "tokenizer/model.py",
+             "get_output_from_indices(ids[sel] - self.offsets[t])",
+             "get_output_from_indices((ids[sel] - self.offsets[t] + 1) % self.codes_per_type[t])",
+             ("tests/test_tokenizer.py",)),
+    Mutation("met-phi-swapped", "MET phi from arctan2(x, y) instead of arctan2(y, x)", "events/root.py",
+             'np.arctan2(v["py"], v["px"])', 'np.arctan2(v["px"], v["py"])', ("tests/test_root.py",)),
+    Mutation("ids-restart-per-chunk", "event ids restart at 0 in each chunk of a file without an event branch",
+             "events/root.py", '"event": np.arange(entry, entry + n, dtype=np.uint64)',
+             '"event": np.arange(0, n, dtype=np.uint64)', ("tests/test_root.py",)),
+    Mutation("jet-energy-scale", "+10% jet energy scale in the detector model", "events/reco.py",
+             "pt, mass = pt * scale, mass * scale", "pt, mass = pt * scale * 1.1, mass * scale * 1.1",
+             ("tests/test_events_generate.py",)),
+    Mutation("process-not-in-prompt", "sampling puts MASK in the process slot, so --process is ignored",
+             "backbone/sampling.py", "return [vocab.bos, vocab.process_token(process)]",
+             "return [vocab.bos, vocab.mask]", ("tests/test_api.py", "tests/test_sample.py")),
+    Mutation("prefill-positions", "positions restart at 0 when prefilling after a KV cache", "backbone/model.py",
+             "pos = torch.arange(start, start + T, device=idx.device)", "pos = torch.arange(0, T, device=idx.device)",
+             ("tests/test_backbone_model.py",)),
+    Mutation("decode-mask-bound", "a decode step attends to keys before its position only", "backbone/model.py",
+             "mask = (torch.arange(k.shape[2], device=x.device) <= pos)",
+             "mask = (torch.arange(k.shape[2], device=x.device) < pos)", ("tests/test_backbone_model.py",)),
+    Mutation("cache-length", "the KV cache length forgets the tokens already cached", "backbone/model.py",
+             "kv_cache.length = start + T", "kv_cache.length = T", ("tests/test_backbone_model.py",)),
+    Mutation("score-rows-reversed", "nll scores written to the reversed rows of each batch", "finetune/scores.py",
+             "total[rows] = nll.sum(1).cpu().numpy()", "total[rows[::-1]] = nll.sum(1).cpu().numpy()",
+             ("tests/test_api.py",)),
+]
+
+
+def copy_repo(dest: Path) -> None:
+    """The tracked and untracked-but-not-ignored files of the repo (the code as it is, uncommitted edits included)."""
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, check=True,
+                           capture_output=True).stdout.decode().split("\0")
+    for name in filter(None, files):
+        src = REPO / name
+        if src.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / name)
+
+
+def apply(mutation: Mutation, root: Path) -> None:
+    path = root / mutation.file
+    text = path.read_text()
+    if text.count(mutation.old) != 1:
+        raise SystemExit(f"{mutation.name}: the code to mutate occurs {text.count(mutation.old)} times in "
+                         f"{mutation.file} (expected once); update the mutation to the current code")
+    path.write_text(text.replace(mutation.old, mutation.new))
+
+
+def run(mutation: Mutation, timeout: float) -> dict:
+    with tempfile.TemporaryDirectory(prefix=f"mutant-{mutation.name}-") as tmp:
+        root = Path(tmp) / REPO.name
+        copy_repo(root)
+        if (REPO.parent / "shared").is_dir():  # the shared data files the tests read, beside the copy as here
+            (Path(tmp) / "shared").symlink_to(REPO.parent / "shared")
+        apply(mutation, root)
+        # the copy comes first on the path: its modules, not the installed (editable) ones, are imported
+        env = {**os.environ, "PYTHONPATH": str(root), "PYTHONDONTWRITEBYTECODE": "1"}
+        start = time.perf_counter()
+        try:
+            proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
+                                   *mutation.tests], cwd=root, env=env, capture_output=True, text=True,
+                                  timeout=timeout)
+            code, tail = proc.returncode, (proc.stdout + proc.stderr).strip().splitlines()[-1:]
+        except subprocess.TimeoutExpired:
+            code, tail = -1, ["timed out"]
+    # 1: tests failed (caught); 0: passed (missed); 5: no test ran, 2-4: pytest could not run them
+    verdict = {0: "missed", 1: "caught"}.get(code, "error")
+    return {"name": mutation.name, "what": mutation.what, "verdict": verdict, "pytest_exit": code,
+            "seconds": round(time.perf_counter() - start, 1), "summary": tail[0] if tail else ""}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("names", nargs="*", help="mutations to run (default: all)")
+    parser.add_argument("--list", action="store_true", help="list the mutations and exit")
+    parser.add_argument("--timeout", type=float, default=1800, help="seconds per mutation (default 1800)")
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "mutation_check.json")
+    args = parser.parse_args(argv)
+    known = {m.name: m for m in MUTATIONS}
+    if args.list:
+        for m in MUTATIONS:
+            print(f"{m.name:32s} {m.file:28s} {m.what}")
+        return 0
+    unknown = [n for n in args.names if n not in known]
+    if unknown:
+        parser.error(f"unknown mutations {unknown}; --list shows them")
+    results = []
+    for m in [known[n] for n in args.names] or MUTATIONS:
+        results.append(run(m, args.timeout))
+        r = results[-1]
+        print(f"{r['verdict']:7s} {r['name']:32s} {r['seconds']:7.1f} s  {r['summary']}", flush=True)
+    missed = [r["name"] for r in results if r["verdict"] != "caught"]
+    print(f"{len(results) - len(missed)} of {len(results)} caught" + (f"; not caught: {missed}" if missed else ""))
+    if not args.names:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps({"python": sys.version.split()[0], "results": results}, indent=1))
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
