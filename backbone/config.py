@@ -1,33 +1,106 @@
-"""Backbone model configuration."""
+"""Backbone configuration: the GPT's own config, and the pretraining config of configs/backbone/*.yaml."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
+
+from common.config import check_ranges
 
 
 @dataclass(frozen=True)
-class GPTConfig:
-    """A GPT over token sequences. Reference size for speed comparisons: 8 layers, width 512, 8 heads,
-    sequences of 130 tokens (constituent mode: BOS + up to 128 constituents + EOS)."""
+class GPTShape:
+    """The GPT's size, chosen by the pretraining config (`model:`) and kept in the model's GPTConfig."""
 
-    vocab_size: int
-    block_size: int = 130
     n_layer: int = 8
     n_head: int = 8
     n_embd: int = 512
     dropout: float = 0.0
     bias: bool = False
+    #: the continuous density head (backbone.density): mixture components, 0 for none; pretraining it needs
+    #: a token store written with `tokenizer.tokenize --features`
+    density_components: int = 0
+
+    def __post_init__(self):
+        if self.n_embd % self.n_head:
+            raise ValueError(f"n_embd ({self.n_embd}) must be a multiple of n_head ({self.n_head})")
+
+
+@dataclass(frozen=True, kw_only=True)
+class GPTConfig(GPTShape):
+    """A GPT over token sequences. Reference size for speed comparisons: 8 layers, width 512, 8 heads,
+    sequences of 130 tokens (constituent mode: BOS + up to 128 constituents + EOS)."""
+
+    vocab_size: int
+    block_size: int = 130
     #: hybrid input: each object's continuous features (n_features of them) embedded and added to its
     #: token embedding; the targets stay token ids. 0: plain token input. Token ids below `n_codes`
     #: are objects; other tokens have no features.
     n_features: int = 0
     n_codes: int = 0
-    #: the continuous density head (backbone.density): mixture components, 0 for none; `density_mode`
-    #: (event or constituent) fixes its features
-    density_components: int = 0
+    #: event or constituent: which features the density head models
     density_mode: str = ""
 
     def __post_init__(self):
-        if self.n_embd % self.n_head:
-            raise ValueError(f"n_embd ({self.n_embd}) must be a multiple of n_head ({self.n_head})")
+        super().__post_init__()
         if self.density_components and self.density_mode not in ("event", "constituent"):
             raise ValueError(f"density_mode must be event or constituent, got {self.density_mode!r}")
+
+
+@dataclass(frozen=True)
+class ModelSection(GPTShape):
+    #: embed each object's continuous features alongside its token (needs a token store written with
+    #: `tokenizer.tokenize --features`); targets stay token ids
+    hybrid: bool = False
+
+    def gpt(self, vocab_size: int, block_size: int, n_features: int, n_codes: int, density_mode: str) -> GPTConfig:
+        """The model's config: this size, and what the data fixes."""
+        shape = {f.name: getattr(self, f.name) for f in fields(GPTShape)}
+        return GPTConfig(**shape, vocab_size=vocab_size, block_size=block_size, n_features=n_features,
+                         n_codes=n_codes, density_mode=density_mode if self.density_components else "")
+
+
+@dataclass(frozen=True)
+class DataSection:
+    train: str = ""
+    val: str = ""  # empty: hold out val_fraction of train
+    val_fraction: float = 0.05
+    conditional: bool = False  # a process token after BOS, for conditional generation
+
+
+@dataclass(frozen=True)
+class TrainSection:
+    batch_size: int = 256
+    grad_accum: int = 1
+    lr: float = 6e-4
+    min_lr_fraction: float = 0.1
+    weight_decay: float = 0.1  # on the weight matrices only (common.training.param_groups)
+    warmup_steps: int = 200
+    max_steps: int = 5000
+    eval_every: int = 500
+    clip: float = 1.0
+    mask_rate: float = 0.35
+    #: conditional data: the fraction of events whose process token is replaced by MASK ("unknown"),
+    #: so that one backbone also models events of unknown process (data to score, unconditional sampling)
+    process_dropout: float = 0.1
+    weight_next: float = 1.0
+    weight_masked: float = 1.0
+    weight_density: float = 1.0  # the density head's negative log-likelihood, per object
+    seed: int = 0
+    device: str = "auto"
+    #: also keep each evaluation's checkpoint as checkpoint_step<N>/ (to study how scores evolve in training)
+    keep_checkpoints: bool = False
+    compile: bool = False  # torch.compile the model (CUDA)
+    bf16: bool = True  # bf16 autocast on CUDA
+
+    def __post_init__(self):
+        check_ranges(self, positive=("batch_size", "grad_accum", "max_steps", "eval_every"),
+                     nonnegative=("lr", "weight_decay", "warmup_steps", "clip", "weight_next", "weight_masked",
+                                  "weight_density", "seed"),
+                     fractions=("min_lr_fraction", "mask_rate", "process_dropout"))
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    model: ModelSection = field(default_factory=ModelSection)
+    data: DataSection = field(default_factory=DataSection)
+    train: TrainSection = field(default_factory=TrainSection)
+    out: str = "runs/backbone"

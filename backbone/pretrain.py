@@ -11,82 +11,18 @@ import json
 import math
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from backbone.config import GPTConfig
+from backbone.config import PretrainConfig, TrainSection
 from backbone.data import TokenSequences
 from backbone.masking import mask_tokens
 from backbone.model import GPT
 from backbone.plots import plot_losses
 from common.cli import UserError, check_output_folder, run_cli, training_parser
-from common.config import check_ranges, load_config, to_dict
-
-
-@dataclass(frozen=True)
-class ModelSection:
-    n_layer: int = 8
-    n_head: int = 8
-    n_embd: int = 512
-    dropout: float = 0.0
-    bias: bool = False
-    #: embed each object's continuous features alongside its token (needs a token store written with
-    #: `tokenizer.tokenize --features`); targets stay token ids
-    hybrid: bool = False
-    #: the continuous density head (backbone.density): mixture components, 0 for none; needs a token
-    #: store written with `tokenizer.tokenize --features`
-    density_components: int = 0
-
-
-@dataclass(frozen=True)
-class DataSection:
-    train: str = ""
-    val: str = ""  # empty: hold out val_fraction of train
-    val_fraction: float = 0.05
-    conditional: bool = False  # a process token after BOS, for conditional generation
-
-
-@dataclass(frozen=True)
-class TrainSection:
-    batch_size: int = 256
-    grad_accum: int = 1
-    lr: float = 6e-4
-    min_lr_fraction: float = 0.1
-    weight_decay: float = 0.1
-    warmup_steps: int = 200
-    max_steps: int = 5000
-    eval_every: int = 500
-    clip: float = 1.0
-    mask_rate: float = 0.35
-    #: conditional data: the fraction of events whose process token is replaced by MASK ("unknown"),
-    #: so that one backbone also models events of unknown process (data to score, unconditional sampling)
-    process_dropout: float = 0.1
-    weight_next: float = 1.0
-    weight_masked: float = 1.0
-    weight_density: float = 1.0  # the density head's negative log-likelihood, per object
-    seed: int = 0
-    device: str = "auto"
-    #: also keep each evaluation's checkpoint as checkpoint_step<N>/ (to study how scores evolve in training)
-    keep_checkpoints: bool = False
-    compile: bool = False  # torch.compile the model (CUDA)
-    bf16: bool = True  # bf16 autocast on CUDA
-
-    def __post_init__(self):
-        check_ranges(self, positive=("batch_size", "grad_accum", "max_steps", "eval_every"),
-                     nonnegative=("lr", "weight_decay", "warmup_steps", "clip", "weight_next", "weight_masked",
-                                  "weight_density", "seed"),
-                     fractions=("min_lr_fraction", "mask_rate", "process_dropout"))
-
-
-@dataclass(frozen=True)
-class PretrainConfig:
-    model: ModelSection = field(default_factory=ModelSection)
-    data: DataSection = field(default_factory=DataSection)
-    train: TrainSection = field(default_factory=TrainSection)
-    out: str = "runs/backbone"
+from common.config import load_config, to_dict
 
 
 def split_indices(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -144,17 +80,6 @@ def _unwrap(model):
     return getattr(model, "_orig_mod", model)
 
 
-def stop_signal(stop, world: int, device) -> int:
-    """The signal that asked any rank to stop (0: none), so that all ranks stop at the same step."""
-    if world == 1:
-        return stop.signum
-    import torch.distributed as dist
-
-    flag = torch.tensor([stop.signum], device=device)
-    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-    return int(flag)
-
-
 def hybrid_table(cfg: PretrainConfig, data: TokenSequences, val_data: TokenSequences) -> np.ndarray:
     """The code feature table of the training store, which (and the validation data) must hold features."""
     from tokenizer.store import read_code_features
@@ -177,22 +102,18 @@ def check_density_data(cfg: PretrainConfig, data: TokenSequences, val_data: Toke
 
 
 def save_backbone(model: GPT, data: TokenSequences, cfg: PretrainConfig, folder: Path, extra: dict) -> None:
-    from common.pretrained import write_config, write_weights
-
-    write_config(folder, {
-        "format": "colliderfm.backbone", "gpt": asdict(model.config), "weights_sha256": write_weights(folder, model),
-        "vocab": {"n_codes": data.vocab.n_codes, "processes": list(data.vocab.processes)},
-        "conditional": data.conditional, "tokenizer_fingerprint": data.fingerprint or None,
-        "train_config": to_dict(cfg), **extra})
+    model.vocab, model.conditional, model.tokenizer_fingerprint = data.vocab, data.conditional, data.fingerprint or None
+    model.process_dropout = cfg.train.process_dropout
+    model.save_pretrained(folder, to_dict(cfg), **extra)
 
 
 def run(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -> dict:
     from tqdm import tqdm
 
-    from common.checkpoint import checkpoint_exists, load_checkpoint, save_checkpoint
-    from common.interrupt import Interrupted, stop_on_signals
     from common.provenance import record_run
     from common.runtime import autocast as autocast_for, init_distributed, resolve_device
+    from common.schedule import warmup_cosine
+    from common.training import TrainingRun, param_groups
 
     if not cfg.data.train:
         raise UserError("no training data: set data.train to a token store (python -m tokenizer.tokenize)")
@@ -213,11 +134,8 @@ def run(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -> dic
     table = hybrid_table(cfg, data, val_data) if m.hybrid else None
     if m.density_components:
         check_density_data(cfg, data, val_data)
-    gpt = GPTConfig(vocab_size=data.vocab.size, block_size=block, n_layer=m.n_layer, n_head=m.n_head,
-                    n_embd=m.n_embd, dropout=m.dropout, bias=m.bias,
-                    n_features=0 if table is None else table.shape[1], n_codes=data.vocab.n_codes,
-                    density_components=m.density_components, density_mode=data.mode if m.density_components else "")
-    model = GPT(gpt).to(device)
+    model = GPT(m.gpt(data.vocab.size, block, 0 if table is None else table.shape[1], data.vocab.n_codes,
+                      data.mode)).to(device)
     if table is not None:
         model.set_code_features(torch.from_numpy(table))
     if m.density_components:
@@ -227,7 +145,7 @@ def run(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -> dic
         model.density.set_tokenizer(code_types.tolist(), transform["mean"], transform["std"],
                                     read_code_features(cfg.data.train)[:data.vocab.n_codes])
     density = bool(m.density_components)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay, betas=(0.9, 0.95),
+    optimizer = torch.optim.AdamW(param_groups(model, tc.weight_decay), lr=tc.lr, betas=(0.9, 0.95),
                                   fused=device.type == "cuda")
     ddp = None
     if world > 1:
@@ -242,40 +160,25 @@ def run(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -> dic
         record_run(out, to_dict(cfg), tc.seed, f"{device} x{world}")
     state = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "history": [], "tokens": 0, "seconds": 0.0,
              "curve": [], "window": [0.0, 0.0, 0.0, 0]}  # curve: [step, mean next, mean masked(, mean density)]
-    if resume and checkpoint_exists(out / "checkpoint"):
-        state, _ = load_checkpoint(out / "checkpoint", model, optimizer)
-        if len(state["window"]) == 3:  # written before the density loss had a slot
-            state["window"] = [*state["window"][:2], 0.0, state["window"][2]]
-
-    def lr_at(step: int) -> float:
-        if step < tc.warmup_steps:
-            return tc.lr * (step + 1) / tc.warmup_steps
-        progress_ = min((step - tc.warmup_steps) / max(tc.max_steps - tc.warmup_steps, 1), 1.0)
-        return tc.lr * (tc.min_lr_fraction + (1 - tc.min_lr_fraction) * 0.5 * (1 + math.cos(math.pi * progress_)))
+    run = TrainingRun(out / "checkpoint", model, optimizer, state, rank, world)
+    if resume and run.resume() and len(state["window"]) == 3:  # written before the density loss had a slot
+        state["window"] = [*state["window"][:2], 0.0, state["window"][2]]
 
     def epoch_batches():
         while True:
-            rng = np.random.default_rng([tc.seed, state["epoch"]])
-            done = state["batch_in_epoch"]
-            for i, indices in enumerate(data.index_batches(rng, tc.batch_size, indices=train_idx)):
-                if i < done:
-                    continue  # resuming mid-epoch: the same order, skip what was already used
-                # every rank resumes after the last round of batches any rank took
-                state["batch_in_epoch"] = (i // world + 1) * world
-                if i % world == rank:  # every rank draws the same order and takes its share
-                    yield indices
-            state["epoch"] += 1
-            state["batch_in_epoch"] = 0
+            yield from run.epoch(data.index_batches(np.random.default_rng([tc.seed, state["epoch"]]), tc.batch_size,
+                                                    indices=train_idx))
 
     batches = epoch_batches()
     bar = tqdm(total=tc.max_steps, initial=state["step"], desc="pretrain", unit="step",
                disable=not progress or rank > 0)
     model.train()
-    with stop_on_signals() as stop:
+    with run:
         while state["step"] < tc.max_steps:
             start = time.perf_counter()
             for group in optimizer.param_groups:
-                group["lr"] = lr_at(state["step"])
+                group["lr"] = warmup_cosine(state["step"], tc.max_steps, tc.warmup_steps, tc.min_lr_fraction,
+                                            peak=tc.lr)
             tokens = 0
             for _ in range(tc.grad_accum):
                 batch, features = data.tensors(next(batches), device)
@@ -309,16 +212,10 @@ def run(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -> dic
                 metrics = evaluate(step_model, val_data, val_idx, tc, device, autocast)
                 train = dict(zip(("train_loss_next", "train_loss_masked", "train_loss_density"), state["curve"][-1][1:]))
                 state["history"].append({"step": state["step"], **train, **metrics})
-                if rank == 0:
-                    save_checkpoint(out / "checkpoint", model, optimizer, state)
-                    if tc.keep_checkpoints:
-                        shutil.copytree(out / "checkpoint", out / f"checkpoint_step{state['step']}", dirs_exist_ok=True)
-            signum = stop_signal(stop, world, device)
-            if signum:
-                if rank == 0:
-                    save_checkpoint(out / "checkpoint", model, optimizer, state)
-                raise Interrupted(signum, f"checkpoint of step {state['step']} written to {out / 'checkpoint'}; "
-                                          "continue with --resume")
+                run.save()
+                if rank == 0 and tc.keep_checkpoints:
+                    shutil.copytree(out / "checkpoint", out / f"checkpoint_step{state['step']}", dirs_exist_ok=True)
+            run.stop_point()
     bar.close()
     last = state["history"][-1]
     result = {"val_loss_next": last["val_loss_next"], "val_loss_masked": last["val_loss_masked"],

@@ -1,7 +1,10 @@
 """Training checkpoints without pickle: model and optimizer tensors in safetensors, the rest in JSON.
 
-Everything needed for an exact resume is saved: weights and buffers, optimizer moments, the torch
-RNG state, and the loop's own state (epoch, best score, history).
+Everything needed for an exact resume is saved: weights and buffers, optimizer moments, the state of
+every random generator the run draws from (torch's on the CPU and, where CUDA is available, on each
+device: vector-quantize-pytorch replaces dead codes with draws on the model's device; numpy and
+Python's `random` draw nothing, every numpy draw has its own seeded Generator), and the loop's own
+state (epoch, best score, history).
 
 A checkpoint is a folder of model.safetensors, optimizer.safetensors, state.json and manifest.json
 (the SHA-256 of the other three). A new one is written into a temporary sibling folder and renamed
@@ -13,9 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import torch
@@ -23,6 +26,7 @@ import torch
 from common.errors import CheckpointError
 
 FILES = ("model.safetensors", "optimizer.safetensors", "state.json")
+log = logging.getLogger(__name__)
 
 
 def sha256(path: str | Path) -> str:
@@ -75,7 +79,7 @@ def save_checkpoint(folder: str | Path, model: torch.nn.Module, optimizer: torch
     opt_tensors, opt_meta = _optimizer_tensors(optimizer)
     model_tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
     model_tensors.update({f"extra.{k}": v.cpu().contiguous() for k, v in (extra_tensors or {}).items()})
-    model_tensors["rng.torch"] = torch.get_rng_state()
+    model_tensors.update(_rng_states())
     contents = {"model.safetensors": save(model_tensors),
                 "optimizer.safetensors": save({k: v.cpu() for k, v in opt_tensors.items()} or {"empty": torch.zeros(1)}),
                 "state.json": json.dumps({"loop": loop_state, "optimizer": opt_meta}, indent=1).encode()}
@@ -88,6 +92,20 @@ def save_checkpoint(folder: str | Path, model: torch.nn.Module, optimizer: torch
         shutil.rmtree(prev, ignore_errors=True)
         os.replace(folder, prev)
     os.replace(tmp, folder)
+
+
+def _rng_states() -> dict[str, torch.Tensor]:
+    states = {"rng.torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        states.update({f"rng.cuda.{i}": state for i, state in enumerate(torch.cuda.get_rng_state_all())})
+    return states
+
+
+def _set_rng_states(states: dict[str, torch.Tensor]) -> None:
+    torch.set_rng_state(states["rng.torch"])
+    if torch.cuda.is_available():  # a checkpoint written without CUDA holds no CUDA state to restore
+        for i in range(min(torch.cuda.device_count(), sum(k.startswith("rng.cuda.") for k in states))):
+            torch.cuda.set_rng_state(states[f"rng.cuda.{i}"], i)
 
 
 def verify_checkpoint(folder: str | Path) -> str | None:
@@ -109,15 +127,14 @@ def verify_checkpoint(folder: str | Path) -> str | None:
 
 def load_checkpoint(folder: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer
                     ) -> tuple[dict, dict[str, torch.Tensor]]:
-    """Restore model, optimizer and torch RNG from checkpoint `folder`, or from its previous checkpoint
+    """Restore model, optimizer and random generators from checkpoint `folder`, or from its previous checkpoint
     if `folder` is incomplete or corrupt; returns (loop state, extra tensors)."""
     problems = []
     for candidate in (Path(folder), previous(folder)):
         problem = verify_checkpoint(candidate)
         if problem is None:
             if problems:
-                print(f"warning: checkpoint {problems[0]}; resuming from the previous one, {candidate}",
-                      file=sys.stderr)
+                log.warning("checkpoint %s; resuming from the previous one, %s", problems[0], candidate)
             return _load(candidate, model, optimizer)
         problems.append(f"{candidate}: {problem}")
     raise CheckpointError("no usable checkpoint to resume from: " + "; ".join(problems))
@@ -127,7 +144,7 @@ def _load(folder: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer
     from safetensors.torch import load_file
 
     tensors = load_file(str(folder / "model.safetensors"))
-    rng = tensors.pop("rng.torch")
+    rng = {k: tensors.pop(k) for k in list(tensors) if k.startswith("rng.")}
     extra = {k[len("extra."):]: tensors.pop(k) for k in list(tensors) if k.startswith("extra.")}
     device = next(model.parameters()).device
     try:
@@ -135,7 +152,7 @@ def _load(folder: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer
     except RuntimeError as err:
         raise CheckpointError(f"{folder}: the checkpoint does not match this run's model (was the config "
                               f"changed?): {str(err).splitlines()[0]}") from None
-    torch.set_rng_state(rng)
+    _set_rng_states(rng)
     meta = json.loads((folder / "state.json").read_text())
     opt_tensors = load_file(str(folder / "optimizer.safetensors"))
     state = {int(index): dict(entry) for index, entry in meta["optimizer"]["state"].items()}
@@ -144,5 +161,8 @@ def _load(folder: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer
             continue
         index, name = key.split(".", 1)
         state[int(index)][name] = value.to(device) if name != "step" else value
-    optimizer.load_state_dict({"state": state, "param_groups": meta["optimizer"]["param_groups"]})
+    try:
+        optimizer.load_state_dict({"state": state, "param_groups": meta["optimizer"]["param_groups"]})
+    except ValueError as err:  # other parameter groups, e.g. from a version that decayed every parameter
+        raise CheckpointError(f"{folder}: the checkpoint's optimizer does not match this run's: {err}") from None
     return meta["loop"], extra

@@ -3,6 +3,7 @@ that refuse bad sizes, counts and rates at parse time, and output paths that nev
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import os
 import signal
@@ -124,6 +125,14 @@ class Terminated(Exception):
         self.exit_code = 128 + signum
 
 
+class PlainFormatter(logging.Formatter):
+    """Log lines as the CLIs print theirs: information as it is, warnings and errors after their level."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        return text if record.levelno < logging.WARNING else f"{record.levelname.lower()}: {text}"
+
+
 _main_pid = 0
 
 
@@ -143,6 +152,10 @@ def run_cli(main: Callable[[list[str] | None], int | None], prog: str, argv: lis
     """
     global _main_pid
     _main_pid = os.getpid()
+    # the library's progress lines and warnings (module loggers) reach the user on stderr, as plain lines
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(PlainFormatter())
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _terminate)
     try:

@@ -1,5 +1,6 @@
 """Graceful stops: SIGTERM (what batch systems send before they kill a job) and Ctrl-C make a
-training loop finish its current step, write a checkpoint and exit; `--resume` then continues as if
+training loop (common.training.TrainingRun) go on to its next safe point (the end of a step, of an
+evaluation or of a checkpoint write), write a checkpoint and exit; `--resume` then continues as if
 nothing had happened. A second signal is not caught again, so it still kills at once."""
 from __future__ import annotations
 

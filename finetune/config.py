@@ -49,7 +49,7 @@ class TrainSection:
     batch_size: int = 256
     lr: float = 1e-3
     backbone_lr_scale: float = 0.1  # full mode: the backbone learns at lr * this
-    weight_decay: float = 0.01
+    weight_decay: float = 0.01  # on the weight matrices only (common.training.param_groups)
     epochs: int = 20
     min_steps: int = 0  # at least this many optimizer steps (more epochs for small training sets)
     patience: int = 4  # validations without a better loss before stopping (best weights are kept)

@@ -9,6 +9,9 @@ import torch
 from torch.nn import functional as F
 
 from backbone.data import TokenSequences, to_device
+from common.errors import TrainingError
+from common.schedule import warmup_cosine
+from common.training import TrainingRun, param_groups
 from finetune.config import TrainSection
 
 VALIDATE_EVERY = 50  # steps between validations, rounded to whole epochs
@@ -22,15 +25,16 @@ def class_weights(y: np.ndarray, n_classes: int) -> torch.Tensor:
 
 
 def optimizer_for(model, cfg: TrainSection) -> torch.optim.Optimizer:
-    """AdamW; in full mode the backbone learns at lr * backbone_lr_scale, the head at lr."""
+    """AdamW, decaying the weight matrices only; in full mode the backbone learns at lr * backbone_lr_scale,
+    the head at lr."""
     head = [p for n, p in model.named_parameters() if not n.startswith("backbone.")]
-    groups = [{"params": head, "lr": cfg.lr}]
+    groups = param_groups(model, cfg.weight_decay, head, lr=cfg.lr)
     if cfg.mode != "frozen":
         scale = cfg.backbone_lr_scale if cfg.mode == "full" else 1.0
-        groups.append({"params": list(model.backbone.parameters()), "lr": cfg.lr * scale})
+        groups += param_groups(model, cfg.weight_decay, model.backbone.parameters(), lr=cfg.lr * scale)
     for g in groups:
         g["base_lr"] = g["lr"]
-    return torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(groups)
 
 
 @torch.no_grad()
@@ -52,13 +56,6 @@ def mean_loss(model, seqs, y, indices, weights, batch_size, device) -> float:
     return float((w * nll).sum() / w.sum())
 
 
-def lr_factor(step: int, warmup: int, total: int) -> float:
-    """Linear warm-up, then cosine decay to zero at `total` steps."""
-    if step < warmup:
-        return (step + 1) / warmup
-    return 0.5 * (1 + math.cos(math.pi * min((step - warmup) / max(total - warmup, 1), 1.0)))
-
-
 def fit(model, seqs: TokenSequences, y: np.ndarray, train_idx: np.ndarray, val_seqs: TokenSequences,
         y_val: np.ndarray, val_idx: np.ndarray, cfg: TrainSection, device, progress: bool = True,
         checkpoint: Path | None = None, resume: bool = False) -> dict:
@@ -70,9 +67,6 @@ def fit(model, seqs: TokenSequences, y: np.ndarray, train_idx: np.ndarray, val_s
     validation and when a signal stops the run; `resume` continues from it exactly."""
     from tqdm import tqdm
 
-    from common.checkpoint import checkpoint_exists, load_checkpoint, save_checkpoint
-    from common.interrupt import Interrupted, stop_on_signals
-
     n_classes = model.head[-1].out_features
     weights = class_weights(y[train_idx], n_classes) if cfg.class_weights else torch.ones(n_classes)
     optimizer = optimizer_for(model, cfg)
@@ -80,29 +74,22 @@ def fit(model, seqs: TokenSequences, y: np.ndarray, train_idx: np.ndarray, val_s
     epochs = max(cfg.epochs, math.ceil(cfg.min_steps / steps_per_epoch))
     validate_every = max(1, round(VALIDATE_EVERY / steps_per_epoch))  # epochs
     total = steps_per_epoch * epochs
-    warmup = min(cfg.warmup_steps, total // 10 + 1)
-    state = {"epoch": 0, "batch_in_epoch": 0, "step": 0, "best": float("inf"), "bad": 0, "history": [],
-             "loss": float("nan")}
-    best_state = None
-
-    def save():
-        if checkpoint is not None:
-            save_checkpoint(checkpoint, model, optimizer, state, {f"best.{k}": v for k, v in (best_state or {}).items()})
-
-    if resume and checkpoint is not None and checkpoint_exists(checkpoint):
-        state, extra = load_checkpoint(checkpoint, model, optimizer)
-        best_state = {k[len("best."):]: v.to(device) for k, v in extra.items() if k.startswith("best.")} or None
+    state = {"epoch": 0, "batch_in_epoch": 0, "step": 0, "best_loss": float("inf"), "bad_evaluations": 0,
+             "history": [], "loss": float("nan")}
+    run = TrainingRun(checkpoint, model, optimizer, state)
+    if resume:
+        run.resume()
     bar = tqdm(total=total, initial=state["step"], desc=f"fine-tune ({cfg.mode})", unit="step", disable=not progress)
-    with stop_on_signals() as stop:
-        while state["epoch"] < epochs and state["bad"] < cfg.patience:
+    with run:
+        while state["epoch"] < epochs and state["bad_evaluations"] < cfg.patience:
             epoch = state["epoch"]
             model.train()
             rng = np.random.default_rng([cfg.seed, 3, epoch])
-            for i, batch_idx in enumerate(seqs.index_batches(rng, cfg.batch_size, train_idx)):
-                if i < state["batch_in_epoch"]:
-                    continue  # resuming mid-epoch: the same order, skip what was already used
+            for batch_idx in run.epoch(seqs.index_batches(rng, cfg.batch_size, train_idx)):
+                # a factor of each group's own rate; at least one step of warm-up, at most a tenth of the steps
+                factor = warmup_cosine(state["step"], total, cfg.warmup_steps, warmup_cap=total // 10 + 1)
                 for g in optimizer.param_groups:
-                    g["lr"] = g["base_lr"] * lr_factor(state["step"], warmup, total)
+                    g["lr"] = g["base_lr"] * factor
                 logits = model(*seqs.tensors(batch_idx, device))
                 loss = F.cross_entropy(logits.float(), torch.from_numpy(y[batch_idx]).to(device),
                                        weight=weights.to(device))
@@ -111,33 +98,19 @@ def fit(model, seqs: TokenSequences, y: np.ndarray, train_idx: np.ndarray, val_s
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
                 optimizer.step()
                 state["step"] += 1
-                state["batch_in_epoch"] = i + 1
                 state["loss"] = loss.item()
                 bar.update(1)
                 bar.set_postfix(epoch=epoch, loss=f"{state['loss']:.3f}")
-                if stop.signum:
-                    save()
-                    raise Interrupted(stop.signum, f"fine-tuning checkpoint of step {state['step']} written to "
-                                                   f"{checkpoint}; continue with --resume" if checkpoint else
-                                                   f"fine-tuning stopped at step {state['step']} (no checkpoint)")
-            state["epoch"], state["batch_in_epoch"] = epoch + 1, 0
+                run.stop_point()
             if (epoch + 1) % validate_every and epoch + 1 < epochs:
                 continue
             val = mean_loss(model, val_seqs, y_val, val_idx, weights, cfg.batch_size * 2, device)
             state["history"].append({"epoch": epoch, "step": state["step"], "train_loss": state["loss"],
                                      "val_loss": val})
-            if val < state["best"] - 1e-4:
-                state["best"], state["bad"] = val, 0
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            else:
-                state["bad"] += 1
-            save()
+            run.evaluated(val, min_improvement=1e-4)
     bar.close()
-    if best_state is None:
-        from common.errors import TrainingError
-
+    if not run.restore_best():
         raise TrainingError(f"the validation loss was never finite ({state['history'][-1]['val_loss']}): check the "
-                             "inputs and the learning rate")
-    model.load_state_dict(best_state)
-    return {"best_val_loss": state["best"], "epochs": state["epoch"], "steps": state["step"],
+                            "inputs and the learning rate")
+    return {"best_val_loss": state["best_loss"], "epochs": state["epoch"], "steps": state["step"],
             "history": state["history"]}

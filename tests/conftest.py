@@ -109,7 +109,8 @@ def _pretrain(trained, data_files, folder: Path, hybrid: bool = False):
     import subprocess
     import sys
 
-    from backbone.pretrain import PretrainConfig, run
+    from backbone.config import PretrainConfig
+    from backbone.pretrain import run
     from common.config import from_dict
 
     _, _, tok_folder = trained

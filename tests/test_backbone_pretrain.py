@@ -6,7 +6,8 @@ import torch
 
 from backbone.data import TokenSequences
 from backbone.masking import mask_tokens
-from backbone.pretrain import PretrainConfig, run
+from backbone.config import PretrainConfig
+from backbone.pretrain import run
 from backbone.vocab import Vocab
 from common.config import from_dict, to_dict
 from events.errors import EventDataError
@@ -172,7 +173,7 @@ def test_density_head_learns_and_resumes_exactly(store, density_store, tmp_path)
 
 
 def test_hybrid_pretraining_reads_features_and_keeps_the_code_table(store, tmp_path):
-    from backbone.io import load_backbone
+    from backbone.model import GPT
     from common.cli import UserError
     from tokenizer.store import iter_tokens
 
@@ -196,7 +197,7 @@ def test_hybrid_pretraining_reads_features_and_keeps_the_code_table(store, tmp_p
     assert f.shape == (1, data.lengths[4], 3) and not f[0, :2].any() and not f[0, -1].any()  # BOS, process, EOS
     np.testing.assert_array_equal(f[0, 2:-1].numpy(), ak.to_numpy(feats[4]))
     run(hybrid(path, tmp_path / "hybrid", 20), progress=False)
-    model, vocab, _ = load_backbone(tmp_path / "hybrid")
+    model = GPT.from_pretrained(tmp_path / "hybrid")
     np.testing.assert_array_equal(model.code_features[:32].numpy(), table)
     assert not model.code_features[32:].any()  # special and process tokens have no features
 

@@ -58,7 +58,7 @@ class DataConfig:
 class TrainConfig:
     batch_size: int = 8192  # objects; large batches keep the dead-code statistics meaningful
     lr: float = 2e-3
-    weight_decay: float = 0.0
+    weight_decay: float = 0.0  # on the weight matrices only (common.training.param_groups)
     epochs: int = 30
     warmup_steps: int = 100
     patience: int = 5  # epochs without validation improvement before stopping

@@ -7,7 +7,7 @@ the quantization-free autoencoder, information loss), and plots.
 from __future__ import annotations
 
 import json
-import math
+import logging
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -24,6 +24,8 @@ from tokenizer.config import ModelConfig, TokenizerTrainConfig, TrainConfig
 from tokenizer.features import FeatureTransform, event_chunks, flat_objects
 from tokenizer.model import split_codebook
 from tokenizer.tokenizer import Tokenizer, build_model, types_for_mode
+
+log = logging.getLogger(__name__)
 
 
 def load_events(cfg: TokenizerTrainConfig) -> Events:
@@ -144,8 +146,8 @@ def train_model(cfg: TokenizerTrainConfig, model_cfg: ModelConfig, train_events:
     """Train one model (VQ-VAE or plain autoencoder); returns (Tokenizer with the best weights, history)."""
     from tqdm import tqdm
 
-    from common.checkpoint import checkpoint_exists, load_checkpoint, save_checkpoint
-    from common.interrupt import Interrupted, stop_on_signals
+    from common.schedule import warmup_cosine
+    from common.training import TrainingRun, param_groups
 
     tc = cfg.train
     device = resolve_device(tc.device)
@@ -155,85 +157,59 @@ def train_model(cfg: TokenizerTrainConfig, model_cfg: ModelConfig, train_events:
     if len(train) < 2:
         raise UserError("too few training objects")
     model = make_model(model_cfg, tc, transform, train).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    optimizer = torch.optim.AdamW(param_groups(model, tc.weight_decay), lr=tc.lr)
     steps_per_epoch = max(len(train) // tc.batch_size, 1)
     total_steps = steps_per_epoch * tc.epochs
-
-    warmup = min(tc.warmup_steps, total_steps // 10)  # short runs must not spend themselves warming up
-
-    def lr_at(step: int) -> float:
-        if step < warmup:
-            return tc.lr * (step + 1) / warmup
-        progress_ = (step - warmup) / max(total_steps - warmup, 1)
-        return tc.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(progress_, 1.0))))
-
     # batch_in_epoch, seconds and objects: where in the epoch a run stopped by a signal resumes
-    state = {"epoch": 0, "step": 0, "best_val": float("inf"), "bad_epochs": 0, "history": [], "batch_in_epoch": 0,
-             "seconds": 0.0, "objects": 0}
-    ckpt = folder / "checkpoint"
-    best = None
-
-    def save():
-        save_checkpoint(ckpt, model, optimizer, state, {f"best.{k}": v for k, v in (best or {}).items()})
-
-    if resume and checkpoint_exists(ckpt):
-        state, extra = load_checkpoint(ckpt, model, optimizer)
-        best = {k[len("best."):]: v.to(device) for k, v in extra.items() if k.startswith("best.")}
-    else:
+    state = {"epoch": 0, "step": 0, "best_loss": float("inf"), "bad_evaluations": 0, "history": [],
+             "batch_in_epoch": 0, "seconds": 0.0, "objects": 0}
+    run = TrainingRun(folder / "checkpoint", model, optimizer, state)
+    if not (resume and run.resume()):
         init_codebooks(model, train, tc.seed)
     model.train()
     last_epoch = tc.epochs if max_epochs is None else min(tc.epochs, max_epochs)
-    while state["epoch"] < last_epoch and state["bad_epochs"] < tc.patience:
-        epoch = state["epoch"]
-        batches = train.shuffled(np.random.default_rng([tc.seed, epoch]), tc.batch_size,
-                                 by_event=model_cfg.encoder == "transformer")
-        bar = tqdm(batches, total=steps_per_epoch, desc=f"{folder.name} epoch {epoch + 1}/{tc.epochs}",
-                   disable=not progress, unit="step", leave=False)
-        start, loss = time.perf_counter(), None
-        with stop_on_signals() as stop:
-            for i, (index, counts) in enumerate(bar):
-                if i < state["batch_in_epoch"]:
-                    continue  # resuming mid-epoch: the same order, skip what was already used
+    with run:
+        while state["epoch"] < last_epoch and state["bad_evaluations"] < tc.patience:
+            epoch = state["epoch"]
+            batches = train.shuffled(np.random.default_rng([tc.seed, epoch]), tc.batch_size,
+                                     by_event=model_cfg.encoder == "transformer")
+            bar = tqdm(run.epoch(batches), total=steps_per_epoch, initial=state["batch_in_epoch"], unit="step",
+                       desc=f"{folder.name} epoch {epoch + 1}/{tc.epochs}", disable=not progress, leave=False)
+            start, loss = time.perf_counter(), None
+            for index, counts in bar:
                 for group in optimizer.param_groups:
-                    group["lr"] = lr_at(state["step"])
+                    # short runs must not spend themselves warming up: at most a tenth of the steps
+                    group["lr"] = warmup_cosine(state["step"], total_steps, tc.warmup_steps, 0.05,
+                                                warmup_cap=total_steps // 10, peak=tc.lr)
                 terms = loss_terms(model, *train.batch(index, counts))
                 optimizer.zero_grad(set_to_none=True)
                 terms["loss"].backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
                 optimizer.step()
                 state["step"] += 1
-                state["batch_in_epoch"] = i + 1
                 state["objects"] += len(index)
                 loss = terms["loss"].detach()  # read on the host only when shown or saved: no sync per step
-                if i % 20 == 0:
+                if state["step"] % 20 == 0:
                     bar.set_postfix(loss=f"{loss.item():.4f}")
-                if stop.signum:
+                if run.stop_requested():
                     state["seconds"] += time.perf_counter() - start
                     state["train_loss"] = loss.item()
-                    save()
-                    raise Interrupted(stop.signum, f"checkpoint of epoch {epoch + 1}, step {state['step']} written "
-                                                   f"to {ckpt}; continue with --resume")
-        state["seconds"] += time.perf_counter() - start
-        if loss is not None:
-            state["train_loss"] = loss.item()
-        val_terms = evaluate(model, val, tc.batch_size)
-        rate = state["objects"] / max(state["seconds"], 1e-9)
-        state["history"].append({"epoch": epoch + 1, "step": state["step"], **{f"val_{k}": v for k, v in val_terms.items()},
-                                 "train_loss": state["train_loss"], "objects_per_s": rate})
-        state.update(batch_in_epoch=0, seconds=0.0, objects=0)
-        if progress:
-            print(f"{folder.name} epoch {epoch + 1}: val loss {val_terms['loss']:.5f} (recon {val_terms['recon']:.5f}, "
-                  f"commit {val_terms['commit']:.5f}); {rate:,.0f} objects/s")
-        if val_terms["loss"] < state["best_val"]:
-            state["best_val"], state["bad_epochs"] = val_terms["loss"], 0
-            best = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        else:
-            state["bad_epochs"] += 1
-        state["epoch"] = epoch + 1
-        save()
-    if best:
-        model.load_state_dict(best)
-    extra = {"training": {"epochs": state["epoch"], "steps": state["step"], "best_val_loss": state["best_val"]}}
+                    run.stop()
+            state["seconds"] += time.perf_counter() - start
+            if loss is not None:
+                state["train_loss"] = loss.item()
+            val_terms = evaluate(model, val, tc.batch_size)
+            rate = state["objects"] / max(state["seconds"], 1e-9)
+            state["history"].append({"epoch": epoch + 1, "step": state["step"],
+                                     **{f"val_{k}": v for k, v in val_terms.items()},
+                                     "train_loss": state["train_loss"], "objects_per_s": rate})
+            state.update(seconds=0.0, objects=0)
+            if progress:
+                log.info("%s epoch %d: val loss %.5f (recon %.5f, commit %.5f); %s objects/s", folder.name, epoch + 1,
+                         val_terms["loss"], val_terms["recon"], val_terms["commit"], f"{rate:,.0f}")
+            run.evaluated(val_terms["loss"])
+    run.restore_best()
+    extra = {"training": {"epochs": state["epoch"], "steps": state["step"], "best_val_loss": state["best_loss"]}}
     return Tokenizer(model, transform, extra), state["history"]
 
 
