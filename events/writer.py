@@ -186,7 +186,21 @@ class AtomicOutput:
         self.stack.close()
 
 
-class EventWriter:
+class WritesAtomically:
+    """The context protocol of a writer that holds an `AtomicOutput` as `output`: `close()` on
+    success; on an exception the partial file is removed."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.output.abort(exc)
+
+
+class EventWriter(WritesAtomically):
     """Base of the writers of `Events` (`HDF5Writer`, `RootWriter`): `write(events)` chunk by chunk into
     an `AtomicOutput`. Use as a context manager: on an exception the partial file is removed.
     Subclasses' `__init__`, `write` and `close` are wrapped with `failing_cleanly`.
@@ -202,15 +216,6 @@ class EventWriter:
         self.output = AtomicOutput(path)
         self.path = self.output.path
         self.n_events = 0
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.output.abort(exc)
 
     def _with_file_process_names(self, events: Events) -> Events:
         """`events` re-indexed into the file's process names, extended by any new ones."""

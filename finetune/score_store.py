@@ -20,7 +20,7 @@ import numpy as np
 
 from events.errors import EventDataError, require_file
 from events.hdf5 import append_to_dataset
-from events.writer import AtomicOutput, failing_cleanly
+from events.writer import AtomicOutput, WritesAtomically, failing_cleanly
 
 FORMAT = "colliderfm.scores"
 ID_FIELDS = ("run", "lumi", "event")
@@ -31,7 +31,7 @@ class ScoreError(EventDataError):
     """A score column that cannot be trusted (non-finite or collapsed)."""
 
 
-class ScoreWriter:
+class ScoreWriter(WritesAtomically):
     """Append score rows chunk by chunk (`write`); the file appears atomically on `close` (use as a
     context manager: on an exception no file is left)."""
 
@@ -69,15 +69,6 @@ class ScoreWriter:
                 self._out.create_dataset("objects/offsets", data=np.zeros(1, np.int64), maxshape=(None,),
                                          chunks=(1 << 16,), compression="gzip", shuffle=True, fletcher32=True)
         self._n_objects = 0
-
-    def __enter__(self) -> "ScoreWriter":
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.output.abort(exc)
 
     @failing_cleanly
     def write(self, ids: dict[str, np.ndarray], flags: np.ndarray, scores: dict[str, np.ndarray],

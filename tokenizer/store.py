@@ -19,14 +19,14 @@ import numpy as np
 
 from events.errors import EventDataError
 from events.hdf5 import append_to_dataset
-from events.writer import AtomicOutput, failing_cleanly
+from events.writer import AtomicOutput, WritesAtomically, failing_cleanly
 from tokenizer.tokenizer import TokenBatch
 
 FORMAT_NAME = "colliderfm.tokens"
 _CHUNK = 1 << 16
 
 
-class TokenWriter:
+class TokenWriter(WritesAtomically):
     """Append `TokenBatch` chunks; the file appears atomically on close (use as a context manager: on an
     exception no file is left)."""
 
@@ -68,15 +68,6 @@ class TokenWriter:
         return cls(path, tokenizer.vocab_size, str(folder), tokenizer.mode,
                    tokenizer.code_features() if features else None, tokenizer.fingerprint, tokenizer.code_types(),
                    tokenizer.transform.to_dict())
-
-    def __enter__(self) -> "TokenWriter":
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.output.abort(exc)
 
     @failing_cleanly
     def write(self, tokens: TokenBatch) -> None:
