@@ -106,17 +106,15 @@ def trained(tmp_path_factory, data_files):
 def _pretrain(trained, data_files, folder: Path, hybrid: bool = False):
     """A tiny conditional backbone with a density head pretrained on the tokenized ttbar sample:
     (backbone folder, tokenizer folder)."""
-    import subprocess
-    import sys
-
     from backbone.config import PretrainConfig
     from backbone.pretrain import run
     from common.config import from_dict
+    from tokenizer.store import TokenWriter
+    from tokenizer.tokenize import tokenize_into
 
-    _, _, tok_folder = trained
-    subprocess.run([sys.executable, "-m", "tokenizer.tokenize", "--tokenizer", str(tok_folder), "--input",
-                    data_files[0], "--out", str(folder / "tokens.h5"), "--device", "cpu", "--features"],
-                   cwd=REPO, check=True, capture_output=True)
+    tokenizer, _, tok_folder = trained
+    with TokenWriter.for_tokenizer(folder / "tokens.h5", tokenizer, tok_folder, features=True) as writer:
+        tokenize_into(writer, tokenizer, data_files[0], features=True)
     cfg = from_dict(PretrainConfig, {"model": {"n_layer": 2, "n_head": 2, "n_embd": 32, "hybrid": hybrid,
                                                "density_components": 4},
                                      "data": {"train": str(folder / "tokens.h5"), "conditional": True},
