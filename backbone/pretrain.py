@@ -180,9 +180,12 @@ def run(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -> dic
                 group["lr"] = warmup_cosine(state["step"], tc.max_steps, tc.warmup_steps, tc.min_lr_fraction,
                                             peak=tc.lr)
             tokens = 0
-            for _ in range(tc.grad_accum):
+            for micro in range(tc.grad_accum):
                 batch, features = data.tensors(next(batches), device)
-                gen = torch.Generator().manual_seed((tc.seed * 1_000_003 + state["step"]) * world + rank)
+                # masks and process dropout of their own for each micro-batch and rank (with grad_accum 1,
+                # the seeds of earlier versions: their checkpoints resume exactly)
+                gen = torch.Generator().manual_seed(((tc.seed * 1_000_003 + state["step"]) * tc.grad_accum + micro)
+                                                    * world + rank)
                 loss_next, loss_masked, loss_density = losses(step_model, batch, data, tc.mask_rate, gen, autocast,
                                                                ddp, tc.process_dropout, features, density)
                 loss = (tc.weight_next * loss_next + tc.weight_masked * loss_masked

@@ -15,6 +15,16 @@ from tokenizer.store import TokenWriter
 from tokenizer.tokenizer import TokenBatch
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run fastest on one thread, and several threads on a shared 2-core machine fight for
+    the cores (a 4-step run measured 14 s instead of 1 s)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture()
 def store(tmp_path):
     """A token store of 200 events with a learnable pattern: each event counts up from a random start."""
@@ -207,6 +217,7 @@ def test_hybrid_pretraining_reads_features_and_keeps_the_code_table(store, tmp_p
 def test_ddp_with_two_processes_on_cpu(density_store, tmp_path):
     """With the density head (its parameters get gradients from one pass only, the masked pass none)."""
     import json
+    import os
     import subprocess
     import sys
 
@@ -218,7 +229,8 @@ def test_ddp_with_two_processes_on_cpu(density_store, tmp_path):
     (tmp_path / "ddp.yaml").write_text(yaml.safe_dump(cfg))
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
                            "--master_port", "29517", "-m", "backbone.pretrain", "--config", str(tmp_path / "ddp.yaml"),
-                           "--quiet"], cwd=REPO, capture_output=True, text=True, timeout=300)
+                           "--quiet"], cwd=REPO, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
     assert metrics["processes"] == 2
@@ -226,3 +238,278 @@ def test_ddp_with_two_processes_on_cpu(density_store, tmp_path):
     assert history[-1]["val_loss_next"] < history[0]["val_loss_next"] or history[-1]["val_loss_next"] < 3.0
     assert history[-1]["val_loss_density"] < history[0]["val_loss_density"]
     assert (tmp_path / "ddp" / "model.safetensors").is_file()
+
+
+# --- DDP, gradient accumulation, a separate validation store, exact resume mid-epoch ---------------
+
+B = 4  # events per process (or micro-batch); the equal-length training store holds 2B of them
+
+
+def write_store(path, ids, process, names=("ttbar", "wjets"), fingerprint=None):
+    with TokenWriter(path, 32, "none", fingerprint=fingerprint) as writer:
+        writer.write(TokenBatch(ak.Array(ids), {"event": np.arange(len(ids)), "process": np.asarray(process, np.int16)},
+                                names))
+    return path
+
+
+@pytest.fixture()
+def even_stores(tmp_path):
+    """(train, val): 2B training events of 5 codes each (every sequence 8 tokens: BOS, process, 5 codes,
+    EOS), so that every batch of a step has as many targets as any other and a mean over the whole
+    step is the mean of the per-process (or per-micro-batch) means; and a validation store of 16
+    other events, counting down, all of 6 codes (the validation loss is a mean of batch means weighted
+    by events, so with equal lengths it does not depend on the batch size either)."""
+    rng = np.random.default_rng(5)
+    train = [list((s + np.arange(5)) % 32) for s in rng.integers(0, 32, 2 * B)]
+    val = [list((s - np.arange(6)) % 32) for s in rng.integers(0, 32, 16)]
+    return (write_store(tmp_path / "even.h5", train, np.arange(2 * B) % 2),
+            write_store(tmp_path / "even_val.h5", val, np.arange(16) % 2))
+
+
+def exact_config(train, val, out, **train_options):
+    """A run whose update is one mean gradient over the step's events, however they are split: dropout
+    0, no process dropout, and the masked loss weighted 0 (its masks are drawn from a generator seeded
+    per process and micro-batch, so they cannot match a single batch's). With data.val the whole
+    training store (2B events) is one step of batch 2B: every step sees every event, so a run of
+    batch 2B, two processes of batch B and two micro-batches of B all see the same events per step."""
+    cfg = to_dict(config(train, out, 4, **{"batch_size": 2 * B, "warmup_steps": 2, "eval_every": 2,
+                                           "process_dropout": 0.0, "weight_masked": 0.0, **train_options}))
+    cfg["data"]["val"] = str(val)
+    return from_dict(PretrainConfig, cfg)
+
+
+@pytest.fixture()
+def grad_norms(monkeypatch):
+    """The norm of each step's gradient (before clipping). AdamW's update hardly changes when every
+    gradient is scaled by one factor (a sum over micro-batches instead of their mean), so the weights
+    alone would not show such a bug; the norm does."""
+    norms, clip = [], torch.nn.utils.clip_grad_norm_
+
+    def recorded(*args, **kwargs):
+        norm = clip(*args, **kwargs)
+        norms.append(float(norm))
+        return norm
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", recorded)
+    return norms
+
+
+@pytest.fixture()
+def drawn(monkeypatch):
+    """The event indices of every batch the training loop takes, with the step it is taken at."""
+    from common.training import TrainingRun
+
+    log, epoch = [], TrainingRun.epoch
+
+    def logged(self, batches):
+        for batch in epoch(self, batches):
+            log.append((self.state["step"], sorted(int(i) for i in batch)))
+            yield batch
+    monkeypatch.setattr(TrainingRun, "epoch", logged)
+    monkeypatch.setattr("backbone.pretrain.plot_losses", lambda *args: None)  # not under test: save the time
+    return log
+
+
+def assert_same_weights(a_folder, b_folder, atol):
+    from safetensors.torch import load_file
+
+    a, b = load_file(str(a_folder / "model.safetensors")), load_file(str(b_folder / "model.safetensors"))
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=atol, msg=lambda m: f"{k}: {m}")
+
+
+def loop_state(folder):
+    import json
+
+    return json.loads((folder / "checkpoint" / "state.json").read_text())["loop"]
+
+
+# Two processes (or two micro-batches) compute the same mean gradient as one batch up to float32
+# rounding: the sums are taken in another order (per half, then DDP's all-reduce average, or the
+# accumulated halves). After 4 AdamW steps at lr 0.003 the weights agree to about 1e-7 (measured); a
+# step that used the wrong gradient (both ranks on rank 0's batch, no all-reduce, only the last
+# micro-batch's gradient kept) moves them by about 1e-2 (measured). ATOL sits well between.
+ATOL = 2e-6
+
+
+def test_ddp_equals_one_process_with_the_same_total_batch(even_stores, drawn, grad_norms, tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    from tests.conftest import REPO
+
+    train, val = even_stores
+    run(exact_config(train, val, tmp_path / "one"), progress=False)
+    one_batches = list(drawn)
+    assert [s for s, _ in one_batches] == [0, 1, 2, 3] and all(b == list(range(2 * B)) for _, b in one_batches)
+    # two gloo processes of batch B, each logging the batches it takes
+    (tmp_path / "ddp.yaml").write_text(yaml.safe_dump(to_dict(exact_config(train, val, tmp_path / "ddp",
+                                                                           batch_size=B))))
+    (tmp_path / "logged.py").write_text(
+        "import json, os, sys\n"
+        "from common.training import TrainingRun\n"
+        "epoch = TrainingRun.epoch\n"
+        "def logged(self, batches):\n"
+        "    for batch in epoch(self, batches):\n"
+        "        with open(os.path.join(os.environ['DRAWN_DIR'], f'rank{self.rank}.jsonl'), 'a') as f:\n"
+        "            f.write(json.dumps([self.state['step'], sorted(int(i) for i in batch)]) + '\\n')\n"
+        "        yield batch\n"
+        "TrainingRun.epoch = logged\n"
+        "import torch\n"
+        "clip = torch.nn.utils.clip_grad_norm_\n"
+        "def recorded(*args, **kwargs):\n"
+        "    norm = clip(*args, **kwargs)\n"
+        "    with open(os.path.join(os.environ['DRAWN_DIR'], f'norms{os.environ[\"RANK\"]}.jsonl'), 'a') as f:\n"
+        "        f.write(json.dumps(float(norm)) + '\\n')\n"
+        "    return norm\n"
+        "torch.nn.utils.clip_grad_norm_ = recorded\n"
+        "import backbone.pretrain\n"
+        "backbone.pretrain.plot_losses = lambda *args: None\n"
+        "sys.exit(backbone.pretrain.main(sys.argv[1:]))\n")
+    env = {**os.environ, "DRAWN_DIR": str(tmp_path), "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                           str(tmp_path / "logged.py"), "--config", str(tmp_path / "ddp.yaml"), "--quiet"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads((tmp_path / "ddp" / "metrics.json").read_text())["processes"] == 2
+    ranks = [[json.loads(line) for line in (tmp_path / f"rank{r}.jsonl").read_text().splitlines()] for r in (0, 1)]
+    assert [s for s, _ in ranks[0]] == [s for s, _ in ranks[1]] == [0, 1, 2, 3]
+    for (step, a), (_, b) in zip(*ranks):  # each rank B events of its own, together the step's batch
+        assert len(a) == len(b) == B and not set(a) & set(b), (step, a, b)
+        assert sorted(a + b) == one_batches[step][1]
+    # every rank clips the same all-reduced gradient, the mean over the step's 2B events
+    for r in (0, 1):
+        norms = [json.loads(line) for line in (tmp_path / f"norms{r}.jsonl").read_text().splitlines()]
+        assert norms == pytest.approx(grad_norms, rel=1e-5, abs=0), r
+    assert_same_weights(tmp_path / "one", tmp_path / "ddp", ATOL)
+    one = json.loads((tmp_path / "one" / "metrics.json").read_text())["history"]
+    ddp = json.loads((tmp_path / "ddp" / "metrics.json").read_text())["history"]
+    assert [h["step"] for h in ddp] == [2, 4]
+    # the same weights give the same next-token validation loss (the masked one is not comparable: the
+    # evaluation draws its masks batch by batch, of train.batch_size, from one generator)
+    assert [h["val_loss_next"] for h in ddp] == pytest.approx([h["val_loss_next"] for h in one], rel=1e-5, abs=0)
+
+
+def test_grad_accum_equals_one_batch_of_both_micro_batches(even_stores, drawn, grad_norms, tmp_path):
+    train, val = even_stores
+    run(exact_config(train, val, tmp_path / "one"), progress=False)
+    one_norms = grad_norms[:]
+    del drawn[:], grad_norms[:]
+    run(exact_config(train, val, tmp_path / "accum", batch_size=B, grad_accum=2), progress=False)
+    # the gradient of each step is the mean over both micro-batches, not their sum
+    assert len(grad_norms) == 4 and grad_norms == pytest.approx(one_norms, rel=1e-5, abs=0)
+    # two micro-batches a step, of B events each, together the whole training store
+    assert [s for s, _ in drawn] == [0, 0, 1, 1, 2, 2, 3, 3]
+    for (_, a), (_, b) in zip(drawn[::2], drawn[1::2]):
+        assert len(a) == len(b) == B and sorted(a + b) == list(range(2 * B))
+    assert_same_weights(tmp_path / "one", tmp_path / "accum", ATOL)
+    # every token of both micro-batches is counted: 4 steps of 2B sequences of 8 tokens
+    assert loop_state(tmp_path / "accum")["tokens"] == loop_state(tmp_path / "one")["tokens"] == 4 * 2 * B * 8
+
+
+def test_micro_batches_draw_their_own_masks_and_process_dropout(even_stores, drawn, monkeypatch, tmp_path):
+    """The masks and the process dropout of a step's micro-batches come from generators of their own,
+    as those of DDP ranks do: the same draws for both would mask the same positions (and drop the same
+    rows' process) in every micro-batch of a step."""
+    import backbone.pretrain
+
+    train, val = even_stores
+    masks = []
+
+    def recorded(batch, vocab, rate, generator):
+        inputs, targets = mask_tokens(batch, vocab, rate, generator)
+        if torch.is_grad_enabled():  # training, not evaluation
+            masks.append(inputs == vocab.mask)  # MASK at masked objects, and at dropped processes
+        return inputs, targets
+    monkeypatch.setattr(backbone.pretrain, "mask_tokens", recorded)
+    run(exact_config(train, val, tmp_path / "accum", batch_size=B, grad_accum=2, process_dropout=0.5,
+                     weight_masked=1.0), progress=False)
+    assert len(masks) == 8 and all(m.shape == (B, 8) for m in masks)
+    for step, (a, b) in enumerate(zip(masks[::2], masks[1::2])):
+        assert not torch.equal(a, b), step  # different draws (about 7 of 20 objects masked in each)
+
+
+def next_token_loss(model, events, process):
+    """The mean next-token cross-entropy of `events` (lists of codes, of process names `process`),
+    all in one batch, computed here from the model's logits: BOS, process, codes, EOS, padded on the
+    right, every token after BOS a target except padding."""
+    v = model.vocab
+    seqs = [[v.bos, v.process_token(p), *codes, v.eos] for codes, p in zip(events, process)]
+    idx = torch.full((len(seqs), max(map(len, seqs))), v.pad)
+    for row, seq in enumerate(seqs):
+        idx[row, :len(seq)] = torch.tensor(seq)
+    targets = torch.where(idx[:, 1:] == v.pad, -100, idx[:, 1:])
+    model.eval()
+    with torch.no_grad():
+        logits = model(idx[:, :-1])[0]
+    return float(torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100))
+
+
+def test_a_separate_validation_store_is_what_validation_reads(store, drawn, tmp_path):
+    from backbone.model import GPT
+    from backbone.pretrain import split_indices
+
+    _, ids = store
+    names = ("ttbar", "wjets")
+    train = write_store(tmp_path / "train.h5", ak.to_list(ids), np.arange(200) % 2, fingerprint="tok-a")
+    rng = np.random.default_rng(7)  # 24 other events, counting down: one validation batch of 32
+    val_events = [list((s - np.arange(n)) % 32) for s, n in zip(rng.integers(0, 32, 24), rng.integers(1, 8, 24))]
+    val_process = rng.integers(0, 2, 24)
+    val = write_store(tmp_path / "val.h5", val_events, val_process, fingerprint="tok-a")
+    cfg = to_dict(config(train, tmp_path / "run", 7, eval_every=7))
+    cfg["data"]["val"] = str(val)
+    result = run(from_dict(PretrainConfig, cfg), progress=False)
+    # with a validation store, training takes the whole training store: 7 batches of 32 are its epoch
+    assert sorted(i for _, batch in drawn for i in batch) == list(range(200))
+    model = GPT.from_pretrained(tmp_path / "run")
+    by_hand = next_token_loss(model, val_events, [names[p] for p in val_process])
+    assert result["val_loss_next"] == pytest.approx(by_hand, rel=1e-5, abs=0)
+    # the split that would be held out otherwise gives another loss
+    held_out = split_indices(200, 0.05, 0)[1]
+    other = next_token_loss(model, [ak.to_list(ids[int(i)]) for i in held_out], [names[i % 2] for i in held_out])
+    assert abs(other - by_hand) > 0.05
+
+
+def test_a_validation_store_of_another_tokenizer_is_refused(store, tmp_path):
+    from common.cli import UserError
+
+    _, ids = store
+    train = write_store(tmp_path / "train.h5", ak.to_list(ids), np.arange(200) % 2, fingerprint="tok-a")
+    val = write_store(tmp_path / "val.h5", ak.to_list(ids[:20]), np.arange(20) % 2, fingerprint="tok-b")
+    cfg = to_dict(config(train, tmp_path / "run", 3))
+    cfg["data"]["val"] = str(val)
+    with pytest.raises(UserError, match="different tokenizers") as error:
+        run(from_dict(PretrainConfig, cfg), progress=False)
+    assert str(train) in str(error.value) and str(val) in str(error.value)
+    assert not (tmp_path / "run" / "model.safetensors").exists()
+
+
+def test_resume_mid_epoch_with_dropout_is_exact(store, drawn, tmp_path):
+    """Dropout draws from torch's global generator, which only the checkpoint can restore; and a stop
+    in the middle of an epoch must resume with that epoch's next batch. The first run stops at step 4
+    of 6-batch epochs (190 training events, batches of 32), inside the warm-up (5 steps), so that its
+    4 steps have the learning rates of the longer run's first 4."""
+    from safetensors.torch import load_file
+
+    def cfg(out, steps):
+        c = to_dict(config(store[0], out, steps))
+        c["model"]["dropout"] = 0.1
+        return from_dict(PretrainConfig, c)
+
+    run(cfg(tmp_path / "straight", 9), progress=False)
+    straight = drawn[:]
+    del drawn[:]
+    run(cfg(tmp_path / "resumed", 4), progress=False)
+    state = loop_state(tmp_path / "resumed")
+    assert (state["step"], state["epoch"], state["batch_in_epoch"]) == (4, 0, 4)  # mid-epoch
+    resumed = run(cfg(tmp_path / "resumed", 9), resume=True, progress=False)
+    assert [h["step"] for h in resumed["history"]] == [3, 4, 6, 9]
+    assert drawn == straight  # the same batches at the same steps, none twice
+    a = load_file(str(tmp_path / "straight" / "model.safetensors"))
+    b = load_file(str(tmp_path / "resumed" / "model.safetensors"))
+    for k in a:
+        assert torch.equal(a[k], b[k]), k

@@ -5,7 +5,8 @@ only the tests that claim to cover it, and report caught or missed.
     python tools/mutation_check.py topk-keeps-k-1 met-phi-swapped   # some, by name
     python tools/mutation_check.py --list
 
-A bug is caught when its tests fail; missed when they pass. The mutations live in MUTATIONS below:
+A bug is caught when its tests fail; missed when they pass. First the tests run on the code as it is
+(the control): they must pass there, or nothing is concluded. The mutations live in MUTATIONS below:
 when a bug slips past the tests, add it there with the tests that should catch it, then make them
 catch it. Results go to benchmarks/results/mutation_check.json (and docs/development.md quotes them).
 """
@@ -104,13 +105,19 @@ def apply(mutation: Mutation, root: Path) -> None:
     path.write_text(text.replace(mutation.old, mutation.new))
 
 
+#: the unmutated code: its tests must pass, or a "caught" would mean nothing
+CONTROL = Mutation("control", "no bug: every test named above passes", "", "", "",
+                   tuple(dict.fromkeys(t for m in MUTATIONS for t in m.tests)))
+
+
 def run(mutation: Mutation, timeout: float) -> dict:
     with tempfile.TemporaryDirectory(prefix=f"mutant-{mutation.name}-") as tmp:
         root = Path(tmp) / REPO.name
         copy_repo(root)
         if (REPO.parent / "shared").is_dir():  # the shared data files the tests read, beside the copy as here
             (Path(tmp) / "shared").symlink_to(REPO.parent / "shared")
-        apply(mutation, root)
+        if mutation is not CONTROL:
+            apply(mutation, root)
         # the copy comes first on the path: its modules, not the installed (editable) ones, are imported
         env = {**os.environ, "PYTHONPATH": str(root), "PYTHONDONTWRITEBYTECODE": "1"}
         start = time.perf_counter()
@@ -142,6 +149,11 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in args.names if n not in known]
     if unknown:
         parser.error(f"unknown mutations {unknown}; --list shows them")
+    control = run(CONTROL, args.timeout)
+    print(f"control: the tests {'pass' if control['verdict'] == 'missed' else 'FAIL'} on the code as it is "
+          f"({control['seconds']} s; {control['summary']})", flush=True)
+    if control["verdict"] != "missed":
+        return 2
     results = []
     for m in [known[n] for n in args.names] or MUTATIONS:
         results.append(run(m, args.timeout))
