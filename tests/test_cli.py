@@ -1,7 +1,9 @@
 """The events CLIs end to end, run as the README runs them."""
 import json
+import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -30,10 +32,22 @@ def test_help_lists_processes():
 
 def test_generate_info_convert(tmp_path):
     h5, root, stats = tmp_path / "tt.h5", tmp_path / "tt.root", tmp_path / "stats.json"
+    start = time.perf_counter()
     out = run("-m", "events.generate", "--process", "ttbar", "--events", "80", "--out", str(h5), "--seed", "3",
               "--workers", "2", "--block_size=40", "--stats", str(stats), "--quiet").stdout
+    elapsed = time.perf_counter() - start
     assert "wrote 80 ttbar records" in out
-    assert json.loads(stats.read_text())["records_per_s_per_core"] > 0
+    s = json.loads(stats.read_text())
+    # the throughput is the events over the generation's own time (inside this command's) per worker
+    workers = min(2, os.cpu_count() or 1)
+    assert s["records"] == 80 and s["workers"] == workers and s["pythia_events"] >= 80
+    assert 0 < s["seconds"] <= elapsed, (s["seconds"], elapsed)  # a part of this command's time
+    # the rates from the rounded fields (seconds to 0.01 s, rates to 0.1 /s) within their rounding
+    for key, cores in (("records_per_s", 1), ("records_per_s_per_core", workers)):
+        lo, hi = (80 / (s["seconds"] + d) / cores for d in (0.005, -0.005))
+        assert lo - 0.05 <= s[key] <= hi + 0.05, (key, s)
+    # so at least the rate of the whole command, and no faster than Pythia can go (~100 ttbar/s/core here)
+    assert 80 / elapsed / workers <= s["records_per_s_per_core"] < 5000, (s, elapsed)
     summary = info(h5)
     assert summary["events"] == 80 and summary["format"] == "hdf5"
     assert summary["processes"] == {"ttbar": 80} and summary["ntop"] == {"2t": 80}
