@@ -214,6 +214,7 @@ def test_hybrid_pretraining_reads_features_and_keeps_the_code_table(store, tmp_p
     assert not model.code_features[32:].any()  # special and process tokens have no features
 
 
+@pytest.mark.e2e  # separate processes (torchrun, worker pool or the CLI)
 def test_ddp_with_two_processes_on_cpu(density_store, tmp_path):
     """With the density head (its parameters get gradients from one pass only, the masked pass none)."""
     import json
@@ -332,6 +333,7 @@ def loop_state(folder):
 ATOL = 2e-6
 
 
+@pytest.mark.e2e  # separate processes (torchrun, worker pool or the CLI)
 def test_ddp_equals_one_process_with_the_same_total_batch(even_stores, drawn, grad_norms, tmp_path):
     import json
     import os

@@ -30,6 +30,7 @@ def test_help_lists_processes():
         assert "usage" in run("-m", module, "--help").stdout
 
 
+@pytest.mark.e2e  # separate processes (torchrun, worker pool or the CLI)
 def test_generate_info_convert(tmp_path):
     h5, root, stats = tmp_path / "tt.h5", tmp_path / "tt.root", tmp_path / "stats.json"
     start = time.perf_counter()

@@ -23,8 +23,8 @@ def test_demo_writes_summary_and_plots(tmp_path):
     assert tok["type_accuracy"] == 1.0 and tok["codebook_usage"] > 0.5
     assert (tmp_path / "tokenizer" / "model.safetensors").is_file()
     backbone, sample = summary["backbone"], summary["sample"]
-    assert backbone["val_loss_next"] < 6.0 and backbone["tokens_per_s"] > 0 and "val_loss_masked" in backbone
-    assert sample["events"] == 1000 and sample["events_per_s"] > 0
+    assert backbone["val_loss_next"] < 6.0 and "val_loss_masked" in backbone
+    assert sample["events"] == 1000
     assert 2.0 < sample["mean_jets"]["synthetic"] < 8.0
     assert sample["w1_vs_floor"]["HT [GeV]"]["floor"] > 0
     assert (tmp_path / "real_vs_generated.png").is_file()

@@ -40,6 +40,7 @@ def test_reconstructed_objects_are_sane(ttbar):
     ttbar.validate()
 
 
+@pytest.mark.e2e  # separate processes (torchrun, worker pool or the CLI)
 def test_same_seed_same_events_any_workers():
     config = GenerateConfig(block_size=60)
     one = Events.concatenate(generate("wjets", 150, seed=5, workers=1, config=config, progress=False))

@@ -111,6 +111,7 @@ def test_selection_matches_the_built_in_reconstruction():
     assert set(isolation.values()) == {cfg.iso_max}
 
 
+@pytest.mark.e2e  # separate processes (torchrun, worker pool or the CLI)
 def test_info_reports_tagger_and_cutflow():
     proc = subprocess.run([sys.executable, "-m", "events.info", str(REAL), "--selection", "reco", "--era", "2015"],
                           cwd=REPO, capture_output=True, text=True)
@@ -122,6 +123,7 @@ def test_info_reports_tagger_and_cutflow():
     assert "not applied: Muon_tightId >= 1 (False for all 6 objects" in out
 
 
+@pytest.mark.e2e  # separate processes (torchrun, worker pool or the CLI)
 def test_convert_rntuple_keeps_ids_and_objects(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "events.convert", str(REAL), str(tmp_path / "real.h5"),
                            "--selection", "reco"], cwd=REPO, capture_output=True, text=True)
