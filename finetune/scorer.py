@@ -301,9 +301,8 @@ class AnomalyScorer:
         """A chunk's rows as a score file holds them (see `score`)."""
         from finetune.score_store import ID_FIELDS, worst_object
 
-        process = np.asarray(events.info.get("process", np.full(len(events), -1)))
         rows = {k: np.asarray(events.info[k]) for k in ID_FIELDS}
-        rows["process"] = np.array([*events.process_names, ""], dtype=object)[process].astype(str)
+        rows["process"] = events.process.astype(str)
         rows["flag"] = flags
         if self.object_columns:
             rows["worst_object"] = worst_object(scores["objects"][self.object_columns[0]])
