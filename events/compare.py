@@ -21,6 +21,7 @@ import awkward as ak
 import numpy as np
 
 from common.cli import UserError, nonnegative_int, positive_int, run_cli
+from common.paths import as_path
 from events.model import Events, ObjectType as T
 
 #: the smallest samples a floor is drawn for: OTHER's events, and REFERENCE's (subsample and rest)
@@ -222,9 +223,9 @@ def main(argv: list[str] | None = None) -> int:
                "rest); ratio = W1 / floor; p-value = fraction of draws with W1(subsample, rest) >= W1, as\n"
                "(k + 1) / (draws + 1); n = events of OTHER used (its first len(REFERENCE) // 2 if it is larger).\n"
                "With --out: w1.json (the table) and compare.png (both samples' distributions, density-normalized).")
-    parser.add_argument("reference", type=Path, metavar="REFERENCE",
+    parser.add_argument("reference", type=as_path, metavar="REFERENCE",
                         help="the larger sample, e.g. simulation (ROOT or HDF5)")
-    parser.add_argument("other", type=Path, metavar="OTHER", help="the sample compared with it, e.g. real data")
+    parser.add_argument("other", type=as_path, metavar="OTHER", help="the sample compared with it, e.g. real data")
     parser.add_argument("--labels", nargs=2, metavar=("REFERENCE", "OTHER"), default=None,
                         help="names in the table and plot legend (default: the file names)")
     parser.add_argument("--format", nargs="+", metavar="FMT", default=["auto"],
@@ -240,8 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     if len(args.format) > 2:
         raise UserError(f"--format takes one format, or one per file (got {len(args.format)})")
     formats = args.format * 2 if len(args.format) == 1 else args.format
-    labels = args.labels or ((args.reference.name, args.other.name) if args.reference.name != args.other.name
-                             else (str(args.reference), str(args.other)))
+    names = tuple(Path(p).name for p in (args.reference, args.other))  # a URL's last part, too
+    labels = args.labels or (names if names[0] != names[1] else (str(args.reference), str(args.other)))
     # real data read with the selection that defines objects as the simulation does (--selection auto)
     reference, other = (read_events(p, f, options=read_options(args))
                         for p, f in zip((args.reference, args.other), formats))

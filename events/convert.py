@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from common.cli import check_output, nonnegative_int, positive_int, run_cli
+from common.paths import as_path
 from events.model import Caps
 
 
@@ -19,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
         description="Convert events between formats, streaming, in input order with event ids kept. "
                     "Input: NanoAOD, Delphes, JetClass, any flat tree with a YAML branch map, or HDF5. "
                     "Output: .h5 (the project's store) or .root (NanoAOD-style).")
-    parser.add_argument("input", type=Path, nargs="+", help="input event file(s), concatenated in order")
+    parser.add_argument("input", type=as_path, nargs="+", help="input event file(s), concatenated in order")
     parser.add_argument("output", type=Path, help="output file (.h5/.hdf5 or .root)")
     parser.add_argument("--format", default="auto",
                         help="input format: auto (default), hdf5, nanoaod, delphes, jetclass, "

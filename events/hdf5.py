@@ -19,6 +19,7 @@ import awkward as ak
 import numpy as np
 import xxhash
 
+from common.paths import is_url
 from events.errors import EventDataError
 from events.model import INFO_FIELDS, OBJECT_FIELDS, Caps, Events, ObjectType
 from events.writer import EventWriter
@@ -28,6 +29,8 @@ FORMAT_VERSION = 1
 _OBJECT_CHUNK = 1 << 16
 _EVENT_CHUNK = 1 << 14
 _OFFSETS_BLOCK = 1 << 20  # offsets checked at open in blocks of this many, so memory stays bounded
+#: h5py reads local files only (uproot reads ROOT files by URL)
+REMOTE_HDF5 = "HDF5 stores are read from local paths only; copy it first, e.g. `xrdcp URL .`"
 HASH = "xxh3_128"
 
 
@@ -122,6 +125,8 @@ class HDF5Reader:
     def __init__(self, path: str | Path, caps: Caps | None = None):
         import h5py
 
+        if is_url(path):
+            raise EventDataError(f"{path}: {REMOTE_HDF5}")
         self.path = Path(path)
         self.caps = caps
         try:

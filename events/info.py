@@ -10,6 +10,7 @@ import awkward as ak
 import numpy as np
 
 from common.cli import nonnegative_int, positive_int, run_cli
+from common.paths import as_path
 from events.model import Caps, Events, ObjectType
 
 FEATURES = ("pt", "eta", "phi", "mass", "btag", "charge")
@@ -63,7 +64,7 @@ class Summary:
                 "ranges": self.ranges}
 
 
-def format_summary(path: Path, fmt: str, d: dict) -> str:
+def format_summary(path: str | Path, fmt: str, d: dict) -> str:
     lines = [f"file      {path}", f"format    {fmt}", f"events    {d['events']}  "
              f"(sum of weights {d['sum_of_weights']:.6g}; {d['events_without_objects']} without objects)",
              f"truncated {d['truncated']['objects']} objects beyond the caps in {d['truncated']['events']} events",
@@ -117,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m events.info",
                                      description="Summarize an event file: format, number of events, objects "
                                                  "per type, feature ranges, truncations, processes.")
-    parser.add_argument("file", type=Path, help="ROOT (NanoAOD, Delphes, JetClass, flat) or HDF5 event file")
+    parser.add_argument("file", type=as_path, help="ROOT (NanoAOD, Delphes, JetClass, flat) or HDF5 event file")
     parser.add_argument("--format", default="auto", help="auto (default), hdf5, a built-in schema name or a YAML path")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument("--step-size", type=positive_int, default=100_000, help="events per chunk (default 100000)")

@@ -5,14 +5,16 @@ writer from the extension (.h5/.hdf5: the project's store; .root: NanoAOD-style)
 """
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Iterable, Iterator
+from urllib.parse import urlsplit
 
+from common.paths import is_url
 from events.errors import EventDataError, require_file
-from events.hdf5 import HDF5Reader, HDF5Writer
+from events.hdf5 import REMOTE_HDF5, HDF5Reader, HDF5Writer
 from events.model import Caps, Events
 from events.options import ReadOptions
-from events.root import RootReader, RootWriter, branch_names, open_tree, tree_names
+from events.root import RootReader, RootWriter, branch_names, open_file, open_tree, tree_names
 from events.schema import CONFIG_DIR, builtin_schemas, load_schema
 
 HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf")
@@ -25,22 +27,26 @@ def _magic(path: Path) -> bytes:
 
 
 def detect_format(path: str | Path) -> str:
-    """The format name of a file: `hdf5` or the name of a built-in ROOT schema."""
-    path = require_file(path)
-    if path.stat().st_size == 0:
-        raise EventDataError(f"{path}: the file is empty (0 bytes)")
-    magic = _magic(path)
-    if magic.startswith(b"\x89HDF"):
-        return "hdf5"
-    if not magic.startswith(b"root"):
-        raise EventDataError(f"{path}: neither a ROOT nor an HDF5 file (starts with {magic!r})")
-    import uproot
-
+    """The format name of a file (a local path or a URL): `hdf5` or the name of a built-in ROOT schema."""
+    if is_url(path):
+        # a remote file is read through uproot only: its name, not its first bytes, tells HDF5 apart
+        if PurePosixPath(urlsplit(path).path).suffix.lower() in HDF5_SUFFIXES:
+            raise EventDataError(f"{path}: {REMOTE_HDF5}")
+    else:
+        path = require_file(path)
+        if path.stat().st_size == 0:
+            raise EventDataError(f"{path}: the file is empty (0 bytes)")
+        magic = _magic(path)
+        if magic.startswith(b"\x89HDF"):
+            return "hdf5"
+        if not magic.startswith(b"root"):
+            raise EventDataError(f"{path}: neither a ROOT nor an HDF5 file (starts with {magic!r})")
+    file = open_file(path)
     # the best-matching schema wins even if some identifying branches are missing, so that the
     # reader can then name exactly what the file lacks
     best, best_hits, keys_of = None, 0, {}
     try:
-        with uproot.open(path) as file:
+        with file:
             for name in builtin_schemas():
                 schema = load_schema(name)
                 if schema.tree not in file or not hasattr(file[schema.tree], "keys"):

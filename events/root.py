@@ -20,8 +20,9 @@ import awkward as ak
 import numpy as np
 
 from common.config import ConfigError
+from common.paths import as_path, is_url
 from events.btag import NO_SCORE, TaggerChoice, calibrated, choose_tagger, uninformative
-from events.errors import EventDataError, require_file
+from events.errors import EventDataError, require_input
 from events.kinematics import cartesian_to_ptetaphi, mass_from_energy, repaired, unphysical, wrap_phi
 from events.model import Caps, Events, ObjectType, assemble, make_objects
 from events.options import ReadOptions
@@ -33,16 +34,23 @@ from events.writer import EventWriter
 META_KEY = "colliderfm"
 
 
+def open_file(path: str | Path):
+    """A local path or a URL (root://, https://, file://) opened with uproot, or EventDataError naming it."""
+    import uproot
+
+    path = require_input(path)
+    try:
+        return uproot.open(path)
+    except Exception as err:  # uproot raises many types for broken files; fsspec more for unreachable URLs
+        what = "cannot open it" if is_url(path) else "not a readable ROOT file"
+        raise EventDataError(f"{path}: {what} ({type(err).__name__}: {err})") from None
+
+
 def open_tree(path: str | Path, tree_name: str):
     """(file, tree) opened with uproot, or EventDataError naming what is wrong; the tree may be a
     TTree or an RNTuple (Run-3 NanoAOD), which uproot reads alike."""
-    import uproot
-
-    path = require_file(path)
-    try:
-        file = uproot.open(path)
-    except Exception as err:  # uproot raises many types for broken files
-        raise EventDataError(f"{path}: not a readable ROOT file ({type(err).__name__}: {err})") from None
+    path = as_path(path)
+    file = open_file(path)
     try:
         tree = file[tree_name]
     except Exception as err:
@@ -91,7 +99,7 @@ class RootReader:
     """Stream one ROOT file (TTree or RNTuple) as `Events` under a schema and reading options."""
 
     def __init__(self, path: str | Path, schema: Schema, caps: Caps = Caps(), options: ReadOptions = ReadOptions()):
-        self.path = Path(path)
+        self.path = as_path(path)
         self.schema = schema
         self.caps = caps
         self.options = options
