@@ -11,7 +11,12 @@ _serial = itertools.count()
 
 
 class Overtaken(FileExistsError):
-    """Another process wrote the destination while this one was writing; this one's output was kept beside it."""
+    """Another process wrote the destination while this one was writing; this one's output was kept
+    beside it, as `kept`."""
+
+    def __init__(self, message: str, kept: Path):
+        super().__init__(message)
+        self.kept = kept
 
 
 def _identity(path: Path) -> tuple[int, int] | None:
@@ -44,7 +49,7 @@ def atomic_path(path: str | Path, *, keep_theirs: bool = False) -> Iterator[Path
             kept = path.with_name(f"{path.stem}.{token}{path.suffix}")
             os.replace(tmp, kept)
             raise Overtaken(f"{path}: written by another process while this run was writing; this run's output "
-                            f"is kept as {kept}")
+                            f"is kept as {kept}", kept)
         os.replace(tmp, path)
     finally:
         if tmp.exists():

@@ -59,3 +59,14 @@ def load_weights(model: torch.nn.Module, path: str | Path, device, config: dict)
     except Exception as err:  # names or shapes that do not match the config
         raise ModelFileError(f"{weights}: weights do not match {Path(path) / 'config.json'} ({err})") from None
     return model.to(device)
+
+
+def identity(path: str | Path) -> str:
+    """What tells one saved model from another: a digest of its config.json, which records its weights'
+    checksum (a retrained model in the same folder is another model)."""
+    import hashlib
+
+    config = Path(path) / "config.json"
+    if not config.is_file():
+        raise FileNotFoundError(f"{path}: not a model folder (missing config.json)")
+    return hashlib.sha256(config.read_bytes()).hexdigest()[:32]

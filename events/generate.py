@@ -13,6 +13,8 @@ DEFAULT_CONFIG = CONFIG_ROOT / "generate" / "default.yaml"
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from common.executors import add_scheduler_argument
+
     parser = argparse.ArgumentParser(
         prog="python -m events.generate", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Generate 13 TeV pp events with Pythia 8, reconstruct them (FastJet anti-kt jets, "
@@ -24,10 +26,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--events", type=positive_int, required=True, help="number of records to write")
     parser.add_argument("--out", required=True, type=Path, help="output file: .h5 or .root")
     parser.add_argument("--seed", type=nonnegative_int, default=1, help="random seed (default 1); same seed, same events")
-    parser.add_argument("--workers", type=positive_int, default=1, help="parallel worker processes (default 1)")
+    parser.add_argument("--workers", type=positive_int, default=1,
+                        help="forked worker processes on this machine, no Dask needed (default 1); the same "
+                             "events as any --scheduler")
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="YAML generation config")
     parser.add_argument("--stats", type=Path, help="write run statistics (events/s/core...) as JSON here")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_scheduler_argument(parser, "blocks of block_size Pythia events")
     return parser
 
 
@@ -43,10 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     stats = GenerateStats()
     with open_writer(args.out) as writer:
         for chunk in generate(args.process, args.events, seed=args.seed, workers=args.workers,
-                              config=config, stats=stats, progress=not args.quiet):
+                              scheduler=args.scheduler, config=config, stats=stats, progress=not args.quiet):
             writer.write(chunk)
     result = {"process": args.process, "records": stats.records, "pythia_events": stats.pythia_events,
-              "seconds": round(stats.seconds, 2), "workers": stats.workers,
+              "seconds": round(stats.seconds, 2), "workers": stats.workers, "scheduler": args.scheduler,
               "records_per_s": round(stats.records / max(stats.seconds, 1e-9), 1),
               "records_per_s_per_core": round(stats.records_per_s_per_core, 1),
               "truncated_objects": stats.truncated_objects, "seed": args.seed, "config": to_dict(config)}

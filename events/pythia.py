@@ -2,8 +2,9 @@
 
 Events are made in fixed-size blocks. Block b of a run with seed s always uses the same Pythia and
 smearing seeds (derived from (s, b)), and blocks are written in order, so the same seed gives the
-same events whatever the number of workers. Event ids: run = seed, lumi = block, event = index of
-the record in the output.
+same events whatever the number of workers and wherever they run (common.executors: this process,
+forked processes, or Dask). Event ids: run = seed, lumi = block, event = index of the record in the
+output.
 """
 from __future__ import annotations
 
@@ -83,46 +84,40 @@ class GenerateStats:
         return self.records / max(self.seconds, 1e-9) / self.workers
 
 
-def generate(process: str, n_events: int, *, seed: int = 1, workers: int = 1,
+def generate(process: str, n_events: int, *, seed: int = 1, workers: int = 1, scheduler: str = "none",
              config: GenerateConfig = GenerateConfig(), stats: GenerateStats | None = None,
              progress: bool = True) -> Iterator[Events]:
     """Stream `n_events` records of `process` in chunks (one per block), in a reproducible order.
 
-    `stats`, if given, is filled in as the run goes.
+    Blocks run on `workers` forked processes, or on the Dask `scheduler` (common.executors). `stats`,
+    if given, is filled in as the run goes.
     """
-    from concurrent.futures import ProcessPoolExecutor
-    import multiprocessing
     from tqdm import tqdm
+
+    from common.executors import open_executor
 
     proc = get_process(process)
     if n_events < 1:
         raise ValueError(f"--events must be >= 1, got {n_events}")
     workers = max(1, min(workers, os.cpu_count() or 1))
     stats = stats if stats is not None else GenerateStats()
-    stats.workers = workers
     start = time.perf_counter()
-    bar = tqdm(total=n_events, unit="ev", desc=f"{process}", disable=not progress, smoothing=0.1)
-    # fork: workers start in milliseconds and scripts need no __main__ guard; spawn where fork is missing
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method)) if workers > 1 else None
     pending: deque = deque()
     next_block = 0
     # records a block yields: block_size in event mode; in jet mode learnt from the blocks seen.
     # Blocks beyond what is needed are not submitted: they would only compete for the cores.
     per_block = float(config.block_size)
-    try:
+    with open_executor(scheduler, workers) as executor, \
+            tqdm(total=n_events, unit="ev", desc=f"{process}", disable=not progress, smoothing=0.1) as bar:
+        stats.workers = executor.workers
         while stats.records < n_events:
             in_flight = len(pending)
-            while in_flight < (2 * workers if executor else 1) and \
+            while in_flight < 2 * executor.workers and \
                     (in_flight == 0 or stats.records + in_flight * per_block < n_events):
-                if executor:
-                    pending.append(executor.submit(generate_block, proc, seed, next_block, config))
-                else:
-                    pending.append(next_block)
+                pending.append(executor.submit(generate_block, proc, seed, next_block, config))
                 next_block += 1
                 in_flight += 1
-            item = pending.popleft()
-            chunk = item.result() if executor else generate_block(proc, seed, item, config)
+            chunk = pending.popleft().result()
             stats.pythia_events += config.block_size
             blocks_done = stats.pythia_events / config.block_size
             per_block = max((stats.records + len(chunk)) / blocks_done, 1.0)
@@ -134,7 +129,3 @@ def generate(process: str, n_events: int, *, seed: int = 1, workers: int = 1,
             bar.update(len(chunk))
             if len(chunk):
                 yield chunk
-    finally:
-        bar.close()
-        if executor:
-            executor.shutdown(wait=False, cancel_futures=True)

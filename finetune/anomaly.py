@@ -2,10 +2,12 @@
 
     python -m finetune.anomaly score --backbone RUN --tokenizer RUN --input data.root --out scores.h5 \
         [--format nanoaod] [--method density nll masked entropy head] [--classifier RUN] [--reference sm.h5 ...]
+    python -m finetune.anomaly score ... --input 'data/*.root' --out scores/ [--scheduler local:4]
     python -m finetune.anomaly evaluate --background bkg_scores.h5 --signal sig_scores.h5 --out DIR
     python -m finetune.anomaly evaluate --scores mixed_scores.h5 --signal-process tttt_proxy --out DIR
 
-`score` (a thin caller of finetune.scorer.AnomalyScorer) streams the input once (files larger than
+`score` (a thin caller of finetune.scorer.AnomalyScorer, run over files by finetune.score_files)
+streams each input once (files larger than
 memory) and writes one row per event, in input order, with its id, a flag word (objects beyond the
 caps 1, unknown object types 2, no objects 4) and one column per score (see finetune.scores). The
 default, for a backbone with a density head, is the density scores first (density_nll, surprise),
@@ -21,29 +23,31 @@ from pathlib import Path
 
 import numpy as np
 
-from common.cli import (UserError, check_output, check_output_folder, device_name, fraction, nonnegative_int,
+from common.cli import (UserError, check_output_folder, device_name, fraction, nonnegative_int,
                         positive_int, run_cli)
 from events.options import add_read_arguments, read_options
 
 
 def score(args) -> int:
+    from common.filejobs import expand_inputs, is_single_output, print_report, run_file_job
     from common.provenance import run_info
-    from finetune.scorer import AnomalyScorer
+    from finetune.score_files import SINGLE_SUFFIXES, ScoreJob
 
-    check_output(args.out, [args.input, *(args.reference or ()), args.backbone, args.tokenizer,
-                            *([args.classifier] if args.classifier else [])], "score file")
-    scorer = AnomalyScorer.from_pretrained(
-        args.backbone, args.tokenizer, args.method, args.classifier if "entropy" in (args.method or ()) else None,
-        args.device, batch_size=args.batch_size, mask_rate=args.mask_rate, n_masks=args.n_masks, seed=args.seed,
-        folds=args.folds, head_mode=args.head_mode, head_epochs=args.head_epochs, head_events=args.head_events,
-        progress=not args.quiet)
-    if "head" in scorer.methods:
-        scorer.fit(args.reference or (), args.reference_format, read_options(args))
-    run = run_info(json.loads(json.dumps(vars(args), default=str)), args.seed, str(scorer.device))
-    done = scorer.score_file(args.input, args.out, args.format, read_options(args), args.step_size, {"run": run})
-    print(f"scored {done.n_events} events ({', '.join(done.columns)}) into {args.out} in {done.seconds:.1f} s "
-          f"({done.n_events / done.seconds:,.0f} events/s); {done.flagged} flagged")
-    return 0
+    inputs = expand_inputs(args.input)
+    options = {"batch_size": args.batch_size, "mask_rate": args.mask_rate, "n_masks": args.n_masks,
+               "seed": args.seed, "folds": args.folds, "head_mode": args.head_mode, "head_epochs": args.head_epochs,
+               "head_events": args.head_events}
+    classifier = str(args.classifier) if args.classifier and "entropy" in (args.method or ()) else None
+    run = run_info(json.loads(json.dumps(vars(args), default=str)), args.seed, args.device)
+    job = ScoreJob(str(args.backbone), str(args.tokenizer), tuple(args.method) if args.method else None, classifier,
+                   tuple(args.reference or ()), args.reference_format, args.format, read_options(args), options,
+                   args.device, args.step_size, run,
+                   progress=not args.quiet and len(inputs) == 1 and args.scheduler == "none")
+    report = run_file_job(job, inputs, args.out, single=is_single_output(args.out, SINGLE_SUFFIXES),
+                          protected=[args.backbone, args.tokenizer, *([args.classifier] if args.classifier else []),
+                                     *(args.reference or ())],
+                          scheduler=args.scheduler, redo=args.redo, progress=not args.quiet)
+    return print_report(report, args.out)
 
 
 def _concatenated(paths) -> dict[str, np.ndarray]:
@@ -108,16 +112,24 @@ def evaluate(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from common.executors import add_scheduler_argument
     from finetune.scorer import METHODS
 
     parser = argparse.ArgumentParser(prog="python -m finetune.anomaly", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("score", help="anomaly scores of every event of a file")
+    p = sub.add_parser("score", help="anomaly scores of every event of event files", fromfile_prefix_chars="@",
+                       description="One row per event, in input order, for every event of the input files: one "
+                                   "score file per input (--out FOLDER) or one combined file (--out FILE.h5 or "
+                                   ".csv, each row's input recorded). A rerun skips the files already complete.")
     p.add_argument("--backbone", required=True, type=Path, help="pretrained backbone folder")
     p.add_argument("--tokenizer", required=True, type=Path, help="the tokenizer the backbone was trained with")
-    p.add_argument("--input", required=True, type=Path, help="data events (ROOT or HDF5)")
+    p.add_argument("--input", required=True, nargs="+", metavar="FILE",
+                   help="data events (ROOT or HDF5): paths, globs ('data/*.root', quoted), URLs (root://...), or "
+                        "@LIST, a text file of them one per line")
     p.add_argument("--format", default="auto", help="input format (default: detected), e.g. nanoaod, delphes")
-    p.add_argument("--out", required=True, type=Path, help="score file: .h5 or .csv")
+    p.add_argument("--out", required=True, type=Path,
+                   help="a score file FILE.h5 or FILE.csv (several inputs: combined in input order) or a FOLDER "
+                        "(one NAME.scores.h5 per input)")
     p.add_argument("--method", nargs="+", choices=METHODS,
                    help="scores to compute (default: density nll masked quantization; without a density head "
                         "nll masked quantization)")
@@ -135,7 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--step-size", type=positive_int, default=100_000, help="events read per chunk")
     p.add_argument("--seed", type=nonnegative_int, default=0)
     p.add_argument("--device", type=device_name, default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--redo", action="store_true", help="recompute outputs even where they are complete")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_scheduler_argument(p, "one per input file")
     add_read_arguments(p, selection="auto")
     e = sub.add_parser("evaluate", help="ROC AUC, max SIC and rejection of a signal against a background")
     e.add_argument("--background", type=Path, nargs="+", help="score file(s) of background events")

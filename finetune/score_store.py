@@ -8,6 +8,10 @@ most (-1 without objects; in events flagged 2, counted over the objects left onc
 types are taken out); HDF5 files also hold every object's contribution, jagged, as
 /objects/<score> (flat) with /objects/offsets (events + 1), read back by `read_object_scores`.
 
+A score file combined from several inputs (`anomaly score --input A B ... --out FILE`) adds an
+`input` column: each event's index into the metadata's `inputs` (CSV: the input's name). HDF5 files
+record the signature of the job that wrote them (meta `job`: what a rerun compares, common.filejobs).
+
 Before the file appears, each score column is checked: a non-finite score of an unflagged event, or
 a column that has collapsed (the same value for every event), is an error, not a result.
 """
@@ -24,7 +28,7 @@ from events.writer import AtomicOutput, WritesAtomically, failing_cleanly
 
 FORMAT = "colliderfm.scores"
 ID_FIELDS = ("run", "lumi", "event")
-NOT_SCORES = (*ID_FIELDS, "process", "flag", "worst_object")
+NOT_SCORES = (*ID_FIELDS, "process", "flag", "input", "worst_object")
 
 
 class ScoreError(EventDataError):
@@ -37,7 +41,8 @@ class ScoreWriter(WritesAtomically):
 
     @failing_cleanly
     def __init__(self, path: str | Path, columns: tuple[str, ...], meta: dict | None = None,
-                 object_columns: tuple[str, ...] = ()):
+                 object_columns: tuple[str, ...] = (), inputs: list[str] | None = None):
+        """`inputs`: the input files of a combined file; each `write` then says which one its rows are from."""
         if Path(path).suffix.lower() not in (".h5", ".hdf5", ".csv"):
             raise EventDataError(f"{path}: score files are .h5, .hdf5 or .csv")
         self.output = AtomicOutput(path)
@@ -45,18 +50,23 @@ class ScoreWriter(WritesAtomically):
         self.n_events = 0
         self.columns = columns
         self.object_columns = object_columns
-        self.names = (*ID_FIELDS, "process", "flag", *(("worst_object",) if object_columns else ()), *columns)
+        self.inputs = inputs
+        self.names = (*ID_FIELDS, "process", "flag", *(("input",) if inputs else ()),
+                      *(("worst_object",) if object_columns else ()), *columns)
         self._low = {c: np.inf for c in columns}
         self._high = {c: -np.inf for c in columns}
         self.csv = self.path.suffix.lower() == ".csv"
         if self.csv:
+            if inputs and any("," in i or "\n" in i for i in inputs):
+                raise EventDataError(f"{path}: an input name holds a comma or newline; write the scores as .h5")
             self._out = self.output.stack.enter_context(open(self.output.tmp, "w"))
             self._out.write(",".join(self.names) + "\n")
         else:
             import h5py
 
             self._out = self.output.stack.enter_context(h5py.File(self.output.hdf5(), "w"))
-            self._out.attrs.update(format=FORMAT, meta=json.dumps(meta or {}))
+            self._out.attrs.update(format=FORMAT, meta=json.dumps({**(meta or {}), **({"inputs": inputs} if inputs
+                                                                                       else {})}))
             for name in self.names:
                 # process: index into process_names; event: NanoAOD's uint64, all 64 bits kept
                 dtype = np.float64 if name in columns else np.uint64 if name == "event" else np.int64
@@ -72,9 +82,10 @@ class ScoreWriter(WritesAtomically):
 
     @failing_cleanly
     def write(self, ids: dict[str, np.ndarray], flags: np.ndarray, scores: dict[str, np.ndarray],
-              process_names: tuple[str, ...] = (), objects: dict | None = None) -> None:
+              process_names: tuple[str, ...] = (), objects: dict | None = None, input: int = 0) -> None:
         """One chunk: `ids` holds run, lumi, event and optionally process (indices into `process_names`);
-        `objects` the per-object contributions (jagged awkward arrays) of `object_columns`."""
+        `objects` the per-object contributions (jagged awkward arrays) of `object_columns`; `input`:
+        the index of the input file the rows are from (a combined file)."""
         for c in self.columns:
             s = scores[c]
             bad = ~np.isfinite(s) & (flags == 0)
@@ -101,10 +112,15 @@ class ScoreWriter(WritesAtomically):
                     append_to_dataset(self._out["objects"][name], ak.to_numpy(ak.flatten(objects[name])))
                 append_to_dataset(self._out["objects/offsets"], self._n_objects + np.cumsum(counts))
                 self._n_objects += int(counts.sum())
-        values = [ids[k] for k in ID_FIELDS] + [process, flags] + worst + [scores[c] for c in self.columns]
+        source = []
+        if self.inputs:
+            source = [np.full(len(flags), self.inputs[input], dtype=object) if self.csv
+                      else np.full(len(flags), input, np.int64)]
+        values = [ids[k] for k in ID_FIELDS] + [process, flags] + source + worst + [scores[c] for c in self.columns]
         if self.csv:
             rows = np.column_stack([np.asarray(v, dtype=object) for v in values])
-            fmt = ["%d"] * len(ID_FIELDS) + ["%s", "%d"] + ["%d"] * len(worst) + ["%.9g"] * len(self.columns)
+            fmt = ["%d"] * len(ID_FIELDS) + ["%s", "%d"] + ["%s"] * len(source) + ["%d"] * len(worst) + \
+                ["%.9g"] * len(self.columns)
             np.savetxt(self._out, rows, fmt=fmt, delimiter=",")
         else:
             for name, v in zip(self.names, values):
@@ -142,7 +158,7 @@ def read_scores(path: str | Path) -> dict[str, np.ndarray]:
         if not rows or rows[0][:len(ID_FIELDS)] != list(ID_FIELDS):
             raise EventDataError(f"{path}: not a score file (header {rows[0] if rows else 'missing'})")
         columns = dict(zip(rows[0], zip(*rows[1:]))) if len(rows) > 1 else {k: () for k in rows[0]}
-        return {k: np.array(v, dtype=str if k == "process" else np.uint64 if k == "event"
+        return {k: np.array(v, dtype=str if k in ("process", "input") else np.uint64 if k == "event"
                             else np.int64 if k in (*ID_FIELDS, "flag", "worst_object") else float)
                 for k, v in columns.items()}
     import h5py
@@ -152,8 +168,40 @@ def read_scores(path: str | Path) -> dict[str, np.ndarray]:
             raise EventDataError(f"{path}: not a {FORMAT} file")
         out = {k: f[k][:] for k in f if k != "objects"}
         names = np.array(json.loads(f.attrs.get("process_names", "[]")) + [""], dtype=object)
+        inputs = json.loads(f.attrs.get("meta", "{}")).get("inputs")
     out["process"] = names[out["process"]].astype(str)
+    if "input" in out:
+        out["input"] = np.array(inputs, dtype=object)[out["input"]].astype(str)
     return out
+
+
+def read_meta(path: str | Path) -> dict | None:
+    """The metadata of an HDF5 score file (None for anything else: a CSV file, another file, none)."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            return json.loads(f.attrs["meta"]) if f.attrs.get("format") == FORMAT else None
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def combine_score_files(parts: list[Path], inputs: list[str], out: Path, columns: tuple[str, ...],
+                        object_columns: tuple[str, ...], job: dict) -> int:
+    """One score file `out` (.h5 or .csv) of the HDF5 score files `parts` (one per input, in order, with
+    `columns` and `object_columns`), each row's input recorded, `job` its signature; returns the rows."""
+    meta = {k: v for k, v in (read_meta(parts[0]) or {}).items() if k != "input"}
+    with ScoreWriter(out, columns, {**meta, "job": job}, object_columns, inputs) as writer:
+        for i, part in enumerate(parts):
+            table = read_scores(part)
+            names, process = np.unique(table["process"], return_inverse=True)
+            process = process.astype(np.int64)
+            if names.size and names[0] == "":  # unknown process: "" sorts first
+                names, process = names[1:], process - 1
+            ids = {**{k: table[k] for k in ID_FIELDS}, "process": process}
+            objects = read_object_scores(part) if object_columns else None
+            writer.write(ids, table["flag"], table, tuple(names.tolist()), objects, input=i)
+    return writer.n_events
 
 
 def read_object_scores(path: str | Path) -> dict:

@@ -4,7 +4,9 @@ Layout (format `colliderfm.tokens`): /tokens/ids (flat int32, all events concate
 canonical object order), /events/offsets (n_events + 1), /events/<info field> (event ids, weights,
 labels carried from the input), attrs: vocab_size, tokenizer (folder), mode (event or constituent),
 process_names (JSON), feature_transform (JSON: the tokenizer's normalization); /tokens/code_types
-(vocab_size int8: each code's object type). With features (the hybrid backbone's input): /tokens/features (n_tokens,
+(vocab_size int8: each code's object type); job (JSON: the signature a rerun compares, see
+common.filejobs); inputs (JSON: the input files of a combined store, whose /events/input holds each
+event's index into them). With features (the hybrid backbone's input): /tokens/features (n_tokens,
 n_features) float32, each object's normalized features, and /tokens/code_features (vocab_size,
 n_features), what each code decodes to.
 """
@@ -33,10 +35,13 @@ class TokenWriter(WritesAtomically):
     @failing_cleanly
     def __init__(self, path: str | Path, vocab_size: int, tokenizer: str, mode: str = "",
                  code_features: np.ndarray | None = None, fingerprint: str | None = None,
-                 code_types: np.ndarray | None = None, feature_transform: dict | None = None):
+                 code_types: np.ndarray | None = None, feature_transform: dict | None = None,
+                 job: dict | None = None, inputs: list[str] | None = None):
         """`code_features` (vocab_size, n_features): store each object's features too (every batch
         written must then carry them). `fingerprint`: the tokenizer's, passed on to backbones, as
-        `code_types` and `feature_transform` (what a density head needs to know of the codes)."""
+        `code_types` and `feature_transform` (what a density head needs to know of the codes). `job`:
+        the signature of the job that wrote it (what a rerun compares, common.filejobs). `inputs`: the
+        input files of a combined store, whose events then carry an `input` field (index into them)."""
         import h5py
 
         self.output = AtomicOutput(path)
@@ -45,7 +50,8 @@ class TokenWriter(WritesAtomically):
         self._file = self.output.stack.enter_context(h5py.File(self.output.hdf5(), "w"))
         self._file.attrs.update(format=FORMAT_NAME, vocab_size=vocab_size, tokenizer=str(tokenizer), mode=mode,
                                 tokenizer_fingerprint=fingerprint or "",
-                                feature_transform=json.dumps(feature_transform or {}))
+                                feature_transform=json.dumps(feature_transform or {}), job=json.dumps(job or {}),
+                                inputs=json.dumps(inputs or []))
         if code_types is not None:
             self._file.create_dataset("tokens/code_types", data=np.asarray(code_types, dtype=np.int8))
         opts = dict(compression="gzip", compression_opts=4, shuffle=True, fletcher32=True)
@@ -63,11 +69,12 @@ class TokenWriter(WritesAtomically):
         self.n_tokens = 0
 
     @classmethod
-    def for_tokenizer(cls, path: str | Path, tokenizer, folder: str | Path, features: bool = False) -> "TokenWriter":
+    def for_tokenizer(cls, path: str | Path, tokenizer, folder: str | Path, features: bool = False,
+                      job: dict | None = None, inputs: list[str] | None = None) -> "TokenWriter":
         """A store of `tokenizer`'s tokens (loaded from `folder`), with each object's features if `features`."""
         return cls(path, tokenizer.vocab_size, str(folder), tokenizer.mode,
                    tokenizer.code_features() if features else None, tokenizer.fingerprint, tokenizer.code_types(),
-                   tokenizer.transform.to_dict())
+                   tokenizer.transform.to_dict(), job, inputs)
 
     @failing_cleanly
     def write(self, tokens: TokenBatch) -> None:
@@ -118,6 +125,19 @@ def iter_tokens(path: str | Path, step_size: int = 100_000) -> Iterator[TokenBat
                 else None
             yield TokenBatch(ak.unflatten(ids, np.diff(off)), {k: f["events"][k][start:stop] for k in fields}, names,
                              feats)
+
+
+def read_job(path: str | Path) -> dict | None:
+    """The job signature a complete token store records (common.filejobs); None for anything else."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            if f.attrs.get("format") != FORMAT_NAME or "events/offsets" not in f:
+                return None
+            return json.loads(f.attrs.get("job", "{}")) or None
+    except (OSError, ValueError):
+        return None
 
 
 def read_code_info(path: str | Path) -> tuple[np.ndarray, dict] | None:

@@ -1,11 +1,15 @@
-"""python -m tokenizer.tokenize: turn an event file into token sequences (streaming, batched)."""
+"""python -m tokenizer.tokenize: turn event files into token sequences (streaming, batched), one store
+per input file or one combined store, on this process or on Dask (common.filejobs)."""
 from __future__ import annotations
 
 import argparse
-import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from common.cli import check_output, device_name, positive_int, run_cli
+from common.cli import device_name, positive_int, run_cli
+from events.options import ReadOptions
+
+SINGLE_SUFFIXES = (".h5", ".hdf5")
 
 
 def tokenize_into(writer, tokenizer, path, format: str = "auto", step_size: int = 100_000, bar=None,
@@ -19,22 +23,82 @@ def tokenize_into(writer, tokenizer, path, format: str = "auto", step_size: int 
             bar.update(len(chunk))
 
 
-def main(argv: list[str] | None = None) -> int:
-    from tqdm import tqdm
+@dataclass(frozen=True)
+class TokenizeJob:
+    """Tokenize input files, each into its own store (a `common.filejobs.FileJob`)."""
 
-    from events.io import count_nonzero_events, detect_format
-    from events.options import add_read_arguments, read_options
-    from tokenizer.store import TokenWriter
-    from tokenizer.tokenizer import Tokenizer
-    from common.runtime import resolve_device
+    tokenizer: str
+    format: str = "auto"
+    features: bool = False
+    options: ReadOptions = field(default_factory=lambda: ReadOptions(selection="auto"))
+    step_size: int = 100_000
+    device: str = "auto"
+    progress: bool = False  # an events bar inside the task (one input, in this process)
+    suffix = ".tokens.h5"
+    what = "token store"
 
-    parser = argparse.ArgumentParser(prog="python -m tokenizer.tokenize",
-                                     description="Encode every object of an event file into token ids, in input "
-                                                 "order, with event ids, weights and labels carried along.")
+    def settings(self) -> dict:
+        from common.pretrained import identity
+
+        return {"tokenizer": identity(self.tokenizer), "format": self.format, "features": self.features,
+                "options": asdict(self.options)}
+
+    def signature_of(self, output: Path) -> dict | None:
+        from tokenizer.store import read_job
+
+        return read_job(output)
+
+    def load(self):
+        from common.executors import worker_cache
+        from common.runtime import resolve_device
+        from tokenizer.tokenizer import Tokenizer
+
+        return worker_cache(("tokenizer", self.tokenizer, self.device),
+                            lambda: Tokenizer.from_pretrained(self.tokenizer, device=str(resolve_device(self.device))))
+
+    def run(self, input: str, output: Path, signature: dict) -> tuple[int, str]:
+        from tqdm import tqdm
+
+        from events.io import count_nonzero_events
+        from tokenizer.store import TokenWriter
+
+        tokenizer = self.load()
+        total = count_nonzero_events(input, self.format)
+        with TokenWriter.for_tokenizer(output, tokenizer, self.tokenizer, self.features, signature) as writer, \
+                tqdm(total=total, unit="ev", desc="tokenizing", disable=not self.progress) as bar:
+            tokenize_into(writer, tokenizer, input, self.format, self.step_size, bar, self.features, self.options)
+        return writer.n_events, f"wrote {writer.n_events} events, {writer.n_tokens} tokens to {output}"
+
+    def combine(self, parts: list[Path], inputs: list[str], out: Path, signature: dict) -> tuple[int, str]:
+        """One store of the `parts` (one per input, in order), each event's input recorded."""
+        import numpy as np
+
+        from tokenizer.store import TokenWriter, iter_tokens
+
+        with TokenWriter.for_tokenizer(out, self.load(), self.tokenizer, self.features, signature, inputs) as writer:
+            for i, part in enumerate(parts):
+                for batch in iter_tokens(part, self.step_size):
+                    batch.info["input"] = np.full(len(batch), i, np.int32)
+                    writer.write(batch)
+        return writer.n_events, f"combined {writer.n_events} events, {writer.n_tokens} tokens of {len(parts)} files into {out}"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from common.executors import add_scheduler_argument
+    from events.options import add_read_arguments
+
+    parser = argparse.ArgumentParser(
+        prog="python -m tokenizer.tokenize", fromfile_prefix_chars="@",
+        description="Encode every object of event files into token ids, in input order, with event ids, "
+                    "weights and labels carried along: one store per input file (--out FOLDER) or one "
+                    "combined store (--out FILE.h5). A rerun skips the stores already complete.")
     parser.add_argument("--tokenizer", required=True, type=Path, help="tokenizer folder (from tokenizer.train)")
-    parser.add_argument("--input", required=True, type=Path, nargs="+",
-                        help="event file(s) (any readable format), appended in order to one store")
-    parser.add_argument("--out", required=True, type=Path, help="output token store (.h5)")
+    parser.add_argument("--input", required=True, nargs="+", metavar="FILE",
+                        help="event files (any readable format): paths, globs ('data/*.root', quoted), URLs "
+                             "(root://...), or @LIST, a text file of them one per line")
+    parser.add_argument("--out", required=True, type=Path,
+                        help="a token store FILE.h5 (several inputs: combined in input order, each event's input "
+                             "recorded) or a FOLDER (one NAME.tokens.h5 per input)")
     parser.add_argument("--format", default="auto", help="input format (default: detected)")
     parser.add_argument("--step-size", type=positive_int, default=100_000, help="events per chunk")
     parser.add_argument("--device", type=device_name, default="auto", help="auto, cpu or cuda")
@@ -42,21 +106,25 @@ def main(argv: list[str] | None = None) -> int:
                         help="also store each object's normalized features (what a backbone with a density "
                              "head, model.density_components > 0, is trained on; and the input of a hybrid "
                              "backbone, model.hybrid=true)")
+    parser.add_argument("--redo", action="store_true", help="recompute outputs even where they are complete")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_scheduler_argument(parser, "one per input file")
     add_read_arguments(parser, selection="auto")
-    args = parser.parse_args(argv)
-    check_output(args.out, [*args.input, args.tokenizer], "token store")
-    tokenizer = Tokenizer.from_pretrained(args.tokenizer, device=str(resolve_device(args.device)))
-    formats = [detect_format(p) if args.format == "auto" else args.format for p in args.input]
-    start = time.perf_counter()
-    total = sum(count_nonzero_events(p, f) for p, f in zip(args.input, formats))
-    with TokenWriter.for_tokenizer(args.out, tokenizer, args.tokenizer, args.features) as writer, \
-            tqdm(total=total, unit="ev", desc="tokenizing") as bar:
-        for path, fmt in zip(args.input, formats):
-            tokenize_into(writer, tokenizer, path, fmt, args.step_size, bar, args.features, read_options(args))
-    seconds = time.perf_counter() - start
-    print(f"wrote {writer.n_events} events, {writer.n_tokens} tokens to {args.out} "
-          f"({writer.n_tokens / seconds:,.0f} objects/s)")
-    return 0
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from common.filejobs import expand_inputs, is_single_output, print_report, run_file_job
+    from events.options import read_options
+
+    args = build_parser().parse_args(argv)
+    inputs = expand_inputs(args.input)
+    job = TokenizeJob(str(args.tokenizer), args.format, args.features, read_options(args), args.step_size,
+                      args.device, progress=not args.quiet and len(inputs) == 1 and args.scheduler == "none")
+    report = run_file_job(job, inputs, args.out, single=is_single_output(args.out, SINGLE_SUFFIXES),
+                          protected=[args.tokenizer], scheduler=args.scheduler, redo=args.redo,
+                          progress=not args.quiet)
+    return print_report(report, args.out)
 
 
 if __name__ == "__main__":

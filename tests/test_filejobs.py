@@ -1,0 +1,278 @@
+"""Jobs over many files (common.filejobs, common.executors): inputs expanded in order, one output per
+input or one combined, reruns that skip what is complete, failures reported at the end; the engine on
+a toy job (fast tier), then the real tokenize and score commands in this process."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from common.errors import ColliderFMError, UserError
+from common.executors import open_executor, scheduler_spec, worker_cache
+from common.filejobs import expand_inputs, plan, print_report, remove_stale_temporaries, run_file_job
+
+
+@dataclass(frozen=True)
+class Doubling:
+    """A toy job: each input holds numbers, one per line; its output holds them doubled, with the signature."""
+
+    factor: int = 2
+    suffix = ".out.json"
+    what = "toy output"
+
+    def settings(self):
+        return {"factor": self.factor}
+
+    def signature_of(self, output):
+        try:
+            return json.loads(Path(output).read_text())["job"]
+        except (OSError, ValueError, KeyError):
+            return None
+
+    def load(self):
+        return worker_cache(("doubling", self.factor), lambda: self.factor)
+
+    def run(self, input, output, signature):
+        values = [int(line) * self.load() for line in Path(input).read_text().split()]  # ValueError on junk
+        Path(output).write_text(json.dumps({"values": values, "job": signature}))
+        return len(values), f"doubled {len(values)}"
+
+    def combine(self, parts, inputs, out, signature):
+        rows = [(i, v) for i, p in enumerate(parts) for v in json.loads(Path(p).read_text())["values"]]
+        Path(out).write_text(json.dumps({"rows": rows, "inputs": inputs, "job": signature}))
+        return len(rows), f"combined {len(rows)}"
+
+
+def _inputs(folder: Path, contents: dict[str, str]) -> list[str]:
+    folder.mkdir(exist_ok=True)
+    for name, text in contents.items():
+        (folder / name).write_text(text)
+    return [str(folder / n) for n in contents]
+
+
+def test_inputs_expand_globs_in_order_and_refuse_what_would_shrink_the_job(tmp_path):
+    files = _inputs(tmp_path / "in", {"b.txt": "1", "a.txt": "2", "c.dat": "3"})
+    assert expand_inputs([str(tmp_path / "in" / "*.txt"), files[2]]) == [files[1], files[0], files[2]]
+    with pytest.raises(UserError, match="matches no file"):
+        expand_inputs([str(tmp_path / "in" / "*.root")])
+    (tmp_path / "link.txt").symlink_to(files[0])
+    with pytest.raises(UserError, match="given twice"):
+        expand_inputs([files[0], str(tmp_path / "link.txt")])
+    bracket = _inputs(tmp_path / "in", {"run[1].txt": "4"})[0]  # a name, not a pattern, when it exists
+    assert expand_inputs([bracket, "", "  "]) == [bracket]  # blank lines of an @LIST file are no inputs
+    url = "root://eos.cms//store/data/a.root"
+    assert expand_inputs([url]) == [url]  # verbatim: the // after the host is part of the name
+    with pytest.raises(UserError, match="wildcards are not expanded in URLs"):
+        expand_inputs(["root://eos.cms//store/data/*.root"])
+
+
+def test_outputs_are_named_after_inputs_and_a_clash_is_refused(tmp_path):
+    job = Doubling()
+    xa, yb = _inputs(tmp_path / "x", {"a.txt": "1"}) + _inputs(tmp_path / "y", {"b.txt": "2"})
+    ya, = _inputs(tmp_path / "y", {"a.txt": "3"})
+    tasks, parts = plan(job, [xa, yb, str(tmp_path / "missing.txt")], tmp_path / "out", single=False)
+    assert [t.output.name for t in tasks] == ["a.out.json", "b.out.json", "missing.out.json"] and parts is None
+    with pytest.raises(UserError, match="would both write"):
+        plan(job, [xa, ya], tmp_path / "out", single=False)
+    tasks, parts = plan(job, [xa, ya], tmp_path / "all.json", single=True)  # parts: numbered
+    assert parts == tmp_path / "all.json.parts" and tasks[0].output != tasks[1].output
+
+
+def test_a_job_runs_once_resumes_after_a_failure_and_redoes_only_what_changed(tmp_path, capsys):
+    files = _inputs(tmp_path / "in", {"a.txt": "1 2", "b.txt": "x", "c.txt": "5"})
+    out = tmp_path / "out"
+    report = run_file_job(Doubling(), [*files, str(tmp_path / "gone.txt")], out, single=False, progress=False)
+    assert print_report(report, out) == 1  # failed: nonzero exit, the others complete
+    printed = capsys.readouterr().out
+    assert "2 of 4 file(s) failed" in printed and f"{files[1]}: ValueError" in printed
+    assert f"{tmp_path / 'gone.txt'}: FileNotFoundError" in printed
+    assert json.loads((out / "a.out.json").read_text())["values"] == [2, 4]
+    assert not (out / "b.out.json").exists()
+    first = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+
+    Path(files[1]).write_text("7")  # fixed: the rerun does only that file
+    report = run_file_job(Doubling(), files, out, single=False, progress=False)
+    assert [r.skipped for r in report.results] == [True, False, True] and print_report(report, out) == 0
+    assert {p: out.joinpath(p).stat().st_mtime_ns for p in first} == first
+    assert json.loads((out / "b.out.json").read_text())["values"] == [14]
+
+    report = run_file_job(Doubling(factor=3), files, out, single=False, progress=False)  # other settings
+    assert not any(r.skipped for r in report.results)
+    assert json.loads((out / "a.out.json").read_text())["values"] == [3, 6]
+    report = run_file_job(Doubling(factor=3), files, out, single=False, redo=True, progress=False)
+    assert not any(r.skipped for r in report.results)
+
+
+def test_a_combined_output_is_written_once_every_part_is_complete(tmp_path, capsys):
+    files = _inputs(tmp_path / "in", {"a.txt": "1 2", "b.txt": "x", "c.txt": "5"})
+    out = tmp_path / "all.json"
+    assert print_report(run_file_job(Doubling(), files, out, single=True, progress=False), out) == 1
+    assert not out.exists() and "parts kept in" in capsys.readouterr().out
+    Path(files[1]).write_text("3")
+    report = run_file_job(Doubling(), files, out, single=True, progress=False)
+    assert [r.skipped for r in report.results] == [True, False, True]
+    assert json.loads(out.read_text())["rows"] == [[0, 2], [0, 4], [1, 6], [2, 10]]
+    assert not Path(f"{out}.parts").exists()
+    report = run_file_job(Doubling(), files, out, single=True, progress=False)
+    assert all(r.skipped for r in report.results) and report.executor == ""  # nothing started
+    print_report(report, out)
+    assert "already complete" in capsys.readouterr().out
+
+
+@dataclass(frozen=True)
+class OvertakenDoubling(Doubling):
+    """The same, but a twin of each task (Dask rescheduled it, thinking this worker lost) finishes first."""
+
+    def run(self, input, output, signature):
+        from common.atomic import atomic_path
+
+        with atomic_path(output, keep_theirs=True) as tmp:
+            values = [int(line) * self.factor for line in Path(input).read_text().split()]
+            tmp.write_text(json.dumps({"values": values, "job": signature}))
+            Path(output).write_text(json.dumps({"values": values, "job": signature}))  # the twin
+        return len(values), "unreachable"
+
+
+def test_a_task_whose_twin_finished_first_is_done_and_keeps_no_copy(tmp_path):
+    files = _inputs(tmp_path / "in", {"a.txt": "1 2"})
+    report = run_file_job(OvertakenDoubling(), files, tmp_path / "out", single=False, progress=False)
+    assert not report.failed and report.results[0].skipped
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["a.out.json"]
+
+
+def test_one_input_that_fails_is_the_command_error(tmp_path):
+    files = _inputs(tmp_path / "in", {"bad.txt": "x"})
+    report = run_file_job(Doubling(), files, tmp_path / "one.json", single=True, progress=False)
+    with pytest.raises(ColliderFMError, match="ValueError: invalid literal"):
+        print_report(report, tmp_path / "one.json")
+
+
+def test_an_output_may_not_replace_an_input_or_a_model(tmp_path):
+    files = _inputs(tmp_path / "in", {"a.txt": "1"})
+    with pytest.raises(UserError, match="is also an input"):
+        run_file_job(Doubling(), files, files[0], single=True, progress=False)
+    with pytest.raises(UserError, match="would hold or overwrite the input"):
+        run_file_job(Doubling(), files, tmp_path / "in", single=False, progress=False)
+
+
+def test_temporaries_of_killed_writers_are_removed_beside_complete_outputs_only(tmp_path):
+    (tmp_path / "a.h5").write_text("done")
+    for name in (".a.h5.123.0.tmp", ".a.h5.77.3.tmp", ".b.h5.5.0.tmp", ".a.h5.notes"):
+        (tmp_path / name).write_text("")
+    assert remove_stale_temporaries([tmp_path / "a.h5", tmp_path / "b.h5"]) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".a.h5.notes", ".b.h5.5.0.tmp", "a.h5"]
+
+
+def test_scheduler_values_and_engines(monkeypatch):
+    for good in ("none", "local", "local:3", "tcp://10.0.0.1:8786", "scheduler.cluster:8786"):
+        assert scheduler_spec(good) == good
+    for bad in ("local:0", "local:x", "dask", "tcp://host"):
+        with pytest.raises(Exception, match="expected none, local"):
+            scheduler_spec(bad)
+    with pytest.raises(UserError, match="not both"):
+        with open_executor("local:2", workers=2):
+            pass
+    monkeypatch.setitem(sys.modules, "distributed", None)  # as if the dask extra were not installed
+    with pytest.raises(UserError, match=r"needs Dask: pip install 'colliderfm\[dask\]'"):
+        with open_executor("local:2"):
+            pass
+
+
+def test_a_model_is_made_once_per_process_and_key():
+    made = []
+    for key in ("a", "a", "b", "a"):
+        worker_cache(("test", key), lambda: made.append(key) or key)
+    assert made == ["a", "b"]
+    for key in ("c", "d", "a"):  # two kept: "a" was evicted
+        worker_cache(("test", key), lambda: made.append(key) or key, keep=2)
+    assert made == ["a", "b", "c", "d", "a"]
+
+
+def test_the_default_install_needs_no_dask():
+    code = ("import sys; import events.generate, events.pythia, tokenizer.tokenize, finetune.anomaly, "
+            "common.filejobs, demo; from common.executors import open_executor\n"
+            "with open_executor('none', 2): pass\n"
+            "assert not {'dask', 'distributed'} & set(sys.modules), sorted(m for m in sys.modules if 'dask' in m)")
+    import subprocess
+
+    proc = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parent.parent,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+# --- the real commands, in this process ------------------------------------------------------------------
+def _score_args(backbone, *args):
+    bb, tok = backbone
+    return ["score", "--backbone", str(bb), "--tokenizer", str(tok), "--device", "cpu", "--quiet",
+            "--n-masks", "2", *map(str, args)]
+
+
+@pytest.fixture(scope="module")
+def event_files(ttbar, tmp_path_factory):
+    """Three small event files (two HDF5, one ROOT) and a corrupt one."""
+    from events.io import write_events
+
+    folder = tmp_path_factory.mktemp("many")
+    paths = [folder / "f0.h5", folder / "f1.h5", folder / "f2.root"]
+    for i, p in enumerate(paths):
+        write_events(ttbar[100 * i:100 * i + 60 + 20 * i], p)
+    (folder / "broken.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)
+    return paths, folder / "broken.h5"
+
+
+def test_scoring_many_files_keeps_each_file_as_a_call_of_its_own(backbone, event_files, tmp_path, capsys):
+    from finetune.anomaly import main
+    from finetune.score_store import read_scores
+
+    paths, broken = event_files
+    for p in paths:
+        assert main(_score_args(backbone, "--input", p, "--out", tmp_path / f"{p.stem}.h5")) == 0
+    listing = tmp_path / "inputs.txt"
+    listing.write_text("\n".join(map(str, [paths[0], broken, *paths[1:]])) + "\n")
+    assert main(_score_args(backbone, "--input", f"@{listing}", "--out", tmp_path / "folder")) == 1
+    printed = capsys.readouterr().out
+    assert f"1 of 4 file(s) failed" in printed and str(broken) in printed
+    for p in paths:
+        alone, in_job = read_scores(tmp_path / f"{p.stem}.h5"), read_scores(tmp_path / "folder" / f"{p.stem}.scores.h5")
+        assert alone.keys() == in_job.keys()
+        for k in alone:
+            np.testing.assert_array_equal(alone[k], in_job[k], err_msg=k)
+    # the same files combined: one CSV, each row's input named, rows in input order
+    assert main(_score_args(backbone, "--input", *paths, "--out", tmp_path / "all.csv")) == 0
+    combined = read_scores(tmp_path / "all.csv")
+    for p in paths:
+        rows = combined["input"] == str(p)
+        alone = read_scores(tmp_path / f"{p.stem}.h5")
+        np.testing.assert_array_equal(combined["event"][rows], alone["event"])
+        np.testing.assert_allclose(combined["masked"][rows], alone["masked"], rtol=1e-7)
+    assert combined["input"].tolist() == sorted(combined["input"].tolist(), key=[str(p) for p in paths].index)
+
+
+def test_tokenizing_many_files_into_one_store_records_each_events_input(backbone, event_files, tmp_path):
+    from events.io import read_events
+    from tokenizer.store import iter_tokens
+    from tokenizer.tokenize import main
+    from tokenizer.tokenizer import Tokenizer
+
+    paths, _ = event_files
+    tok_folder = backbone[1]
+    assert main(["--tokenizer", str(tok_folder), "--input", *map(str, paths), "--out", str(tmp_path / "t.h5"),
+                 "--quiet", "--device", "cpu"]) == 0
+    stored = list(iter_tokens(tmp_path / "t.h5"))[0]
+    tokenizer = Tokenizer.from_pretrained(tok_folder)
+    expected = [tokenizer.encode(read_events(p)) for p in paths]
+    assert stored.ids.tolist() == sum((e.ids.tolist() for e in expected), [])
+    np.testing.assert_array_equal(stored.info["input"], np.repeat([0, 1, 2], [len(e) for e in expected]))
+    import h5py
+
+    with h5py.File(tmp_path / "t.h5") as f:
+        assert json.loads(f.attrs["inputs"]) == [str(p) for p in paths]
+    before = os.stat(tmp_path / "t.h5").st_mtime_ns
+    assert main(["--tokenizer", str(tok_folder), "--input", *map(str, paths), "--out", str(tmp_path / "t.h5"),
+                 "--quiet", "--device", "cpu"]) == 0
+    assert os.stat(tmp_path / "t.h5").st_mtime_ns == before  # complete: skipped
