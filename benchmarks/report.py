@@ -1,5 +1,5 @@
 """Render benchmark results (benchmarks/results/*.json) as markdown tables into docs/results.md (and the
-headline table of README.md).
+headline and Dask tables of README.md).
 
     python benchmarks/report.py            # rewrites the marked sections of both documents
 Each table sits between `<!-- NAME:start -->` and `<!-- NAME:end -->` markers; DOCUMENTS says which
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import statistics
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -577,6 +578,60 @@ def nanoaod_speed_table() -> str:
     return "\n".join(lines) + f"\n\n({r['events']:,} events: the shared real file tiled; 2-core CPU)"
 
 
+def _first_then_median(row: dict) -> str:
+    """A file job's task seconds: the first on each worker (torch imported, model loaded), then the median."""
+    if "task_seconds" not in row:
+        return ""
+    first, rest, seen = [], [], set()
+    for seconds, worker in zip(row["task_seconds"], row["task_worker"]):
+        (rest if worker in seen else first).append(seconds)
+        seen.add(worker)
+    return f"{max(first):.2f}, then {statistics.median(rest):.2f}" if rest else f"{max(first):.2f}"
+
+
+def dask_table(path: Path = RESULTS / "dask_throughput.json") -> str:
+    """Generation, tokenizing and scoring in this process, forked processes and Dask LocalClusters, with
+    the engines' start-up and per-task costs (benchmarks/dask_throughput.py)."""
+    if not path.is_file():
+        return "(not measured yet)"
+    r = json.loads(path.read_text())
+    g, m, ov = r["generation"], r["machine"], r["overhead"]
+    files = lambda s: f"{s['files']} files x {s['events_per_file']:,} events"  # noqa: E731
+    jobs = [(f"generation, {g['process']}, {g['events']:,} events", g),
+            (f"tokenizing, {files(r['tokenization'])}", r["tokenization"]),
+            (f"scoring ({', '.join(r['scoring']['methods'])}; {r['scoring']['scorer'].get('n_masks', 8)} maskings), "
+             f"{files(r['scoring'])}", r["scoring"])]
+    lines = ["| job | engine | workers | events/s (without start-up) | speed-up vs 1 worker | a file's seconds: "
+             "first on its worker, then median |", "|---|---|---|---|---|---|"]
+    for label, job in jobs:
+        for i, row in enumerate(job["rows"]):
+            rate = f"{row['events_per_s']:,.0f}"
+            if row["startup_s"]:
+                rate += f" ({row['events_per_s_without_startup']:,.0f})"
+            up = job["speedup_2_vs_1"].get(row["engine"]) if row["workers"] > 1 else None
+            up = f"{up['events_per_s']:.2f}x ({up['events_per_s_without_startup']:.2f}x)" if up else ""
+            lines.append(f"| {label if i == 0 else ''} | {row['engine']} | {row['workers']} | {rate} | {up} | "
+                         f"{_first_then_median(row)} |")
+    start = ov["startup_s"]
+    repeats = max(s["repeats"] for s in start.values())
+    lines += ["", f"Start-up (open, first no-op task, close; median of {repeats}): "
+              + ", ".join(f"{name} {s['total_s']:.2f} s" for name, s in start.items()) + ". "
+              f"Per no-op task, {ov['tasks']} submitted at once: "
+              + ", ".join(f"{name} {c['per_task_ms']:.3f} ms" for name, c in ov["task_ms"].items())
+              + f"; one at a time ({ov['round_trips']} round trips): "
+              + ", ".join(f"{name} {c['round_trip_ms']:.3f} ms" for name, c in ov["task_ms"].items()) + "."]
+    if "malloc" in r:
+        slow = [f"{r['malloc'][k]:.1f}x with {k.split('_')[1]} thread(s)" for k in r["malloc"] if k.startswith("slowdown")]
+        lines += ["", "Dask's default MALLOC_TRIM_THRESHOLD_=65536 in a worker slows small torch layers "
+                  f"{' and '.join(slow)}; `--scheduler local` starts its workers without it."]
+    same = "identical generated events on every engine" if g["identical"] else \
+        "**the engines generated different events**"
+    quick = "; **smoke run (--quick): sizes too small to read as throughput**" if r["quick"] else ""
+    lines.append(f"\n({m['cpu_count']} cores, {m['platform']}, torch {m['torch']}, Dask {m['dask']}, {r['date']}; "
+                 f"{same}{quick}; `{r.get('command', 'python benchmarks/dask_throughput.py')}`)")
+    return "\n".join(lines)
+
+
 def headline_table() -> str:
     """The README's few headline numbers, each linking to its section of docs/results.md."""
     link = lambda anchor: f"[details](docs/results.md#{anchor})"  # noqa: E731
@@ -647,11 +702,11 @@ TABLES = {"nanoaod-speed-table": nanoaod_speed_table, "real-nanoaod-table": real
           "scaling-table": scaling_table, "speed-table": speed_table,
           "density-anomaly-table": density_anomaly_table, "density-generation-table": density_generation_table,
           "density-likelihood-table": density_likelihood_table, "masked-study-table": masked_study_table,
-          "density-finetune-table": density_finetune_table}
+          "density-finetune-table": density_finetune_table, "dask-table": dask_table}
 
 
 #: which tables each document holds (paths relative to the repository)
-DOCUMENTS = {"docs/results.md": TABLES, "README.md": {"headline-table": headline_table}}
+DOCUMENTS = {"docs/results.md": TABLES, "README.md": {"headline-table": headline_table, "dask-table": dask_table}}
 
 
 def rendered(text: str, tables: dict = TABLES, where: str = "docs/results.md") -> str:
