@@ -129,8 +129,8 @@ class DaskExecutor:
                 self._stack.enter_context(_default_malloc())
                 # each worker's torch gets its share of the cores (Dask's default is one thread each); as `env`,
                 # which the nanny also gives the workers it restarts after a death
-                cluster = self._stack.enter_context(LocalCluster(
-                    n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+                cluster = self._stack.enter_context(LocalCluster(  # dashboard on any free port: jobs side by side
+                    n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
                     silence_logs=logging.ERROR,
                     env={k: threads for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}))
                 self.description = f"a Dask LocalCluster of {n} worker processes"
