@@ -80,7 +80,8 @@ class TokenizeJob:
                 for batch in iter_tokens(part, self.step_size):
                     batch.info["input"] = np.full(len(batch), i, np.int32)
                     writer.write(batch)
-        return writer.n_events, f"combined {writer.n_events} events, {writer.n_tokens} tokens of {len(parts)} files into {out}"
+        return writer.n_events, (f"combined {writer.n_events} events, {writer.n_tokens} tokens of {len(parts)} files "
+                                 f"into {out}")
 
 
 def build_parser() -> argparse.ArgumentParser:
