@@ -67,7 +67,7 @@ class InProcess:
     """Tasks run here, one at a time, in submission order."""
 
     workers = 1
-    description = "this process"
+    description = "in this process"
 
     def submit(self, fn: Callable, *args) -> _Lazy:
         return _Lazy(fn, args)
@@ -92,7 +92,7 @@ class ForkPool:
         # fork: workers start at once and scripts need no __main__ guard; spawn where fork is missing
         method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
         self.workers = workers
-        self.description = f"{workers} forked processes"
+        self.description = f"on {workers} forked processes"
         self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method))
 
     def submit(self, fn: Callable, *args):
@@ -133,17 +133,21 @@ class DaskExecutor:
                     n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
                     silence_logs=logging.ERROR,
                     env={k: threads for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}))
-                self.description = f"a Dask LocalCluster of {n} worker processes"
+                self.description = f"on a Dask LocalCluster of {n} worker processes"
                 self.client = self._stack.enter_context(Client(cluster))
             else:
                 self.client = self._stack.enter_context(Client(spec, timeout="30s"))
-                self.description = f"the Dask scheduler at {spec}"
+                self.description = f"on the Dask scheduler at {spec}"
         except UserError:
             raise
         except Exception as err:  # no scheduler at that address, no free port...
             self._stack.close()
             raise UserError(f"--scheduler {spec}: cannot start or reach Dask ({type(err).__name__}: {err})") from None
-        self.workers = max(1, sum(self.client.nthreads().values()))
+
+    @property
+    def workers(self) -> int:
+        """Tasks that run at once now: a cluster's workers may join (dask-jobqueue scaling up) or leave."""
+        return max(1, sum(self.client.nthreads().values()))
 
     def submit(self, fn: Callable, *args):
         # pure=False: two tasks with equal arguments (a retry, a rerun) are still two tasks
@@ -166,7 +170,7 @@ _USER_MALLOC_TRIM = os.environ.get("MALLOC_TRIM_THRESHOLD_")
 def _default_malloc():
     """Workers with glibc's default malloc. Dask starts them with MALLOC_TRIM_THRESHOLD_=65536 (to return
     memory sooner), which also stops glibc from raising its mmap threshold: every tensor of more than
-    128 KiB is then mapped and unmapped again, and torch's CPU work ran 2.2 to 2.6 times slower
+    128 KiB is then mapped and unmapped again, and small torch layers ran 2 to 2.5 times slower
     (benchmarks/dask_throughput.py). The nanny also leaves its value in this process's environment,
     whence later workers would inherit it."""
     import dask

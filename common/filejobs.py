@@ -147,7 +147,7 @@ class JobReport:
             loads[r.worker] = max(loads.get(r.worker, 0), r.loads)
         text = (f"{len(done)} of {len(self.results)} files done, {skipped} skipped (already complete), "
                 f"{len(self.failed)} failed; {self.events:,} events in {self.seconds:.1f} s "
-                f"({rate}) on {self.executor}")
+                f"({rate}) {self.executor}")
         if done:
             text += f"; {len(workers)} worker process(es), {sum(loads.values())} model load(s)"
         return text
