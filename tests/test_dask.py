@@ -184,3 +184,22 @@ def test_local_workers_get_their_share_of_the_cores_and_the_default_malloc():
             env = [executor.submit(os.getenv, k).result() for k in ("MALLOC_TRIM_THRESHOLD_", "OMP_NUM_THREADS")]
         assert env == [None, str(max(1, (os.cpu_count() or 1) // n))]
     assert "MALLOC_TRIM_THRESHOLD_" not in os.environ
+
+
+def test_the_command_on_a_local_cluster_finishes_the_good_files_and_lists_the_bad_one(backbone, inputs, tmp_path):
+    import subprocess
+    import sys
+
+    broken = tmp_path / "broken.h5"
+    broken.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 64)
+    args = [sys.executable, "-m", "tokenizer.tokenize", "--tokenizer", str(backbone[1]), "--input",
+            str(inputs[0]), str(broken), str(inputs[1]), "--out", str(tmp_path / "tokens"), "--device", "cpu",
+            "--scheduler", "local:2"]
+    proc = subprocess.run(args, capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "2 of 3 files done" in proc.stdout and "1 of 3 file(s) failed" in proc.stdout
+    assert f"  {broken}: not a readable HDF5 file" in proc.stdout
+    assert "Traceback" not in proc.stderr and "token stores: 100%" in proc.stderr  # the job's one bar
+    assert sorted(p.name for p in (tmp_path / "tokens").iterdir()) == ["data0.tokens.h5", "data1.tokens.h5"]
+    proc = subprocess.run(args, capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent)
+    assert proc.returncode == 1 and "0 of 3 files done, 2 skipped" in proc.stdout  # only the bad one retried
