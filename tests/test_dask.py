@@ -74,13 +74,13 @@ def separate(backbone, inputs, tmp_path_factory):
     return folder
 
 
-def test_generation_gives_the_same_events_on_every_engine():
+def test_generation_gives_the_same_events_on_every_engine(cluster):
     from events.model import Events
     from events.pythia import GenerateConfig, GenerateStats, generate
 
     config = GenerateConfig(block_size=40)
     runs = {}
-    for engine in ({"workers": 1}, {"workers": 2}, {"scheduler": "local:2"}):
+    for engine in ({"workers": 1}, {"workers": 2}, {"scheduler": "local:2"}, {"scheduler": cluster[0]}):
         stats = GenerateStats()
         runs[str(engine)] = Events.concatenate(generate("wjets", 150, seed=5, config=config, stats=stats,
                                                         progress=False, **engine))
