@@ -276,3 +276,16 @@ def test_tokenizing_many_files_into_one_store_records_each_events_input(backbone
     assert main(["--tokenizer", str(tok_folder), "--input", *map(str, paths), "--out", str(tmp_path / "t.h5"),
                  "--quiet", "--device", "cpu"]) == 0
     assert os.stat(tmp_path / "t.h5").st_mtime_ns == before  # complete: skipped
+
+
+def test_the_head_method_needs_a_reference_and_a_reference_alone_adds_no_method(backbone, event_files, tmp_path):
+    from finetune.anomaly import main
+    from finetune.score_store import read_scores
+
+    paths, _ = event_files
+    with pytest.raises(UserError, match="method head needs --reference"):  # before any file is scored
+        main(_score_args(backbone, "--input", *paths, "--out", tmp_path / "none", "--method", "head"))
+    assert not (tmp_path / "none").exists()
+    assert main(_score_args(backbone, "--input", paths[0], "--out", tmp_path / "s.h5", "--method", "nll",
+                            "--reference", paths[1])) == 0
+    assert "head" not in read_scores(tmp_path / "s.h5")
