@@ -21,8 +21,9 @@ import os
 import re
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Iterable, Protocol
+from urllib.parse import urlsplit
 
 from common.atomic import Overtaken
 from common.cli import Terminated, check_output, check_output_folder
@@ -161,8 +162,7 @@ def plan(job: FileJob, inputs: list[str], out: Path, single: bool) -> tuple[list
     folder = Path(f"{out}.parts") if single else Path(out)
     tasks, owner = [], {}
     for i, path in enumerate(inputs):
-        name = (path.rsplit("/", 1)[-1] if is_url(path) else Path(path).name)
-        stem = name[: -len(Path(name).suffix)] if Path(name).suffix else name
+        stem = PurePosixPath(urlsplit(path).path).stem if is_url(path) else Path(path).stem  # no ?query
         output = folder / (f"{i:06d}.{stem}{job.suffix}" if single else f"{stem}{job.suffix}")
         if output in owner:
             raise UserError(f"{owner[output]} and {path} would both write {output}; give the inputs distinct "

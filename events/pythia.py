@@ -111,8 +111,8 @@ def generate(process: str, n_events: int, *, seed: int = 1, workers: int = 1, sc
             tqdm(total=n_events, unit="ev", desc=f"{process}", disable=not progress, smoothing=0.1) as bar:
         stats.workers = executor.workers
         while stats.records < n_events:
-            in_flight = len(pending)
-            while in_flight < 2 * executor.workers and \
+            in_flight, window = len(pending), 2 * executor.workers  # asked once per block: a Dask scheduler call
+            while in_flight < window and \
                     (in_flight == 0 or stats.records + in_flight * per_block < n_events):
                 pending.append(executor.submit(generate_block, proc, seed, next_block, config))
                 next_block += 1

@@ -12,14 +12,18 @@ from events.options import ReadOptions
 SINGLE_SUFFIXES = (".h5", ".hdf5")
 
 
-def tokenize_into(writer, tokenizer, path, format: str = "auto", step_size: int = 100_000, bar=None,
+def tokenize_into(writer, tokenizer, path, format: str = "auto", step_size: int = 100_000, progress: bool = False,
                   features: bool = False, options=None) -> None:
-    """Encode every event of file `path` and append the tokens (and features) to a `TokenWriter`, streaming."""
-    from events.io import iter_events
+    """Encode every event of file `path` and append the tokens (and features) to a `TokenWriter`, streaming,
+    with an events bar if `progress`. The file is opened once."""
+    from tqdm import tqdm
 
-    for chunk in iter_events(path, format, step_size=step_size, options=options):
-        writer.write(tokenizer.encode(chunk, source=str(path), features=features))
-        if bar is not None:
+    from events.io import open_events
+
+    with open_events(path, format, options=options) as reader, \
+            tqdm(total=len(reader), unit="ev", desc="tokenizing", disable=not progress) as bar:
+        for chunk in reader.iterate(step_size):
+            writer.write(tokenizer.encode(chunk, source=str(path), features=features))
             bar.update(len(chunk))
 
 
@@ -57,16 +61,15 @@ class TokenizeJob:
                             lambda: Tokenizer.from_pretrained(self.tokenizer, device=str(resolve_device(self.device))))
 
     def run(self, input: str, output: Path, signature: dict) -> tuple[int, str]:
-        from tqdm import tqdm
-
-        from events.io import count_nonzero_events
+        from events.errors import EventDataError
         from tokenizer.store import TokenWriter
 
         tokenizer = self.load()
-        total = count_nonzero_events(input, self.format)
-        with TokenWriter.for_tokenizer(output, tokenizer, self.tokenizer, self.features, signature) as writer, \
-                tqdm(total=total, unit="ev", desc="tokenizing", disable=not self.progress) as bar:
-            tokenize_into(writer, tokenizer, input, self.format, self.step_size, bar, self.features, self.options)
+        with TokenWriter.for_tokenizer(output, tokenizer, self.tokenizer, self.features, signature) as writer:
+            tokenize_into(writer, tokenizer, input, self.format, self.step_size, self.progress, self.features,
+                          self.options)
+            if writer.n_events == 0:  # most likely the wrong file given: no store is written
+                raise EventDataError(f"{input}: holds no events")
         return writer.n_events, f"wrote {writer.n_events} events, {writer.n_tokens} tokens to {output}"
 
     def combine(self, parts: list[Path], inputs: list[str], out: Path, signature: dict) -> tuple[int, str]:
