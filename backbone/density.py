@@ -53,10 +53,10 @@ LOG_KAPPA = (-7.0, 8.0)  # von Mises log-concentrations (kappa = e^8: an angular
 CLAMP = {"eta": (-5.0, 5.0), "btag": (0.0, 1.0)}
 
 
-def code_mask(mode: str, code_types: list[int]) -> torch.Tensor:
+def code_mask(mode: str, code_types: list[int], device=None) -> torch.Tensor:
     """(n_codes, D) 1.0 where code c's object type has feature d as a continuous quantity."""
     names = DENSITY_FEATURES[mode]
-    return torch.tensor([[float(n in MODELED[T(t)]) for n in names] for t in code_types])
+    return torch.tensor([[float(n in MODELED[T(t)]) for n in names] for t in code_types], device=device)
 
 
 def _soft_clamp(x: torch.Tensor, bounds: tuple[float, float]) -> torch.Tensor:
@@ -199,11 +199,13 @@ class DensityHead(nn.Module):
         """What the tokenizer's codes and normalization mean (before training): each code's object
         type, the feature normalization, and what each code decodes to (n_codes, n_features), where
         the components are centred (zero: the population's mean)."""
-        self.code_mask.copy_(code_mask(self.mode, code_types))
-        self.feature_mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
-        self.feature_std.copy_(torch.as_tensor(std, dtype=torch.float32))
+        device = self.code_mask.device  # the model's: to_density mixes these with the buffers
+        self.code_mask.copy_(code_mask(self.mode, code_types, device))
+        self.feature_mean.copy_(torch.as_tensor(mean, dtype=torch.float32, device=device))
+        self.feature_std.copy_(torch.as_tensor(std, dtype=torch.float32, device=device))
         if code_features is not None:
-            self.code_centroid.copy_(self.to_density(torch.as_tensor(code_features, dtype=torch.float32)))
+            centroids = torch.as_tensor(code_features, dtype=torch.float32, device=device)
+            self.code_centroid.copy_(self.to_density(centroids))
 
     def forward(self, hidden: torch.Tensor, token_embedding: torch.Tensor, tokens: torch.Tensor) -> Mixture:
         """Mixtures for N objects from `hidden` (N, n_embd), their tokens (N,) and the tokens'
@@ -296,7 +298,7 @@ class PerCodeGaussian:
         the moments of all objects."""
         z = z.double()
         count = torch.bincount(codes, minlength=n_codes).double()[:, None]
-        total = torch.zeros(n_codes, z.shape[1], dtype=torch.float64).index_add_(0, codes, z)
+        total = torch.zeros(n_codes, z.shape[1], dtype=torch.float64, device=z.device).index_add_(0, codes, z)
         sq = torch.zeros_like(total).index_add_(0, codes, z ** 2)
         seen = count > 1
         mean = torch.where(seen, total / count.clamp(min=1), z.mean(0))
@@ -304,7 +306,7 @@ class PerCodeGaussian:
         log_scale = 0.5 * torch.log(var.clamp(min=min_scale ** 2))
         if circular is not None:
             c = circular
-            cs = torch.zeros(n_codes, 2, dtype=torch.float64)
+            cs = torch.zeros(n_codes, 2, dtype=torch.float64, device=z.device)
             cs.index_add_(0, codes, torch.stack([torch.cos(z[:, c]), torch.sin(z[:, c])], 1))
             resultant = cs / count.clamp(min=1)
             everyone = torch.stack([torch.cos(z[:, c]), torch.sin(z[:, c])], 1).mean(0)

@@ -24,7 +24,7 @@ class Grammar:
     def __init__(self, vocab: Vocab, tokenizer, batch: int, device, max_new: int | None = None,
                  caps: Caps | None = None):
         self.vocab = vocab
-        rank = torch.full((vocab.size,), -1, dtype=torch.long)
+        rank = torch.full((vocab.size,), -1, dtype=torch.long, device="cpu")  # filled on the host, moved once
         for t in tokenizer.model.types:
             lo, n = tokenizer.model.offsets[t], tokenizer.model.codes_per_type[t]
             rank[lo:lo + n] = _RANK[GROUP_OF_TYPE[ObjectType(t)]]

@@ -50,8 +50,9 @@ def compare(model, train, test, device="cpu") -> dict:
     reference = PerCodeGaussian.fit(torch.from_numpy(codes), torch.from_numpy(z), model.config.n_codes,
                                     model.density.circular)
     codes, z, mask, head = object_coordinates(model, test, device)
-    zt, mt, ct = (torch.from_numpy(a) for a in (z, mask, codes))
-    ref = (reference.mixture(ct).log_prob(zt, mt) + model.density.log_jacobian(zt, mt, physical=False)).numpy()
+    # on the model's device: the Jacobian reads the head's buffers
+    zt, mt, ct = (torch.from_numpy(a).to(device) for a in (z, mask, codes))
+    ref = (reference.mixture(ct).log_prob(zt, mt) + model.density.log_jacobian(zt, mt, physical=False)).cpu().numpy()
     types = np.asarray(train.code_info[0])[codes] if train.code_info is not None else np.zeros(len(codes), int)
     out = {"objects": int(len(codes)), "head": float(head.mean()), "per_code_gaussian": float(ref.mean()),
            "space": "log pt, eta, phi, log(1 + m), b-tag (the features each type has)", "per_type": {}}

@@ -39,7 +39,8 @@ def losses(model, batch: torch.Tensor, data: TokenSequences, rate: float, genera
     gradients of both passes, summed in one backward, are all-reduced once."""
     vocab = data.vocab
     if data.conditional and process_dropout > 0:
-        drop = (torch.rand(len(batch), generator=generator) < process_dropout).to(batch.device)
+        drop = torch.rand(len(batch), generator=generator, device=generator.device) < process_dropout
+        drop = drop.to(batch.device)
         batch = batch.clone()
         batch[:, 1] = torch.where(drop, vocab.mask, batch[:, 1])
     pad = batch == vocab.pad
@@ -107,6 +108,28 @@ def save_backbone(model: GPT, data: TokenSequences, cfg: PretrainConfig, folder:
     model.save_pretrained(folder, to_dict(cfg), **extra)
 
 
+def build_model(cfg: PretrainConfig, data: TokenSequences, val_data: TokenSequences, device: torch.device) -> GPT:
+    """The GPT of `cfg.model` for these data, made on `device`, with the hybrid's code table and the
+    density head's view of the tokenizer set from the training store."""
+    m = cfg.model
+    block = max(data.longest_possible(), val_data.longest_possible())
+    table = hybrid_table(cfg, data, val_data) if m.hybrid else None
+    if m.density_components:
+        check_density_data(cfg, data, val_data)
+    with torch.device(device):  # weights made where they train: no copy, and no CPU-sized init on a GPU
+        model = GPT(m.gpt(data.vocab.size, block, 0 if table is None else table.shape[1], data.vocab.n_codes,
+                          data.mode))
+    if table is not None:
+        model.set_code_features(torch.from_numpy(table))
+    if m.density_components:
+        from tokenizer.store import read_code_features
+
+        code_types, transform = data.code_info
+        model.density.set_tokenizer(code_types.tolist(), transform["mean"], transform["std"],
+                                    read_code_features(cfg.data.train)[:data.vocab.n_codes])
+    return model
+
+
 def run(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -> dict:
     from tqdm import tqdm
 
@@ -129,22 +152,8 @@ def run(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -> dic
     else:
         val_data = data
         train_idx, val_idx = split_indices(len(data), cfg.data.val_fraction, tc.seed)
-    m = cfg.model
-    block = max(data.longest_possible(), val_data.longest_possible())
-    table = hybrid_table(cfg, data, val_data) if m.hybrid else None
-    if m.density_components:
-        check_density_data(cfg, data, val_data)
-    model = GPT(m.gpt(data.vocab.size, block, 0 if table is None else table.shape[1], data.vocab.n_codes,
-                      data.mode)).to(device)
-    if table is not None:
-        model.set_code_features(torch.from_numpy(table))
-    if m.density_components:
-        code_types, transform = data.code_info
-        from tokenizer.store import read_code_features
-
-        model.density.set_tokenizer(code_types.tolist(), transform["mean"], transform["std"],
-                                    read_code_features(cfg.data.train)[:data.vocab.n_codes])
-    density = bool(m.density_components)
+    model = build_model(cfg, data, val_data, device)
+    density = bool(cfg.model.density_components)
     optimizer = torch.optim.AdamW(param_groups(model, tc.weight_decay), lr=tc.lr, betas=(0.9, 0.95),
                                   fused=device.type == "cuda")
     ddp = None

@@ -73,7 +73,8 @@ class Classifier(nn.Module):
         torch.manual_seed(seed)
         if mode == "scratch":
             backbone = backbone.reinitialized()
-        model = cls(backbone, n_classes, head).to(device)
+        with torch.device(device):  # the head made on the backbone's device
+            model = cls(backbone, n_classes, head)
         model.frozen = mode == "frozen"
         model.backbone.requires_grad_(not model.frozen)
         model.source = backbone.source

@@ -17,11 +17,11 @@ from finetune.config import TrainSection
 VALIDATE_EVERY = 50  # steps between validations, rounded to whole epochs
 
 
-def class_weights(y: np.ndarray, n_classes: int) -> torch.Tensor:
+def class_weights(y: np.ndarray, n_classes: int, device=None) -> torch.Tensor:
     """Inverse-frequency weights, normalized so that the average event weighs 1."""
     counts = np.bincount(y, minlength=n_classes).astype(np.float64)
     w = np.where(counts > 0, len(y) / (n_classes * np.maximum(counts, 1)), 0.0)
-    return torch.tensor(w, dtype=torch.float32)
+    return torch.tensor(w, dtype=torch.float32, device=device)
 
 
 def optimizer_for(model, cfg: TrainSection) -> torch.optim.Optimizer:
@@ -52,7 +52,7 @@ def predict(model, seqs: TokenSequences, indices: np.ndarray | None = None, batc
 def mean_loss(model, seqs, y, indices, weights, batch_size, device) -> float:
     probs = predict(model, seqs, indices, batch_size, device)
     nll = -np.log(np.clip(probs[np.arange(len(indices)), y[indices]], 1e-12, None))
-    w = weights.numpy()[y[indices]]
+    w = weights.cpu().numpy()[y[indices]]
     return float((w * nll).sum() / w.sum())
 
 
@@ -68,7 +68,8 @@ def fit(model, seqs: TokenSequences, y: np.ndarray, train_idx: np.ndarray, val_s
     from tqdm import tqdm
 
     n_classes = model.head[-1].out_features
-    weights = class_weights(y[train_idx], n_classes) if cfg.class_weights else torch.ones(n_classes)
+    weights = (class_weights(y[train_idx], n_classes, device) if cfg.class_weights
+               else torch.ones(n_classes, device=device))
     optimizer = optimizer_for(model, cfg)
     steps_per_epoch = math.ceil(len(train_idx) / cfg.batch_size)
     epochs = max(cfg.epochs, math.ceil(cfg.min_steps / steps_per_epoch))
@@ -92,7 +93,7 @@ def fit(model, seqs: TokenSequences, y: np.ndarray, train_idx: np.ndarray, val_s
                     g["lr"] = g["base_lr"] * factor
                 logits = model(*seqs.tensors(batch_idx, device))
                 loss = F.cross_entropy(logits.float(), torch.from_numpy(y[batch_idx]).to(device),
-                                       weight=weights.to(device))
+                                       weight=weights)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -137,7 +137,8 @@ def init_codebooks(model, data: ObjectData, seed: int) -> None:
         index = torch.nonzero(data.types.cpu() == t).flatten()
         if not len(index):
             continue
-        index = index[torch.randperm(len(index), generator=gen)[: 20 * model.codes_per_type[t]]].to(data.x.device)
+        pick = torch.randperm(len(index), generator=gen, device="cpu")[: 20 * model.codes_per_type[t]]
+        index = index[pick].to(data.x.device)
         model.quantizers[str(t)](z[index])
 
 
@@ -156,7 +157,8 @@ def train_model(cfg: TokenizerTrainConfig, model_cfg: ModelConfig, train_events:
     train, val = ObjectData(train_events, transform, device), ObjectData(val_events, transform, device)
     if len(train) < 2:
         raise UserError("too few training objects")
-    model = make_model(model_cfg, tc, transform, train).to(device)
+    with torch.device(device):  # made where it trains
+        model = make_model(model_cfg, tc, transform, train)
     optimizer = torch.optim.AdamW(param_groups(model, tc.weight_decay), lr=tc.lr)
     steps_per_epoch = max(len(train) // tc.batch_size, 1)
     total_steps = steps_per_epoch * tc.epochs

@@ -48,7 +48,7 @@ MUTATIONS = [
              'if k.startswith("best.")} or None', "self.best = None",
              ("tests/test_training.py", "tests/test_reliability.py::test_killed_fine_tuning_resumes_to_the_same_classifier")),
     Mutation("process-dropout-is-mask-rate", "process dropout uses the mask rate instead of its own",
-             "backbone/pretrain.py", "< process_dropout).to(batch.device)", "< rate).to(batch.device)",
+             "backbone/pretrain.py", "device=generator.device) < process_dropout", "device=generator.device) < rate",
              ("tests/test_backbone_pretrain.py",)),
     Mutation("micro-batches-share-masks", "the micro-batches of a step (grad_accum) draw the same masks",
              "backbone/pretrain.py", "* tc.grad_accum + micro)", "* tc.grad_accum)",
@@ -103,6 +103,14 @@ MUTATIONS = [
              "events/pythia.py", "chunk = pending.popleft().result()",
              "chunk = (pending.pop() if len(pending) > 2 else pending.popleft()).result()",
              ("tests/test_dask.py::test_generation_gives_the_same_events_on_every_engine",)),
+    Mutation("density-centroids-on-default-device", "the density head's code centroids are made on the default "
+             "device (the CPU) beside buffers on the GPU", "backbone/density.py",
+             "centroids = torch.as_tensor(code_features, dtype=torch.float32, device=device)",
+             "centroids = torch.as_tensor(code_features, dtype=torch.float32)",
+             ("tests/test_device_placement.py",)),
+    Mutation("score-tails-on-default-device", "the density score's per-object tails are made on the default device",
+             "finetune/scores.py", "feature_tail = torch.zeros(targets.shape, device=device)",
+             "feature_tail = torch.zeros(targets.shape)", ("tests/test_device_placement.py",)),
 ]
 
 
