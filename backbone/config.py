@@ -88,7 +88,9 @@ class TrainSection:
     device: str = "auto"
     #: also keep each evaluation's checkpoint as checkpoint_step<N>/ (to study how scores evolve in training)
     keep_checkpoints: bool = False
-    compile: bool = False  # torch.compile the model (CUDA)
+    #: torch.compile the training step (static shapes: sequences padded to multiples of 32 tokens, the
+    #: epoch's one short batch left out; on the CPU it needs a C++ compiler)
+    compile: bool = False
     bf16: bool = True  # bf16 autocast on CUDA
 
     def __post_init__(self):

@@ -99,20 +99,21 @@ class TokenSequences:
         head = [self.vocab.bos] + ([int(self.process_tokens[i])] if self.conditional else [])
         return np.concatenate([head, self.codes[self.offsets[i]:self.offsets[i + 1]], [self.vocab.eos]])
 
-    def batch(self, indices: np.ndarray) -> torch.Tensor:
-        """(B, T) sequences padded on the right with PAD."""
-        out = np.full((len(indices), int(self.lengths[indices].max())), self.vocab.pad, dtype=np.int64)
+    def batch(self, indices: np.ndarray, length: int = 0) -> torch.Tensor:
+        """(B, T) sequences padded on the right with PAD, to the longest or to `length` if longer."""
+        out = np.full((len(indices), max(length, int(self.lengths[indices].max()))), self.vocab.pad, dtype=np.int64)
         for row, i in enumerate(indices):
             seq = self.sequence(int(i))
             out[row, :len(seq)] = seq
         return torch.from_numpy(out)
 
-    def batch_features(self, indices: np.ndarray) -> torch.Tensor | None:
-        """(B, T, n_features) features aligned with `batch(indices)`, zero at special tokens; None
-        without features."""
+    def batch_features(self, indices: np.ndarray, length: int = 0) -> torch.Tensor | None:
+        """(B, T, n_features) features aligned with `batch(indices, length)`, zero at special tokens;
+        None without features."""
         if self.features is None:
             return None
-        out = np.zeros((len(indices), int(self.lengths[indices].max()), self.features.shape[1]), dtype=np.float32)
+        out = np.zeros((len(indices), max(length, int(self.lengths[indices].max())), self.features.shape[1]),
+                       dtype=np.float32)
         first = 1 + int(self.conditional)
         for row, i in enumerate(indices):
             a, b = self.offsets[i], self.offsets[i + 1]
@@ -124,9 +125,9 @@ class TokenSequences:
         row by row: the order in which a batch of those rows lists its object tokens (row-major)."""
         return np.concatenate([np.arange(self.offsets[r], self.offsets[r + 1]) for r in rows] + [np.zeros(0, int)])
 
-    def tensors(self, indices: np.ndarray, device="cpu") -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(token ids, features or None) of events `indices`, on `device`."""
-        return to_device(self.batch(indices), self.batch_features(indices), device)
+    def tensors(self, indices: np.ndarray, device="cpu", length: int = 0) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(token ids, features or None) of events `indices`, on `device`, padded to `length` if longer."""
+        return to_device(self.batch(indices, length), self.batch_features(indices, length), device)
 
     def sorted_batches(self, batch_size: int, indices: np.ndarray | None = None):
         """(rows, padded batch, features or None) over `indices` (default all) in order of length (less

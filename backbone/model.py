@@ -207,8 +207,18 @@ class GPT(nn.Module):
             loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100)
         if target_features is None:
             return logits, loss
-        mixture, z, mask = self.object_densities(hidden, targets, target_features)
-        return logits, loss, -mixture.log_prob(z, mask).mean()
+        return logits, loss, self.density_loss(hidden, targets, target_features)
+
+    def density_loss(self, hidden: torch.Tensor, targets: torch.Tensor, target_features: torch.Tensor) -> torch.Tensor:
+        """The mean negative log-density (head coordinates) of the target objects' features, the head
+        evaluated at every position and the others masked out: the shapes do not depend on how many
+        objects a batch holds, so a compiled step compiles once."""
+        is_object = ((targets >= 0) & (targets < self.config.n_codes)).flatten()
+        tokens = torch.where(is_object, targets.flatten(), 0)
+        mixture = self.density(hidden.flatten(0, 1), self.wte(tokens), tokens)
+        z = self.density.to_density(target_features.flatten(0, 1).float())
+        log_p = mixture.log_prob(z, self.density.code_mask[tokens])
+        return -torch.where(is_object, log_p, 0.0).sum() / is_object.sum().clamp(min=1)
 
     def object_densities(self, hidden: torch.Tensor, targets: torch.Tensor, target_features: torch.Tensor):
         """(mixture, density coordinates z, feature mask) of the N positions whose target is an object

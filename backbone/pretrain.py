@@ -12,17 +12,29 @@ import math
 import shutil
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
 from backbone.config import PretrainConfig, TrainSection
 from backbone.data import TokenSequences
-from backbone.masking import mask_tokens
+from backbone.masking import counter_uniform, mask_tokens
 from backbone.model import GPT
 from backbone.plots import plot_losses
 from common.cli import UserError, check_output_folder, run_cli, training_parser
 from common.config import load_config, to_dict
+
+
+#: compiled steps see sequences padded to a multiple of this (at most the block size): a few shapes,
+#: each compiled once, instead of one per batch's longest event
+LENGTH_BUCKET = 32
+
+
+def static_length(data: TokenSequences, rows: np.ndarray, block: int) -> int:
+    """The padded length of a compiled step's batch of events `rows`."""
+    longest = int(data.lengths[rows].max())
+    return min(block, -(-longest // LENGTH_BUCKET) * LENGTH_BUCKET)
 
 
 def split_indices(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -30,13 +42,26 @@ def split_indices(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.nd
     return np.flatnonzero(~is_val), np.flatnonzero(is_val)
 
 
-def losses(model, batch: torch.Tensor, data: TokenSequences, rate: float, generator: torch.Generator, autocast,
-           wrapped=None, process_dropout: float = 0.0, features: torch.Tensor | None = None, density: bool = False):
-    """(next-token loss, masked-token loss, density loss or 0) of one batch (B, T), with its objects'
-    `features` (B, T, F) for a hybrid model or a `density` head (trained on the causal pass: each
-    object's features given its token and the objects before it). Under DDP, `wrapped` (the DDP
-    module) runs the second pass: DDP prepares one backward per forward call through it, and the
-    gradients of both passes, summed in one backward, are all-reduced once."""
+class Losses(NamedTuple):
+    """The mean losses of a batch, and how many targets each averages over (tensors: no host sync)."""
+
+    next: torch.Tensor
+    masked: torch.Tensor
+    density: torch.Tensor
+    n_next: torch.Tensor
+    n_masked: torch.Tensor
+    n_density: torch.Tensor
+
+
+def losses(model, batch: torch.Tensor, data: TokenSequences, rate: float, generator: torch.Generator | None, autocast,
+           wrapped=None, process_dropout: float = 0.0, features: torch.Tensor | None = None, density: bool = False,
+           uniform: torch.Tensor | None = None) -> Losses:
+    """The next-token, masked-token and density losses (0 without a head) of one batch (B, T), with
+    its objects' `features` (B, T, F) for a hybrid model or a `density` head (trained on the causal
+    pass: each object's features given its token and the objects before it). Masks and process
+    dropout are drawn from `generator`, or the masks given as `uniform` draws (B, T). Under DDP,
+    `wrapped` (the DDP module) runs the second pass: DDP prepares one backward per forward call
+    through it, and the gradients of both passes, summed in one backward, are all-reduced once."""
     vocab = data.vocab
     if data.conditional and process_dropout > 0:
         drop = torch.rand(len(batch), generator=generator, device=generator.device) < process_dropout
@@ -52,33 +77,35 @@ def losses(model, batch: torch.Tensor, data: TokenSequences, rate: float, genera
         out = model(batch[:, :-1], targets, causal=True, features=None if features is None else features[:, :-1],
                     **extra)
         loss_next, loss_density = out[1], out[2] if density else torch.zeros((), device=batch.device)
-        inputs, masked_targets = mask_tokens(batch, data.vocab, rate, generator)
+        inputs, masked_targets = mask_tokens(batch, data.vocab, rate, generator, uniform)
         # the model ignores features at MASK: a masked object's features are hidden with its token
         _, loss_masked = (wrapped or model)(inputs, masked_targets, causal=False, pad_mask=pad, features=features)
-    return loss_next, loss_masked, loss_density
+    n_density = ((targets >= 0) & (targets < vocab.n_codes)).sum() if density else torch.zeros((), device=batch.device)
+    return Losses(loss_next, loss_masked, loss_density, (targets != -100).sum(), (masked_targets != -100).sum(),
+                  n_density)
 
 
 @torch.no_grad()
 def evaluate(model, data: TokenSequences, indices: np.ndarray, cfg: TrainSection, device, autocast) -> dict:
+    """Validation losses per target (token or object), whatever the batch size: each event's masks
+    depend only on the seed, the event and the position, as in masked scoring."""
     model.eval()
-    density = bool(_unwrap(model).config.density_components)
-    sums, n = {"next": 0.0, "masked": 0.0, "density": 0.0}, 0
-    gen = torch.Generator().manual_seed(cfg.seed + 17)  # the same masks at every evaluation
+    density = bool(model.config.density_components)
+    sums, counts = np.zeros(3), np.zeros(3)
     for start in range(0, len(indices), cfg.batch_size):
-        batch, features = data.tensors(indices[start:start + cfg.batch_size], device)
-        for k, loss in zip(sums, losses(model, batch, data, cfg.mask_rate, gen, autocast, features=features,
-                                        density=density)):
-            sums[k] += float(loss) * len(batch)
-        n += len(batch)
+        events = indices[start:start + cfg.batch_size]
+        batch, features = data.tensors(events, device)
+        uniform = torch.from_numpy(counter_uniform(cfg.seed, 17, events[:, None], np.arange(batch.shape[1])[None, :]))
+        terms = losses(model, batch, data, cfg.mask_rate, None, autocast, features=features, density=density,
+                       uniform=uniform)
+        n = torch.stack(terms[3:]).double()
+        sums += (torch.stack(terms[:3]).double() * n).cpu().numpy()
+        counts += n.cpu().numpy()
     model.train()
-    out = {f"val_loss_{k}": v / max(n, 1) for k, v in sums.items() if k != "density" or density}
+    mean = sums / np.maximum(counts, 1)
+    out = {f"val_loss_{k}": float(v) for k, v in zip(("next", "masked", "density"), mean) if k != "density" or density}
     out.update({f"val_perplexity_{k}": math.exp(out[f"val_loss_{k}"]) for k in ("next", "masked")})
     return out
-
-
-def _unwrap(model):
-    """The GPT inside a torch.compile wrapper."""
-    return getattr(model, "_orig_mod", model)
 
 
 def hybrid_table(cfg: PretrainConfig, data: TokenSequences, val_data: TokenSequences) -> np.ndarray:
@@ -161,7 +188,7 @@ def run(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -> dic
         from torch.nn.parallel import DistributedDataParallel
 
         ddp = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    step_model = torch.compile(model) if tc.compile and device.type == "cuda" else model
+    step_model = torch.compile(model, dynamic=False) if tc.compile else model
     autocast = autocast_for(device, tc.bf16)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -175,8 +202,11 @@ def run(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -> dic
 
     def epoch_batches():
         while True:
-            yield from run.epoch(data.index_batches(np.random.default_rng([tc.seed, state["epoch"]]), tc.batch_size,
-                                                    indices=train_idx))
+            for batch in run.epoch(data.index_batches(np.random.default_rng([tc.seed, state["epoch"]]), tc.batch_size,
+                                                      indices=train_idx)):
+                # compiled: the epoch's one short batch is left out, as its shape would compile again
+                if not tc.compile or len(batch) == tc.batch_size:
+                    yield batch
 
     batches = epoch_batches()
     bar = tqdm(total=tc.max_steps, initial=state["step"], desc="pretrain", unit="step",
@@ -190,13 +220,15 @@ def run(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -> dic
                                             peak=tc.lr)
             tokens = 0
             for micro in range(tc.grad_accum):
-                batch, features = data.tensors(next(batches), device)
+                rows = next(batches)
+                batch, features = data.tensors(rows, device, static_length(data, rows, model.config.block_size)
+                                               if tc.compile else 0)
                 # masks and process dropout of their own for each micro-batch and rank (with grad_accum 1,
                 # the seeds of earlier versions: their checkpoints resume exactly)
                 gen = torch.Generator().manual_seed(((tc.seed * 1_000_003 + state["step"]) * tc.grad_accum + micro)
                                                     * world + rank)
                 loss_next, loss_masked, loss_density = losses(step_model, batch, data, tc.mask_rate, gen, autocast,
-                                                               ddp, tc.process_dropout, features, density)
+                                                               ddp, tc.process_dropout, features, density)[:3]
                 loss = (tc.weight_next * loss_next + tc.weight_masked * loss_masked
                         + tc.weight_density * loss_density) / tc.grad_accum
                 loss.backward()
@@ -221,7 +253,8 @@ def run(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -> dic
                 state["curve"].append([state["step"], *(w / window[3] for w in window[:2 + density])])
                 state["window"] = [0.0, 0.0, 0.0, 0]
             if state["step"] % tc.eval_every == 0 or state["step"] == tc.max_steps:
-                metrics = evaluate(step_model, val_data, val_idx, tc, device, autocast)
+                # eager: evaluations are rare, and a compiled no-grad variant would compile again
+                metrics = evaluate(model, val_data, val_idx, tc, device, autocast)
                 train = dict(zip(("train_loss_next", "train_loss_masked", "train_loss_density"), state["curve"][-1][1:]))
                 state["history"].append({"step": state["step"], **train, **metrics})
                 run.save()

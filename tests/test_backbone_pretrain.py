@@ -1,4 +1,7 @@
 """Token sequences, masking, and the pretraining loop (both objectives, exact resume)."""
+from contextlib import nullcontext
+from dataclasses import replace
+
 import awkward as ak
 import numpy as np
 import pytest
@@ -422,8 +425,8 @@ def test_micro_batches_draw_their_own_masks_and_process_dropout(even_stores, dra
     train, val = even_stores
     masks = []
 
-    def recorded(batch, vocab, rate, generator):
-        inputs, targets = mask_tokens(batch, vocab, rate, generator)
+    def recorded(batch, vocab, rate, generator, uniform=None):
+        inputs, targets = mask_tokens(batch, vocab, rate, generator, uniform)
         if torch.is_grad_enabled():  # training, not evaluation
             masks.append(inputs == vocab.mask)  # MASK at masked objects, and at dropped processes
         return inputs, targets
@@ -515,3 +518,36 @@ def test_resume_mid_epoch_with_dropout_is_exact(store, drawn, tmp_path):
     b = load_file(str(tmp_path / "resumed" / "model.safetensors"))
     for k in a:
         assert torch.equal(a[k], b[k]), k
+
+
+def test_a_compiled_step_compiles_once_whatever_the_batch(density_store, tmp_path, monkeypatch):
+    """20 steps of batches of other lengths and object counts, with the density head: one graph for the
+    causal pass and one for the masked pass (torch.compile's eager backend: the graphs, not the code)."""
+    import torch._dynamo
+    from torch._dynamo.utils import counters
+
+    import backbone.pretrain as pretrain
+
+    compile_ = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda model, **kw: compile_(model, backend="eager", **kw))
+    torch._dynamo.reset()
+    counters.clear()
+    cfg = density(density_store, tmp_path / "run", 20, eval_every=10, batch_size=24, compile=True)
+    data = TokenSequences.from_store(density_store, True)
+    assert len(set(data.lengths)) > 5
+    pretrain.run(cfg, progress=False)
+    assert counters["stats"]["unique_graphs"] == 2 and not counters["graph_break"]
+    torch._dynamo.reset()
+
+
+def test_validation_losses_do_not_depend_on_the_batch_size(density_store, tmp_path):
+    from backbone.pretrain import build_model, evaluate
+
+    cfg = density(density_store, tmp_path / "run", 1)
+    data = TokenSequences.from_store(density_store, True)
+    model = build_model(cfg, data, data, torch.device("cpu"))
+    rows = np.arange(0, 200, 3)
+    a = evaluate(model, data, rows, cfg.train, "cpu", nullcontext())
+    b = evaluate(model, data, rows, replace(cfg.train, batch_size=7), "cpu", nullcontext())
+    for key in ("val_loss_next", "val_loss_masked", "val_loss_density"):
+        assert a[key] == pytest.approx(b[key], rel=1e-5), key

@@ -111,6 +111,13 @@ MUTATIONS = [
     Mutation("score-tails-on-default-device", "the density score's per-object tails are made on the default device",
              "finetune/scores.py", "feature_tail = torch.zeros(targets.shape, device=device)",
              "feature_tail = torch.zeros(targets.shape)", ("tests/test_device_placement.py",)),
+    Mutation("compiled-step-unpadded", "a compiled pretraining step sees each batch at its own length (a compile "
+             "per length)", "backbone/pretrain.py", "return min(block, -(-longest // LENGTH_BUCKET) * LENGTH_BUCKET)",
+             "return longest", ("tests/test_backbone_pretrain.py::test_a_compiled_step_compiles_once_whatever_the_batch",)),
+    Mutation("validation-weighted-by-events", "validation losses average batch means weighted by events, not targets",
+             "backbone/pretrain.py", "n = torch.stack(terms[3:]).double()",
+             "n = torch.full((3,), float(len(events)), dtype=torch.float64)",
+             ("tests/test_backbone_pretrain.py::test_validation_losses_do_not_depend_on_the_batch_size",)),
 ]
 
 
