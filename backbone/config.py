@@ -88,6 +88,11 @@ class TrainSection:
     device: str = "auto"
     #: also keep each evaluation's checkpoint as checkpoint_step<N>/ (to study how scores evolve in training)
     keep_checkpoints: bool = False
+    #: a checkpoint is also written when the last is this old (a kill loses at most this much work)
+    checkpoint_minutes: float = 10.0
+    #: after SIGTERM/SIGINT, stop at the next step's end, or exit after this many seconds wherever the run
+    #: is (a compilation, a long first step) with the last checkpoint: batch systems kill 30 s after SIGTERM
+    stop_grace_s: float = 20.0
     #: torch.compile the training step (static shapes: sequences padded to multiples of 32 tokens, the
     #: epoch's one short batch left out; on the CPU it needs a C++ compiler)
     compile: bool = False
@@ -96,7 +101,7 @@ class TrainSection:
     def __post_init__(self):
         check_ranges(self, positive=("batch_size", "grad_accum", "max_steps", "eval_every"),
                      nonnegative=("lr", "weight_decay", "warmup_steps", "clip", "weight_next", "weight_masked",
-                                  "weight_density", "seed"),
+                                  "weight_density", "seed", "checkpoint_minutes", "stop_grace_s"),
                      fractions=("min_lr_fraction", "mask_rate", "process_dropout"))
 
 

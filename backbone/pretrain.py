@@ -196,7 +196,8 @@ def run(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -> dic
         record_run(out, to_dict(cfg), tc.seed, f"{device} x{world}")
     state = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "history": [], "tokens": 0, "seconds": 0.0,
              "curve": [], "window": [0.0, 0.0, 0.0, 0]}  # curve: [step, mean next, mean masked(, mean density)]
-    run = TrainingRun(out / "checkpoint", model, optimizer, state, rank, world)
+    run = TrainingRun(out / "checkpoint", model, optimizer, state, rank, world, grace_s=tc.stop_grace_s,
+                      checkpoint_every_s=60 * tc.checkpoint_minutes)
     if resume and run.resume() and len(state["window"]) == 3:  # written before the density loss had a slot
         state["window"] = [*state["window"][:2], 0.0, state["window"][2]]
 

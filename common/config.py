@@ -95,11 +95,11 @@ def check_ranges(cfg, positive: tuple[str, ...] = (), nonnegative: tuple[str, ..
                  fractions: tuple[str, ...] = (), devices: tuple[str, ...] = ("device",)) -> None:
     """ValueError naming the first field out of its range: sizes >= 1, counts and rates >= 0, fractions in
     [0, 1), devices auto/cpu/cuda[:N] (for __post_init__ of config sections)."""
-    for name in positive:
-        if getattr(cfg, name) < 1:
+    for name in positive:  # `not >=`: NaN is out of every range
+        if not getattr(cfg, name) >= 1:
             raise ValueError(f"{name} must be >= 1, got {getattr(cfg, name)}")
     for name in nonnegative:
-        if getattr(cfg, name) < 0:
+        if not getattr(cfg, name) >= 0:
             raise ValueError(f"{name} must be >= 0, got {getattr(cfg, name)}")
     for name in fractions:
         if not 0 <= getattr(cfg, name) < 1:

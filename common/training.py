@@ -3,13 +3,14 @@ and `TrainingRun`, the state of a loop that a signal can stop and `--resume` con
 from __future__ import annotations
 
 import contextlib
+import time
 from pathlib import Path
 from typing import Iterable, Iterator
 
 import torch
 
 from common.checkpoint import checkpoint_exists, load_checkpoint, save_checkpoint
-from common.interrupt import Interrupted, StopFlag, stop_on_signals
+from common.interrupt import GRACE_S, Interrupted, StopFlag, stop_on_signals
 
 
 def param_groups(model: torch.nn.Module, weight_decay: float, parameters: Iterable[torch.nn.Parameter] | None = None,
@@ -33,10 +34,14 @@ class TrainingRun:
 
     Used as a context around the whole loop (steps, evaluations, checkpoint writes), it holds the
     SIGTERM/SIGINT handlers: a signal is honoured at the next `stop_point()` (after a step or an
-    evaluation), or at the end of the block, by writing the checkpoint and raising `Interrupted`."""
+    evaluation), or at the end of the block, by writing the checkpoint and raising `Interrupted`; a
+    run with no safe point within `grace_s` of the signal is ended there (common.interrupt).
+    `checkpoint_every_s`: a `stop_point()` also writes the checkpoint when the last one is that old,
+    so that a kill loses at most that much work (None: only when the loop saves)."""
 
     def __init__(self, folder: str | Path | None, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                 state: dict, rank: int = 0, world: int = 1):
+                 state: dict, rank: int = 0, world: int = 1, *, grace_s: float | None = GRACE_S,
+                 checkpoint_every_s: float | None = None, clock=time.monotonic):
         self.folder = None if folder is None else Path(folder)
         self.model, self.optimizer, self.state = model, optimizer, state
         self.rank, self.world = rank, world
@@ -45,6 +50,8 @@ class TrainingRun:
         self._changed = True  # since the last save or load: a stop must write the checkpoint
         self._flag = StopFlag()  # raised by a signal only while the run is entered as a context
         self._signals = contextlib.ExitStack()
+        self.grace_s, self.checkpoint_every_s, self.clock = grace_s, checkpoint_every_s, clock
+        self._saved_at = clock()
 
     def resume(self) -> bool:
         """Restore the checkpoint, if there is one, into the model, the optimizer, the RNGs and `state`
@@ -64,6 +71,7 @@ class TrainingRun:
             save_checkpoint(self.folder, self.model, self.optimizer, self.state,
                             {f"best.{k}": v for k, v in (self.best or {}).items()})
         self._changed = False
+        self._saved_at = self.clock()
 
     def evaluated(self, loss: float, min_improvement: float = 0.0) -> None:
         """After an evaluation: keep the weights as the best if `loss` beats the best so far by more than
@@ -121,12 +129,16 @@ class TrainingRun:
                           if self.folder is not None else f"stopped at step {step}, with no checkpoint to resume from")
 
     def stop_point(self) -> None:
-        """A safe point to stop at: if a signal came, write the checkpoint and raise `Interrupted`."""
+        """A safe point to stop at: if a signal came, write the checkpoint and raise `Interrupted`; else
+        write it if `checkpoint_every_s` have passed since the last."""
         if self.stop_requested():
             self.stop()
+        if (self._changed and self.checkpoint_every_s is not None
+                and self.clock() - self._saved_at >= self.checkpoint_every_s):
+            self.save()
 
     def __enter__(self) -> "TrainingRun":
-        self._flag = self._signals.enter_context(stop_on_signals())
+        self._flag = self._signals.enter_context(stop_on_signals(self.grace_s))
         return self
 
     def __exit__(self, kind, error, traceback) -> None:

@@ -342,3 +342,86 @@ def test_fine_tuning_stopped_in_a_validation_resumes_exactly(tmp_path, monkeypat
     resumed, resumed_result = fit(tmp_path / "stopped", resume=True)
     same_model(straight, resumed)
     assert resumed_result == result
+
+
+def test_a_checkpoint_is_written_when_the_last_is_old_enough(tmp_path):
+    """The loop above saves at each epoch end (3 times); with checkpoint_every_s a stop point also saves
+    once that many seconds have passed since the last save (on a clock that reads the step: 1 s a step)."""
+    saves = []
+
+    def run(every):
+        torch.manual_seed(0)
+        model = torch.nn.Linear(3, 1)
+        state = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "evaluations": 0, "best_loss": float("inf"),
+                 "bad_evaluations": 0}
+        r = TrainingRun(tmp_path / str(every), model, torch.optim.AdamW(model.parameters(), lr=0.1), state,
+                        checkpoint_every_s=every, clock=lambda: state["step"])
+        r.save = lambda original=r.save: (saves.append(r.state["step"]), original())
+        return train(r)
+
+    run(None)
+    assert saves == [10, 20, 30]
+    saves.clear()
+    run(4)
+    assert saves == [4, 8, 10, 14, 18, 20, 24, 28, 30]
+
+
+def test_pretraining_writes_a_checkpoint_every_checkpoint_minutes(store, tmp_path, monkeypatch):
+    import backbone.pretrain as pretrain
+
+    steps = []
+    save = TrainingRun.save
+    monkeypatch.setattr(TrainingRun, "save", lambda self: (steps.append(self.state["step"]), save(self)))
+    monkeypatch.setattr(pretrain, "plot_losses", lambda *args: None)
+    pretrain.run(config(store[0], tmp_path / "default", 4, eval_every=100), progress=False)
+    assert steps == [4]  # the final evaluation's
+    steps.clear()
+    pretrain.run(config(store[0], tmp_path / "every", 4, eval_every=100, checkpoint_minutes=0.0), progress=False)
+    assert steps == [1, 2, 3, 4]
+
+
+STALLED_FIRST_STEP = """
+import sys, time
+from pathlib import Path
+import backbone.pretrain as pretrain
+marker = Path(sys.argv[1])
+def stalled(*args, **kwargs):  # a first step that never ends (a compilation, a stalled device)
+    marker.touch()
+    time.sleep(600)
+pretrain.losses = stalled
+from common.cli import run_cli
+sys.argv = ["backbone.pretrain", *sys.argv[2:]]
+run_cli(pretrain.main, "python -m backbone.pretrain")
+"""
+
+
+@pytest.mark.e2e  # separate processes
+@pytest.mark.parametrize("signals", [1, 2], ids=["one SIGTERM: the watchdog", "a second SIGTERM: at once"])
+def test_sigterm_in_a_stalled_first_step_exits_within_the_grace(store, tmp_path, signals):
+    import time
+
+    marker = tmp_path / "in_step"
+    grace = 3.0 if signals == 1 else 300.0
+    proc = subprocess.Popen([sys.executable, "-c", STALLED_FIRST_STEP, str(marker), "--config",
+                             str(REPO / "configs/backbone/event-cpu.yaml"), f"--data.train={store[0]}",
+                             f"--out={tmp_path / 'run'}", "--model.n_layer=1", "--model.n_embd=16",
+                             "--model.n_head=2", "--model.density_components=0", f"--train.stop_grace_s={grace}",
+                             "--quiet"], cwd=REPO, stderr=subprocess.PIPE, text=True)
+    start = time.time()
+    while not marker.exists():
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        assert time.time() - start < 120
+        time.sleep(0.05)
+    sent = time.time()
+    for _ in range(signals):
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+    stderr = proc.communicate(timeout=60)[1]
+    took = time.time() - sent
+    if signals == 1:
+        assert proc.returncode == 128 + signal.SIGTERM and grace <= took < grace + 10, (took, stderr[-2000:])
+        assert "no safe point reached within 3 s of SIGTERM" in stderr
+    else:  # the command's own handler of a signal outside a training loop
+        assert proc.returncode == 128 + signal.SIGTERM and took < 10, (took, stderr[-2000:])
+        assert "no safe point" not in stderr
+    assert "stopping at the next safe point (at most" in stderr

@@ -118,6 +118,12 @@ MUTATIONS = [
              "backbone/pretrain.py", "n = torch.stack(terms[3:]).double()",
              "n = torch.full((3,), float(len(events)), dtype=torch.float64)",
              ("tests/test_backbone_pretrain.py::test_validation_losses_do_not_depend_on_the_batch_size",)),
+    Mutation("no-watchdog", "a run that reaches no safe point after SIGTERM runs on until SIGKILL", "common/interrupt.py",
+             "            watchdog[0].start()", "            pass",
+             ("tests/test_training.py::test_sigterm_in_a_stalled_first_step_exits_within_the_grace",)),
+    Mutation("checkpoint-minutes-ignored", "pretraining writes checkpoints at evaluations only", "backbone/pretrain.py",
+             "checkpoint_every_s=60 * tc.checkpoint_minutes)", "checkpoint_every_s=None)",
+             ("tests/test_training.py::test_pretraining_writes_a_checkpoint_every_checkpoint_minutes",)),
 ]
 
 
