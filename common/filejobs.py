@@ -9,8 +9,10 @@ error; the others still finish.
 
 A job is a small picklable object (paths and settings, no model) with `suffix`, `what`, `settings()`,
 `signature_of(output)`, `load()` (its model, made once per process: called here first, so that a bad
-model is one error before any task), `run(input, output, signature)` (on a worker) and
+model is one error before any task), `run(input, output, signature, empty_ok)` (on a worker) and
 `combine(parts, inputs, out, signature)`; the last two return (events written, a line saying so).
+An input without events is an error in a job of one input (most likely the wrong file was given), and
+an output without events (`empty_ok`) in a job of several: one empty file must not block the others.
 """
 from __future__ import annotations
 
@@ -39,7 +41,7 @@ class FileJob(Protocol):
     def settings(self) -> dict: ...
     def signature_of(self, output: Path) -> dict | None: ...
     def load(self) -> object: ...
-    def run(self, input: str, output: Path, signature: dict) -> tuple[int, str]: ...
+    def run(self, input: str, output: Path, signature: dict, empty_ok: bool) -> tuple[int, str]: ...
     def combine(self, parts: list[Path], inputs: list[str], out: Path, signature: dict) -> tuple[int, str]: ...
 
 
@@ -98,6 +100,7 @@ class Task:
     input: str
     output: Path
     signature: dict
+    empty_ok: bool = False  # an input without events writes an empty output (a job of several inputs)
 
 
 @dataclass
@@ -168,7 +171,7 @@ def plan(job: FileJob, inputs: list[str], out: Path, single: bool) -> tuple[list
             raise UserError(f"{owner[output]} and {path} would both write {output}; give the inputs distinct "
                             f"names, or write one combined output (--out FILE)")
         owner[output] = path
-        tasks.append(Task(i, path, output, {**input_identity(path), "settings": settings}))
+        tasks.append(Task(i, path, output, {**input_identity(path), "settings": settings}, len(inputs) > 1))
     return tasks, folder if single else None
 
 
@@ -177,7 +180,7 @@ def run_task(job: FileJob, task: Task) -> TaskResult:
     start = time.perf_counter()
     result = TaskResult(task.input, str(task.output))
     try:
-        result.events, result.note = job.run(task.input, task.output, task.signature)
+        result.events, result.note = job.run(task.input, task.output, task.signature, task.empty_ok)
     except Exception as err:  # as text: the client can always unpickle it, and the job goes on
         if isinstance(err, Terminated):
             raise

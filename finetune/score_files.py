@@ -66,9 +66,9 @@ class ScoreJob:
 
         return worker_cache(("scorer", json.dumps(asdict(self), sort_keys=True, default=str)), build)
 
-    def run(self, input: str, output: Path, signature: dict) -> tuple[int, str]:
+    def run(self, input: str, output: Path, signature: dict, empty_ok: bool) -> tuple[int, str]:
         done = self.load().score_file(input, output, self.format, self.options, self.step_size,
-                                      {"run": self.provenance, "job": signature})
+                                      {"run": self.provenance, "job": signature}, empty_ok=empty_ok)
         return done.n_events, (f"scored {done.n_events} events ({', '.join(done.columns)}) into {output}; "
                                f"{done.flagged} flagged")
 

@@ -37,8 +37,10 @@ class Doubling:
     def load(self):
         return worker_cache(("doubling", self.factor), lambda: self.factor)
 
-    def run(self, input, output, signature):
+    def run(self, input, output, signature, empty_ok):
         values = [int(line) * self.load() for line in Path(input).read_text().split()]  # ValueError on junk
+        if not values and not empty_ok:
+            raise UserError(f"{input}: holds no events")
         Path(output).write_text(json.dumps({"values": values, "job": signature}))
         return len(values), f"doubled {len(values)}"
 
@@ -124,11 +126,23 @@ def test_a_combined_output_is_written_once_every_part_is_complete(tmp_path, caps
     assert "already complete" in capsys.readouterr().out
 
 
+def test_an_input_without_events_is_an_error_alone_and_no_rows_among_others(tmp_path):
+    files = _inputs(tmp_path / "in", {"a.txt": "1", "empty.txt": "", "c.txt": "5"})
+    with pytest.raises(ColliderFMError, match="empty.txt: holds no events"):  # alone: most likely the wrong file
+        print_report(run_file_job(Doubling(), files[1:2], tmp_path / "one.json", single=True, progress=False),
+                     tmp_path / "one.json")
+    out = tmp_path / "all.json"
+    assert print_report(run_file_job(Doubling(), files, out, single=True, progress=False), out) == 0
+    assert json.loads(out.read_text())["rows"] == [[0, 2], [2, 10]]
+    assert print_report(run_file_job(Doubling(), files, tmp_path / "f", single=False, progress=False), out) == 0
+    assert json.loads((tmp_path / "f" / "empty.out.json").read_text())["values"] == []
+
+
 @dataclass(frozen=True)
 class OvertakenDoubling(Doubling):
     """The same, but a twin of each task (Dask rescheduled it, thinking this worker lost) finishes first."""
 
-    def run(self, input, output, signature):
+    def run(self, input, output, signature, empty_ok):
         from common.atomic import atomic_path
 
         with atomic_path(output, keep_theirs=True) as tmp:
@@ -289,3 +303,25 @@ def test_the_head_method_needs_a_reference_and_a_reference_alone_adds_no_method(
     assert main(_score_args(backbone, "--input", paths[0], "--out", tmp_path / "s.h5", "--method", "nll",
                             "--reference", paths[1])) == 0
     assert "head" not in read_scores(tmp_path / "s.h5")
+
+
+def test_an_input_without_events_adds_no_rows_to_a_job_of_several(backbone, event_files, ttbar, tmp_path):
+    from events.io import write_events
+    from finetune.anomaly import main as anomaly
+    from finetune.score_store import read_scores
+    from tokenizer.store import iter_tokens
+    from tokenizer.tokenize import main as tokenize
+
+    paths, _ = event_files
+    empty = [tmp_path / "zero.h5", tmp_path / "zero_nano.root"]
+    write_events(ttbar[:0], empty[0])
+    write_events(ttbar[:0], empty[1], "nanoaod")
+    inputs = [empty[0], paths[0], empty[1]]
+    assert tokenize(["--tokenizer", str(backbone[1]), "--quiet", "--device", "cpu", "--input", *map(str, inputs),
+                     "--out", str(tmp_path / "t.h5")]) == 0
+    stored, = iter_tokens(tmp_path / "t.h5")
+    assert stored.info["input"].tolist() == [1] * 60
+    assert anomaly(_score_args(backbone, "--method", "nll", "--input", *inputs, "--out", tmp_path / "s.csv")) == 0
+    assert read_scores(tmp_path / "s.csv")["input"].tolist() == [str(paths[0])] * 60
+    assert anomaly(_score_args(backbone, "--method", "nll", "--input", *inputs, "--out", tmp_path / "folder")) == 0
+    assert [len(read_scores(tmp_path / "folder" / f"{p.stem}.scores.h5")["event"]) for p in inputs] == [0, 60, 0]

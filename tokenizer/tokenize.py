@@ -60,7 +60,7 @@ class TokenizeJob:
         return worker_cache(("tokenizer", self.tokenizer, self.device),
                             lambda: Tokenizer.from_pretrained(self.tokenizer, device=str(resolve_device(self.device))))
 
-    def run(self, input: str, output: Path, signature: dict) -> tuple[int, str]:
+    def run(self, input: str, output: Path, signature: dict, empty_ok: bool) -> tuple[int, str]:
         from events.errors import EventDataError
         from tokenizer.store import TokenWriter
 
@@ -68,7 +68,7 @@ class TokenizeJob:
         with TokenWriter.for_tokenizer(output, tokenizer, self.tokenizer, self.features, signature) as writer:
             tokenize_into(writer, tokenizer, input, self.format, self.step_size, self.progress, self.features,
                           self.options)
-            if writer.n_events == 0:  # most likely the wrong file given: no store is written
+            if writer.n_events == 0 and not empty_ok:  # the only input: most likely the wrong file given
                 raise EventDataError(f"{input}: holds no events")
         return writer.n_events, f"wrote {writer.n_events} events, {writer.n_tokens} tokens to {output}"
 
