@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 
 from common.errors import ColliderFMError, UserError
 from common.executors import open_executor, scheduler_spec, worker_cache
-from common.filejobs import expand_inputs, plan, print_report, remove_stale_temporaries, run_file_job
+from common.filejobs import expand_inputs, is_single_output, plan, print_report, remove_stale_temporaries, run_file_job
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,10 @@ class Doubling:
 
     def settings(self):
         return {"factor": self.factor}
+
+    def check(self, inputs, out, combined):
+        if self.factor == 0:
+            raise UserError("factor 0 would zero every value")
 
     def signature_of(self, output):
         try:
@@ -66,11 +71,26 @@ def test_inputs_expand_globs_in_order_and_refuse_what_would_shrink_the_job(tmp_p
     with pytest.raises(UserError, match="given twice"):
         expand_inputs([files[0], str(tmp_path / "link.txt")])
     bracket = _inputs(tmp_path / "in", {"run[1].txt": "4"})[0]  # a name, not a pattern, when it exists
-    assert expand_inputs([bracket, "", "  "]) == [bracket]  # blank lines of an @LIST file are no inputs
+    assert expand_inputs([bracket]) == [bracket]
+    with pytest.raises(UserError, match="an input name is empty"):
+        expand_inputs([bracket, " "])
     url = "root://eos.cms//store/data/a.root"
     assert expand_inputs([url]) == [url]  # verbatim: the // after the host is part of the name
     with pytest.raises(UserError, match="wildcards are not expanded in URLs"):
         expand_inputs(["root://eos.cms//store/data/*.root"])
+
+
+def test_a_list_file_holds_one_input_per_line_never_an_option(tmp_path, monkeypatch):
+    files = _inputs(tmp_path / "in", {"a.txt": "1", "b.txt": "2"})
+    listing = tmp_path / "files.txt"
+    listing.write_text(f"# inputs of run 7\n\n  {files[0]}  \n{tmp_path / 'in' / 'b*'}\t\n--out=elsewhere\n")
+    assert expand_inputs([f"@{listing}"]) == [*files, "--out=elsewhere"]  # the last: a (missing) file's name
+    with pytest.raises(UserError, match=f"@{tmp_path / 'none.txt'}: cannot read the list of inputs"):
+        expand_inputs([f"@{tmp_path / 'none.txt'}"])
+    from tokenizer.tokenize import build_parser
+
+    args = build_parser().parse_args(["--tokenizer", "t", "--input", f"@{listing}", "--out", "o"])
+    assert args.input == [f"@{listing}"] and str(args.out) == "o"  # the list is not read as arguments
 
 
 def test_outputs_are_named_after_inputs_and_a_clash_is_refused(tmp_path):
@@ -136,6 +156,104 @@ def test_an_input_without_events_is_an_error_alone_and_no_rows_among_others(tmp_
     assert json.loads(out.read_text())["rows"] == [[0, 2], [2, 10]]
     assert print_report(run_file_job(Doubling(), files, tmp_path / "f", single=False, progress=False), out) == 0
     assert json.loads((tmp_path / "f" / "empty.out.json").read_text())["values"] == []
+
+
+def test_parts_an_earlier_job_left_are_removed_and_other_files_kept(tmp_path, capsys):
+    files = _inputs(tmp_path / "in", {"a.txt": "1", "b.txt": "2"})
+    out = tmp_path / "all.json"
+    parts = tmp_path / "all.json.parts"
+    parts.mkdir()
+    for stale in ("000002.c.out.json", ".000003.d.out.json.4242.0.tmp"):  # of a job with other inputs
+        (parts / stale).write_text("{}")
+    assert print_report(run_file_job(Doubling(), files, out, single=True, progress=False), out) == 0
+    assert json.loads(out.read_text())["rows"] == [[0, 2], [1, 4]] and not parts.exists()
+    parts.mkdir()
+    (parts / "notes.txt").write_text("mine")
+    assert print_report(run_file_job(Doubling(), files, out, single=True, redo=True, progress=False), out) == 0
+    assert [p.name for p in parts.iterdir()] == ["notes.txt"]
+    assert capsys.readouterr().out.endswith(f"combined 2; {parts} kept: it also holds notes.txt, not parts of a job\n")
+
+
+@dataclass(frozen=True)
+class Unloadable(Doubling):
+    def load(self):
+        raise AssertionError("the model was loaded")
+
+
+def test_bad_settings_and_a_file_in_place_of_the_part_folder_are_refused_before_models_load(tmp_path):
+    files = _inputs(tmp_path / "in", {"a.txt": "1", "b.txt": "2"})
+    with pytest.raises(UserError, match="^factor 0 would zero every value$"):
+        run_file_job(Doubling(factor=0), files, tmp_path / "out", single=False, progress=False)
+    assert not (tmp_path / "out").exists()
+    (tmp_path / "all.json.parts").write_text("")
+    with pytest.raises(UserError, match=f"^{tmp_path}/all.json.parts: the folder of the parts of {tmp_path}/all.json "
+                                        f"is an existing file$"):
+        run_file_job(Unloadable(), files, tmp_path / "all.json", single=True, progress=False)
+
+
+def _fake_models(folder: Path) -> list[str]:
+    """Model folders that name a model but hold none: a command that loads one fails."""
+    for name in ("backbone", "tokenizer"):
+        (folder / name).mkdir()
+        (folder / name / "config.json").write_text("{}")
+    return ["--backbone", str(folder / "backbone"), "--tokenizer", str(folder / "tokenizer")]
+
+
+@pytest.mark.parametrize("option, message", [
+    (["--era", "bogus"], "--era bogus: unknown era; known: auto, 2015, 2016preVFP"),
+    (["--selection", "bogus"], "--selection bogus: no branch map of format auto has this selection (they have: reco;"),
+    (["--format", "hdf5", "--selection", "reco"], "--selection reco: no branch map of format hdf5 has this selection"),
+    (["--btag-wp", "nan"], "--btag-wp nan: give loose, medium, tight or a finite number"),
+    (["--btag-wp", "tightest"], "--btag-wp tightest: give loose, medium, tight or a finite number"),
+    (["--format", "bogus"], "unknown format 'bogus'"),
+])
+def test_reading_settings_are_refused_once_before_any_file(tmp_path, option, message):
+    from finetune.anomaly import main as anomaly
+    from tokenizer.tokenize import main as tokenize
+
+    models, inputs = _fake_models(tmp_path), [str(tmp_path / "a.root"), str(tmp_path / "b.h5")]
+    for command in (["score", *models], ["--tokenizer", models[3]]):
+        main = anomaly if command[0] == "score" else tokenize
+        with pytest.raises(ColliderFMError) as err:
+            main([*command, "--input", *inputs, "--out", str(tmp_path / "out"), *option])
+        assert str(err.value).startswith(message) and not (tmp_path / "out").exists()
+
+
+def test_outputs_a_command_cannot_write_are_refused_before_any_file(tmp_path):
+    from finetune.anomaly import main as anomaly
+    from tokenizer.tokenize import main as tokenize
+
+    models = _fake_models(tmp_path)
+    comma = str(tmp_path / "run,7.root")
+    with pytest.raises(ColliderFMError, match=f"^{tmp_path}/all.csv: an input name holds a comma or newline; write "
+                                              f"the scores as .h5$"):
+        anomaly(["score", *models, "--input", comma, str(tmp_path / "b.root"), "--out", str(tmp_path / "all.csv")])
+    assert not (tmp_path / "all.csv.parts").exists()
+    with pytest.raises(UserError, match=rf"^{tmp_path}/tok.csv: cannot write .csv here; give a file ending in .h5, "
+                                        rf".hdf5 \(one combined output\) or a folder"):
+        tokenize(["--tokenizer", models[3], "--input", comma, "--out", str(tmp_path / "tok.csv")])
+    assert not (tmp_path / "tok.csv").exists()
+    (tmp_path / "tok.csv").mkdir()  # an existing folder of that name is a folder
+    assert is_single_output(tmp_path / "tok.csv", (".h5", ".hdf5")) is False
+
+
+def test_an_unreachable_scheduler_is_refused_at_once_and_makes_no_folder(tmp_path):
+    pytest.importorskip("distributed")
+    import socket
+
+    from tokenizer.tokenize import main as tokenize
+
+    models = _fake_models(tmp_path)
+    files = _inputs(tmp_path / "in", {"a.h5": "", "b.h5": ""})
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for address, why in ((f"tcp://127.0.0.1:{port}", f"cannot connect to 127.0.0.1 port {port} (Connection refused)"),
+                         ("tcp://no-such-host.invalid:8786", "cannot resolve the host 'no-such-host.invalid'")):
+        with pytest.raises(UserError, match=f"^--scheduler {address}: {re.escape(why)}"):
+            tokenize(["--tokenizer", models[3], "--input", *files, "--out", str(tmp_path / "out"),
+                      "--scheduler", address])
+        assert not (tmp_path / "out").exists()
 
 
 @dataclass(frozen=True)

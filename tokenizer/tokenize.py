@@ -47,6 +47,12 @@ class TokenizeJob:
         return {"tokenizer": identity(self.tokenizer), "format": self.format, "features": self.features,
                 "options": asdict(self.options)}
 
+    def check(self, inputs: list[str], out: Path, combined: bool) -> None:
+        """Settings no input could be tokenized with."""
+        from events.options import check_read_settings
+
+        check_read_settings([self.format], self.options)
+
     def signature_of(self, output: Path) -> dict | None:
         from tokenizer.store import read_job
 
@@ -92,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     from events.options import add_read_arguments
 
     parser = argparse.ArgumentParser(
-        prog="python -m tokenizer.tokenize", fromfile_prefix_chars="@",
+        prog="python -m tokenizer.tokenize",
         description="Encode every object of event files into token ids, in input order, with event ids, "
                     "weights and labels carried along: one store per input file (--out FOLDER) or one "
                     "combined store (--out FILE.h5). A rerun skips the stores already complete.")
