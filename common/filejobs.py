@@ -49,8 +49,8 @@ class FileJob(Protocol):
 
 def expand_inputs(patterns: Iterable[str]) -> list[str]:
     """The input files of `patterns` in order: each local glob sorted, URLs as they are, `@LIST` the
-    inputs listed in the text file LIST; a pattern that matches nothing, or a file named twice, is an
-    error (a silently smaller job would go unnoticed)."""
+    inputs listed in the text file LIST; a pattern or list that matches nothing, a folder, or a file
+    named twice (also through a link) is an error (a silently smaller job would go unnoticed)."""
     files: list[str] = []
     for pattern in _listed(map(str, patterns)):
         if not pattern.strip():
@@ -67,13 +67,27 @@ def expand_inputs(patterns: Iterable[str]) -> list[str]:
             files += matched
         else:
             files.append(pattern)
-    seen: dict[str, str] = {}
+    seen: dict[object, str] = {}
     for f in files:
-        key = f if is_url(f) else os.path.realpath(f)
+        if not is_url(f) and os.path.isdir(f):  # known now: not one failure per folder at the end
+            raise UserError(f"{f}: is a folder; inputs are event files (a glob like DIR/*.root selects them)")
+        key = _file_key(f)
         if key in seen:
             raise UserError(f"{f}: given twice among the inputs (also as {seen[key]})")
         seen[key] = f
     return files
+
+
+def _file_key(path: str) -> object:
+    """What is the same file whatever its name: a local file's device and inode (symbolic and hard links),
+    else its real path or URL."""
+    if is_url(path):
+        return path
+    try:
+        st = os.stat(path)
+    except OSError:  # missing: its task fails and says so
+        return os.path.realpath(path)
+    return st.st_dev, st.st_ino
 
 
 def _listed(patterns: Iterable[str]) -> Iterable[str]:
@@ -88,7 +102,10 @@ def _listed(patterns: Iterable[str]) -> Iterable[str]:
             lines = Path(pattern[1:]).read_text().splitlines()
         except (OSError, UnicodeDecodeError) as err:
             raise UserError(f"{pattern}: cannot read the list of inputs {pattern[1:]} ({err})") from None
-        yield from (line.strip() for line in lines if line.strip() and not line.strip().startswith("#"))
+        listed = [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+        if not listed:
+            raise UserError(f"{pattern}: lists no input")
+        yield from listed
 
 
 def input_identity(path: str) -> dict:
@@ -284,13 +301,14 @@ def run_file_job(job: FileJob, inputs: list[str], out: str | Path, *, single: bo
         _run_tasks(job, tasks, todo, scheduler, report, progress, start)
     elif parts:
         job.load()  # for the combined output
-    report.removed_temporaries = remove_stale_temporaries([out, *(t.output for t in tasks)])
     if parts and not report.failed:
         _, report.combined_note = job.combine([t.output for t in tasks], inputs, out, combined_signature)
         report.combined = str(out)
         kept = remove_parts(parts, [t.output for t in tasks], job.suffix)
         if kept:
             report.combined_note += f"; {parts} kept: it also holds {', '.join(kept)}, not parts of a job"
+    # after the merge: a merge killed before left its temporary beside the output only now complete
+    report.removed_temporaries = remove_stale_temporaries([out, *(t.output for t in tasks)])
     report.seconds = time.perf_counter() - start
     return report
 

@@ -70,6 +70,12 @@ def test_inputs_expand_globs_in_order_and_refuse_what_would_shrink_the_job(tmp_p
     (tmp_path / "link.txt").symlink_to(files[0])
     with pytest.raises(UserError, match="given twice"):
         expand_inputs([files[0], str(tmp_path / "link.txt")])
+    os.link(files[0], tmp_path / "hard.txt")
+    with pytest.raises(UserError, match=f"^{tmp_path / 'hard.txt'}: given twice among the inputs \\(also as {files[0]}"):
+        expand_inputs([files[0], str(tmp_path / "hard.txt")])
+    (tmp_path / "in" / "sub").mkdir()  # a glob matching a folder: refused now, not one failure at the end
+    with pytest.raises(UserError, match=f"^{tmp_path / 'in' / 'sub'}: is a folder; inputs are event files"):
+        expand_inputs([str(tmp_path / "in" / "*")])
     bracket = _inputs(tmp_path / "in", {"run[1].txt": "4"})[0]  # a name, not a pattern, when it exists
     assert expand_inputs([bracket]) == [bracket]
     with pytest.raises(UserError, match="an input name is empty"):
@@ -85,6 +91,9 @@ def test_a_list_file_holds_one_input_per_line_never_an_option(tmp_path, monkeypa
     listing = tmp_path / "files.txt"
     listing.write_text(f"# inputs of run 7\n\n  {files[0]}  \n{tmp_path / 'in' / 'b*'}\t\n--out=elsewhere\n")
     assert expand_inputs([f"@{listing}"]) == [*files, "--out=elsewhere"]  # the last: a (missing) file's name
+    (tmp_path / "empty.txt").write_text("# nothing yet\n\n")
+    with pytest.raises(UserError, match=f"^@{tmp_path / 'empty.txt'}: lists no input$"):
+        expand_inputs([f"@{tmp_path / 'empty.txt'}"])
     with pytest.raises(UserError, match=f"@{tmp_path / 'none.txt'}: cannot read the list of inputs"):
         expand_inputs([f"@{tmp_path / 'none.txt'}"])
     from tokenizer.tokenize import build_parser
@@ -172,6 +181,15 @@ def test_parts_an_earlier_job_left_are_removed_and_other_files_kept(tmp_path, ca
     assert print_report(run_file_job(Doubling(), files, out, single=True, redo=True, progress=False), out) == 0
     assert [p.name for p in parts.iterdir()] == ["notes.txt"]
     assert capsys.readouterr().out.endswith(f"combined 2; {parts} kept: it also holds notes.txt, not parts of a job\n")
+
+
+def test_a_merge_killed_before_leaves_no_temporary_once_the_rerun_merged(tmp_path, capsys):
+    files = _inputs(tmp_path / "in", {"a.txt": "1", "b.txt": "2"})
+    out = tmp_path / "all.json"
+    (tmp_path / ".all.json.4242.0.tmp").write_text("half a merge")  # SIGKILL while merging, in an earlier run
+    assert print_report(run_file_job(Doubling(), files, out, single=True, progress=False), out) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["all.json", "in"]
+    assert "removed 1 temporary file(s) left by interrupted writers" in capsys.readouterr().out
 
 
 @dataclass(frozen=True)
