@@ -290,6 +290,7 @@ def run_file_job(job: FileJob, inputs: list[str], out: str | Path, *, single: bo
     if parts and not redo and job.signature_of(out) == combined_signature:
         report.results = [TaskResult(t.input, str(out), skipped=True) for t in tasks]
         report.combined = str(out)
+        remove_parts(parts, job.suffix, report)  # a run killed between its merge and this cleanup left them
         return report
     todo = []
     for t in tasks:
@@ -304,9 +305,7 @@ def run_file_job(job: FileJob, inputs: list[str], out: str | Path, *, single: bo
     if parts and not report.failed:
         _, report.combined_note = job.combine([t.output for t in tasks], inputs, out, combined_signature)
         report.combined = str(out)
-        kept = remove_parts(parts, [t.output for t in tasks], job.suffix)
-        if kept:
-            report.combined_note += f"; {parts} kept: it also holds {', '.join(kept)}, not parts of a job"
+        remove_parts(parts, job.suffix, report)
     # after the merge: a merge killed before left its temporary beside the output only now complete
     report.removed_temporaries = remove_stale_temporaries([out, *(t.output for t in tasks)])
     report.seconds = time.perf_counter() - start
@@ -341,22 +340,24 @@ def _run_tasks(job: FileJob, tasks: list[Task], todo: list[Task], scheduler: str
                 bar.update()
 
 
-def remove_parts(folder: Path, parts: list[Path], suffix: str) -> list[str]:
-    """Remove the part folder of a combined output just written: these `parts`, and the parts (and their
-    writers' temporaries) that earlier jobs into the same output left, which only that output, now
-    replaced, could use. Anything else stays, with the folder: its names are returned."""
-    for part in parts:
-        part.unlink()
-    stale = re.compile(rf"^\.?\d{{6}}\..+{re.escape(suffix)}(\.\d+\.\d+\.tmp)?$")
+def remove_parts(folder: Path, suffix: str, report: JobReport) -> None:
+    """Remove the part folder of a combined output now complete: its parts (`NNNNNN.NAME<suffix>`) and
+    their writers' temporaries, also those that earlier jobs with other inputs left, which only that
+    output, now replaced, could use. Anything else stays, with the folder, and the report says so."""
+    if not folder.is_dir():
+        return
+    part = re.compile(rf"^\.?\d{{6}}\..+{re.escape(suffix)}(\.\d+\.\d+\.tmp)?$")
     kept = []
     for entry in sorted(os.scandir(folder), key=lambda e: e.name):
-        if stale.match(entry.name) and entry.is_file(follow_symlinks=False):
+        if part.match(entry.name) and entry.is_file(follow_symlinks=False):
             Path(entry.path).unlink()
         else:
             kept.append(entry.name)
-    if not kept:
+    if kept:
+        note = f"{folder} kept: it also holds {', '.join(kept)}, not parts of a job"
+        report.combined_note = "; ".join(filter(None, (report.combined_note, note)))
+    else:
         folder.rmdir()
-    return kept
 
 
 def print_report(report: JobReport, out: Path) -> int:

@@ -143,7 +143,8 @@ def test_a_combined_output_is_written_once_every_part_is_complete(tmp_path, caps
     files = _inputs(tmp_path / "in", {"a.txt": "1 2", "b.txt": "x", "c.txt": "5"})
     out = tmp_path / "all.json"
     assert print_report(run_file_job(Doubling(), files, out, single=True, progress=False), out) == 1
-    assert not out.exists() and "parts kept in" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert not out.exists() and f"(parts kept in {out}.parts)" in printed and "outputs in" not in printed
     Path(files[1]).write_text("3")
     report = run_file_job(Doubling(), files, out, single=True, progress=False)
     assert [r.skipped for r in report.results] == [True, False, True]
@@ -181,6 +182,10 @@ def test_parts_an_earlier_job_left_are_removed_and_other_files_kept(tmp_path, ca
     assert print_report(run_file_job(Doubling(), files, out, single=True, redo=True, progress=False), out) == 0
     assert [p.name for p in parts.iterdir()] == ["notes.txt"]
     assert capsys.readouterr().out.endswith(f"combined 2; {parts} kept: it also holds notes.txt, not parts of a job\n")
+    (parts / "notes.txt").unlink()
+    (parts / "000000.a.out.json").write_text("{}")  # a run killed after its merge, before removing its parts
+    report = run_file_job(Doubling(), files, out, single=True, progress=False)
+    assert all(r.skipped for r in report.results) and not parts.exists()
 
 
 def test_a_merge_killed_before_leaves_no_temporary_once_the_rerun_merged(tmp_path, capsys):
