@@ -152,7 +152,7 @@ class Task:
     input: str
     output: Path
     signature: dict
-    empty_ok: bool = False  # an input without events writes an empty output (a job of several inputs)
+    empty_ok: bool  # an input without events writes an empty output (a job of several inputs)
 
 
 @dataclass
@@ -214,7 +214,7 @@ def plan(job: FileJob, inputs: list[str], out: Path, single: bool) -> tuple[list
     """The tasks (one per input) and, for a combined output of several inputs, its part folder."""
     settings = digest(job.settings())
     if single and len(inputs) == 1:
-        return [Task(0, inputs[0], Path(out), {**input_identity(inputs[0]), "settings": settings})], None
+        return [Task(0, inputs[0], Path(out), {**input_identity(inputs[0]), "settings": settings}, False)], None
     folder = Path(f"{out}.parts") if single else Path(out)
     tasks, owner = [], {}
     for i, path in enumerate(inputs):
