@@ -70,7 +70,7 @@ def expand_inputs(patterns: Iterable[str]) -> list[str]:
     seen: dict[object, str] = {}
     for f in files:
         if not is_url(f) and os.path.isdir(f):  # known now: not one failure per folder at the end
-            raise UserError(f"{f}: is a folder; inputs are event files (a glob like DIR/*.root selects them)")
+            raise UserError(f"{f}: is a directory, not a file (a glob like DIR/*.root selects the files in it)")
         key = _file_key(f)
         if key in seen:
             raise UserError(f"{f}: given twice among the inputs (also as {seen[key]})")

@@ -74,7 +74,7 @@ def test_inputs_expand_globs_in_order_and_refuse_what_would_shrink_the_job(tmp_p
     with pytest.raises(UserError, match=f"^{tmp_path / 'hard.txt'}: given twice among the inputs \\(also as {files[0]}"):
         expand_inputs([files[0], str(tmp_path / "hard.txt")])
     (tmp_path / "in" / "sub").mkdir()  # a glob matching a folder: refused now, not one failure at the end
-    with pytest.raises(UserError, match=f"^{tmp_path / 'in' / 'sub'}: is a folder; inputs are event files"):
+    with pytest.raises(UserError, match=f"^{tmp_path / 'in' / 'sub'}: is a directory, not a file"):
         expand_inputs([str(tmp_path / "in" / "*")])
     bracket = _inputs(tmp_path / "in", {"run[1].txt": "4"})[0]  # a name, not a pattern, when it exists
     assert expand_inputs([bracket]) == [bracket]
