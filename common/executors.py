@@ -136,6 +136,7 @@ class DaskExecutor:
                 self.description = f"on a Dask LocalCluster of {n} worker processes"
                 self.client = self._stack.enter_context(Client(cluster))
             else:
+                check_reachable(spec)
                 self.client = self._stack.enter_context(Client(spec, timeout="30s"))
                 self.description = f"on the Dask scheduler at {spec}"
         except UserError:
@@ -160,6 +161,27 @@ class DaskExecutor:
 
     def close(self) -> None:
         self._stack.close()
+
+
+def check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Refuse at once a scheduler address whose host does not resolve or whose port takes no TCP connection
+    (Dask's own connect would retry for its whole timeout); other protocols (inproc, ucx) are left to Dask."""
+    import socket
+
+    scheme, _, rest = address.rpartition("://")
+    if scheme not in ("", "tcp", "tls"):
+        return
+    host, _, port = rest.rpartition(":")
+    try:
+        infos = socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM)
+    except OSError as err:
+        raise UserError(f"--scheduler {address}: cannot resolve the host {host!r} ({err})") from None
+    try:
+        socket.create_connection(infos[0][4][:2], timeout=timeout).close()
+    except OSError as err:
+        why = f"no answer within {timeout:g} s" if isinstance(err, TimeoutError) else err.strerror or str(err)
+        raise UserError(f"--scheduler {address}: cannot connect to {host} port {port} ({why}); is the Dask "
+                        f"scheduler running there?") from None
 
 
 #: MALLOC_TRIM_THRESHOLD_ as the user set it, before any Dask nanny wrote its own into this process's environment

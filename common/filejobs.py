@@ -8,9 +8,12 @@ that died at file 700 of 1,000 resumes at 701. A file that fails is reported at 
 error; the others still finish.
 
 A job is a small picklable object (paths and settings, no model) with `suffix`, `what`, `settings()`,
+`check(inputs, out, combined)` (refuses, before any task, settings that no input could run with),
 `signature_of(output)`, `load()` (its model, made once per process: called here first, so that a bad
-model is one error before any task), `run(input, output, signature)` (on a worker) and
+model is one error before any task), `run(input, output, signature, empty_ok)` (on a worker) and
 `combine(parts, inputs, out, signature)`; the last two return (events written, a line saying so).
+An input without events is an error in a job of one input (most likely the wrong file was given), and
+an output without events (`empty_ok`) in a job of several: one empty file must not block the others.
 """
 from __future__ import annotations
 
@@ -37,17 +40,21 @@ class FileJob(Protocol):
     what: str     # what an output is, for messages: "score file"
 
     def settings(self) -> dict: ...
+    def check(self, inputs: list[str], out: Path, combined: bool) -> None: ...
     def signature_of(self, output: Path) -> dict | None: ...
     def load(self) -> object: ...
-    def run(self, input: str, output: Path, signature: dict) -> tuple[int, str]: ...
+    def run(self, input: str, output: Path, signature: dict, empty_ok: bool) -> tuple[int, str]: ...
     def combine(self, parts: list[Path], inputs: list[str], out: Path, signature: dict) -> tuple[int, str]: ...
 
 
 def expand_inputs(patterns: Iterable[str]) -> list[str]:
-    """The input files of `patterns` in order: each local glob sorted, URLs as they are; a pattern that
-    matches nothing, or a file named twice, is an error (a silently smaller job would go unnoticed)."""
+    """The input files of `patterns` in order: each local glob sorted, URLs as they are, `@LIST` the
+    inputs listed in the text file LIST; a pattern or list that matches nothing, a folder, or a file
+    named twice (also through a link) is an error (a silently smaller job would go unnoticed)."""
     files: list[str] = []
-    for pattern in (p for p in map(str, patterns) if p.strip()):  # an @LIST file's blank lines
+    for pattern in _listed(map(str, patterns)):
+        if not pattern.strip():
+            raise UserError("an input name is empty")
         if is_url(pattern):
             if glob.has_magic(pattern.split("://", 1)[1]):
                 raise UserError(f"{pattern}: wildcards are not expanded in URLs; list the files (e.g. `xrdfs HOST "
@@ -60,13 +67,45 @@ def expand_inputs(patterns: Iterable[str]) -> list[str]:
             files += matched
         else:
             files.append(pattern)
-    seen: dict[str, str] = {}
+    seen: dict[object, str] = {}
     for f in files:
-        key = f if is_url(f) else os.path.realpath(f)
+        if not is_url(f) and os.path.isdir(f):  # known now: not one failure per folder at the end
+            raise UserError(f"{f}: is a directory, not a file (a glob like DIR/*.root selects the files in it)")
+        key = _file_key(f)
         if key in seen:
             raise UserError(f"{f}: given twice among the inputs (also as {seen[key]})")
         seen[key] = f
     return files
+
+
+def _file_key(path: str) -> object:
+    """What is the same file whatever its name: a local file's device and inode (symbolic and hard links),
+    else its real path or URL."""
+    if is_url(path):
+        return path
+    try:
+        st = os.stat(path)
+    except OSError:  # missing: its task fails and says so
+        return os.path.realpath(path)
+    return st.st_dev, st.st_ino
+
+
+def _listed(patterns: Iterable[str]) -> Iterable[str]:
+    """`patterns` with each `@LIST` replaced by its lines, stripped, without blank lines and `#` comments.
+    A line is always an input (a pattern, a path or a URL relative to the working folder), never an option
+    or another list."""
+    for pattern in patterns:
+        if not pattern.startswith("@"):
+            yield pattern
+            continue
+        try:
+            lines = Path(pattern[1:]).read_text().splitlines()
+        except (OSError, UnicodeDecodeError) as err:
+            raise UserError(f"{pattern}: cannot read the list of inputs {pattern[1:]} ({err})") from None
+        listed = [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+        if not listed:
+            raise UserError(f"{pattern}: lists no input")
+        yield from listed
 
 
 def input_identity(path: str) -> dict:
@@ -87,9 +126,24 @@ def digest(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
+#: suffixes of files this project reads or writes: an --out ending in one the command cannot write was meant
+#: as a file, not as the name of a folder of outputs
+FILE_SUFFIXES = (".h5", ".hdf5", ".hdf", ".root", ".csv", ".json", ".txt", ".yaml", ".yml", ".parquet", ".npy",
+                 ".npz", ".pt", ".safetensors")
+
+
 def is_single_output(out: Path, suffixes: tuple[str, ...]) -> bool:
-    """Whether --out names one output file (by its suffix) rather than a folder of per-input outputs."""
-    return Path(out).suffix.lower() in suffixes and not Path(out).is_dir()
+    """Whether --out names one output file (by its suffix) rather than a folder of per-input outputs; a
+    file suffix the command cannot write (and no such folder) is refused."""
+    out = Path(out)
+    if out.is_dir():
+        return False
+    suffix = out.suffix.lower()
+    if suffix in FILE_SUFFIXES and suffix not in suffixes:
+        raise UserError(f"{out}: cannot write {suffix} here; give a file ending in {', '.join(suffixes)} (one "
+                        f"combined output) or a folder (one output per input; create it first to give a folder "
+                        f"a name like this)")
+    return suffix in suffixes
 
 
 @dataclass
@@ -98,6 +152,7 @@ class Task:
     input: str
     output: Path
     signature: dict
+    empty_ok: bool  # an input without events writes an empty output (a job of several inputs)
 
 
 @dataclass
@@ -122,6 +177,7 @@ class JobReport:
     executor: str = ""
     workers: int = 1
     combined: str | None = None
+    parts: str | None = None  # the part folder of a combined output of several inputs
     combined_note: str = ""
     removed_temporaries: int = 0
 
@@ -158,7 +214,7 @@ def plan(job: FileJob, inputs: list[str], out: Path, single: bool) -> tuple[list
     """The tasks (one per input) and, for a combined output of several inputs, its part folder."""
     settings = digest(job.settings())
     if single and len(inputs) == 1:
-        return [Task(0, inputs[0], Path(out), {**input_identity(inputs[0]), "settings": settings})], None
+        return [Task(0, inputs[0], Path(out), {**input_identity(inputs[0]), "settings": settings}, False)], None
     folder = Path(f"{out}.parts") if single else Path(out)
     tasks, owner = [], {}
     for i, path in enumerate(inputs):
@@ -168,7 +224,7 @@ def plan(job: FileJob, inputs: list[str], out: Path, single: bool) -> tuple[list
             raise UserError(f"{owner[output]} and {path} would both write {output}; give the inputs distinct "
                             f"names, or write one combined output (--out FILE)")
         owner[output] = path
-        tasks.append(Task(i, path, output, {**input_identity(path), "settings": settings}))
+        tasks.append(Task(i, path, output, {**input_identity(path), "settings": settings}, len(inputs) > 1))
     return tasks, folder if single else None
 
 
@@ -177,7 +233,7 @@ def run_task(job: FileJob, task: Task) -> TaskResult:
     start = time.perf_counter()
     result = TaskResult(task.input, str(task.output))
     try:
-        result.events, result.note = job.run(task.input, task.output, task.signature)
+        result.events, result.note = job.run(task.input, task.output, task.signature, task.empty_ok)
     except Exception as err:  # as text: the client can always unpickle it, and the job goes on
         if isinstance(err, Terminated):
             raise
@@ -214,24 +270,27 @@ def run_file_job(job: FileJob, inputs: list[str], out: str | Path, *, single: bo
                  scheduler: str = "none", redo: bool = False, progress: bool = True) -> JobReport:
     """Run `job` over the input files `inputs` (see `expand_inputs`) into `out` (a file when `single`, else
     a folder); see the module. No output may replace an input or a file of a `protected` folder (the
-    models). Failed files are in the report; the caller decides the exit code."""
-    from tqdm import tqdm
-
+    models). Bad settings and outputs are refused before any model loads or any folder is made; failed
+    files are in the report; the caller decides the exit code."""
     out = Path(out)
     if not inputs:
         raise UserError("no input files")
+    job.check(inputs, out, single and len(inputs) > 1)  # first: it reads no model and no input
+    tasks, parts = plan(job, inputs, out, single)
     local = [Path(p) for p in inputs if not is_url(p)]
     if single:
         check_output(out, [*local, *protected], job.what)
     else:
         check_output_folder(out, [*local, *protected], f"folder of {job.what}s")
-    tasks, parts = plan(job, inputs, out, single)
+    if parts:
+        check_output_folder(parts, [*local, *protected], f"folder of the parts of {out}")
     combined_signature = {"inputs": [t.signature for t in tasks]} if parts else None
-    report = JobReport(results=[None] * len(tasks))  # type: ignore[list-item]
+    report = JobReport(results=[None] * len(tasks), parts=str(parts) if parts else None)  # type: ignore[list-item]
     start = time.perf_counter()
     if parts and not redo and job.signature_of(out) == combined_signature:
         report.results = [TaskResult(t.input, str(out), skipped=True) for t in tasks]
         report.combined = str(out)
+        remove_parts(parts, job.suffix, report)  # a run killed between its merge and this cleanup left them
         return report
     todo = []
     for t in tasks:
@@ -239,38 +298,66 @@ def run_file_job(job: FileJob, inputs: list[str], out: str | Path, *, single: bo
             report.results[t.index] = TaskResult(t.input, str(t.output), skipped=True)
         else:
             todo.append(t)
-    if todo or parts:
-        job.load()  # here first: a model that cannot be loaded is one error, not one per file
     if todo:
-        todo[0].output.parent.mkdir(parents=True, exist_ok=True)
-        with open_executor(scheduler) as executor:
-            report.executor, report.workers = executor.description, executor.workers
-            futures = {executor.submit(run_task, job, t): t for t in todo}
-            with tqdm(total=len(tasks), initial=len(tasks) - len(todo), unit="file", desc=job.what + "s",
-                      disable=not progress or len(tasks) == 1, smoothing=0) as bar:
-                events = 0
-                for future in executor.as_completed(futures):
-                    task = futures[future]
-                    try:
-                        result = future.result()
-                    except Exception as err:  # the worker died too often on this file (Dask: KilledWorker)
-                        if isinstance(err, Terminated):  # SIGTERM to this process, during an in-process task
-                            raise
-                        result = TaskResult(task.input, str(task.output), error=f"{type(err).__name__}: {err}")
-                    report.results[task.index] = result
-                    events += result.events
-                    rate = events / max(time.perf_counter() - start, 1e-9)
-                    bar.set_postfix(events=f"{events:,}", rate=f"{rate:,.0f}/s", failed=len(report.failed))
-                    bar.update()
-    report.removed_temporaries = remove_stale_temporaries([out, *(t.output for t in tasks)])
+        _run_tasks(job, tasks, todo, scheduler, report, progress, start)
+    elif parts:
+        job.load()  # for the combined output
     if parts and not report.failed:
         _, report.combined_note = job.combine([t.output for t in tasks], inputs, out, combined_signature)
         report.combined = str(out)
-        for t in tasks:
-            t.output.unlink()
-        parts.rmdir()
+        remove_parts(parts, job.suffix, report)
+    # after the merge: a merge killed before left its temporary beside the output only now complete
+    report.removed_temporaries = remove_stale_temporaries([out, *(t.output for t in tasks)])
     report.seconds = time.perf_counter() - start
     return report
+
+
+def _run_tasks(job: FileJob, tasks: list[Task], todo: list[Task], scheduler: str, report: JobReport,
+               progress: bool, start: float) -> None:
+    """Run the tasks `todo` (of all `tasks`) on the executor of `scheduler`, their results into `report`."""
+    from tqdm import tqdm
+
+    with open_executor(scheduler) as executor:  # first: an unreachable scheduler leaves no folder behind
+        job.load()  # here first: a model that cannot be loaded is one error, not one per file
+        todo[0].output.parent.mkdir(parents=True, exist_ok=True)
+        report.executor, report.workers = executor.description, executor.workers
+        futures = {executor.submit(run_task, job, t): t for t in todo}
+        with tqdm(total=len(tasks), initial=len(tasks) - len(todo), unit="file", desc=job.what + "s",
+                  disable=not progress or len(tasks) == 1, smoothing=0) as bar:
+            events = 0
+            for future in executor.as_completed(futures):
+                task = futures[future]
+                try:
+                    result = future.result()
+                except Exception as err:  # the worker died too often on this file (Dask: KilledWorker)
+                    if isinstance(err, Terminated):  # SIGTERM to this process, during an in-process task
+                        raise
+                    result = TaskResult(task.input, str(task.output), error=f"{type(err).__name__}: {err}")
+                report.results[task.index] = result
+                events += result.events
+                rate = events / max(time.perf_counter() - start, 1e-9)
+                bar.set_postfix(events=f"{events:,}", rate=f"{rate:,.0f}/s", failed=len(report.failed))
+                bar.update()
+
+
+def remove_parts(folder: Path, suffix: str, report: JobReport) -> None:
+    """Remove the part folder of a combined output now complete: its parts (`NNNNNN.NAME<suffix>`) and
+    their writers' temporaries, also those that earlier jobs with other inputs left, which only that
+    output, now replaced, could use. Anything else stays, with the folder, and the report says so."""
+    if not folder.is_dir():
+        return
+    part = re.compile(rf"^\.?\d{{6}}\..+{re.escape(suffix)}(\.\d+\.\d+\.tmp)?$")
+    kept = []
+    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+        if part.match(entry.name) and entry.is_file(follow_symlinks=False):
+            Path(entry.path).unlink()
+        else:
+            kept.append(entry.name)
+    if kept:
+        note = f"{folder} kept: it also holds {', '.join(kept)}, not parts of a job"
+        report.combined_note = "; ".join(filter(None, (report.combined_note, note)))
+    else:
+        folder.rmdir()
 
 
 def print_report(report: JobReport, out: Path) -> int:
@@ -281,7 +368,7 @@ def print_report(report: JobReport, out: Path) -> int:
     print(report.summary())
     if report.combined_note:
         print(report.combined_note)
-    elif len(report.results) > 1 and not report.combined:
+    elif len(report.results) > 1 and not report.parts:
         print(f"outputs in {out}")
     if report.removed_temporaries:
         print(f"removed {report.removed_temporaries} temporary file(s) left by interrupted writers")
@@ -290,8 +377,8 @@ def print_report(report: JobReport, out: Path) -> int:
               f"skips them):")
         for r in report.failed:
             print(f"  {r.error}" if r.error.startswith(r.input) else f"  {r.input}: {r.error}")
-        if report.combined is None and Path(f"{out}.parts").is_dir():
-            print(f"the combined output {out} is written once every file succeeds (parts kept in {out}.parts)")
+        if report.parts:
+            print(f"the combined output {out} is written once every file succeeds (parts kept in {report.parts})")
         return 1
     return 0
 

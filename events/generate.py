@@ -45,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.seed >= 2**31:
         raise UserError("--seed must be below 2^31")
     check_output(args.out)
+    if args.stats:  # before the events are made, not after
+        check_output(args.stats, [args.out], "statistics file")
     stats = GenerateStats()
     with open_writer(args.out) as writer:
         for chunk in generate(args.process, args.events, seed=args.seed, workers=args.workers,

@@ -43,5 +43,36 @@ def add_read_arguments(parser, selection: str = "none") -> None:
                         "range and counts them in the event field bad_kinematics")
 
 
+def check_read_settings(formats, options: ReadOptions) -> None:
+    """Refuse, before any file is read, a format, selection, era or b-tag working point that no input of
+    `formats` (`auto`, `hdf5`, a branch map) could be read with: a job of many files would otherwise fail
+    on each file in turn."""
+    import math
+
+    from common.errors import UserError
+    from events.btag import POINTS, load_working_points
+    from events.schema import builtin_schemas, load_schema
+
+    maps = {f: load_schema(f) for f in formats if f not in ("auto", "hdf5")}  # an unknown format: its error
+    if options.selection not in ("none", "auto"):
+        for f in formats:
+            offered = [maps[f]] if f in maps else [] if f == "hdf5" else [load_schema(n) for n in builtin_schemas()]
+            if not any(options.selection in m.selections for m in offered):
+                known = sorted({n for m in offered for n in m.selections})
+                raise UserError(f"--selection {options.selection}: no branch map of format {f} has this selection "
+                                f"(they have: {', '.join(known) or 'none'}; HDF5 event stores hold objects already "
+                                f"selected)")
+    eras = load_working_points().eras
+    if options.era != "auto" and options.era not in eras:
+        raise UserError(f"--era {options.era}: unknown era; known: auto, {', '.join(eras)}")
+    if options.btag_wp is not None and options.btag_wp not in POINTS:
+        try:
+            finite = math.isfinite(float(options.btag_wp))
+        except ValueError:
+            finite = False
+        if not finite:
+            raise UserError(f"--btag-wp {options.btag_wp}: give {', '.join(POINTS)} or a finite number")
+
+
 def read_options(args) -> ReadOptions:
     return ReadOptions(args.selection, args.era, args.btag_wp, args.bad_kinematics)

@@ -33,19 +33,19 @@ def score(args) -> int:
     from common.provenance import run_info
     from finetune.score_files import SINGLE_SUFFIXES, ScoreJob
 
-    inputs = expand_inputs(args.input)
+    inputs, references = expand_inputs(args.input), expand_inputs(args.reference or ())
     options = {"batch_size": args.batch_size, "mask_rate": args.mask_rate, "n_masks": args.n_masks,
                "seed": args.seed, "folds": args.folds, "head_mode": args.head_mode, "head_epochs": args.head_epochs,
                "head_events": args.head_events}
     classifier = str(args.classifier) if args.classifier and "entropy" in (args.method or ()) else None
     run = run_info(json.loads(json.dumps(vars(args), default=str)), args.seed, args.device)
     job = ScoreJob(str(args.backbone), str(args.tokenizer), tuple(args.method) if args.method else None, classifier,
-                   tuple(args.reference or ()), args.reference_format, args.format, read_options(args), options,
+                   tuple(references), args.reference_format, args.format, read_options(args), options,
                    args.device, args.step_size, run,
                    progress=not args.quiet and len(inputs) == 1 and args.scheduler == "none")
     report = run_file_job(job, inputs, args.out, single=is_single_output(args.out, SINGLE_SUFFIXES),
                           protected=[args.backbone, args.tokenizer, *([args.classifier] if args.classifier else []),
-                                     *(args.reference or ())],
+                                     *references],
                           scheduler=args.scheduler, redo=args.redo, progress=not args.quiet)
     return print_report(report, args.out)
 
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m finetune.anomaly", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("score", help="anomaly scores of every event of event files", fromfile_prefix_chars="@",
+    p = sub.add_parser("score", help="anomaly scores of every event of event files",
                        description="One row per event, in input order, for every event of the input files: one "
                                    "score file per input (--out FOLDER) or one combined file (--out FILE.h5 or "
                                    ".csv, each row's input recorded). A rerun skips the files already complete.")
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="scores to compute (default: density nll masked quantization; without a density head "
                         "nll masked quantization)")
     p.add_argument("--classifier", type=Path, help="fine-tuned classifier folder (method entropy)")
-    p.add_argument("--reference", nargs="+", help="Standard Model reference files (method head)")
+    p.add_argument("--reference", nargs="+", help="Standard Model reference files (method head): paths, globs or @LIST")
     p.add_argument("--reference-format", default="auto", help="format of the reference files")
     p.add_argument("--folds", type=positive_int, default=2, help="method head: folds (each event scored out of fold)")
     p.add_argument("--head-mode", default="frozen", choices=("frozen", "full"), help="method head: backbone mode")

@@ -44,6 +44,15 @@ class ScoreJob:
                 "reference": [input_identity(r) for r in self.reference], "reference_format": self.reference_format,
                 "format": self.format, "options": asdict(self.options), "scorer": fixed}
 
+    def check(self, inputs: list[str], out: Path, combined: bool) -> None:
+        """Settings no input could be scored with, and input names a combined CSV file cannot hold."""
+        from events.options import check_read_settings
+        from finetune.score_store import check_csv_inputs
+
+        check_read_settings([self.format, *([self.reference_format] if self.reference else [])], self.options)
+        if combined:
+            check_csv_inputs(out, inputs)
+
     def signature_of(self, output: Path) -> dict | None:
         from finetune.score_store import read_meta
 
@@ -66,9 +75,9 @@ class ScoreJob:
 
         return worker_cache(("scorer", json.dumps(asdict(self), sort_keys=True, default=str)), build)
 
-    def run(self, input: str, output: Path, signature: dict) -> tuple[int, str]:
+    def run(self, input: str, output: Path, signature: dict, empty_ok: bool) -> tuple[int, str]:
         done = self.load().score_file(input, output, self.format, self.options, self.step_size,
-                                      {"run": self.provenance, "job": signature})
+                                      {"run": self.provenance, "job": signature}, empty_ok=empty_ok)
         return done.n_events, (f"scored {done.n_events} events ({', '.join(done.columns)}) into {output}; "
                                f"{done.flagged} flagged")
 

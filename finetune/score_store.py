@@ -57,8 +57,7 @@ class ScoreWriter(WritesAtomically):
         self._high = {c: -np.inf for c in columns}
         self.csv = self.path.suffix.lower() == ".csv"
         if self.csv:
-            if inputs and any("," in i or "\n" in i for i in inputs):
-                raise EventDataError(f"{path}: an input name holds a comma or newline; write the scores as .h5")
+            check_csv_inputs(self.path, inputs)
             self._out = self.output.stack.enter_context(open(self.output.tmp, "w"))
             self._out.write(",".join(self.names) + "\n")
         else:
@@ -138,6 +137,12 @@ class ScoreWriter(WritesAtomically):
         if not self.csv:
             self._out.attrs["process_names"] = json.dumps(self.output.process_names)
         self.output.close()
+
+
+def check_csv_inputs(path: Path, inputs: list[str] | None) -> None:
+    """Refuse input names a CSV score file cannot hold in its `input` column."""
+    if Path(path).suffix.lower() == ".csv" and inputs and any("," in i or "\n" in i for i in inputs):
+        raise EventDataError(f"{path}: an input name holds a comma or newline; write the scores as .h5")
 
 
 def worst_object(contributions) -> np.ndarray:

@@ -208,10 +208,11 @@ class AnomalyScorer:
         return {k: np.concatenate([r[k] for r in rows]) for k in rows[0]}
 
     def score_file(self, path: str | Path, out: str | Path, format: str = "auto", options: ReadOptions | None = None,
-                   step_size: int = STEP_SIZE, meta: dict | None = None) -> ScoredFile:
+                   step_size: int = STEP_SIZE, meta: dict | None = None, empty_ok: bool = False) -> ScoredFile:
         """Score every event of `path` (read with `format` and `options`; default selection auto) in one
         streaming pass into the score file `out` (.h5 or .csv; see finetune.score_store), with `meta`
-        entries added to its metadata (default: this run's provenance)."""
+        entries added to its metadata (default: this run's provenance). A file without events is an
+        error, unless `empty_ok` (one file of many): then `out` holds no rows."""
         from tqdm import tqdm
 
         from common.provenance import run_info
@@ -222,7 +223,7 @@ class AnomalyScorer:
                 "methods": self.methods, "flags": {str(k): v for k, v in FLAGS.items()},
                 **(meta or {"run": run_info(self._settings(), self.seed, str(self.device))})}
         with _open(path, format, options) as reader:
-            if len(reader) == 0:
+            if len(reader) == 0 and not empty_ok:
                 raise EventDataError(f"{path}: holds no events")
             with ScoreWriter(out, self.columns, info, self.object_columns) as writer, \
                     tqdm(total=len(reader), unit="ev", desc="scoring", disable=not self.progress) as bar:

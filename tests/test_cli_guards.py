@@ -159,3 +159,10 @@ def test_sigterm_leaves_no_temporary_file(backbone, events_file, tmp_path):
                             tmp_path / "s.h5", tmp_path)
     _stopped_leaves_nothing(_sample(backbone, "--events", 200000, "--process", "ttbar", "--batch-size", "64",
                                     "--out", tmp_path / "s.root"), tmp_path / "s.root", tmp_path)
+
+
+def test_generate_refuses_a_folder_as_statistics_file_before_generating(tmp_path):
+    proc = run("-m", "events.generate", "--process", "ttbar", "--events", "5", "--out", tmp_path / "g.h5",
+               "--stats", tmp_path, "--quiet")
+    one_line_error(proc, f"{tmp_path}: is a directory; give a file path for the statistics file")
+    assert not (tmp_path / "g.h5").exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 
 from common.errors import ColliderFMError, UserError
 from common.executors import open_executor, scheduler_spec, worker_cache
-from common.filejobs import expand_inputs, plan, print_report, remove_stale_temporaries, run_file_job
+from common.filejobs import expand_inputs, is_single_output, plan, print_report, remove_stale_temporaries, run_file_job
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,10 @@ class Doubling:
     def settings(self):
         return {"factor": self.factor}
 
+    def check(self, inputs, out, combined):
+        if self.factor == 0:
+            raise UserError("factor 0 would zero every value")
+
     def signature_of(self, output):
         try:
             return json.loads(Path(output).read_text())["job"]
@@ -37,8 +42,10 @@ class Doubling:
     def load(self):
         return worker_cache(("doubling", self.factor), lambda: self.factor)
 
-    def run(self, input, output, signature):
+    def run(self, input, output, signature, empty_ok):
         values = [int(line) * self.load() for line in Path(input).read_text().split()]  # ValueError on junk
+        if not values and not empty_ok:
+            raise UserError(f"{input}: holds no events")
         Path(output).write_text(json.dumps({"values": values, "job": signature}))
         return len(values), f"doubled {len(values)}"
 
@@ -63,12 +70,36 @@ def test_inputs_expand_globs_in_order_and_refuse_what_would_shrink_the_job(tmp_p
     (tmp_path / "link.txt").symlink_to(files[0])
     with pytest.raises(UserError, match="given twice"):
         expand_inputs([files[0], str(tmp_path / "link.txt")])
+    os.link(files[0], tmp_path / "hard.txt")
+    with pytest.raises(UserError, match=f"^{tmp_path / 'hard.txt'}: given twice among the inputs \\(also as {files[0]}"):
+        expand_inputs([files[0], str(tmp_path / "hard.txt")])
+    (tmp_path / "in" / "sub").mkdir()  # a glob matching a folder: refused now, not one failure at the end
+    with pytest.raises(UserError, match=f"^{tmp_path / 'in' / 'sub'}: is a directory, not a file"):
+        expand_inputs([str(tmp_path / "in" / "*")])
     bracket = _inputs(tmp_path / "in", {"run[1].txt": "4"})[0]  # a name, not a pattern, when it exists
-    assert expand_inputs([bracket, "", "  "]) == [bracket]  # blank lines of an @LIST file are no inputs
+    assert expand_inputs([bracket]) == [bracket]
+    with pytest.raises(UserError, match="an input name is empty"):
+        expand_inputs([bracket, " "])
     url = "root://eos.cms//store/data/a.root"
     assert expand_inputs([url]) == [url]  # verbatim: the // after the host is part of the name
     with pytest.raises(UserError, match="wildcards are not expanded in URLs"):
         expand_inputs(["root://eos.cms//store/data/*.root"])
+
+
+def test_a_list_file_holds_one_input_per_line_never_an_option(tmp_path, monkeypatch):
+    files = _inputs(tmp_path / "in", {"a.txt": "1", "b.txt": "2"})
+    listing = tmp_path / "files.txt"
+    listing.write_text(f"# inputs of run 7\n\n  {files[0]}  \n{tmp_path / 'in' / 'b*'}\t\n--out=elsewhere\n")
+    assert expand_inputs([f"@{listing}"]) == [*files, "--out=elsewhere"]  # the last: a (missing) file's name
+    (tmp_path / "empty.txt").write_text("# nothing yet\n\n")
+    with pytest.raises(UserError, match=f"^@{tmp_path / 'empty.txt'}: lists no input$"):
+        expand_inputs([f"@{tmp_path / 'empty.txt'}"])
+    with pytest.raises(UserError, match=f"@{tmp_path / 'none.txt'}: cannot read the list of inputs"):
+        expand_inputs([f"@{tmp_path / 'none.txt'}"])
+    from tokenizer.tokenize import build_parser
+
+    args = build_parser().parse_args(["--tokenizer", "t", "--input", f"@{listing}", "--out", "o"])
+    assert args.input == [f"@{listing}"] and str(args.out) == "o"  # the list is not read as arguments
 
 
 def test_outputs_are_named_after_inputs_and_a_clash_is_refused(tmp_path):
@@ -112,7 +143,8 @@ def test_a_combined_output_is_written_once_every_part_is_complete(tmp_path, caps
     files = _inputs(tmp_path / "in", {"a.txt": "1 2", "b.txt": "x", "c.txt": "5"})
     out = tmp_path / "all.json"
     assert print_report(run_file_job(Doubling(), files, out, single=True, progress=False), out) == 1
-    assert not out.exists() and "parts kept in" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert not out.exists() and f"(parts kept in {out}.parts)" in printed and "outputs in" not in printed
     Path(files[1]).write_text("3")
     report = run_file_job(Doubling(), files, out, single=True, progress=False)
     assert [r.skipped for r in report.results] == [True, False, True]
@@ -124,11 +156,134 @@ def test_a_combined_output_is_written_once_every_part_is_complete(tmp_path, caps
     assert "already complete" in capsys.readouterr().out
 
 
+def test_an_input_without_events_is_an_error_alone_and_no_rows_among_others(tmp_path):
+    files = _inputs(tmp_path / "in", {"a.txt": "1", "empty.txt": "", "c.txt": "5"})
+    with pytest.raises(ColliderFMError, match="empty.txt: holds no events"):  # alone: most likely the wrong file
+        print_report(run_file_job(Doubling(), files[1:2], tmp_path / "one.json", single=True, progress=False),
+                     tmp_path / "one.json")
+    out = tmp_path / "all.json"
+    assert print_report(run_file_job(Doubling(), files, out, single=True, progress=False), out) == 0
+    assert json.loads(out.read_text())["rows"] == [[0, 2], [2, 10]]
+    assert print_report(run_file_job(Doubling(), files, tmp_path / "f", single=False, progress=False), out) == 0
+    assert json.loads((tmp_path / "f" / "empty.out.json").read_text())["values"] == []
+
+
+def test_parts_an_earlier_job_left_are_removed_and_other_files_kept(tmp_path, capsys):
+    files = _inputs(tmp_path / "in", {"a.txt": "1", "b.txt": "2"})
+    out = tmp_path / "all.json"
+    parts = tmp_path / "all.json.parts"
+    parts.mkdir()
+    for stale in ("000002.c.out.json", ".000003.d.out.json.4242.0.tmp"):  # of a job with other inputs
+        (parts / stale).write_text("{}")
+    assert print_report(run_file_job(Doubling(), files, out, single=True, progress=False), out) == 0
+    assert json.loads(out.read_text())["rows"] == [[0, 2], [1, 4]] and not parts.exists()
+    parts.mkdir()
+    (parts / "notes.txt").write_text("mine")
+    assert print_report(run_file_job(Doubling(), files, out, single=True, redo=True, progress=False), out) == 0
+    assert [p.name for p in parts.iterdir()] == ["notes.txt"]
+    assert capsys.readouterr().out.endswith(f"combined 2; {parts} kept: it also holds notes.txt, not parts of a job\n")
+    (parts / "notes.txt").unlink()
+    (parts / "000000.a.out.json").write_text("{}")  # a run killed after its merge, before removing its parts
+    report = run_file_job(Doubling(), files, out, single=True, progress=False)
+    assert all(r.skipped for r in report.results) and not parts.exists()
+
+
+def test_a_merge_killed_before_leaves_no_temporary_once_the_rerun_merged(tmp_path, capsys):
+    files = _inputs(tmp_path / "in", {"a.txt": "1", "b.txt": "2"})
+    out = tmp_path / "all.json"
+    (tmp_path / ".all.json.4242.0.tmp").write_text("half a merge")  # SIGKILL while merging, in an earlier run
+    assert print_report(run_file_job(Doubling(), files, out, single=True, progress=False), out) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["all.json", "in"]
+    assert "removed 1 temporary file(s) left by interrupted writers" in capsys.readouterr().out
+
+
+@dataclass(frozen=True)
+class Unloadable(Doubling):
+    def load(self):
+        raise AssertionError("the model was loaded")
+
+
+def test_bad_settings_and_a_file_in_place_of_the_part_folder_are_refused_before_models_load(tmp_path):
+    files = _inputs(tmp_path / "in", {"a.txt": "1", "b.txt": "2"})
+    with pytest.raises(UserError, match="^factor 0 would zero every value$"):
+        run_file_job(Doubling(factor=0), files, tmp_path / "out", single=False, progress=False)
+    assert not (tmp_path / "out").exists()
+    (tmp_path / "all.json.parts").write_text("")
+    with pytest.raises(UserError, match=f"^{tmp_path}/all.json.parts: the folder of the parts of {tmp_path}/all.json "
+                                        f"is an existing file$"):
+        run_file_job(Unloadable(), files, tmp_path / "all.json", single=True, progress=False)
+
+
+def _fake_models(folder: Path) -> list[str]:
+    """Model folders that name a model but hold none: a command that loads one fails."""
+    for name in ("backbone", "tokenizer"):
+        (folder / name).mkdir()
+        (folder / name / "config.json").write_text("{}")
+    return ["--backbone", str(folder / "backbone"), "--tokenizer", str(folder / "tokenizer")]
+
+
+@pytest.mark.parametrize("option, message", [
+    (["--era", "bogus"], "--era bogus: unknown era; known: auto, 2015, 2016preVFP"),
+    (["--selection", "bogus"], "--selection bogus: no branch map of format auto has this selection (they have: reco;"),
+    (["--format", "hdf5", "--selection", "reco"], "--selection reco: no branch map of format hdf5 has this selection"),
+    (["--btag-wp", "nan"], "--btag-wp nan: give loose, medium, tight or a finite number"),
+    (["--btag-wp", "tightest"], "--btag-wp tightest: give loose, medium, tight or a finite number"),
+    (["--format", "bogus"], "unknown format 'bogus'"),
+])
+def test_reading_settings_are_refused_once_before_any_file(tmp_path, option, message):
+    from finetune.anomaly import main as anomaly
+    from tokenizer.tokenize import main as tokenize
+
+    models, inputs = _fake_models(tmp_path), [str(tmp_path / "a.root"), str(tmp_path / "b.h5")]
+    for command in (["score", *models], ["--tokenizer", models[3]]):
+        main = anomaly if command[0] == "score" else tokenize
+        with pytest.raises(ColliderFMError) as err:
+            main([*command, "--input", *inputs, "--out", str(tmp_path / "out"), *option])
+        assert str(err.value).startswith(message) and not (tmp_path / "out").exists()
+
+
+def test_outputs_a_command_cannot_write_are_refused_before_any_file(tmp_path):
+    from finetune.anomaly import main as anomaly
+    from tokenizer.tokenize import main as tokenize
+
+    models = _fake_models(tmp_path)
+    comma = str(tmp_path / "run,7.root")
+    with pytest.raises(ColliderFMError, match=f"^{tmp_path}/all.csv: an input name holds a comma or newline; write "
+                                              f"the scores as .h5$"):
+        anomaly(["score", *models, "--input", comma, str(tmp_path / "b.root"), "--out", str(tmp_path / "all.csv")])
+    assert not (tmp_path / "all.csv.parts").exists()
+    with pytest.raises(UserError, match=rf"^{tmp_path}/tok.csv: cannot write .csv here; give a file ending in .h5, "
+                                        rf".hdf5 \(one combined output\) or a folder"):
+        tokenize(["--tokenizer", models[3], "--input", comma, "--out", str(tmp_path / "tok.csv")])
+    assert not (tmp_path / "tok.csv").exists()
+    (tmp_path / "tok.csv").mkdir()  # an existing folder of that name is a folder
+    assert is_single_output(tmp_path / "tok.csv", (".h5", ".hdf5")) is False
+
+
+def test_an_unreachable_scheduler_is_refused_at_once_and_makes_no_folder(tmp_path):
+    pytest.importorskip("distributed")
+    import socket
+
+    from tokenizer.tokenize import main as tokenize
+
+    models = _fake_models(tmp_path)
+    files = _inputs(tmp_path / "in", {"a.h5": "", "b.h5": ""})
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for address, why in ((f"tcp://127.0.0.1:{port}", f"cannot connect to 127.0.0.1 port {port} (Connection refused)"),
+                         ("tcp://no-such-host.invalid:8786", "cannot resolve the host 'no-such-host.invalid'")):
+        with pytest.raises(UserError, match=f"^--scheduler {address}: {re.escape(why)}"):
+            tokenize(["--tokenizer", models[3], "--input", *files, "--out", str(tmp_path / "out"),
+                      "--scheduler", address])
+        assert not (tmp_path / "out").exists()
+
+
 @dataclass(frozen=True)
 class OvertakenDoubling(Doubling):
     """The same, but a twin of each task (Dask rescheduled it, thinking this worker lost) finishes first."""
 
-    def run(self, input, output, signature):
+    def run(self, input, output, signature, empty_ok):
         from common.atomic import atomic_path
 
         with atomic_path(output, keep_theirs=True) as tmp:
@@ -289,3 +444,25 @@ def test_the_head_method_needs_a_reference_and_a_reference_alone_adds_no_method(
     assert main(_score_args(backbone, "--input", paths[0], "--out", tmp_path / "s.h5", "--method", "nll",
                             "--reference", paths[1])) == 0
     assert "head" not in read_scores(tmp_path / "s.h5")
+
+
+def test_an_input_without_events_adds_no_rows_to_a_job_of_several(backbone, event_files, ttbar, tmp_path):
+    from events.io import write_events
+    from finetune.anomaly import main as anomaly
+    from finetune.score_store import read_scores
+    from tokenizer.store import iter_tokens
+    from tokenizer.tokenize import main as tokenize
+
+    paths, _ = event_files
+    empty = [tmp_path / "zero.h5", tmp_path / "zero_nano.root"]
+    write_events(ttbar[:0], empty[0])
+    write_events(ttbar[:0], empty[1], "nanoaod")
+    inputs = [empty[0], paths[0], empty[1]]
+    assert tokenize(["--tokenizer", str(backbone[1]), "--quiet", "--device", "cpu", "--input", *map(str, inputs),
+                     "--out", str(tmp_path / "t.h5")]) == 0
+    stored, = iter_tokens(tmp_path / "t.h5")
+    assert stored.info["input"].tolist() == [1] * 60
+    assert anomaly(_score_args(backbone, "--method", "nll", "--input", *inputs, "--out", tmp_path / "s.csv")) == 0
+    assert read_scores(tmp_path / "s.csv")["input"].tolist() == [str(paths[0])] * 60
+    assert anomaly(_score_args(backbone, "--method", "nll", "--input", *inputs, "--out", tmp_path / "folder")) == 0
+    assert [len(read_scores(tmp_path / "folder" / f"{p.stem}.scores.h5")["event"]) for p in inputs] == [0, 60, 0]

@@ -47,6 +47,12 @@ class TokenizeJob:
         return {"tokenizer": identity(self.tokenizer), "format": self.format, "features": self.features,
                 "options": asdict(self.options)}
 
+    def check(self, inputs: list[str], out: Path, combined: bool) -> None:
+        """Settings no input could be tokenized with."""
+        from events.options import check_read_settings
+
+        check_read_settings([self.format], self.options)
+
     def signature_of(self, output: Path) -> dict | None:
         from tokenizer.store import read_job
 
@@ -60,7 +66,7 @@ class TokenizeJob:
         return worker_cache(("tokenizer", self.tokenizer, self.device),
                             lambda: Tokenizer.from_pretrained(self.tokenizer, device=str(resolve_device(self.device))))
 
-    def run(self, input: str, output: Path, signature: dict) -> tuple[int, str]:
+    def run(self, input: str, output: Path, signature: dict, empty_ok: bool) -> tuple[int, str]:
         from events.errors import EventDataError
         from tokenizer.store import TokenWriter
 
@@ -68,7 +74,7 @@ class TokenizeJob:
         with TokenWriter.for_tokenizer(output, tokenizer, self.tokenizer, self.features, signature) as writer:
             tokenize_into(writer, tokenizer, input, self.format, self.step_size, self.progress, self.features,
                           self.options)
-            if writer.n_events == 0:  # most likely the wrong file given: no store is written
+            if writer.n_events == 0 and not empty_ok:  # the only input: most likely the wrong file given
                 raise EventDataError(f"{input}: holds no events")
         return writer.n_events, f"wrote {writer.n_events} events, {writer.n_tokens} tokens to {output}"
 
@@ -92,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     from events.options import add_read_arguments
 
     parser = argparse.ArgumentParser(
-        prog="python -m tokenizer.tokenize", fromfile_prefix_chars="@",
+        prog="python -m tokenizer.tokenize",
         description="Encode every object of event files into token ids, in input order, with event ids, "
                     "weights and labels carried along: one store per input file (--out FOLDER) or one "
                     "combined store (--out FILE.h5). A rerun skips the stores already complete.")

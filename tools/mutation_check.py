@@ -124,6 +124,19 @@ MUTATIONS = [
     Mutation("checkpoint-minutes-ignored", "pretraining writes checkpoints at evaluations only", "backbone/pretrain.py",
              "checkpoint_every_s=60 * tc.checkpoint_minutes)", "checkpoint_every_s=None)",
              ("tests/test_training.py::test_pretraining_writes_a_checkpoint_every_checkpoint_minutes",)),
+    Mutation("empty-input-blocks-job", "an input without events fails in a job of several inputs too",
+             "common/filejobs.py", '"settings": settings}, len(inputs) > 1))', '"settings": settings}, False))',
+             ("tests/test_filejobs.py::test_an_input_without_events_is_an_error_alone_and_no_rows_among_others",)),
+    Mutation("stale-parts-break-job", "the part folder is removed whatever else it holds: exit 2 after the merge",
+             "common/filejobs.py", "    else:\n        folder.rmdir()", "    folder.rmdir()",
+             ("tests/test_filejobs.py::test_parts_an_earlier_job_left_are_removed_and_other_files_kept",)),
+    Mutation("settings-checked-per-file", "a job's settings are not checked before its tasks, only by each file",
+             "common/filejobs.py", "    job.check(inputs, out, single and len(inputs) > 1)", "    pass",
+             ("tests/test_filejobs.py::test_bad_settings_and_a_file_in_place_of_the_part_folder_are_refused_before_"
+              "models_load", "tests/test_filejobs.py::test_reading_settings_are_refused_once_before_any_file")),
+    Mutation("list-comments-are-inputs", "an @LIST file's # comment lines are taken as inputs", "common/filejobs.py",
+             'if line.strip() and not line.strip().startswith("#")]', "if line.strip()]",
+             ("tests/test_filejobs.py::test_a_list_file_holds_one_input_per_line_never_an_option",)),
 ]
 
 
