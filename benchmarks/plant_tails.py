@@ -14,7 +14,7 @@ from pathlib import Path
 import awkward as ak
 import numpy as np
 
-from events.model import Events, ObjectType as T
+from events.model import GROUPS, Caps, Events, ObjectType as T, assemble
 
 NAMES = {"leading jet pt x5": "planted_pt5", "leading jet at |eta| 4": "planted_eta4",
          "extra 900 GeV muon": "planted_muon"}
@@ -36,11 +36,15 @@ def planted(events: Events, seed: int = 0) -> dict[str, Events]:
         "eta": rng.uniform(-2, 2, n).astype(np.float32), "phi": rng.uniform(-np.pi, np.pi, n).astype(np.float32),
         "mass": np.full(n, 0.106, np.float32), "btag": np.zeros(n, np.float32), "charge": np.full(n, -1, np.int8)}),
         np.ones(n, dtype=np.int64))
-    met = o["type"] == int(T.MET)
-    # the muon goes after the leptons, before photons and MET, where the canonical order puts it
-    with_muon = ak.concatenate([o[~met & (o["type"] <= int(T.MUON))], muons, o[~met & (o["type"] > int(T.MUON))],
-                                o[met]], axis=1)
-    out["extra 900 GeV muon"] = Events(with_muon, events.info, events.process_names)
+    # the muon joins the leptons in the data model's canonical order (by pt: it leads them), as a reader
+    # would have put it; a lepton beyond the cap is cut and counted
+    group_index = {t: i for i, (_, types) in enumerate(GROUPS) for t in types}
+    group = ak.unflatten(np.array([group_index[T(int(t))] for t in ak.to_numpy(ak.flatten(o["type"]))], dtype=np.int64),
+                         ak.num(o))
+    groups = [o[group == i] for i in range(len(GROUPS))]
+    with_muon, lost = assemble([*groups, muons], Caps())
+    info = {**events.info, "n_truncated": (events.info["n_truncated"] + lost).astype(np.int16)}
+    out["extra 900 GeV muon"] = Events(with_muon, info, events.process_names)
     return out
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import logging
 import re
 from collections import Counter
 from pathlib import Path
@@ -29,6 +30,8 @@ from events.options import ReadOptions
 from events.schema import COLLECTION_TYPES, CollectionSpec, Schema
 from events.selection import Cutflow, Requirement, apply_cuts
 from events.writer import EventWriter
+
+log = logging.getLogger(__name__)
 
 #: TObjString key holding what the data model has and plain NanoAOD lacks (process names, extras)
 META_KEY = "colliderfm"
@@ -269,10 +272,15 @@ class RootReader:
                                      f"on slot collection {coll.name}; only pt/|eta| cuts apply to slots")
             present = [b for b in req.branches if b in self.branches]
             if not present:
-                if req.optional:
-                    self.cutflow.skipped.setdefault(coll.name, {})[req.label(req.branches[0])] = "no such branch"
-                    continue
-                self._missing(req.branches, f"selection {self.selection_name!r} on {coll.name}")
+                # a skim that dropped an ID or isolation branch: the rest of the selection still applies,
+                # and the requirement's absence is said where the results are (cutflow, stderr)
+                self.cutflow.skipped.setdefault(coll.name, {})[req.label(req.branches[0])] = "no such branch"
+                if not req.optional:
+                    log.warning("%s: no branch %s: the requirement %s of selection %r on %s is not applied (the "
+                                "cutflow lists it; --selection none reads every object)", self.where,
+                                " or ".join(req.branches), req.label(req.branches[0]), self.selection_name,
+                                coll.name)
+                continue
             for branch in present:
                 why = uninformative(self._probe(branch))
                 if why is None:

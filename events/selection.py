@@ -27,7 +27,8 @@ class Requirement:
     min: float | None = None
     max: float | None = None
     bits: int | None = None
-    #: a requirement none of whose branches the file has is skipped (and reported) instead of an error
+    #: a requirement none of whose branches the file has is skipped and reported in the cutflow either way
+    #: (a skim may drop ID branches); optional ones without the warning on stderr
     optional: bool = False
 
     def __post_init__(self):

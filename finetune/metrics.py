@@ -14,7 +14,8 @@ def roc(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     """(signal efficiency, background efficiency) over all thresholds, a higher score being more signal-like."""
     from sklearn.metrics import roc_curve
 
-    fpr, tpr, _ = roc_curve(labels, scores)
+    # every threshold: points on a straight segment of the curve are where the best SIC can lie
+    fpr, tpr, _ = roc_curve(labels, scores, drop_intermediate=False)
     return tpr, fpr
 
 

@@ -75,6 +75,23 @@ def test_density_is_the_default_and_ranks_objects_beyond_the_range_high(backbone
             assert (s["worst_object"] == muon_index).mean() > 0.9
 
 
+def test_the_planted_muon_leads_the_leptons_in_canonical_order():
+    from events.physics import leading_pt
+    from tests.test_training import synthetic_events
+
+    events = synthetic_events(200)
+    muon = planted(events)["extra 900 GeV muon"]
+    o = muon.objects
+    assert ak.all(ak.num(o) == ak.num(events.objects) + 1)
+    # the leading lepton is the planted one: the hardest, first of its group, the rest of the event as it was
+    np.testing.assert_array_equal(leading_pt(muon, T.ELECTRON, T.MUON),
+                                  ak.to_numpy(ak.max(o.pt[o["type"] == int(T.MUON)], axis=1)))
+    assert (leading_pt(muon, T.ELECTRON, T.MUON) >= 800).all()
+    assert ak.all(o["type"][:, -1] == int(T.MET))
+    kept = o[o.pt < 800]
+    assert ak.all(kept.pt == events.objects.pt)
+
+
 def test_density_scores_do_not_change_with_batch_or_chunk_size(backbone, fresh_ttbar, tmp_path):
     from finetune.score_store import read_object_scores, read_scores
 

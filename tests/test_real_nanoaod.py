@@ -28,7 +28,8 @@ pytestmark = pytest.mark.skipif(not REAL.is_file(), reason="shared real NanoAOD 
 def raw():
     """The shared file's branches as uproot reads them, without this project's reader."""
     with uproot.open(REAL) as f:
-        return f["Events"].arrays(filter_name=["Jet_*", "Electron_*", "Muon_*", "Photon_*", "MET_*", "run", "event"])
+        return f["Events"].arrays(filter_name=["Jet_*", "Electron_*", "Muon_*", "Photon_*", "MET_*", "run", "event",
+                                               "luminosityBlock"])
 
 
 def test_rntuple_is_read_and_placeholder_taggers_are_skipped(raw):
@@ -90,6 +91,29 @@ def test_reco_selection_counts_by_hand(raw):
     btag, is_b = ak.to_numpy(ak.flatten(jets.btag)), ak.to_numpy(ak.flatten(jets["type"] == int(T.BJET)))
     assert np.all(btag[is_b] >= np.float32(0.2783)) and np.all(btag[~is_b] < 0.2783)
     assert btag.min() >= 0 and btag.max() <= 1
+
+
+def test_a_skim_without_an_id_branch_is_selected_without_that_requirement_and_says_so(raw, tmp_path, caplog):
+    """A skim that dropped Electron_cutBased: the rest of the selection applies, the electrons pass on pt,
+    |eta| and isolation alone, and the missing requirement is in the cutflow and on stderr."""
+    def native(values):  # the file's big-endian numbers, as uproot writes them
+        flat = ak.to_numpy(ak.flatten(values) if values.ndim > 1 else values)
+        flat = flat.astype(flat.dtype.newbyteorder("="))
+        return ak.unflatten(flat, ak.num(values)) if values.ndim > 1 else flat
+
+    kept = {k: native(raw[k]) for k in raw.fields if not k.startswith("Electron_")}
+    kept["Electron"] = ak.zip({k[len("Electron_"):]: native(raw[k]) for k in raw.fields
+                               if k.startswith("Electron_") and k != "Electron_cutBased"})
+    path = write_tree(tmp_path / "skim.root", "Events", kept)
+    with caplog.at_level("WARNING", logger="events.root"), \
+            open_events(path, options=ReadOptions(selection="reco", era="2015")) as reader:
+        events = next(reader.iterate())
+        cutflow = reader.report()["selection"]["cutflow"]["Electron"]
+    _, el_ok = _selected(raw, "Electron", 10, 2.5, lambda c: c["pfRelIso03_all"] <= 0.15)
+    assert events.count(T.ELECTRON).tolist() == ak.to_list(ak.sum(el_ok, axis=1))
+    assert cutflow["not applied"] == {"Electron_cutBased >= 2": "no such branch"}
+    assert "no branch Electron_cutBased: the requirement Electron_cutBased >= 2 of selection 'reco' on Electron " \
+           "is not applied" in caplog.text
 
 
 def test_selection_matches_the_built_in_reconstruction():
