@@ -151,16 +151,7 @@ def read_scores(path: str | Path) -> dict[str, np.ndarray]:
     """All columns of a score file (HDF5 or CSV); `process` as names ("" where unknown)."""
     path = require_file(path)
     if path.suffix.lower() == ".csv":
-        import csv
-
-        with open(path, newline="") as f:
-            rows = list(csv.reader(f))
-        if not rows or rows[0][:len(ID_FIELDS)] != list(ID_FIELDS):
-            raise EventDataError(f"{path}: not a score file (header {rows[0] if rows else 'missing'})")
-        columns = dict(zip(rows[0], zip(*rows[1:]))) if len(rows) > 1 else {k: () for k in rows[0]}
-        return {k: np.array(v, dtype=str if k in ("process", "input") else np.uint64 if k == "event"
-                            else np.int64 if k in (*ID_FIELDS, "flag", "worst_object") else float)
-                for k, v in columns.items()}
+        return _read_csv_scores(path)
     import h5py
 
     with h5py.File(path, "r") as f:
@@ -173,6 +164,51 @@ def read_scores(path: str | Path) -> dict[str, np.ndarray]:
     if "input" in out:
         out["input"] = np.array(inputs, dtype=object)[out["input"]].astype(str)
     return out
+
+
+def _csv_kind(column: str) -> tuple[type, str]:
+    """A CSV column's dtype, and what its values must be, as an error says it."""
+    if column in ("process", "input"):
+        return str, "text"
+    if column == "event":  # NanoAOD's uint64
+        return np.uint64, "an integer >= 0"
+    if column in (*ID_FIELDS, "flag", "worst_object"):
+        return np.int64, "an integer"
+    return float, "a number"
+
+
+def _read_csv_scores(path: Path) -> dict[str, np.ndarray]:
+    """The columns of a CSV score file; a row of another length than the header, or a value that is not
+    a number of its column's kind, is an error naming the line (and column), never a row dropped or cut."""
+    import csv
+
+    with open(path, newline="") as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if not header or header[:len(ID_FIELDS)] != list(ID_FIELDS):
+            raise EventDataError(f"{path}: not a score file (header {header or 'missing'})")
+        rows, lines = [], []
+        for row in reader:
+            if len(row) != len(header):
+                raise EventDataError(f"{path}, line {reader.line_num}: {len(row)} fields, the header has "
+                                     f"{len(header)}")
+            rows.append(row)
+            lines.append(reader.line_num)
+    values = list(zip(*rows)) if rows else [()] * len(header)
+    return {name: _csv_column(path, name, column, lines) for name, column in zip(header, values)}
+
+
+def _csv_column(path: Path, name: str, values: tuple[str, ...], lines: list[int]) -> np.ndarray:
+    dtype, kind = _csv_kind(name)
+    try:
+        return np.array(values, dtype=dtype)
+    except (ValueError, OverflowError):
+        for value, line in zip(values, lines):  # the first value that does not convert, to name it
+            try:
+                np.array([value], dtype=dtype)
+            except (ValueError, OverflowError):
+                raise EventDataError(f"{path}, line {line}, column {name}: {value!r} is not {kind}") from None
+        raise
 
 
 def read_meta(path: str | Path) -> dict | None:
