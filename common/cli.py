@@ -14,6 +14,7 @@ from typing import Callable, Iterable
 from common.config import is_device_name
 from common.errors import ColliderFMError, UserError
 from common.interrupt import Interrupted
+from common.paths import is_url
 
 
 def training_parser(prog: str, description: str, default_config: str):
@@ -85,13 +86,18 @@ def _same(a: Path, b: Path) -> bool:
         return False
 
 
-def check_output(out: Path, inputs: Iterable[str | Path] = (), what: str = "output") -> None:
+def _local(paths: Iterable[str | Path | None]) -> list[Path]:
+    """The local paths among `paths` (a URL or None cannot be written over by a local output)."""
+    return [Path(p) for p in paths if p is not None and not is_url(p)]
+
+
+def check_output(out: Path, inputs: Iterable[str | Path | None] = (), what: str = "output") -> None:
     """Refuse an output file that is an input (also through a link: the input would be lost), an existing
-    directory, or in a folder this process cannot write."""
+    directory, or in a folder this process cannot write. The CLIs and the Python API's writers call it."""
     out = Path(out)
     if out.is_dir():
         raise UserError(f"{out}: is a directory; give a file path for the {what}")
-    for path in map(Path, inputs):
+    for path in _local(inputs):
         if _same(out, path):
             raise UserError(f"{out}: the {what} is also an input ({path}); it would be overwritten")
         if path.is_dir() and out.exists() and path.resolve() in out.resolve().parents:
@@ -99,13 +105,13 @@ def check_output(out: Path, inputs: Iterable[str | Path] = (), what: str = "outp
     _check_writable(out.parent)
 
 
-def check_output_folder(out: Path, inputs: Iterable[str | Path] = (), what: str = "output folder") -> None:
+def check_output_folder(out: Path, inputs: Iterable[str | Path | None] = (), what: str = "output folder") -> None:
     """Refuse an output folder that is, or holds, one of the inputs (a model folder written over, or an
     input file among the run's files), or that is an existing file."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: the {what} is an existing file")
-    for path in map(Path, inputs):
+    for path in _local(inputs):
         if _same(out, path) or (out.exists() and path.exists() and out.resolve() in path.resolve().parents):
             raise UserError(f"{out}: the {what} would hold or overwrite the input {path}; choose another folder")
     _check_writable(out)

@@ -140,6 +140,7 @@ class AnomalyScorer:
         self.folds, self.head_mode, self.head_epochs, self.head_events = folds, head_mode, head_epochs, head_events
         self.progress = progress
         self.reference: list[TokenBatch] | None = None
+        self.reference_files: list[str | Path] = []  # protected from being written over, as the models
         self._check_needs("density head", "classifier")
 
     @classmethod
@@ -153,6 +154,11 @@ class AnomalyScorer:
         return cls(GPT.from_pretrained(backbone, device), Tokenizer.from_pretrained(tokenizer, device=str(device)),
                    methods, Classifier.from_pretrained(classifier, device) if classifier else None, device=device,
                    **options)
+
+    @property
+    def model_folders(self) -> list[Path | None]:
+        """The folders the models were loaded from (None: built in memory)."""
+        return [m.source for m in (self.backbone, self.tokenizer, self.classifier) if m is not None]
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -185,14 +191,15 @@ class AnomalyScorer:
         each input scored, against this reference."""
         if isinstance(reference, (Events, str, Path)):
             reference = [reference]
-        batches = []
+        batches, files = [], []
         for item in reference:
             if isinstance(item, Events):
                 chunks, source = _chunks(item), "reference events"
             else:
                 chunks, source = _read(item, format, options), str(item)
+                files.append(item)
             batches += [tokens for _, _, tokens, _ in self._encoded(chunks, source)]
-        self.reference = batches
+        self.reference, self.reference_files = batches, files
         self.methods = list(dict.fromkeys([*self.methods, "head"]))
         self._check_needs("reference")
         return self
@@ -214,9 +221,11 @@ class AnomalyScorer:
         entries added to its metadata (default: this run's provenance)."""
         from tqdm import tqdm
 
+        from common.cli import check_output
         from common.provenance import run_info
         from finetune.score_store import ScoreWriter
 
+        check_output(out, [path, *self.model_folders, *self.reference_files], "score file")
         start, flagged = time.perf_counter(), 0
         info = {"backbone": str(self.backbone.source), "tokenizer": str(self.tokenizer.source), "input": str(path),
                 "methods": self.methods, "flags": {str(k): v for k, v in FLAGS.items()},
