@@ -2,7 +2,11 @@
 to do with physically impossible kinematics. Every reading CLI takes the same four options."""
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass
+
+from common.config import ConfigError
+from events.btag import check_working_point
 
 BAD_KINEMATICS = ("error", "flag")
 
@@ -14,13 +18,16 @@ class ReadOptions:
     selection: str = "none"
     #: `auto` (data: from the run numbers; simulation: each tagger's default era) or an era name
     era: str = "auto"
-    #: loose, medium, tight or a number; None: the branch map's `btag_wp`
-    btag_wp: str | None = None
+    #: loose, medium, tight or a finite number (inside the tagger's score range, events.btag.check_working_point);
+    #: None: the branch map's `btag_wp`
+    btag_wp: str | float | None = None
     #: `error` refuses an impossible value naming the entry; `flag` keeps the event, forces the value
     #: into range and counts the repairs in the event's `bad_kinematics` field
     bad_kinematics: str = "error"
 
     def __post_init__(self):
+        if self.btag_wp is not None:
+            check_working_point(self.btag_wp, valid=None)  # the range is the tagger's, checked when it is chosen
         if self.bad_kinematics not in BAD_KINEMATICS:
             raise ValueError(f"bad_kinematics must be one of {BAD_KINEMATICS}, got {self.bad_kinematics!r}")
 
@@ -35,12 +42,21 @@ def add_read_arguments(parser, selection: str = "none") -> None:
     g.add_argument("--era", default="auto",
                    help="data-taking era for b-tag working points, e.g. 2016postVFP, 2018, 2022EE "
                         "(default auto: from the run numbers of data; simulation uses each tagger's default era)")
-    g.add_argument("--btag-wp", default=None,
+    g.add_argument("--btag-wp", default=None, type=working_point_argument,
                    help="b-tag working point: loose, medium, tight or a number (default: the branch map's)")
     g.add_argument("--bad-kinematics", choices=BAD_KINEMATICS, default="error",
                    help="negative or absurd pt, |eta| > 10, phi not in radians, negative MET, non-finite "
                         "values: error (default) names the entry; flag keeps the event, forces the values into "
                         "range and counts them in the event field bad_kinematics")
+
+
+def working_point_argument(text: str) -> str:
+    """--btag-wp as given, once `check_working_point` accepts it (the range is the tagger's, checked when it is chosen)."""
+    try:
+        check_working_point(text, valid=None)
+    except ConfigError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
 
 
 def read_options(args) -> ReadOptions:

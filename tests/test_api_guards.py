@@ -6,6 +6,7 @@ import pytest
 
 from common.errors import UserError
 from events.io import write_events
+from tests.conftest import REPO
 
 
 @pytest.fixture(scope="module")
@@ -106,3 +107,84 @@ def test_a_damaged_score_csv_is_an_error_naming_line_and_column(score_csv, index
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(EventDataError, match=f"^{path}, {message}$"):
         read_scores(path)
+
+
+# --- b-tag working points: one rule wherever they enter (events.btag.check_working_point) ------------
+@pytest.mark.parametrize("value, valid, expected", [
+    ("medium", (0.0, 1.0), "medium"), ("0.5", (0.0, 1.0), 0.5), (0.25, (0.0, 1.0), 0.25),
+    ("1.74", None, 1.74), (-3, None, -3.0),  # a tagger of another scale (no btag_valid): finite is enough
+])
+def test_a_working_point_is_a_named_point_or_a_number_inside_the_score_range(value, valid, expected):
+    from events.btag import check_working_point
+
+    assert check_working_point(value, valid) == expected
+
+
+@pytest.mark.parametrize("value, valid, allowed", [
+    ("nan", (0.0, 1.0), "a number in (0, 1)"), (float("nan"), None, "a finite number"), ("inf", None, "a finite number"),
+    ("0", (0.0, 1.0), "a number in (0, 1)"), (1.0, (0.0, 1.0), "a number in (0, 1)"),
+    ("-0.5", (0.0, 1.0), "a number in (0, 1)"), ("2.0", (0.0, 1.0), "a number in (0, 1)"),
+    ("Medium", (0.0, 1.0), "a number in (0, 1)"), (True, None, "a finite number"), (None, None, "a finite number"),
+])
+def test_a_working_point_outside_the_rule_is_refused_naming_it(value, valid, allowed):
+    import re
+
+    from common.errors import ConfigError
+    from events.btag import check_working_point
+
+    with pytest.raises(ConfigError, match=re.escape(f"b-tag working point {value!r}: give loose, medium, tight or "
+                                                    f"{allowed}")):
+        check_working_point(value, valid)
+
+
+REAL = REPO.parent / "shared" / "data" / "cms-opendata-2015-ttbar-nanoaod-rntuple.root"
+needs_real = pytest.mark.skipif(not REAL.is_file(), reason="shared real NanoAOD file not present")
+
+
+@needs_real
+@pytest.mark.parametrize("wp", [0, -0.5, 2.0, "1"])
+def test_reading_with_a_working_point_outside_the_taggers_range_is_refused(wp):
+    """0 was a ZeroDivisionError in the calibration; -0.5 tagged every jet and 2.0 none, silently."""
+    import re
+
+    from events.errors import EventDataError
+    from events.io import read_events
+    from events.options import ReadOptions
+
+    with pytest.raises(EventDataError, match=re.escape(f"{REAL}:Events: b-tag working point {wp!r}: give loose, "
+                                                       "medium, tight or a number in (0, 1)")):
+        read_events(REAL, options=ReadOptions(selection="reco", btag_wp=wp))
+
+
+@pytest.mark.parametrize("wp", [float("nan"), "nan", "inf", "tightest"])
+def test_read_options_refuse_a_working_point_that_is_no_number_or_point(wp):
+    import re
+
+    from common.errors import ConfigError
+    from events.options import ReadOptions
+
+    with pytest.raises(ConfigError, match=re.escape(f"b-tag working point {wp!r}: give loose, medium, tight or a "
+                                                    "finite number")):
+        ReadOptions(btag_wp=wp)
+
+
+def test_branch_maps_and_configs_refuse_a_working_point_outside_the_rule(tmp_path):
+    import re
+
+    from common.config import from_dict
+    from common.errors import ConfigError
+    from events.pythia import GenerateConfig
+    from events.schema import CONFIG_DIR, load_schema
+
+    text = (CONFIG_DIR / "nanoaod.yaml").read_text()
+    assert "btag_wp: medium" in text and "btag_valid: [0, 1]" in text
+    for wp, message in [("1.5", "collection Jet: btag_wp 1.5: give loose, medium, tight or a number in (0, 1)"),
+                        ("0", "collection Jet: btag_wp 0.0: give loose, medium, tight or a number in (0, 1)"),
+                        (".nan", "collections[0].btag_wp: nan matches none of")]:  # the loader refuses nan first
+        (tmp_path / "map.yaml").write_text(text.replace("btag_wp: medium", f"btag_wp: {wp}"))
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            load_schema(tmp_path / "map.yaml")
+    with pytest.raises(ConfigError, match=re.escape("reco.btag_wp 1.5: give loose, medium, tight or a number in "
+                                                    "(0, 1)")):
+        from_dict(GenerateConfig, {"reco": {"btag_wp": 1.5}})
+    assert load_schema("cms-hep-tutorial").collections[0].btag_wp == 1.74  # its tagger's scale has no range
