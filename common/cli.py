@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import numbers
 import os
 import signal
 import sys
@@ -31,16 +32,25 @@ def training_parser(prog: str, description: str, default_config: str):
 
 
 # --- argument types: a bad value is a usage error naming the argument, before any work starts -----
-def _number(text: str, kind: type, low: float | None, what: str):
+# Each also takes a value given in Python (`checked`): the API refuses what the command line refuses.
+def _number(value, kind: type, low: float | None, what: str):
     try:
-        value = kind(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-    if kind is float and not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-    if low is not None and value < low:
-        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-    return value
+        number = kind(value) if isinstance(value, str) else _exactly(value, kind)
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"expected {what}, got {value!r}") from None
+    if kind is float and not math.isfinite(number):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {value!r}")
+    if low is not None and number < low:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {value!r}")
+    return number
+
+
+def _exactly(value, kind: type):
+    """A Python number as `kind`, refusing what would change it or is no number: 2.5 as a count, True."""
+    wanted = numbers.Integral if kind is int else numbers.Real
+    if isinstance(value, bool) or not isinstance(value, wanted):
+        raise TypeError(value)
+    return kind(value)
 
 
 def positive_int(text: str) -> int:
@@ -73,9 +83,18 @@ def fraction(text: str) -> float:
 
 def device_name(text: str) -> str:
     """auto, cpu, cuda or cuda:N (what torch can be asked for here)."""
-    if is_device_name(text):
+    if isinstance(text, str) and is_device_name(text):
         return text
     raise argparse.ArgumentTypeError(f"expected auto, cpu, cuda or cuda:N, got {text!r}")
+
+
+def checked(rule: Callable, value, name: str):
+    """`value`, given in Python as `name`, checked by an argument type above (`positive_int`, `fraction`,
+    `device_name`, ...): the same rule and message as on the command line, as a UserError."""
+    try:
+        return rule(value)
+    except argparse.ArgumentTypeError as err:
+        raise UserError(f"{name}: {err}") from None
 
 
 # --- output paths -----------------------------------------------------------------------------------

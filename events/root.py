@@ -42,8 +42,29 @@ def open_file(path: str | Path):
     try:
         return uproot.open(path)
     except Exception as err:  # uproot raises many types for broken files; fsspec more for unreachable URLs
-        what = "cannot open it" if is_url(path) else "not a readable ROOT file"
-        raise EventDataError(f"{path}: {what} ({type(err).__name__}: {err})") from None
+        raise unreadable(path, err) from None
+
+
+def unreadable(path: str | Path, err: Exception) -> EventDataError:
+    """The one-line error for a ROOT file uproot failed on: a local file shorter than its header says is
+    truncated; otherwise uproot's reason, on one line (it spreads some over several)."""
+    reason = " ".join(f"{type(err).__name__}: {err}".split())
+    if is_url(path):
+        return EventDataError(f"{path}: cannot open it ({reason})")
+    size, stored = Path(path).stat().st_size, _stored_size(path)
+    if stored is not None and size < stored:
+        return EventDataError(f"{path}: truncated ROOT file ({size} of the {stored} bytes its header records)")
+    return EventDataError(f"{path}: not a readable ROOT file ({reason})")
+
+
+def _stored_size(path: str | Path) -> int | None:
+    """The file size a ROOT header records (fEND), or None without a ROOT header."""
+    with open(path, "rb") as f:
+        head = f.read(20)
+    if len(head) < 16 or not head.startswith(b"root"):
+        return None
+    big = int.from_bytes(head[4:8], "big") >= 1_000_000  # the version says whether fEND takes 8 bytes
+    return int.from_bytes(head[12:20] if big else head[12:16], "big") if len(head) >= (20 if big else 16) else None
 
 
 def open_tree(path: str | Path, tree_name: str):

@@ -152,9 +152,7 @@ def read_scores(path: str | Path) -> dict[str, np.ndarray]:
     path = require_file(path)
     if path.suffix.lower() == ".csv":
         return _read_csv_scores(path)
-    import h5py
-
-    with h5py.File(path, "r") as f:
+    with _open_hdf5(path) as f:
         if f.attrs.get("format") != FORMAT:
             raise EventDataError(f"{path}: not a {FORMAT} file")
         out = {k: f[k][:] for k in f if k != "objects"}
@@ -164,6 +162,16 @@ def read_scores(path: str | Path) -> dict[str, np.ndarray]:
     if "input" in out:
         out["input"] = np.array(inputs, dtype=object)[out["input"]].astype(str)
     return out
+
+
+def _open_hdf5(path: Path):
+    """`path` opened read-only with h5py, or EventDataError naming it (h5py's own text does not)."""
+    import h5py
+
+    try:
+        return h5py.File(path, "r")
+    except OSError as err:
+        raise EventDataError(f"{path}: not a readable HDF5 file ({err})") from None
 
 
 def _csv_kind(column: str) -> tuple[type, str]:
@@ -243,9 +251,8 @@ def combine_score_files(parts: list[Path], inputs: list[str], out: Path, columns
 def read_object_scores(path: str | Path) -> dict:
     """The per-object contributions of an HDF5 score file: {score: jagged awkward array (events, objects)}."""
     import awkward as ak
-    import h5py
 
-    with h5py.File(path, "r") as f:
+    with _open_hdf5(require_file(path)) as f:
         if "objects" not in f:
             raise EventDataError(f"{path}: no per-object scores (score with --method density, into .h5)")
         counts = np.diff(f["objects/offsets"][:])
