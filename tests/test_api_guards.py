@@ -188,3 +188,145 @@ def test_branch_maps_and_configs_refuse_a_working_point_outside_the_rule(tmp_pat
                                                     "(0, 1)")):
         from_dict(GenerateConfig, {"reco": {"btag_wp": 1.5}})
     assert load_schema("cms-hep-tutorial").collections[0].btag_wp == 1.74  # its tagger's scale has no range
+
+
+# --- sizes, rates, seeds and devices given in Python: the CLIs' argument types (common.cli.checked) ---
+@pytest.mark.parametrize("rule, value, message", [
+    ("positive_int", 0, "n: expected an integer >= 1, got 0"),
+    ("positive_int", -5, "n: expected an integer >= 1, got -5"),
+    ("positive_int", 2.5, "n: expected an integer >= 1, got 2.5"),
+    ("positive_int", True, "n: expected an integer >= 1, got True"),
+    ("positive_int", "3", None), ("positive_int", 3, None),
+    ("nonnegative_float", float("nan"), "n: expected a finite number, got nan"),
+    ("fraction", 1.0, "n: expected a number in (0, 1), got 1.0"),
+    ("device_name", "tpu", "n: expected auto, cpu, cuda or cuda:N, got 'tpu'"),
+])
+def test_a_value_given_in_python_is_checked_by_the_command_lines_rule(rule, value, message):
+    import re
+
+    import common.cli
+
+    check = getattr(common.cli, rule)
+    if message is None:
+        assert common.cli.checked(check, value, "n") == 3
+        return
+    with pytest.raises(UserError, match=f"^{re.escape(message)}$"):
+        common.cli.checked(check, value, "n")
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"batch_size": 0}, "batch_size: expected an integer >= 1, got 0"),
+    ({"batch_size": 2.5}, "batch_size: expected an integer >= 1, got 2.5"),
+    ({"mask_rate": 1.5}, "mask_rate: expected a number in (0, 1), got 1.5"),
+    ({"mask_rate": float("nan")}, "mask_rate: expected a finite number, got nan"),
+    ({"n_masks": 0}, "n_masks: expected an integer >= 1, got 0"),
+    ({"seed": -1}, "seed: expected an integer >= 0, got -1"),
+    ({"device": "tpu"}, "device: expected auto, cpu, cuda or cuda:N, got 'tpu'"),
+    ({"head_mode": "half"}, "head_mode: expected frozen or full, got 'half'"),
+])
+def test_the_scorer_refuses_what_the_score_command_refuses(backbone, options, message):
+    import re
+
+    from finetune import AnomalyScorer
+
+    bb, tok = backbone
+    with pytest.raises(UserError, match=f"^{re.escape(message)}$"):
+        AnomalyScorer.from_pretrained(bb, tok, ["nll"], **{"device": "cpu", **options})
+
+
+def test_score_takes_events_and_score_file_a_checked_step_size(scorer, events_file, tmp_path):
+    import re
+
+    with pytest.raises(UserError, match=re.escape(f"score takes Events, got PosixPath '{events_file}': score a file "
+                                                  "with score_file(path, out), or read it with events.read_events(path) "
+                                                  "first")):
+        scorer.score(events_file)
+    for step in (0, -1, 2.5):  # -1 wrote a score file of no events; 0 and 2.5 were a ValueError and a TypeError
+        with pytest.raises(UserError, match=f"^step_size: expected an integer >= 1, got {step}$"):
+            scorer.score_file(events_file, tmp_path / "s.h5", step_size=step)
+    assert not list(tmp_path.iterdir())
+
+
+def test_one_method_named_as_text_is_that_method(backbone):
+    from finetune import AnomalyScorer
+
+    bb, tok = backbone
+    assert AnomalyScorer.from_pretrained(bb, tok, "nll", device="cpu").methods == ["nll"]
+
+
+def test_events_of_no_type_the_tokenizer_knows_are_refused_as_tokenize_refuses_them(scorer, ttbar):
+    """Constituents given to an event-mode scorer were 'cannot reshape array of size 0 into shape (0,newaxis)'."""
+    import awkward as ak
+
+    from events.errors import EventDataError
+    from events.model import Events, ObjectType
+
+    events = ttbar[:5]
+    objects = ak.with_field(events.objects, ak.full_like(events.objects["type"], int(ObjectType.CONSTITUENT)), "type")
+    with pytest.raises(EventDataError, match=r"^events: object type\(s\) CONSTITUENT unknown to this event-mode "
+                                             r"tokenizer \(it knows JET, BJET, ELECTRON, MUON, PHOTON, MET\)$"):
+        scorer.score(Events(objects, events.info, events.process_names))
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"n_events": -5}, "n_events: expected an integer >= 1, got -5"),  # was: no events, silently
+    ({"n_events": 0}, "n_events: expected an integer >= 1, got 0"),
+    ({"n_events": 2.5}, "n_events: expected an integer >= 1, got 2.5"),  # was: a TypeError
+    ({"n_events": 3, "batch_size": 0}, "batch_size: expected an integer >= 1, got 0"),
+    ({"n_events": 3, "temperature": float("nan")}, "temperature: expected a finite number, got nan"),
+    ({"n_events": 3, "temperature": -1}, "temperature: expected a finite number >= 0, got -1"),
+    ({"n_events": 3, "top_k": -3}, "top_k: expected an integer >= 0, got -3"),
+    ({"n_events": 3, "seed": -1}, "seed: expected an integer >= 0, got -1"),
+])
+def test_sample_events_refuses_what_sample_py_refuses(backbone, options, message):
+    import re
+
+    from backbone.model import GPT
+    from backbone.sampling import sample_events
+    from tokenizer.tokenizer import Tokenizer
+
+    bb, tok = backbone
+    with pytest.raises(UserError, match=f"^{re.escape(message)}$"):
+        sample_events(GPT.from_pretrained(bb), Tokenizer.from_pretrained(tok), process="ttbar", **options)
+
+
+# --- damaged files and maps: one line naming the file and what is wrong ----------------------------
+@needs_real
+@pytest.mark.parametrize("keep", [100, 10_000, 45_000])
+def test_a_truncated_root_file_says_so_in_one_line(tmp_path, keep):
+    from events.errors import EventDataError
+    from events.io import read_events
+
+    (tmp_path / "t.root").write_bytes(REAL.read_bytes()[:keep])
+    with pytest.raises(EventDataError, match=f"^{tmp_path / 't.root'}: truncated ROOT file \\({keep} of the 50467 "
+                                             "bytes its header records\\)$"):
+        read_events(tmp_path / "t.root")
+
+
+def test_a_branch_map_without_a_required_key_names_it(tmp_path):
+    from common.errors import ConfigError
+    from events.schema import CONFIG_DIR, load_schema
+
+    text = (CONFIG_DIR / "cms-hep-tutorial.yaml").read_text()
+    (tmp_path / "map.yaml").write_text(text.replace("name: cms-hep-tutorial\n", ""))
+    with pytest.raises(ConfigError, match=f"^{tmp_path / 'map.yaml'}: missing key\\(s\\) name$"):
+        load_schema(tmp_path / "map.yaml")
+    (tmp_path / "map.yaml").write_text(text.replace("  - name: Jet\n    type: jet\n", "  - type: jet\n"))
+    with pytest.raises(ConfigError, match=f"^{tmp_path / 'map.yaml'}.collections\\[0\\]: missing key\\(s\\) name$"):
+        load_schema(tmp_path / "map.yaml")
+
+
+def test_a_truncated_score_file_names_the_file(tmp_path):
+    import numpy as np
+
+    from events.errors import EventDataError
+    from finetune.score_store import ScoreWriter, read_object_scores, read_scores
+
+    path = tmp_path / "s.h5"
+    ids = {"run": np.ones(3, np.int64), "lumi": np.ones(3, np.int64), "event": np.arange(3)}
+    with ScoreWriter(path, ("nll",)) as writer:
+        writer.write(ids, np.zeros(3, np.int64), {"nll": np.array([1.5, 2.5, 3.5])})
+    path.write_bytes(path.read_bytes()[:1000])
+    for read in (read_scores, read_object_scores):
+        with pytest.raises(EventDataError, match=f"^{path}: not a readable HDF5 file \\(.*truncated file"):
+            read(path)
