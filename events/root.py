@@ -383,6 +383,14 @@ class RootReader:
                                      f"in entry {event}; {len(bad)} in this chunk")
         return values
 
+    def _check_whole(self, values: np.ndarray, name: str, entry: int) -> None:
+        """An event id stored as a float must be a whole number >= 0: event 1.5 would silently become 1."""
+        if values.dtype.kind == "f":
+            bad = np.flatnonzero((values != np.floor(values)) | (values < 0))
+            if len(bad):
+                raise EventDataError(f"{self.where}: branch {name!r} has {values[bad[0]]:g} in entry "
+                                     f"{entry + int(bad[0])}; an event id is a whole number >= 0")
+
     def _gather(self, arrays, coll: CollectionSpec, entry: int) -> tuple[np.ndarray, dict]:
         """(objects per event, {quantity: flat values}) of a collection in one chunk."""
         res = self.resolved[coll.name]
@@ -533,6 +541,8 @@ class RootReader:
         for q, r in self.event_fields.items():
             if r is not None:
                 info[q] = self._values(arrays, r, entry, jagged=False)
+                if q in ("run", "lumi", "event"):
+                    self._check_whole(info[q], r[1], entry)
         if self.options.bad_kinematics == "flag":
             info["bad_kinematics"] = n_bad.astype(np.int16)
         process_names = self.meta_process_names

@@ -330,3 +330,19 @@ def test_a_truncated_score_file_names_the_file(tmp_path):
     for read in (read_scores, read_object_scores):
         with pytest.raises(EventDataError, match=f"^{path}: not a readable HDF5 file \\(.*truncated file"):
             read(path)
+
+
+def test_an_event_id_that_is_not_a_whole_number_is_refused(tmp_path):
+    """A flat tree's float event number 1.5 was read as event 1, silently."""
+    import numpy as np
+
+    from events.errors import EventDataError
+    from events.io import read_events
+    from tests.test_root import write_nanoaod
+
+    assert read_events(write_nanoaod(tmp_path / "ok.root", event=np.array([1.0, 2.0, 3.0]))).info["event"].tolist() \
+        == [1, 2, 3]
+    path = write_nanoaod(tmp_path / "bad.root", event=np.array([1.0, 2.5, 3.0]))
+    with pytest.raises(EventDataError, match=f"^{path}:Events: branch 'event' has 2.5 in entry 1; an event id is a "
+                                             "whole number >= 0$"):
+        read_events(path)
