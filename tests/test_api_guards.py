@@ -346,3 +346,29 @@ def test_an_event_id_that_is_not_a_whole_number_is_refused(tmp_path):
     with pytest.raises(EventDataError, match=f"^{path}:Events: branch 'event' has 2.5 in entry 1; an event id is a "
                                              "whole number >= 0$"):
         read_events(path)
+
+
+def test_a_model_is_not_saved_over_a_model_of_another_kind(backbone, trained, tmp_path):
+    """A classifier saved into its backbone's folder replaced the backbone's config and weights."""
+    import shutil
+
+    from backbone.model import GPT
+    from finetune import Classifier
+    from finetune.config import HeadSection
+
+    bb, _ = backbone
+    tokenizer, _, tok = trained
+    copy = tmp_path / "backbone"
+    shutil.copytree(bb, copy)
+    before = {p.name: p.read_bytes() for p in copy.iterdir() if p.is_file()}
+    classifier = Classifier.from_backbone(GPT.from_pretrained(copy), 2, HeadSection(), "frozen")
+    with pytest.raises(UserError, match=f"^{copy}: holds a colliderfm backbone model; saving a colliderfm classifier "
+                                        "here would replace it; choose another folder$"):
+        classifier.save_pretrained(copy)
+    with pytest.raises(UserError, match=f"^{copy}: holds a colliderfm backbone model; saving a colliderfm tokenizer "
+                                        "here would replace it"):
+        tokenizer.save_pretrained(copy)
+    assert {p.name: p.read_bytes() for p in copy.iterdir() if p.is_file()} == before
+    classifier.save_pretrained(tmp_path / "cls")
+    classifier.save_pretrained(tmp_path / "cls")  # the same kind is saved again
+    assert Classifier.from_pretrained(tmp_path / "cls").source == tmp_path / "cls"
