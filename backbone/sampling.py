@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from backbone.model import GPT, check_pair
+from common.cli import checked, nonnegative_float, nonnegative_int, positive_int
 from common.errors import UserError
 from events.model import Caps, Events
 
@@ -52,6 +53,10 @@ def sample_events(backbone: GPT, tokenizer, n_events: int, *, process: str | Non
     from backbone.grammar import Grammar
     from tokenizer.tokenizer import TokenBatch
 
+    for name, rule, value in (("n_events", positive_int, n_events), ("batch_size", positive_int, batch_size),
+                              ("temperature", nonnegative_float, temperature), ("top_k", nonnegative_int, top_k),
+                              ("seed", nonnegative_int, seed)):
+        checked(rule, value, name)  # as sample.py's --events, --batch-size, ...
     check_pair(backbone, tokenizer)
     vocab, device = backbone.vocab, backbone.wte.weight.device
     decode = decode or ("continuous" if backbone.config.density_components else "centroid")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import numbers
 import os
 import signal
 import sys
@@ -14,6 +15,7 @@ from typing import Callable, Iterable
 from common.config import is_device_name
 from common.errors import ColliderFMError, UserError
 from common.interrupt import Interrupted
+from common.paths import is_url
 
 
 def training_parser(prog: str, description: str, default_config: str):
@@ -30,16 +32,25 @@ def training_parser(prog: str, description: str, default_config: str):
 
 
 # --- argument types: a bad value is a usage error naming the argument, before any work starts -----
-def _number(text: str, kind: type, low: float | None, what: str):
+# Each also takes a value given in Python (`checked`): the API refuses what the command line refuses.
+def _number(value, kind: type, low: float | None, what: str):
     try:
-        value = kind(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-    if kind is float and not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-    if low is not None and value < low:
-        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-    return value
+        number = kind(value) if isinstance(value, str) else _exactly(value, kind)
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"expected {what}, got {value!r}") from None
+    if kind is float and not math.isfinite(number):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {value!r}")
+    if low is not None and number < low:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {value!r}")
+    return number
+
+
+def _exactly(value, kind: type):
+    """A Python number as `kind`, refusing what would change it or is no number: 2.5 as a count, True."""
+    wanted = numbers.Integral if kind is int else numbers.Real
+    if isinstance(value, bool) or not isinstance(value, wanted):
+        raise TypeError(value)
+    return kind(value)
 
 
 def positive_int(text: str) -> int:
@@ -72,9 +83,18 @@ def fraction(text: str) -> float:
 
 def device_name(text: str) -> str:
     """auto, cpu, cuda or cuda:N (what torch can be asked for here)."""
-    if is_device_name(text):
+    if isinstance(text, str) and is_device_name(text):
         return text
     raise argparse.ArgumentTypeError(f"expected auto, cpu, cuda or cuda:N, got {text!r}")
+
+
+def checked(rule: Callable, value, name: str):
+    """`value`, given in Python as `name`, checked by an argument type above (`positive_int`, `fraction`,
+    `device_name`, ...): the same rule and message as on the command line, as a UserError."""
+    try:
+        return rule(value)
+    except argparse.ArgumentTypeError as err:
+        raise UserError(f"{name}: {err}") from None
 
 
 # --- output paths -----------------------------------------------------------------------------------
@@ -85,13 +105,18 @@ def _same(a: Path, b: Path) -> bool:
         return False
 
 
-def check_output(out: Path, inputs: Iterable[str | Path] = (), what: str = "output") -> None:
+def _local(paths: Iterable[str | Path | None]) -> list[Path]:
+    """The local paths among `paths` (a URL or None cannot be written over by a local output)."""
+    return [Path(p) for p in paths if p is not None and not is_url(p)]
+
+
+def check_output(out: Path, inputs: Iterable[str | Path | None] = (), what: str = "output") -> None:
     """Refuse an output file that is an input (also through a link: the input would be lost), an existing
-    directory, or in a folder this process cannot write."""
+    directory, or in a folder this process cannot write. The CLIs and the Python API's writers call it."""
     out = Path(out)
     if out.is_dir():
         raise UserError(f"{out}: is a directory; give a file path for the {what}")
-    for path in map(Path, inputs):
+    for path in _local(inputs):
         if _same(out, path):
             raise UserError(f"{out}: the {what} is also an input ({path}); it would be overwritten")
         if path.is_dir() and out.exists() and path.resolve() in out.resolve().parents:
@@ -99,13 +124,13 @@ def check_output(out: Path, inputs: Iterable[str | Path] = (), what: str = "outp
     _check_writable(out.parent)
 
 
-def check_output_folder(out: Path, inputs: Iterable[str | Path] = (), what: str = "output folder") -> None:
+def check_output_folder(out: Path, inputs: Iterable[str | Path | None] = (), what: str = "output folder") -> None:
     """Refuse an output folder that is, or holds, one of the inputs (a model folder written over, or an
     input file among the run's files), or that is an existing file."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: the {what} is an existing file")
-    for path in map(Path, inputs):
+    for path in _local(inputs):
         if _same(out, path) or (out.exists() and path.exists() and out.resolve() in path.resolve().parents):
             raise UserError(f"{out}: the {what} would hold or overwrite the input {path}; choose another folder")
     _check_writable(out)

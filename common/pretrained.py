@@ -6,7 +6,23 @@ from pathlib import Path
 
 import torch
 
-from common.errors import ModelFileError
+from common.errors import ModelFileError, UserError
+
+
+def check_save_folder(folder: str | Path, format_name: str) -> None:
+    """Refuse to save a `format_name` model into a folder whose config.json is of something else (a
+    classifier saved into its backbone's folder replaced the backbone); the same kind is re-saved."""
+    config = Path(folder) / "config.json"
+    if not config.is_file():
+        return
+    try:
+        found = json.loads(config.read_text()).get("format")
+    except (OSError, ValueError, AttributeError):
+        found = None
+    if found != format_name:
+        held = f"a {found.replace('.', ' ')} model" if isinstance(found, str) else "a config.json of no model"
+        raise UserError(f"{folder}: holds {held}; saving a {format_name.replace('.', ' ')} here would replace it; "
+                        "choose another folder")
 
 
 def write_weights(folder: str | Path, model: torch.nn.Module) -> str:

@@ -8,6 +8,8 @@ score is a placeholder has no score: it is untagged and its b-tag feature is `NO
 """
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -65,6 +67,31 @@ def load_working_points(path: str | Path = WP_FILE) -> WorkingPoints:
     return WorkingPoints(eras, taggers)
 
 
+def check_working_point(value, valid: tuple[float, float] | None = (0.0, 1.0),
+                        where: str = "b-tag working point") -> str | float:
+    """`value` (a point name, a number or its text) as a point name or a number; the one rule for every
+    way a working point enters (command line, configs, branch maps, Python): loose, medium, tight, or a
+    finite number strictly inside the tagger's score range `valid` (a score at or beyond its ends tags
+    every jet or none, and calibration divides by wp and 1 - wp). `valid` None: a tagger of another
+    scale (a branch map without `btag_valid`), or a number not yet tied to a tagger: only finite."""
+    if isinstance(value, str) and value in POINTS:
+        return value
+    number = _as_number(value)
+    if number is None or not math.isfinite(number) or (valid is not None and not valid[0] < number < valid[1]):
+        allowed = f"a number in ({valid[0]:g}, {valid[1]:g})" if valid is not None else "a finite number"
+        raise ConfigError(f"{where} {value!r}: give {', '.join(POINTS)} or {allowed}")
+    return number
+
+
+def _as_number(value) -> float | None:
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return float(value) if isinstance(value, numbers.Real) and not isinstance(value, bool) else None
+
+
 def uninformative(values: np.ndarray, valid: tuple[float, float] | None = None) -> str | None:
     """Why a branch's values carry no information (placeholders only), or None if they do."""
     values = np.asarray(values)
@@ -105,13 +132,7 @@ def choose_tagger(candidates: list[str], probe, wp_spec, *, era: str = "auto", p
     (loose/medium/tight or a number as text) overrides it.
     """
     table = load_working_points()
-    spec = point if point is not None else wp_spec
-    if isinstance(spec, str):
-        try:
-            spec = float(spec)
-        except ValueError:
-            if spec not in POINTS:
-                raise ConfigError(f"b-tag working point {spec!r}: give {', '.join(POINTS)} or a number") from None
+    spec = check_working_point(point, valid) if point is not None else wp_spec
     file_era, era_from = None, ""
     if isinstance(spec, str):
         if era != "auto":

@@ -14,7 +14,7 @@ from events.errors import EventDataError, require_file
 from events.hdf5 import REMOTE_HDF5, HDF5Reader, HDF5Writer
 from events.model import Caps, Events
 from events.options import ReadOptions
-from events.root import RootReader, RootWriter, branch_names, open_file, open_tree, tree_names
+from events.root import RootReader, RootWriter, branch_names, open_file, open_tree, tree_names, unreadable
 from events.schema import CONFIG_DIR, builtin_schemas, load_schema
 
 HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf")
@@ -63,7 +63,7 @@ def detect_format(path: str | Path) -> str:
     except EventDataError:
         raise
     except Exception as err:
-        raise EventDataError(f"{path}: not a readable ROOT file ({type(err).__name__}: {err})") from None
+        raise unreadable(path, err) from None
     raise EventDataError(f"{path}: no built-in format matches (trees: {trees}); write a branch map like "
                          f"{CONFIG_DIR / 'cms-hep-tutorial.yaml'} and pass it with --format")
 

@@ -2,7 +2,11 @@
 to do with physically impossible kinematics. Every reading CLI takes the same four options."""
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass
+
+from common.config import ConfigError
+from events.btag import check_working_point
 
 BAD_KINEMATICS = ("error", "flag")
 
@@ -14,13 +18,16 @@ class ReadOptions:
     selection: str = "none"
     #: `auto` (data: from the run numbers; simulation: each tagger's default era) or an era name
     era: str = "auto"
-    #: loose, medium, tight or a number; None: the branch map's `btag_wp`
-    btag_wp: str | None = None
+    #: loose, medium, tight or a finite number (inside the tagger's score range, events.btag.check_working_point);
+    #: None: the branch map's `btag_wp`
+    btag_wp: str | float | None = None
     #: `error` refuses an impossible value naming the entry; `flag` keeps the event, forces the value
     #: into range and counts the repairs in the event's `bad_kinematics` field
     bad_kinematics: str = "error"
 
     def __post_init__(self):
+        if self.btag_wp is not None:
+            check_working_point(self.btag_wp, valid=None)  # the range is the tagger's, checked when it is chosen
         if self.bad_kinematics not in BAD_KINEMATICS:
             raise ValueError(f"bad_kinematics must be one of {BAD_KINEMATICS}, got {self.bad_kinematics!r}")
 
@@ -35,7 +42,7 @@ def add_read_arguments(parser, selection: str = "none") -> None:
     g.add_argument("--era", default="auto",
                    help="data-taking era for b-tag working points, e.g. 2016postVFP, 2018, 2022EE "
                         "(default auto: from the run numbers of data; simulation uses each tagger's default era)")
-    g.add_argument("--btag-wp", default=None,
+    g.add_argument("--btag-wp", default=None, type=working_point_argument,
                    help="b-tag working point: loose, medium, tight or a number (default: the branch map's)")
     g.add_argument("--bad-kinematics", choices=BAD_KINEMATICS, default="error",
                    help="negative or absurd pt, |eta| > 10, phi not in radians, negative MET, non-finite "
@@ -43,14 +50,21 @@ def add_read_arguments(parser, selection: str = "none") -> None:
                         "range and counts them in the event field bad_kinematics")
 
 
+def working_point_argument(text: str) -> str:
+    """--btag-wp as given, once `check_working_point` accepts it (the range is the tagger's, checked when it is chosen)."""
+    try:
+        check_working_point(text, valid=None)
+    except ConfigError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
+
+
 def check_read_settings(formats, options: ReadOptions) -> None:
-    """Refuse, before any file is read, a format, selection, era or b-tag working point that no input of
+    """Refuse, before any file is read, a format, selection or era that no input of
     `formats` (`auto`, `hdf5`, a branch map) could be read with: a job of many files would otherwise fail
     on each file in turn."""
-    import math
-
     from common.errors import UserError
-    from events.btag import POINTS, load_working_points
+    from events.btag import load_working_points
     from events.schema import builtin_schemas, load_schema
 
     maps = {f: load_schema(f) for f in formats if f not in ("auto", "hdf5")}  # an unknown format: its error
@@ -65,13 +79,7 @@ def check_read_settings(formats, options: ReadOptions) -> None:
     eras = load_working_points().eras
     if options.era != "auto" and options.era not in eras:
         raise UserError(f"--era {options.era}: unknown era; known: auto, {', '.join(eras)}")
-    if options.btag_wp is not None and options.btag_wp not in POINTS:
-        try:
-            finite = math.isfinite(float(options.btag_wp))
-        except ValueError:
-            finite = False
-        if not finite:
-            raise UserError(f"--btag-wp {options.btag_wp}: give {', '.join(POINTS)} or a finite number")
+    # a b-tag working point is checked by ReadOptions itself; its range is the tagger's, known per file
 
 
 def read_options(args) -> ReadOptions:

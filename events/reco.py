@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import awkward as ak
 import numpy as np
 
+from events.btag import check_working_point
 from events.kinematics import cartesian_to_ptetaphi, delta_r, mass_from_energy, wrap_phi
 from events.model import Caps, ObjectType, assemble, make_objects
 
@@ -61,6 +62,9 @@ class RecoConfig:
     fatjet_pt_max: float = 650.0
     fatjet_eta_max: float = 2.0
     top_match_dr: float = 0.8
+
+    def __post_init__(self):
+        check_working_point(self.btag_wp, where="reco.btag_wp")  # the simulated scores lie in [0, 1]
 
 
 class Particles:

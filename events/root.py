@@ -45,8 +45,29 @@ def open_file(path: str | Path):
     try:
         return uproot.open(path)
     except Exception as err:  # uproot raises many types for broken files; fsspec more for unreachable URLs
-        what = "cannot open it" if is_url(path) else "not a readable ROOT file"
-        raise EventDataError(f"{path}: {what} ({type(err).__name__}: {err})") from None
+        raise unreadable(path, err) from None
+
+
+def unreadable(path: str | Path, err: Exception) -> EventDataError:
+    """The one-line error for a ROOT file uproot failed on: a local file shorter than its header says is
+    truncated; otherwise uproot's reason, on one line (it spreads some over several)."""
+    reason = " ".join(f"{type(err).__name__}: {err}".split())
+    if is_url(path):
+        return EventDataError(f"{path}: cannot open it ({reason})")
+    size, stored = Path(path).stat().st_size, _stored_size(path)
+    if stored is not None and size < stored:
+        return EventDataError(f"{path}: truncated ROOT file ({size} of the {stored} bytes its header records)")
+    return EventDataError(f"{path}: not a readable ROOT file ({reason})")
+
+
+def _stored_size(path: str | Path) -> int | None:
+    """The file size a ROOT header records (fEND), or None without a ROOT header."""
+    with open(path, "rb") as f:
+        head = f.read(20)
+    if len(head) < 16 or not head.startswith(b"root"):
+        return None
+    big = int.from_bytes(head[4:8], "big") >= 1_000_000  # the version says whether fEND takes 8 bytes
+    return int.from_bytes(head[12:20] if big else head[12:16], "big") if len(head) >= (20 if big else 16) else None
 
 
 def open_tree(path: str | Path, tree_name: str):
@@ -370,6 +391,14 @@ class RootReader:
                                      f"in entry {event}; {len(bad)} in this chunk")
         return values
 
+    def _check_whole(self, values: np.ndarray, name: str, entry: int) -> None:
+        """An event id stored as a float must be a whole number >= 0: event 1.5 would silently become 1."""
+        if values.dtype.kind == "f":
+            bad = np.flatnonzero((values != np.floor(values)) | (values < 0))
+            if len(bad):
+                raise EventDataError(f"{self.where}: branch {name!r} has {values[bad[0]]:g} in entry "
+                                     f"{entry + int(bad[0])}; an event id is a whole number >= 0")
+
     def _gather(self, arrays, coll: CollectionSpec, entry: int) -> tuple[np.ndarray, dict]:
         """(objects per event, {quantity: flat values}) of a collection in one chunk."""
         res = self.resolved[coll.name]
@@ -520,6 +549,8 @@ class RootReader:
         for q, r in self.event_fields.items():
             if r is not None:
                 info[q] = self._values(arrays, r, entry, jagged=False)
+                if q in ("run", "lumi", "event"):
+                    self._check_whole(info[q], r[1], entry)
         if self.options.bad_kinematics == "flag":
             info["bad_kinematics"] = n_bad.astype(np.int16)
         process_names = self.meta_process_names

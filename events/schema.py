@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from common.config import CONFIG_ROOT, ConfigError, load_config
+from events.btag import check_working_point
 from events.model import ObjectType
 from events.selection import Selection
 
@@ -91,13 +92,15 @@ class CollectionSpec:
             raise ValueError(f"collection {self.name}: btag_valid must be [low, high], got {self.btag_valid}")
         if self.type == "jet" and self.btag is not None and self.btag_wp is None and self.btag_bit is None:
             raise ValueError(f"collection {self.name}: a jet b-tag needs btag_wp or btag_bit")
-        if isinstance(self.btag_wp, str) and self.btag_wp not in ("loose", "medium", "tight"):
-            raise ValueError(f"collection {self.name}: btag_wp {self.btag_wp!r} is not loose, medium or tight")
         if isinstance(self.btag_wp, dict):
             names = [self.btag] if isinstance(self.btag, str) else list(self.btag or ())
             missing = set(names) - set(self.btag_wp)
             if missing:
                 raise ValueError(f"collection {self.name}: btag_wp has no working point for {sorted(missing)}")
+            for branch, wp in self.btag_wp.items():
+                check_working_point(wp, self.btag_valid, f"collection {self.name}: btag_wp of {branch}")
+        elif self.btag_wp is not None:
+            check_working_point(self.btag_wp, self.btag_valid, f"collection {self.name}: btag_wp")
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from events.btag import check_working_point
 from events.kinematics import delta_r
 
 
@@ -76,6 +77,10 @@ class Selection:
     #: map b-tag scores so that the file's working point lands here (events.btag.calibrated): the
     #: built-in simulation tags at 0.2783, and a model trained on it reads scores on that scale
     btag_reference: float | None = None
+
+    def __post_init__(self):
+        if self.btag_reference is not None:
+            check_working_point(self.btag_reference, where="btag_reference")
 
 
 class Cutflow:

@@ -109,8 +109,9 @@ class Classifier(nn.Module):
 
     def save_pretrained(self, folder: str | Path, **extra) -> None:
         """Write config.json + model.safetensors into `folder`, with `classes` and `extra` entries (provenance)."""
-        from common.pretrained import write_config, write_weights
+        from common.pretrained import check_save_folder, write_config, write_weights
 
+        check_save_folder(folder, FORMAT)
         write_config(folder, {
             "format": FORMAT, "gpt": asdict(self.backbone.config), "weights_sha256": write_weights(folder, self),
             "vocab": self.vocab.to_dict(), "conditional": self.conditional,

@@ -156,19 +156,8 @@ def read_scores(path: str | Path) -> dict[str, np.ndarray]:
     """All columns of a score file (HDF5 or CSV); `process` as names ("" where unknown)."""
     path = require_file(path)
     if path.suffix.lower() == ".csv":
-        import csv
-
-        with open(path, newline="") as f:
-            rows = list(csv.reader(f))
-        if not rows or rows[0][:len(ID_FIELDS)] != list(ID_FIELDS):
-            raise EventDataError(f"{path}: not a score file (header {rows[0] if rows else 'missing'})")
-        columns = dict(zip(rows[0], zip(*rows[1:]))) if len(rows) > 1 else {k: () for k in rows[0]}
-        return {k: np.array(v, dtype=str if k in ("process", "input") else np.uint64 if k == "event"
-                            else np.int64 if k in (*ID_FIELDS, "flag", "worst_object") else float)
-                for k, v in columns.items()}
-    import h5py
-
-    with h5py.File(path, "r") as f:
+        return _read_csv_scores(path)
+    with _open_hdf5(path) as f:
         if f.attrs.get("format") != FORMAT:
             raise EventDataError(f"{path}: not a {FORMAT} file")
         out = {k: f[k][:] for k in f if k != "objects"}
@@ -178,6 +167,61 @@ def read_scores(path: str | Path) -> dict[str, np.ndarray]:
     if "input" in out:
         out["input"] = np.array(inputs, dtype=object)[out["input"]].astype(str)
     return out
+
+
+def _open_hdf5(path: Path):
+    """`path` opened read-only with h5py, or EventDataError naming it (h5py's own text does not)."""
+    import h5py
+
+    try:
+        return h5py.File(path, "r")
+    except OSError as err:
+        raise EventDataError(f"{path}: not a readable HDF5 file ({err})") from None
+
+
+def _csv_kind(column: str) -> tuple[type, str]:
+    """A CSV column's dtype, and what its values must be, as an error says it."""
+    if column in ("process", "input"):
+        return str, "text"
+    if column == "event":  # NanoAOD's uint64
+        return np.uint64, "an integer >= 0"
+    if column in (*ID_FIELDS, "flag", "worst_object"):
+        return np.int64, "an integer"
+    return float, "a number"
+
+
+def _read_csv_scores(path: Path) -> dict[str, np.ndarray]:
+    """The columns of a CSV score file; a row of another length than the header, or a value that is not
+    a number of its column's kind, is an error naming the line (and column), never a row dropped or cut."""
+    import csv
+
+    with open(path, newline="") as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if not header or header[:len(ID_FIELDS)] != list(ID_FIELDS):
+            raise EventDataError(f"{path}: not a score file (header {header or 'missing'})")
+        rows, lines = [], []
+        for row in reader:
+            if len(row) != len(header):
+                raise EventDataError(f"{path}, line {reader.line_num}: {len(row)} fields, the header has "
+                                     f"{len(header)}")
+            rows.append(row)
+            lines.append(reader.line_num)
+    values = list(zip(*rows)) if rows else [()] * len(header)
+    return {name: _csv_column(path, name, column, lines) for name, column in zip(header, values)}
+
+
+def _csv_column(path: Path, name: str, values: tuple[str, ...], lines: list[int]) -> np.ndarray:
+    dtype, kind = _csv_kind(name)
+    try:
+        return np.array(values, dtype=dtype)
+    except (ValueError, OverflowError):
+        for value, line in zip(values, lines):  # the first value that does not convert, to name it
+            try:
+                np.array([value], dtype=dtype)
+            except (ValueError, OverflowError):
+                raise EventDataError(f"{path}, line {line}, column {name}: {value!r} is not {kind}") from None
+        raise
 
 
 def read_meta(path: str | Path) -> dict | None:
@@ -212,9 +256,8 @@ def combine_score_files(parts: list[Path], inputs: list[str], out: Path, columns
 def read_object_scores(path: str | Path) -> dict:
     """The per-object contributions of an HDF5 score file: {score: jagged awkward array (events, objects)}."""
     import awkward as ak
-    import h5py
 
-    with h5py.File(path, "r") as f:
+    with _open_hdf5(require_file(path)) as f:
         if "objects" not in f:
             raise EventDataError(f"{path}: no per-object scores (score with --method density, into .h5)")
         counts = np.diff(f["objects/offsets"][:])

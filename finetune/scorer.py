@@ -30,7 +30,9 @@ import torch
 
 from backbone.data import TokenSequences
 from backbone.model import GPT, check_pair
+from common.cli import check_output, checked, device_name, fraction, nonnegative_int, positive_int
 from common.errors import EventDataError, UserError
+from common.runtime import resolve_device
 from events.model import Events
 from events.options import ReadOptions
 from finetune.model import Classifier
@@ -120,6 +122,8 @@ class AnomalyScorer:
                  batch_size: int = 512, mask_rate: float = 0.35, n_masks: int = 8, seed: int = 0, folds: int = 2,
                  head_mode: str = "frozen", head_epochs: int = 10, head_events: int = 50_000,
                  progress: bool = False):
+        if isinstance(device, str):
+            device = resolve_device(checked(device_name, device, "device"))
         self.device = torch.device(device) if device is not None else next(backbone.parameters()).device
         self.backbone = backbone.to(self.device).eval()
         self.tokenizer = tokenizer.to(self.device)
@@ -127,19 +131,26 @@ class AnomalyScorer:
         check_pair(self.backbone, self.tokenizer)
         if self.classifier is not None:
             check_pair(self.classifier, self.tokenizer)
+        methods = [methods] if isinstance(methods, str) else methods  # one name, not its letters
         unknown = [m for m in methods or () if m not in METHODS]
         if unknown:
             raise UserError(f"unknown score method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}")
+        for name, rule, value in (("batch_size", positive_int, batch_size), ("mask_rate", fraction, mask_rate),
+                                  ("n_masks", positive_int, n_masks), ("seed", nonnegative_int, seed),
+                                  ("folds", positive_int, folds), ("head_epochs", positive_int, head_epochs),
+                                  ("head_events", positive_int, head_events)):
+            checked(rule, value, name)  # as the CLI's --batch-size, --mask-rate, ...
         if folds < 2:
             raise UserError("folds must be >= 2: each event is scored by a head that did not train on it")
-        if head_events < 1:
-            raise UserError("head_events must be >= 1: the heads learn what tells the data from the reference")
+        if head_mode not in ("frozen", "full"):
+            raise UserError(f"head_mode: expected frozen or full, got {head_mode!r}")
         self.methods = list(dict.fromkeys([*(methods or default_methods(backbone)),
                                            *(["entropy"] if classifier is not None else [])]))
         self.batch_size, self.mask_rate, self.n_masks, self.seed = batch_size, mask_rate, n_masks, seed
         self.folds, self.head_mode, self.head_epochs, self.head_events = folds, head_mode, head_epochs, head_events
         self.progress = progress
         self.reference: list[TokenBatch] | None = None
+        self.reference_files: list[str | Path] = []  # protected from being written over, as the models
         self._check_needs("density head", "classifier")
 
     @classmethod
@@ -147,12 +158,15 @@ class AnomalyScorer:
                         classifier: str | Path | None = None, device: str = "auto", **options) -> "AnomalyScorer":
         """A scorer of the model folders `backbone`, `tokenizer` (and `classifier`), on `device` (auto:
         CUDA where there is one); `options` as for the constructor."""
-        from common.runtime import resolve_device
-
-        device = resolve_device(str(device))
+        device = resolve_device(checked(device_name, str(device), "device"))
         return cls(GPT.from_pretrained(backbone, device), Tokenizer.from_pretrained(tokenizer, device=str(device)),
                    methods, Classifier.from_pretrained(classifier, device) if classifier else None, device=device,
                    **options)
+
+    @property
+    def model_folders(self) -> list[Path | None]:
+        """The folders the models were loaded from (None: built in memory)."""
+        return [m.source for m in (self.backbone, self.tokenizer, self.classifier) if m is not None]
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -185,14 +199,15 @@ class AnomalyScorer:
         each input scored, against this reference."""
         if isinstance(reference, (Events, str, Path)):
             reference = [reference]
-        batches = []
+        batches, files = [], []
         for item in reference:
             if isinstance(item, Events):
                 chunks, source = _chunks(item), "reference events"
             else:
                 chunks, source = _read(item, format, options), str(item)
+                files.append(item)
             batches += [tokens for _, _, tokens, _ in self._encoded(chunks, source)]
-        self.reference = batches
+        self.reference, self.reference_files = batches, files
         self.methods = list(dict.fromkeys([*self.methods, "head"]))
         self._check_needs("reference")
         return self
@@ -201,7 +216,11 @@ class AnomalyScorer:
         """One row per event, in order: run, lumi, event, process (names; "" where unknown), flag (see
         tokenizer.tokenizer.FLAGS), worst_object (where a method has per-object contributions) and every
         score column of the methods: what a score file holds. With `head`, the heads are trained on
-        these events' first `head_events` (see the module)."""
+        these events' first `head_events` (see the module). A file is scored by `score_file`, or read
+        first with `events.read_events`."""
+        if not isinstance(events, Events):
+            raise UserError(f"score takes Events, got {type(events).__name__} {str(events)[:80]!r}: score a file "
+                            "with score_file(path, out), or read it with events.read_events(path) first")
         rows = [self._rows(ev, flags, scores) for ev, flags, scores in self._scored(_chunks(events), "events")]
         if not rows:
             raise EventDataError("events: no events to score")
@@ -218,6 +237,8 @@ class AnomalyScorer:
         from common.provenance import run_info
         from finetune.score_store import ScoreWriter
 
+        checked(positive_int, step_size, "step_size")
+        check_output(out, [path, *self.model_folders, *self.reference_files], "score file")
         start, flagged = time.perf_counter(), 0
         info = {"backbone": str(self.backbone.source), "tokenizer": str(self.tokenizer.source), "input": str(path),
                 "methods": self.methods, "flags": {str(k): v for k, v in FLAGS.items()},
@@ -243,6 +264,8 @@ class AnomalyScorer:
         represent are left out of the tokens and flagged (`Tokenizer.representable`)."""
         for chunk in chunks:
             kept, flags = self.tokenizer.representable(chunk)
+            if ak.sum(ak.num(kept.objects)) == 0 < ak.sum(ak.num(chunk.objects)):
+                self.tokenizer.check(chunk, source)  # no object it knows: another mode's input, said as tokenize says it
             yield chunk, flags, *self.tokenizer.encode_with_residuals(kept, source=source, features=True)
 
     def _sequences(self, batches: list[TokenBatch], source: str) -> TokenSequences:

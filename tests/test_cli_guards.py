@@ -166,3 +166,23 @@ def test_generate_refuses_a_folder_as_statistics_file_before_generating(tmp_path
                "--stats", tmp_path, "--quiet")
     one_line_error(proc, f"{tmp_path}: is a directory; give a file path for the statistics file")
     assert not (tmp_path / "g.h5").exists()
+
+
+REAL = REPO.parent / "shared" / "data" / "cms-opendata-2015-ttbar-nanoaod-rntuple.root"
+
+
+@pytest.mark.skipif(not REAL.is_file(), reason="shared real NanoAOD file not present")
+@pytest.mark.parametrize("command, wp, fragment", [
+    ("events.info", "nan", "argument --btag-wp: b-tag working point 'nan': give loose, medium, tight or a finite number"),
+    ("events.convert", "nan", "argument --btag-wp: b-tag working point 'nan': give loose, medium, tight or a finite "
+                              "number"),
+    ("events.info", "0", "Events: b-tag working point '0': give loose, medium, tight or a number in (0, 1)"),
+    ("events.info", "-0.5", "Events: b-tag working point '-0.5': give loose, medium, tight or a number in (0, 1)"),
+    ("events.convert", "2.0", "Events: b-tag working point '2.0': give loose, medium, tight or a number in (0, 1)"),
+])
+def test_a_btag_working_point_outside_the_rule_is_refused(tmp_path, command, wp, fragment):
+    """nan read every b-tag as NaN (or no b-jets), -0.5 tagged every jet and 2.0 none, all with exit 0; 0 was a
+    ZeroDivisionError traceback."""
+    out = (tmp_path / "o.h5",) if command == "events.convert" else ()
+    one_line_error(run("-m", command, REAL, *out, "--selection", "reco", f"--btag-wp={wp}"), fragment)
+    assert not list(tmp_path.iterdir())

@@ -6,7 +6,7 @@ import argparse
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from common.cli import device_name, positive_int, run_cli
+from common.cli import check_output, device_name, positive_int, run_cli
 from events.options import ReadOptions
 
 SINGLE_SUFFIXES = (".h5", ".hdf5")
@@ -15,11 +15,13 @@ SINGLE_SUFFIXES = (".h5", ".hdf5")
 def tokenize_into(writer, tokenizer, path, format: str = "auto", step_size: int = 100_000, progress: bool = False,
                   features: bool = False, options=None) -> None:
     """Encode every event of file `path` and append the tokens (and features) to a `TokenWriter`, streaming,
-    with an events bar if `progress`. The file is opened once."""
+    with an events bar if `progress`. The file is opened once; a writer whose store would replace it
+    (or the tokenizer's folder) is refused first."""
     from tqdm import tqdm
 
     from events.io import open_events
 
+    check_output(writer.path, [path, tokenizer.source], "token store")
     with open_events(path, format, options=options) as reader, \
             tqdm(total=len(reader), unit="ev", desc="tokenizing", disable=not progress) as bar:
         for chunk in reader.iterate(step_size):

@@ -186,8 +186,9 @@ class Tokenizer:
 
     def save_pretrained(self, path: str | Path) -> None:
         """Write config.json and model.safetensors into folder `path` (atomically per file)."""
-        from common.pretrained import write_config, write_weights
+        from common.pretrained import check_save_folder, write_config, write_weights
 
+        check_save_folder(path, "colliderfm.tokenizer")
         config = {"format": "colliderfm.tokenizer", "version": FORMAT_VERSION, "model": asdict(self.model.config),
                   "types": self.model.types, "codes_per_type": {str(k): v for k, v in self.model.codes_per_type.items()},
                   "n_features": self.model.n_features, "features": self.transform.to_dict(),

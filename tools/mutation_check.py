@@ -137,6 +137,20 @@ MUTATIONS = [
     Mutation("list-comments-are-inputs", "an @LIST file's # comment lines are taken as inputs", "common/filejobs.py",
              'if line.strip() and not line.strip().startswith("#")]', "if line.strip()]",
              ("tests/test_filejobs.py::test_a_list_file_holds_one_input_per_line_never_an_option",)),
+    Mutation("score-file-over-its-input", "AnomalyScorer.score_file writes its score file over the input events",
+             "finetune/scorer.py",
+             '        check_output(out, [path, *self.model_folders, *self.reference_files], "score file")\n', "",
+             ("tests/test_api_guards.py::test_score_file_refuses_to_write_over_its_input_also_through_a_link",)),
+    Mutation("score-csv-short-row-cuts-columns", "a CSV score row with a field missing cuts every column to it",
+             "finetune/score_store.py", "            if len(row) != len(header):",
+             "            if len(row) > len(header):",
+             ("tests/test_api_guards.py::test_a_damaged_score_csv_is_an_error_naming_line_and_column",)),
+    Mutation("btag-wp-any-number", "any b-tag working point is taken: nan, -0.5 (all tagged), 2.0 (none)",
+             "events/btag.py",
+             "    if number is None or not math.isfinite(number) or (valid is not None and not valid[0] < number < "
+             "valid[1]):", "    if number is None:",
+             ("tests/test_api_guards.py::test_reading_with_a_working_point_outside_the_taggers_range_is_refused",
+              "tests/test_cli_guards.py::test_a_btag_working_point_outside_the_rule_is_refused")),
 ]
 
 
