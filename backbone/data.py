@@ -42,8 +42,9 @@ class TokenSequences:
         # each object's continuous features, the hybrid backbone's input, when every chunk has them
         self.features = None
         if all(c.features is not None for c in chunks):
+            # (objects, n_features) per chunk, also where a chunk holds no object
             self.features = np.concatenate([ak.to_numpy(ak.flatten(c.features, axis=1)) for c in chunks]
-                                           ).astype(np.float32).reshape(len(ids), -1)
+                                           ).astype(np.float32)
         counts = np.concatenate([ak.to_numpy(ak.num(c.ids)) for c in chunks])
         self.offsets = np.concatenate([[0], np.cumsum(counts)])
         fields = set.intersection(*(set(c.info) for c in chunks))

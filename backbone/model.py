@@ -258,10 +258,11 @@ class GPT(nn.Module):
         """Write config.json + model.safetensors into `folder`: the architecture, the attributes above,
         `train_config` (default: the loaded one; sampling reads the process dropout from it) and `extra`
         entries (e.g. metrics)."""
-        from common.pretrained import write_config, write_weights
+        from common.pretrained import check_save_folder, write_config, write_weights
 
         if self.vocab is None:
             raise ValueError("set the model's vocab (and conditional, tokenizer_fingerprint) before saving it")
+        check_save_folder(folder, FORMAT)
         if train_config is None:
             train_config = self.pretrained_config.get("train_config") or {
                 "train": {"process_dropout": self.process_dropout}}

@@ -369,6 +369,9 @@ def test_a_model_is_not_saved_over_a_model_of_another_kind(backbone, trained, tm
                                         "here would replace it"):
         tokenizer.save_pretrained(copy)
     assert {p.name: p.read_bytes() for p in copy.iterdir() if p.is_file()} == before
+    with pytest.raises(UserError, match=f"^{tok}: holds a colliderfm tokenizer model; saving a colliderfm backbone "
+                                        "here would replace it"):
+        GPT.from_pretrained(copy).save_pretrained(tok)
     classifier.save_pretrained(tmp_path / "cls")
     classifier.save_pretrained(tmp_path / "cls")  # the same kind is saved again
     assert Classifier.from_pretrained(tmp_path / "cls").source == tmp_path / "cls"

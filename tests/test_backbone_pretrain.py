@@ -79,6 +79,17 @@ def test_sequences_and_batches(store):
         TokenSequences.from_store(path, vocab=Vocab(64))
 
 
+def test_events_without_objects_keep_their_feature_width():
+    ids = ak.values_astype(ak.Array([[], [], [3]]), np.int32)
+    features = ak.unflatten(np.ones((1, 6), np.float32), [0, 0, 1])
+    chunks = [TokenBatch(ids[:2], {"process": np.zeros(2, np.int64)}, ("x",), features[:2]),
+              TokenBatch(ids[2:], {"process": np.zeros(1, np.int64)}, ("x",), features[2:])]
+    seqs = TokenSequences(chunks, 32)
+    assert seqs.features.shape == (1, 6)
+    assert TokenSequences(chunks[:1], 32).features.shape == (0, 6)
+    assert seqs.batch_features(np.arange(3)).shape == (3, 3, 6)
+
+
 def test_sequences_from_files_with_different_process_tables():
     from tokenizer.tokenizer import TokenBatch
     ids = ak.Array([[1, 2], [3], [4, 5, 6]])
