@@ -6,7 +6,7 @@
         --out benchmarks/results/anomaly_density_cpu.json
 
 For each signal, against ttbar alone and against the SM mix (the background files together): ROC
-AUC and maximum SIC of every score column of the score files (`<process>_s2.h5` in --scores) and of
+AUC and maximum SIC of every score column of the score files (`<process>_s2.scores.h5` in --scores) and of
 the references computed from the event files (`<process>_s2.h5` in --events): HT, leading-jet pt,
 leading-lepton pt, MET and the numbers of jets, b-jets, leptons and objects. Also, on the SM mix,
 the Spearman correlation of each score with the number of objects (a score that follows it counts
@@ -43,7 +43,20 @@ def references(path: Path) -> dict[str, np.ndarray]:
             "objects": ak.to_numpy(ak.num(events.objects)).astype(float)}
 
 
-def table(events_dir: Path, scores_dir: Path, background: list[str], signals: list[str], suffix: str) -> dict:
+def mix_counts(available: dict[str, int], weights: dict[str, float] | None) -> dict[str, int]:
+    """How many events of each background process make the SM mix: all of them (None), or the largest
+    sample in the proportions `weights` (the training mix's event counts) that the files hold."""
+    if not weights:
+        return dict(available)
+    if set(weights) != set(available):
+        raise SystemExit(f"--mix names {sorted(weights)}, the background is {sorted(available)}")
+    total = sum(weights.values())
+    size = min(available[p] * total / weights[p] for p in available)  # the process that runs out first
+    return {p: int(size * weights[p] / total) for p in available}
+
+
+def table(events_dir: Path, scores_dir: Path, background: list[str], signals: list[str], suffix: str,
+          mix_weights: dict[str, float] | None = None) -> dict:
     from scipy.stats import spearmanr
 
     from finetune.metrics import binary_metrics
@@ -52,13 +65,14 @@ def table(events_dir: Path, scores_dir: Path, background: list[str], signals: li
     columns: dict[str, dict[str, np.ndarray]] = {}
     for process in background + signals:
         refs = references(events_dir / f"{process}{suffix}.h5")
-        scores = read_scores(scores_dir / f"{process}{suffix}.h5")
+        scores = read_scores(scores_dir / f"{process}{suffix}.scores.h5")  # as `anomaly score --out FOLDER/` names it
         if not np.array_equal(scores["event"], refs["event"]):
             raise SystemExit(f"{process}: the score file's events are not the event file's, in order")
         columns[process] = {**{k: v for k, v in scores.items() if k not in NOT_SCORES},
                             **{k: refs[k] for k in REFERENCES}}
     names = list(columns[background[0]])
-    mix = {k: np.concatenate([columns[p][k] for p in background]) for k in names}
+    counts = mix_counts({p: len(columns[p]["objects"]) for p in background}, mix_weights)
+    mix = {k: np.concatenate([columns[p][k][:counts[p]] for p in background]) for k in names}
     out = {"scores": [n for n in names if n not in REFERENCES], "references": list(REFERENCES), "signals": {},
            "spearman_with_objects_sm": {n: float(spearmanr(mix[n], mix["objects"], nan_policy="omit")[0])
                                         for n in names if n != "objects"}}
@@ -72,20 +86,26 @@ def table(events_dir: Path, scores_dir: Path, background: list[str], signals: li
                 rows[n] = {"auc": round(m["auc"], 4), "max_sic": round(m["max_sic"], 3)}
             out["signals"][signal][label] = rows
     out["events"] = {p: int(len(columns[p]["objects"])) for p in columns}
+    out["sm_mix"] = counts
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", required=True, type=Path, help="folder of the event files")
-    parser.add_argument("--scores", required=True, type=Path, help="folder of their score files (same names)")
+    parser.add_argument("--scores", required=True, type=Path,
+                        help="folder of their score files (NAME.scores.h5, as anomaly score --out FOLDER/ writes)")
     parser.add_argument("--background", nargs="+", required=True, help="SM processes, the first alone as well")
     parser.add_argument("--signals", nargs="+", required=True)
     parser.add_argument("--suffix", default="_s2", help="file name suffix (default _s2: the test samples)")
+    parser.add_argument("--mix", nargs="+", default=[], metavar="PROCESS=COUNT",
+                        help="the SM mix in these proportions (the training mix's event counts), as many events as "
+                             "the files allow (default: every event of every background file)")
     parser.add_argument("--note", default="", help="what was run, recorded with the numbers")
     parser.add_argument("--out", required=True, type=Path, help="results JSON")
     args = parser.parse_args(argv)
-    result = table(args.events, args.scores, args.background, args.signals, args.suffix)
+    weights = {k: float(v) for k, v in (item.split("=", 1) for item in args.mix)}
+    result = table(args.events, args.scores, args.background, args.signals, args.suffix, weights)
     result.update(date=time.strftime("%Y-%m-%d"), note=args.note)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))

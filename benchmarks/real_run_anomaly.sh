@@ -57,13 +57,12 @@ python -m backbone.likelihood --backbone "$RUN/backbone" --train "$RUN/tokens.h5
   --out "$RESULTS/likelihood.json" | tee "$RESULTS/likelihood.log"
 
 log "anomaly scores"
-mkdir -p "$RUN/scores"
-for p in $SM $SIGNALS $PLANTED; do
-  [ -f "$RUN/scores/${p}_s2.h5" ] && continue  # kept from an earlier run (remove to redo)
-  python -m finetune.anomaly score --backbone "$RUN/backbone" --tokenizer "$RUN/tokenizer" --input "$DATA/${p}_s2.h5" \
-    --out "$RUN/scores/${p}_s2.h5" --quiet 2>&1 | tail -1 | tee -a "$RESULTS/anomaly.log"
-done
+# one job over every file: a rerun keeps only the score files whose recorded signature (input, backbone and
+# tokenizer digests, settings) matches this run's, and redoes those of an earlier backbone
+python -m finetune.anomaly score --backbone "$RUN/backbone" --tokenizer "$RUN/tokenizer" \
+  --input $(files "$SM $SIGNALS $PLANTED" 2) --out "$RUN/scores/" --quiet 2>&1 | tail -2 | tee -a "$RESULTS/anomaly.log"
 python benchmarks/anomaly_table.py --events "$DATA" --scores "$RUN/scores" --background $SM \
+  --mix ttbar=24000 wjets=18000 ww=5000 single_top_t=6000 single_top_s=2500 tw_proxy=5000 \
   --signals $SIGNALS $PLANTED --out "$RESULTS/anomaly_table.json" \
   --note "benchmarks/real_run_anomaly.sh: event-cpu backbone (4 x 128, density head K=8), ${STEPS:-2000} steps" \
   | tee "$RESULTS/anomaly_table.log"

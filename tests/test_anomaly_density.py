@@ -172,3 +172,13 @@ def test_sample_draws_features_from_the_head(backbone, ttbar, tmp_path):
             assert np.all((btag >= -1e-6) & (btag <= 1 + 1e-6))
     n_codes_used = len(np.unique(pts["centroid"]))
     assert len(np.unique(pts["continuous"])) > 0.9 * len(pts["continuous"]) > n_codes_used
+
+
+def test_the_sm_mix_of_the_anomaly_table_follows_the_training_proportions():
+    from benchmarks.anomaly_table import mix_counts
+
+    # 2,000 test events each; training 24,000 ttbar, 18,000 W+jets, 5,000 WW: ttbar runs out first, at
+    # 2,000 / (24/47) = 3,916.7 events in all
+    assert mix_counts({"ttbar": 2000, "wjets": 2000, "ww": 2000}, {"ttbar": 24000, "wjets": 18000, "ww": 5000}) \
+        == {"ttbar": 2000, "wjets": 1500, "ww": 416}
+    assert mix_counts({"ttbar": 2000, "wjets": 700}, None) == {"ttbar": 2000, "wjets": 700}
