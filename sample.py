@@ -15,7 +15,8 @@ from pathlib import Path
 
 import torch
 
-from common.cli import check_output, device_name, nonnegative_float, nonnegative_int, positive_int, run_cli
+from common.cli import (add_model_arguments, check_output, device_name, nonnegative_float, nonnegative_int,
+                        positive_int, resolve_models, run_cli)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,8 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     from tokenizer.tokenizer import Tokenizer
 
     parser = argparse.ArgumentParser(prog="python sample.py", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--backbone", required=True, type=Path, help="backbone folder (backbone.pretrain)")
-    parser.add_argument("--tokenizer", required=True, type=Path, help="the tokenizer the backbone was trained with")
+    add_model_arguments(parser)
     parser.add_argument("--events", required=True, type=positive_int, help="number of events to generate")
     parser.add_argument("--out", required=True, type=Path, help="output file: .h5 or .root")
     parser.add_argument("--process", help="process to generate (conditional backbones; see its config)")
@@ -42,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="object kinematics drawn from the density head (continuous; the default where the "
                              "backbone has one) or each code's centroid")
     args = parser.parse_args(argv)
+    resolve_models(args)
     check_output(args.out, [args.backbone, args.tokenizer])
     device = resolve_device(args.device)
     model = GPT.from_pretrained(args.backbone, device)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common.cli import run_cli
+from common.cli import add_model_arguments, resolve_models, run_cli
 
 
 @torch.no_grad()
@@ -68,11 +68,12 @@ def main(argv: list[str] | None = None) -> int:
     from backbone.model import GPT
 
     parser = argparse.ArgumentParser(prog="python -m backbone.likelihood", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--backbone", required=True, type=Path, help="backbone folder with a density head")
+    add_model_arguments(parser, tokenizer=None)
     parser.add_argument("--train", required=True, type=Path, help="token store the reference is fitted on")
     parser.add_argument("--test", required=True, type=Path, help="held-out token store")
     parser.add_argument("--out", type=Path, help="write the numbers as JSON here")
     args = parser.parse_args(argv)
+    resolve_models(args)
     model = GPT.from_pretrained(args.backbone)
     train = TokenSequences.from_store(args.train, model.conditional, model.vocab)
     test = TokenSequences.from_store(args.test, model.conditional, model.vocab)

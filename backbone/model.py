@@ -274,9 +274,11 @@ class GPT(nn.Module):
 
     @classmethod
     def from_pretrained(cls, folder: str | Path, device: str | torch.device = "cpu") -> "GPT":
-        """The model of a folder written by `save_pretrained` (or `python -m backbone.pretrain`), in eval mode."""
-        from common.pretrained import load_weights, read_config
+        """The model of a folder written by `save_pretrained` (or `python -m backbone.pretrain`), or of a
+        bundled model by name (`event-small`), in eval mode."""
+        from common.pretrained import load_weights, model_folder, read_config
 
+        folder = model_folder(folder, "backbone")
         config = read_config(folder, FORMAT, "backbone")
         model = load_weights(cls(GPTConfig(**config["gpt"])), folder, device, config).eval()
         model.describe(config)

@@ -98,6 +98,42 @@ def checked(rule: Callable, value, name: str):
 
 
 # --- output paths -----------------------------------------------------------------------------------
+def add_model_arguments(parser, backbone: str | None = "required", tokenizer: str | None = "paired") -> None:
+    """--backbone and --tokenizer, each a model folder or the name of a bundled model (`event-small`).
+    `backbone`: "required", "default" (the bundled default model when none is named) or None (no
+    such argument); `tokenizer`: "paired" (optional where the backbone is bundled: its own), "required"
+    or None. `resolve_models(args)` completes them."""
+    from common.pretrained import DEFAULT_MODEL, bundled_models
+
+    bundled = ", ".join(bundled_models()) or "none installed"
+    if backbone:
+        parser.add_argument("--backbone", required=backbone == "required", type=Path,
+                            help=f"pretrained backbone folder, or a bundled model's name ({bundled})"
+                                 + (f"; default {DEFAULT_MODEL}" if backbone == "default" else ""))
+    if tokenizer:
+        parser.add_argument("--tokenizer", required=tokenizer == "required", type=Path,
+                            help="the tokenizer the backbone was trained with (a folder or a bundled model's name)"
+                                 + ("; default: a bundled backbone's own" if tokenizer == "paired" else ""))
+
+
+def resolve_models(args) -> None:
+    """`args.backbone` and `args.tokenizer` as folders: bundled names resolved, a bundled backbone's own
+    tokenizer where none is named, and with no backbone named, the bundled default model (said on stderr)."""
+    from common.pretrained import DEFAULT_MODEL, MODEL_ROOT, model_folder, paired_tokenizer
+
+    if "backbone" in vars(args):
+        if args.backbone is None:
+            if args.tokenizer is not None:
+                raise UserError("--tokenizer without --backbone: name the backbone it goes with")
+            args.backbone = Path(DEFAULT_MODEL)
+            logging.getLogger("colliderfm").warning("no --backbone named: using the bundled model %s (its card: %s)",
+                                                    DEFAULT_MODEL, MODEL_ROOT / DEFAULT_MODEL / "MODEL_CARD.md")
+        args.tokenizer = paired_tokenizer(args.backbone, args.tokenizer)
+        args.backbone = model_folder(args.backbone, "backbone")
+    elif getattr(args, "tokenizer", None) is not None:
+        args.tokenizer = model_folder(args.tokenizer, "tokenizer")
+
+
 def _same(a: Path, b: Path) -> bool:
     try:
         return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))

@@ -25,6 +25,43 @@ def check_save_folder(folder: str | Path, format_name: str) -> None:
                         "choose another folder")
 
 
+#: the bundled pretrained models, installed with the package: models/<name>/{tokenizer,backbone}/ and a card
+MODEL_ROOT = Path(__file__).resolve().parent.parent / "models"
+#: what the commands that apply a model use when none is named
+DEFAULT_MODEL = "event-small"
+
+
+def bundled_models() -> list[str]:
+    """The names of the bundled models."""
+    return sorted(p.name for p in MODEL_ROOT.iterdir() if (p / "backbone").is_dir()) if MODEL_ROOT.is_dir() else []
+
+
+def model_folder(name: str | Path, kind: str) -> Path:
+    """The folder of a `kind` model (backbone, tokenizer) given as a path, or by the name of a bundled
+    model (`event-small`): a path that exists, or that names a folder, is taken as it is."""
+    path = Path(name)
+    if path.exists() or len(path.parts) != 1:
+        return path
+    bundled = MODEL_ROOT / path.name / kind
+    return bundled if bundled.is_dir() else path
+
+
+def bundled_name(folder: str | Path) -> str | None:
+    """The bundled model a folder belongs to, if it is one."""
+    folder = Path(folder).resolve()
+    return folder.parent.name if folder.parent.parent == MODEL_ROOT.resolve() else None
+
+
+def paired_tokenizer(backbone: str | Path, tokenizer: str | Path | None) -> Path:
+    """The tokenizer folder to use with `backbone`: the one named, or a bundled backbone's own."""
+    if tokenizer is not None:
+        return model_folder(tokenizer, "tokenizer")
+    name = bundled_name(model_folder(backbone, "backbone"))
+    if name is None:
+        raise UserError(f"give the tokenizer {backbone} was trained with (only a bundled model brings its own)")
+    return model_folder(name, "tokenizer")
+
+
 def write_weights(folder: str | Path, model: torch.nn.Module) -> str:
     """Write `folder`/model.safetensors atomically; its SHA-256, for the config (checked at load)."""
     from safetensors.torch import save_model
@@ -49,6 +86,9 @@ def write_config(folder: str | Path, config: dict) -> None:
 def read_config(path: str | Path, format_name: str, kind: str) -> dict:
     """The config of folder `path`, checked to be a `format_name` folder; clear errors otherwise."""
     path = Path(path)
+    if not path.exists():
+        known = ", ".join(bundled_models()) or "none installed"
+        raise FileNotFoundError(f"{path}: no such {kind} folder, nor the name of a bundled model ({known})")
     for name in ("config.json", "model.safetensors"):
         if not (path / name).is_file():
             raise FileNotFoundError(f"{path}: not a {kind} folder (missing {name})")

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from common.cli import (UserError, check_output_folder, device_name, fraction, nonnegative_int,
-                        positive_int, run_cli)
+from common.cli import (UserError, add_model_arguments, check_output_folder, device_name, fraction,
+                        nonnegative_int, positive_int, resolve_models, run_cli)
 from events.options import add_read_arguments, read_options
 
 
@@ -33,6 +33,7 @@ def score(args) -> int:
     from common.provenance import run_info
     from finetune.score_files import SINGLE_SUFFIXES, ScoreJob
 
+    resolve_models(args)
     inputs, references = expand_inputs(args.input), expand_inputs(args.reference or ())
     options = {"batch_size": args.batch_size, "mask_rate": args.mask_rate, "n_masks": args.n_masks,
                "seed": args.seed, "folds": args.folds, "head_mode": args.head_mode, "head_epochs": args.head_epochs,
@@ -121,8 +122,7 @@ def main(argv: list[str] | None = None) -> int:
                        description="One row per event, in input order, for every event of the input files: one "
                                    "score file per input (--out FOLDER) or one combined file (--out FILE.h5 or "
                                    ".csv, each row's input recorded). A rerun skips the files already complete.")
-    p.add_argument("--backbone", required=True, type=Path, help="pretrained backbone folder")
-    p.add_argument("--tokenizer", required=True, type=Path, help="the tokenizer the backbone was trained with")
+    add_model_arguments(p, backbone="default")
     p.add_argument("--input", required=True, nargs="+", metavar="FILE",
                    help="data events (ROOT or HDF5): paths, globs ('data/*.root', quoted), URLs (root://...), or "
                         "@LIST, a text file of them one per line")

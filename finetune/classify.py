@@ -19,6 +19,7 @@ import numpy as np
 from backbone.data import TokenSequences
 from common.cli import UserError, check_output_folder, run_cli
 from common.config import config_path, load_config, to_dict
+from common.pretrained import model_folder, paired_tokenizer
 from finetune.config import ClassifyConfig
 
 
@@ -121,8 +122,10 @@ def train_and_test(cfg: ClassifyConfig, splits: Splits, progress: bool = True, s
 def add_task_arguments(parser: argparse.ArgumentParser) -> None:
     """The arguments finetune.classify and finetune.data_efficiency share: config, models, files, labels."""
     parser.add_argument("--config", type=Path, default=Path("configs/finetune/classify.yaml"), help="YAML config")
-    parser.add_argument("--backbone", help="pretrained backbone folder (backbone.pretrain)")
-    parser.add_argument("--tokenizer", help="the tokenizer the backbone was trained with")
+    parser.add_argument("--backbone", help="pretrained backbone folder (backbone.pretrain), or a bundled model's name "
+                                           "(event-small)")
+    parser.add_argument("--tokenizer", help="the tokenizer the backbone was trained with (default: a bundled "
+                                            "backbone's own)")
     parser.add_argument("--train", nargs="+", help="labelled training files (event files or token stores)")
     parser.add_argument("--val", nargs="+", help="validation files (default: hold out data.val_fraction of train)")
     parser.add_argument("--test", nargs="+", help="test files (default: the validation split)")
@@ -137,9 +140,10 @@ def task_config(parser: argparse.ArgumentParser, args, overrides: list[str]) -> 
     cfg = replace(cfg, backbone=args.backbone or cfg.backbone, tokenizer=args.tokenizer or cfg.tokenizer,
                   data=replace(cfg.data, train=tuple(args.train or cfg.data.train), val=tuple(args.val or cfg.data.val),
                                test=tuple(args.test or cfg.data.test), label=args.label or cfg.data.label))
-    if not cfg.backbone or not cfg.tokenizer:
-        raise UserError("give --backbone and --tokenizer")
-    return cfg
+    if not cfg.backbone:
+        raise UserError("give --backbone (a folder, or a bundled model's name such as event-small)")
+    backbone = model_folder(cfg.backbone, "backbone")
+    return replace(cfg, backbone=str(backbone), tokenizer=str(paired_tokenizer(backbone, cfg.tokenizer or None)))
 
 
 def task_inputs(cfg) -> list[str]:

@@ -32,6 +32,7 @@ from backbone.data import TokenSequences
 from backbone.model import GPT, check_pair
 from common.cli import check_output, checked, device_name, fraction, nonnegative_int, positive_int
 from common.errors import EventDataError, UserError
+from common.pretrained import DEFAULT_MODEL, paired_tokenizer
 from common.runtime import resolve_device
 from events.model import Events
 from events.options import ReadOptions
@@ -154,11 +155,14 @@ class AnomalyScorer:
         self._check_needs("density head", "classifier")
 
     @classmethod
-    def from_pretrained(cls, backbone: str | Path, tokenizer: str | Path, methods: Sequence[str] | None = None,
-                        classifier: str | Path | None = None, device: str = "auto", **options) -> "AnomalyScorer":
-        """A scorer of the model folders `backbone`, `tokenizer` (and `classifier`), on `device` (auto:
-        CUDA where there is one); `options` as for the constructor."""
+    def from_pretrained(cls, backbone: str | Path = DEFAULT_MODEL, tokenizer: str | Path | None = None,
+                        methods: Sequence[str] | None = None, classifier: str | Path | None = None,
+                        device: str = "auto", **options) -> "AnomalyScorer":
+        """A scorer of the model folders `backbone`, `tokenizer` (and `classifier`), or of a bundled
+        model by name (default `event-small`, whose tokenizer comes with it), on `device` (auto: CUDA
+        where there is one); `options` as for the constructor."""
         device = resolve_device(checked(device_name, str(device), "device"))
+        tokenizer = paired_tokenizer(backbone, tokenizer)
         return cls(GPT.from_pretrained(backbone, device), Tokenizer.from_pretrained(tokenizer, device=str(device)),
                    methods, Classifier.from_pretrained(classifier, device) if classifier else None, device=device,
                    **options)

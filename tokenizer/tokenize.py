@@ -6,7 +6,7 @@ import argparse
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from common.cli import check_output, device_name, positive_int, run_cli
+from common.cli import add_model_arguments, check_output, device_name, positive_int, resolve_models, run_cli
 from events.options import ReadOptions
 
 SINGLE_SUFFIXES = (".h5", ".hdf5")
@@ -104,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Encode every object of event files into token ids, in input order, with event ids, "
                     "weights and labels carried along: one store per input file (--out FOLDER) or one "
                     "combined store (--out FILE.h5). A rerun skips the stores already complete.")
-    parser.add_argument("--tokenizer", required=True, type=Path, help="tokenizer folder (from tokenizer.train)")
+    add_model_arguments(parser, backbone=None, tokenizer="required")
     parser.add_argument("--input", required=True, nargs="+", metavar="FILE",
                         help="event files (any readable format): paths, globs ('data/*.root', quoted), URLs "
                              "(root://...), or @LIST, a text file of them one per line")
@@ -130,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     from events.options import read_options
 
     args = build_parser().parse_args(argv)
+    resolve_models(args)
     inputs = expand_inputs(args.input)
     job = TokenizeJob(str(args.tokenizer), args.format, args.features, read_options(args), args.step_size,
                       args.device, progress=not args.quiet and len(inputs) == 1 and args.scheduler == "none")

@@ -206,9 +206,10 @@ class Tokenizer:
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str = "cpu") -> "Tokenizer":
-        """Load a folder written by `save_pretrained`."""
-        from common.pretrained import load_weights, read_config
+        """Load a folder written by `save_pretrained`, or a bundled model's tokenizer by name (`event-small`)."""
+        from common.pretrained import load_weights, model_folder, read_config
 
+        path = model_folder(path, "tokenizer")
         config = read_config(path, "colliderfm.tokenizer", "tokenizer")
         model = build_model(ModelConfig(**config["model"]), config["n_features"], config["types"],
                             {int(k): v for k, v in config["codes_per_type"].items()}, {})
