@@ -8,6 +8,7 @@ model.safetensors (the backbone), checkpoint/ (exact resume with --resume), metr
 from __future__ import annotations
 
 import json
+import logging
 import math
 import shutil
 import time
@@ -24,6 +25,8 @@ from backbone.model import GPT
 from backbone.plots import plot_losses
 from common.cli import UserError, check_output_folder, run_cli, training_parser
 from common.config import load_config, to_dict
+
+log = logging.getLogger(__name__)
 
 
 #: compiled steps see sequences padded to a multiple of this (at most the block size): a few shapes,
@@ -258,6 +261,11 @@ def run(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -> dic
                 metrics = evaluate(model, val_data, val_idx, tc, device, autocast)
                 train = dict(zip(("train_loss_next", "train_loss_masked", "train_loss_density"), state["curve"][-1][1:]))
                 state["history"].append({"step": state["step"], **train, **metrics})
+                if rank == 0:  # also under --quiet: a batch job's log shows where the run is
+                    log.info("step %d/%d: validation loss next %.4f, masked %.4f%s; %s tokens/s", state["step"],
+                             tc.max_steps, metrics["val_loss_next"], metrics["val_loss_masked"],
+                             f", density {metrics['val_loss_density']:.4f}" if density else "",
+                             f"{state['tokens'] / max(state['seconds'], 1e-9):,.0f}")
                 run.save()
                 if rank == 0 and tc.keep_checkpoints:
                     shutil.copytree(out / "checkpoint", out / f"checkpoint_step{state['step']}", dirs_exist_ok=True)

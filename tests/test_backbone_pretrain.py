@@ -562,3 +562,11 @@ def test_validation_losses_do_not_depend_on_the_batch_size(density_store, tmp_pa
     b = evaluate(model, data, rows, replace(cfg.train, batch_size=7), "cpu", nullcontext())
     for key in ("val_loss_next", "val_loss_masked", "val_loss_density"):
         assert a[key] == pytest.approx(b[key], rel=1e-5), key
+
+
+def test_each_evaluation_is_logged_also_without_progress_bars(store, tmp_path, caplog):
+    with caplog.at_level("INFO", logger="backbone.pretrain"):
+        run(config(store[0], tmp_path / "run", 6), progress=False)
+    lines = [r.getMessage() for r in caplog.records if r.name == "backbone.pretrain"]
+    assert [line.split(":")[0] for line in lines] == ["step 3/6", "step 6/6"]
+    assert "validation loss next" in lines[0] and "tokens/s" in lines[0]
