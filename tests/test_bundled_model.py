@@ -149,3 +149,15 @@ def test_commands_take_a_bundled_model_by_name(bundle, tmp_path, monkeypatch, ca
     args = tokenize.parse_args(["--tokenizer", "tiny"])
     resolve_models(args)
     assert args.tokenizer == bundle / "tokenizer"
+
+
+def test_fine_tuning_takes_a_bundled_backbone_and_its_tokenizer(bundle):
+    import argparse
+
+    from finetune.classify import add_task_arguments, task_config
+
+    parser = argparse.ArgumentParser()
+    add_task_arguments(parser)
+    args, overrides = parser.parse_known_args(["--backbone", "tiny", "--train", "a.h5"])
+    cfg = task_config(parser, args, overrides)
+    assert (cfg.backbone, cfg.tokenizer) == (str(bundle / "backbone"), str(bundle / "tokenizer"))
