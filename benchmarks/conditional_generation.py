@@ -1,0 +1,144 @@
+"""Does a conditional backbone's sampling follow its process? Per process of the pretraining mix, against
+that process's own events:
+
+- the first object's group (jets, leptons, photons, MET) in the data, in the backbone's own prediction
+  after [BOS, process] and in generated events;
+- mean numbers of jets (b-jets included), b-jets and leptons, the fraction of events with no jet;
+- W1 over its floor (events.compare) of the multiplicities, HT, m(jj) and m(bjj);
+- the next-token loss per target of the process's events in the token store (given their process).
+
+    python benchmarks/conditional_generation.py --backbone runs/x/backbone --tokenizer runs/x/tokenizer \
+        --store runs/x/tokens.h5 --real data/ttbar.h5 data/wjets.h5 --events 2000 \
+        --out benchmarks/results/conditional_generation_cpu.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import awkward as ak
+import numpy as np
+import torch
+
+FIRST_GROUPS = ("jets", "leptons", "photons", "met")
+W1_OBSERVABLES = ("jets", "b-jets", "leptons", "HT [GeV]", "m(jj) [GeV]", "m(bjj) [GeV]")
+
+
+def first_groups(events) -> dict[str, float]:
+    """Fractions of events whose first object (canonical order) is of each group."""
+    from events.model import GROUP_OF_TYPE, ObjectType
+
+    first = ak.to_numpy(ak.fill_none(ak.firsts(events.objects["type"]), -1))
+    groups = np.array([GROUP_OF_TYPE[ObjectType(t)] if t >= 0 else "none" for t in first])
+    return {g: float((groups == g).mean()) for g in FIRST_GROUPS}
+
+
+def predicted_first_groups(backbone, tokenizer, process: str | None) -> dict[str, float]:
+    """The backbone's probability, after [BOS, process] (MASK for None), that the first object is of each
+    group, restricted to codes (what the grammar allows first)."""
+    from backbone.sampling import _prompt
+    from events.model import GROUP_OF_TYPE, ObjectType
+
+    with torch.no_grad():
+        logits = backbone(torch.tensor([_prompt(backbone, process)]))[0][0, -1, :backbone.vocab.n_codes]
+    p = logits.float().softmax(-1).numpy()
+    out = dict.fromkeys(FIRST_GROUPS, 0.0)
+    for t in tokenizer.model.types:
+        lo, n = tokenizer.model.offsets[t], tokenizer.model.codes_per_type[t]
+        out[GROUP_OF_TYPE[ObjectType(t)]] += float(p[lo:lo + n].sum())
+    return out
+
+
+def next_token_loss(backbone, store: Path, process: str, batch_size: int = 512) -> float:
+    """Mean next-token cross-entropy per target (objects and EOS) of the store's events of `process`,
+    each given its process token."""
+    from backbone.data import TokenSequences
+
+    data = TokenSequences.from_store(store, True, backbone.vocab)
+    rows = np.flatnonzero(data.process_tokens == backbone.vocab.process_token(process))
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for _, batch, features in data.sorted_batches(batch_size, rows):
+            targets = torch.where(batch[:, 1:] == backbone.vocab.pad, -100, batch[:, 1:])
+            targets[:, 0] = -100  # the process token is the prompt, not a prediction
+            logits = backbone(batch[:, :-1], features=None if features is None else features[:, :-1])[0]
+            total += float(torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(),
+                                                             ignore_index=-100, reduction="sum"))
+            count += int((targets != -100).sum())
+    return total / count
+
+
+def summary(events) -> dict[str, float]:
+    from events.model import ObjectType as T
+
+    jets = events.count(T.JET, T.BJET)
+    return {"mean_jets": float(jets.mean()), "mean_bjets": float(events.count(T.BJET).mean()),
+            "mean_leptons": float(events.count(T.ELECTRON, T.MUON).mean()), "no_jet": float((jets == 0).mean()),
+            "first": first_groups(events)}
+
+
+def measure(backbone, tokenizer, store: Path, real, process: str, n: int, seed: int) -> dict:
+    """Everything above for one process, `n` generated events against `real`, the process's events."""
+    from backbone.sampling import sample_events
+    from events.compare import ratio, w1_table
+    from events.model import Events
+
+    generated = Events.concatenate(sample_events(backbone, tokenizer, n, process=process, seed=seed))
+    table = w1_table(real, generated, seed=seed)
+    return {"real": summary(real), "generated": summary(generated),
+            "predicted_first": predicted_first_groups(backbone, tokenizer, process),
+            "next_token_loss": next_token_loss(backbone, store, process),
+            "w1_over_floor": {k: ratio(table[k]) for k in W1_OBSERVABLES if k in table}, "n_generated": n,
+            "n_real": len(real)}
+
+
+def print_table(results: dict) -> None:
+    print(f"{'process':14s} {'jets gen/real':>14s} {'b-jets':>12s} {'leptons':>12s} {'no jet %':>12s} "
+          f"{'P(1st jet) data/model/gen':>26s} {'loss':>6s}  W1/floor " + " ".join(W1_OBSERVABLES))
+    for process, r in results.items():
+        g, d = r["generated"], r["real"]
+        pair = lambda k, f=".2f": f"{format(g[k], f)}/{format(d[k], f)}"  # noqa: E731
+        print(f"{process:14s} {pair('mean_jets'):>14s} {pair('mean_bjets'):>12s} {pair('mean_leptons'):>12s} "
+              f"{100 * g['no_jet']:5.1f}/{100 * d['no_jet']:4.1f}  "
+              f"{d['first']['jets']:8.3f}/{r['predicted_first']['jets']:.3f}/{g['first']['jets']:.3f} "
+              f"{r['next_token_loss']:6.3f}  " + " ".join(f"{r['w1_over_floor'].get(k, float('nan')):.1f}"
+                                                           for k in W1_OBSERVABLES))
+
+
+def main(argv: list[str] | None = None) -> int:
+    from backbone.model import GPT
+    from events.io import read_events
+    from tokenizer.tokenizer import Tokenizer
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backbone", required=True, type=Path)
+    parser.add_argument("--tokenizer", required=True, type=Path)
+    parser.add_argument("--store", required=True, type=Path, help="the token store the backbone was trained on")
+    parser.add_argument("--real", required=True, nargs="+", type=Path, help="event files of the processes")
+    parser.add_argument("--events", type=int, default=2000, help="generated events per process")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/conditional_generation_cpu.json"))
+    args = parser.parse_args(argv)
+    torch.manual_seed(args.seed)
+    backbone, tokenizer = GPT.from_pretrained(args.backbone), Tokenizer.from_pretrained(args.tokenizer)
+    results = {}
+    for path in args.real:
+        events = read_events(path)
+        for process in backbone.vocab.processes:
+            if (events.process == process).any():
+                results[process] = measure(backbone, tokenizer, args.store, events[events.process == process],
+                                           process, args.events, args.seed)
+    mixture = {"predicted_first": predicted_first_groups(backbone, tokenizer, None)}
+    print_table(results)
+    print(f"process unknown (MASK): P(first jet) = {mixture['predicted_first']['jets']:.3f}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"backbone": str(args.backbone), "store": str(args.store),
+                                    "config": backbone.pretrained_config.get("train_config"),
+                                    "processes": results, "unknown": mixture}, indent=1))
+    print(f"saved {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
