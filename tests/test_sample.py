@@ -107,3 +107,57 @@ def test_grammar_keeps_caps_and_the_length_budget(trained):
         range(tok.model.offsets[int(T.MET)], tok.model.offsets[int(T.MET)] + tok.model.codes_per_type[int(T.MET)]))
     g.update(torch.tensor([code[T.MET]]))
     assert torch.isfinite(g.mask(logits)[0]).nonzero().flatten().tolist() == [vocab.eos]
+
+
+def synthetic_tokenizer():
+    """An untrained event-mode tokenizer of 4 codes per type: sampling needs its code types (the
+    grammar) and a decoder; the multiplicities decoded do not depend on its weights."""
+    from tokenizer.config import ModelConfig
+    from tokenizer.features import FEATURES, FeatureTransform
+    from tokenizer.tokenizer import Tokenizer, build_model
+    import numpy as np
+
+    torch.manual_seed(0)
+    types = [int(t) for t in (T.JET, T.BJET, T.ELECTRON, T.MUON, T.PHOTON, T.MET)]
+    n = len(FEATURES["event"])
+    model = build_model(ModelConfig(hidden=16, depth=1, latent_dim=8, codebook_dim=4), n, types,
+                        dict.fromkeys(types, 4), {})
+    return Tokenizer(model, FeatureTransform("event", np.zeros(n), np.ones(n)))
+
+
+def test_conditional_sampling_follows_each_process(tmp_path):
+    """Two processes of disjoint multiplicities share every code (jets 0-3, then a MET code): only the
+    process token tells them apart, at training and at sampling. Trained to convergence, greedy
+    decoding gives each process its own number of jets, exactly."""
+    import numpy as np
+
+    from backbone.config import PretrainConfig
+    from backbone.model import GPT
+    from backbone.pretrain import run
+    from backbone.sampling import sample_events
+    from common.config import from_dict
+    from tokenizer.store import TokenWriter
+    from tokenizer.tokenizer import TokenBatch
+
+    tok = synthetic_tokenizer()
+    met = tok.model.offsets[int(T.MET)]
+    rng = np.random.default_rng(0)
+    process = np.arange(256) % 2  # two: 2 jets, four: 4 jets
+    ids = [list(rng.integers(0, 4, 2 + 2 * p)) + [met] for p in process]
+    with TokenWriter(tmp_path / "tokens.h5", tok.vocab_size, "synthetic", "event") as writer:
+        writer.write(TokenBatch(ak.Array(ids), {"event": np.arange(256), "process": process.astype(np.int16)},
+                                ("two", "four")))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        run(from_dict(PretrainConfig, {
+            "model": {"n_layer": 1, "n_head": 2, "n_embd": 32}, "data": {"train": str(tmp_path / "tokens.h5"),
+                                                                        "conditional": True},
+            "train": {"batch_size": 64, "lr": 0.01, "warmup_steps": 5, "max_steps": 300, "eval_every": 300,
+                      "device": "cpu"}, "out": str(tmp_path / "backbone")}), progress=False)
+        backbone = GPT.from_pretrained(tmp_path / "backbone")
+        for name, jets in (("two", 2), ("four", 4)):
+            events = next(sample_events(backbone, tok, 100, process=name, temperature=0.0, seed=3))
+            assert events.count(T.JET, T.BJET).tolist() == [jets] * 100, name
+    finally:
+        torch.set_num_threads(threads)

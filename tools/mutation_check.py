@@ -151,6 +151,15 @@ MUTATIONS = [
              "valid[1]):", "    if number is None:",
              ("tests/test_api_guards.py::test_reading_with_a_working_point_outside_the_taggers_range_is_refused",
               "tests/test_cli_guards.py::test_a_btag_working_point_outside_the_rule_is_refused")),
+    Mutation("process-token-ignored-in-training", "every pretraining event gets MASK in the process slot, so the "
+             "process tokens never learn what they stand for", "backbone/data.py",
+             "np.array([known.get(p, self.vocab.mask) for p in self.info[\"process\"]]",
+             "np.array([self.vocab.mask for p in self.info[\"process\"]]",
+             ("tests/test_sample.py::test_conditional_sampling_follows_each_process",)),
+    Mutation("process-not-in-prompt-synthetic", "sampling puts MASK in the process slot (the fast synthetic test)",
+             "backbone/sampling.py", "return [vocab.bos, vocab.process_token(process)]",
+             "return [vocab.bos, vocab.mask]",
+             ("tests/test_sample.py::test_conditional_sampling_follows_each_process",)),
 ]
 
 
