@@ -226,8 +226,6 @@ def _fake_models(folder: Path) -> list[str]:
     (["--era", "bogus"], "--era bogus: unknown era; known: auto, 2015, 2016preVFP"),
     (["--selection", "bogus"], "--selection bogus: no branch map of format auto has this selection (they have: reco;"),
     (["--format", "hdf5", "--selection", "reco"], "--selection reco: no branch map of format hdf5 has this selection"),
-    (["--btag-wp", "nan"], "--btag-wp nan: give loose, medium, tight or a finite number"),
-    (["--btag-wp", "tightest"], "--btag-wp tightest: give loose, medium, tight or a finite number"),
     (["--format", "bogus"], "unknown format 'bogus'"),
 ])
 def test_reading_settings_are_refused_once_before_any_file(tmp_path, option, message):
@@ -240,6 +238,20 @@ def test_reading_settings_are_refused_once_before_any_file(tmp_path, option, mes
         with pytest.raises(ColliderFMError) as err:
             main([*command, "--input", *inputs, "--out", str(tmp_path / "out"), *option])
         assert str(err.value).startswith(message) and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("wp", ["nan", "tightest"])
+def test_a_working_point_no_tagger_takes_is_refused_with_the_arguments(tmp_path, capsys, wp):
+    from finetune.anomaly import main as anomaly
+    from tokenizer.tokenize import main as tokenize
+
+    models, inputs = _fake_models(tmp_path), [str(tmp_path / "a.root"), str(tmp_path / "b.h5")]
+    for main, command in ((anomaly, ["score", *models]), (tokenize, ["--tokenizer", models[3]])):
+        with pytest.raises(SystemExit) as err:
+            main([*command, "--input", *inputs, "--out", str(tmp_path / "out"), "--btag-wp", wp])
+        assert err.value.code == 2 and not (tmp_path / "out").exists()
+        assert f"argument --btag-wp: b-tag working point '{wp}': give loose, medium, tight or a finite number" \
+            in capsys.readouterr().err
 
 
 def test_outputs_a_command_cannot_write_are_refused_before_any_file(tmp_path):
