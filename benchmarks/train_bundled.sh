@@ -49,7 +49,7 @@ fi
 
 if [ "$STAGE" = all ] || [ "$STAGE" = package ]; then
   log "package: fp16 weights, held-out metrics, model card"
-  python benchmarks/bundle_model.py --tokenizer "$RUN/tokenizer" --backbone "$RUN/backbone" --data "$DATA" \
+  python -m benchmarks.bundle_model --tokenizer "$RUN/tokenizer" --backbone "$RUN/backbone" --data "$DATA" \
     --background $SM --signals $SIGNALS --out models/event-small --work "$RUN/package"
 fi
 log "done"
