@@ -2,6 +2,7 @@
 paths (the CLIs' defaults), the readers' branch maps and the b-tag working points."""
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -80,7 +81,7 @@ def test_the_wheel_holds_every_built_in_config(tmp_path):
     source.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(REPO / name, source / name)
-    for package in ("common", "events", "tokenizer", "backbone", "finetune", "configs"):
+    for package in ("common", "events", "tokenizer", "backbone", "finetune", "configs", "models"):
         shutil.copytree(REPO / package, source / package, ignore=shutil.ignore_patterns("__pycache__"))
     build = subprocess.run([sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "--no-build-isolation",
                             "-q", "-w", str(tmp_path)], capture_output=True, text=True, timeout=600)
@@ -88,3 +89,18 @@ def test_the_wheel_holds_every_built_in_config(tmp_path):
     (wheel,) = tmp_path.glob("colliderfm-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {str(p) for p in BUILTIN} <= names and "configs/__init__.py" in names
+    bundled = {str(p.relative_to(REPO)) for p in (REPO / "models").rglob("*") if p.is_file()}
+    assert bundled and bundled <= names
+    # installed into a folder of its own and used from another, with no checkout on the path: the bundled
+    # model loads by name, from the installed copy
+    site, elsewhere = tmp_path / "site", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    install = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site),
+                              str(wheel)], capture_output=True, text=True, timeout=600)
+    assert install.returncode == 0, install.stderr
+    code = ("from finetune import AnomalyScorer; s = AnomalyScorer.from_pretrained('event-small', device='cpu'); "
+            "print(s.backbone.source); print(s.tokenizer.source)")
+    loaded = subprocess.run([sys.executable, "-c", code], cwd=elsewhere, capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(site)})
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stdout.split() == [str(site / "models/event-small/backbone"), str(site / "models/event-small/tokenizer")]
