@@ -18,19 +18,13 @@ SM="ttbar wjets ww single_top_t single_top_s tw_proxy"
 SIGNALS="zprime_ttbar zprime2500_ttbar wprime_tb wprime_lnu qstar_qg scalar_zz4l ttt_proxy tttt_proxy"
 PLANTED="planted_pt5 planted_eta4 planted_muon"
 mkdir -p "$DATA" "$RUN" "$RESULTS"
-log() { echo "$(date +%T) $*" | tee -a "$RESULTS/steps.log"; }
+source "$(dirname "$0")/real_run_lib.sh"
 files() { for p in $1; do echo -n "$DATA/${p}_s$2.h5 "; done; }
 list() { local out=""; for p in $1; do out="$out${out:+, }$DATA/${p}_s$2.h5"; done; echo "[$out]"; }
 
 log "samples"
-for spec in ttbar:24000:1 wjets:18000:1 ww:5000:1 single_top_t:6000:1 single_top_s:2500:1 tw_proxy:5000:1 \
-            ttt_proxy:3000:1 tttt_proxy:3000:1 $(for p in $SM $SIGNALS; do echo "$p:2000:2"; done); do
-  IFS=: read -r process n seed <<< "$spec"
-  out=$DATA/${process}_s$seed.h5
-  [ -f "$out" ] && continue
-  python -m events.generate --process "$process" --events "$n" --out "$out" --seed "$seed" --workers "$(nproc)" \
-    --quiet 2>&1 | tail -1
-done
+generate_samples "$DATA" ttbar:24000:1 wjets:18000:1 ww:5000:1 single_top_t:6000:1 single_top_s:2500:1 tw_proxy:5000:1 \
+  ttt_proxy:3000:1 tttt_proxy:3000:1 $(for p in $SM $SIGNALS; do echo "$p:2000:2"; done)
 python benchmarks/plant_tails.py "$DATA/ttbar_s2.h5" --out "$DATA" > /dev/null
 
 if [ ! -f "$RUN/tokenizer/config.json" ]; then

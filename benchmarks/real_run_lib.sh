@@ -19,3 +19,14 @@ reuse() {
   log "$1: reusing $2"
   rm -rf "$3"; cp -r "$2" "$3" || exit 1
 }
+# generate_samples FOLDER PROCESS:EVENTS:SEED...: each sample as FOLDER/PROCESS_sSEED.h5, unless it is there
+generate_samples() {
+  local folder=$1 spec process n seed out; shift
+  for spec in "$@"; do
+    IFS=: read -r process n seed <<< "$spec"
+    out=$folder/${process}_s$seed.h5
+    [ -f "$out" ] && continue
+    python -m events.generate --process "$process" --events "$n" --out "$out" --seed "$seed" --workers "$(nproc)" \
+      --quiet 2>&1 | tail -1
+  done
+}

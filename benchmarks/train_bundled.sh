@@ -15,20 +15,15 @@ SM="ttbar wjets ww single_top_t single_top_s tw_proxy"
 SIGNALS="zprime_ttbar wprime_lnu qstar_qg tttt_proxy"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}  # the thread count is part of what makes the weights
 mkdir -p "$DATA" "$RUN"
+source "$(dirname "$0")/real_run_lib.sh"
 log() { echo "$(date +%T) $*" | tee -a "$RUN/steps.log"; }
 files() { for p in $1; do echo -n "$DATA/${p}_s$2.h5 "; done; }
 list() { local out=""; for p in $1; do out="$out${out:+, }$DATA/${p}_s$2.h5"; done; echo "[$out]"; }
 
 if [ "$STAGE" = all ] || [ "$STAGE" = data ]; then
   log "samples"
-  for spec in ttbar:24000:1 wjets:18000:1 ww:5000:1 single_top_t:6000:1 single_top_s:2500:1 tw_proxy:5000:1 \
-              $(for p in $SM $SIGNALS; do echo "$p:1000:2"; done); do
-    IFS=: read -r process n seed <<< "$spec"
-    out=$DATA/${process}_s$seed.h5
-    [ -f "$out" ] && continue
-    python -m events.generate --process "$process" --events "$n" --out "$out" --seed "$seed" --workers "$(nproc)" \
-      --quiet 2>&1 | tail -1
-  done
+  generate_samples "$DATA" ttbar:24000:1 wjets:18000:1 ww:5000:1 single_top_t:6000:1 single_top_s:2500:1 \
+    tw_proxy:5000:1 $(for p in $SM $SIGNALS; do echo "$p:1000:2"; done)
 fi
 
 if [ "$STAGE" = all ] || [ "$STAGE" = train ]; then
