@@ -65,7 +65,7 @@ def sample_events(backbone: GPT, tokenizer, n_events: int, *, process: str | Non
     continuous = decode == "continuous"
     if continuous and not backbone.config.density_components:
         raise UserError(f"{backbone.source or 'the backbone'} has no density head: use --decode centroid")
-    prompt = _prompt(backbone, process)
+    prompt = sampling_prompt(backbone, process)
     stats = stats if stats is not None else SamplingStats()
     stats.decode = decode
     caps = caps or Caps()
@@ -107,7 +107,7 @@ def sample_events(backbone: GPT, tokenizer, n_events: int, *, process: str | Non
     return batches()
 
 
-def _prompt(backbone: GPT, process: str | None) -> list[int]:
+def sampling_prompt(backbone: GPT, process: str | None) -> list[int]:
     """BOS, and for a conditional backbone the process token (MASK: the process left unknown)."""
     vocab, where = backbone.vocab, backbone.source or "the backbone"
     if process and process not in vocab.processes:

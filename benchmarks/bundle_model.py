@@ -49,6 +49,23 @@ def check_values(backbone: str | Path, tokenizer: str | Path) -> dict:
                                if k in ("density_nll", "surprise", "nll", "masked", "quantization")}}
 
 
+def efficiency(result: dict | None, name: str) -> str:
+    """The card's 0t..4t table: mean one-vs-rest AUC per number of labelled events and mode."""
+    if not result:
+        return (f"The 0t..4t data-efficiency table is not measured for this model (`python -m "
+                f"finetune.data_efficiency --backbone {name} ...` makes it).")
+    rows = result["rows"]
+    sizes, modes = sorted({r["n_train"] for r in rows}), list(dict.fromkeys(r["mode"] for r in rows))
+    auc = {(r["n_train"], r["mode"]): r["mean_auc"] for r in rows}
+    lines = [f"| {n:,} | " + " | ".join(f"{auc[n, m]:.3f}" if (n, m) in auc else "" for m in modes) + " |"
+             for n in sizes]
+    return ("Fine-tuned to 0t..4t (the number of top quarks: WW and W+jets; single top; ttbar; ttt; tttt), mean\n"
+            "one-vs-rest ROC AUC on held-out events against the number of labelled training events (seed 0;\n"
+            "`python -m finetune.data_efficiency --backbone " + name + " ...`; scratch: the same architecture\n"
+            "re-initialized):\n\n| labelled events | " + " | ".join(modes) + " |\n|---|" + "---|" * len(modes) + "\n"
+            + "\n".join(lines))
+
+
 def card(name: str, record: dict) -> str:
     """MODEL_CARD.md: what the model is, what it was trained on, how well it does and where it stops."""
     t, m = record["training"], record["metrics"]
@@ -118,8 +135,7 @@ jet, b-jet, lepton and object counts):
 The default score (`density_nll`) beats the best cut on {wins} of {len(signal_rows)} signals: where a signal is
 defined by one variable, that variable's cut is still the stronger test.
 
-The 0t..4t data-efficiency table is not measured for this model (`python -m finetune.data_efficiency
---backbone {name} ...` makes it).
+{efficiency(record.get("data_efficiency"), name)}
 
 ## Known limits
 
@@ -152,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--signals", nargs="+", required=True)
     parser.add_argument("--out", required=True, type=Path, help="the bundled model's folder (models/NAME)")
     parser.add_argument("--work", required=True, type=Path, help="scratch folder (score files)")
+    parser.add_argument("--data-efficiency", type=Path, help="finetune.data_efficiency's JSON, for the card")
     args = parser.parse_args(argv)
     name = args.out.name
     model = GPT.from_pretrained(args.backbone)
@@ -199,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
         "anomaly": anomaly,
         "check": check_values(args.out / "backbone", args.out / "tokenizer"),
     }
+    if args.data_efficiency:
+        record["data_efficiency"] = json.loads(args.data_efficiency.read_text())
     (args.out / "metrics.json").write_text(json.dumps(record, indent=1))
     (args.out / "MODEL_CARD.md").write_text(card(name, record))
     print(json.dumps({k: record[k] for k in ("weights", "check")}, indent=1))

@@ -37,11 +37,11 @@ def first_groups(events) -> dict[str, float]:
 def predicted_first_groups(backbone, tokenizer, process: str | None) -> dict[str, float]:
     """The backbone's probability, after [BOS, process] (MASK for None), that the first object is of each
     group, restricted to codes (what the grammar allows first)."""
-    from backbone.sampling import _prompt
+    from backbone.sampling import sampling_prompt
     from events.model import GROUP_OF_TYPE, ObjectType
 
     with torch.no_grad():
-        logits = backbone(torch.tensor([_prompt(backbone, process)]))[0][0, -1, :backbone.vocab.n_codes]
+        logits = backbone(torch.tensor([sampling_prompt(backbone, process)]))[0][0, -1, :backbone.vocab.n_codes]
     p = logits.float().softmax(-1).numpy()
     out = dict.fromkeys(FIRST_GROUPS, 0.0)
     for t in tokenizer.model.types:

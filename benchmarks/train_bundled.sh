@@ -4,8 +4,8 @@
 # (configs/backbone/event-cpu.yaml), pretrained on the README's Standard Model mix of 60,500 generated
 # events, then measured on independent held-out files and written with its model card.
 #   bash benchmarks/train_bundled.sh             # 2 cores: about an hour
-# DATA (default data/bundled), RUN (default runs/bundled), STEPS (default 2000), STAGE (all, data, train or
-# package). Every step is seeded: the same machine and thread count make the same weights.
+# DATA (default data/bundled), RUN (default runs/bundled), STEPS (default 2000), STAGE (all, data, train,
+# efficiency or package). Every step is seeded: the same machine and thread count make the same weights.
 set -euo pipefail
 DATA=${DATA:-data/bundled}
 RUN=${RUN:-runs/bundled}
@@ -23,7 +23,8 @@ list() { local out=""; for p in $1; do out="$out${out:+, }$DATA/${p}_s$2.h5"; do
 if [ "$STAGE" = all ] || [ "$STAGE" = data ]; then
   log "samples"
   generate_samples "$DATA" ttbar:24000:1 wjets:18000:1 ww:5000:1 single_top_t:6000:1 single_top_s:2500:1 \
-    tw_proxy:5000:1 $(for p in $SM $SIGNALS; do echo "$p:1000:2"; done)
+    tw_proxy:5000:1 $(for p in $SM $SIGNALS; do echo "$p:1000:2"; done) ttt_proxy:3000:1 tttt_proxy:3000:1 \
+    ttt_proxy:1000:2
 fi
 
 if [ "$STAGE" = all ] || [ "$STAGE" = train ]; then
@@ -42,9 +43,18 @@ if [ "$STAGE" = all ] || [ "$STAGE" = train ]; then
     --data.val="$RUN/test_tokens.h5" --train.max_steps="$STEPS" --train.seed=0 --out="$RUN/backbone" --quiet
 fi
 
+NTOP="$SM ttt_proxy tttt_proxy"
+if [ "$STAGE" = all ] || [ "$STAGE" = efficiency ]; then
+  log "0t..4t data efficiency"
+  python -m finetune.data_efficiency --backbone "$RUN/backbone" --tokenizer "$RUN/tokenizer" --train $(files "$NTOP" 1) \
+    --test $(files "$NTOP" 2) --sizes 100 1000 10000 --modes frozen full scratch --seeds 0 \
+    --out "$RUN/data_efficiency" --quiet
+fi
+
 if [ "$STAGE" = all ] || [ "$STAGE" = package ]; then
   log "package: fp16 weights, held-out metrics, model card"
   python -m benchmarks.bundle_model --tokenizer "$RUN/tokenizer" --backbone "$RUN/backbone" --data "$DATA" \
-    --background $SM --signals $SIGNALS --out models/event-small --work "$RUN/package"
+    --background $SM --signals $SIGNALS --out models/event-small --work "$RUN/package" \
+    --data-efficiency "$RUN/data_efficiency/data_efficiency.json"
 fi
 log "done"
