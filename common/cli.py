@@ -97,7 +97,7 @@ def checked(rule: Callable, value, name: str):
         raise UserError(f"{name}: {err}") from None
 
 
-# --- output paths -----------------------------------------------------------------------------------
+# --- models: folders or bundled names --------------------------------------------------------------
 def add_model_arguments(parser, backbone: str | None = "required", tokenizer: str | None = "paired") -> None:
     """--backbone and --tokenizer, each a model folder or the name of a bundled model (`event-small`).
     `backbone`: "required", "default" (the bundled default model when none is named) or None (no
@@ -134,6 +134,7 @@ def resolve_models(args) -> None:
         args.tokenizer = model_folder(args.tokenizer, "tokenizer")
 
 
+# --- output paths -----------------------------------------------------------------------------------
 def _same(a: Path, b: Path) -> bool:
     try:
         return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))

@@ -56,7 +56,11 @@ def paired_tokenizer(backbone: str | Path, tokenizer: str | Path | None) -> Path
     """The tokenizer folder to use with `backbone`: the one named, or a bundled backbone's own."""
     if tokenizer is not None:
         return model_folder(tokenizer, "tokenizer")
-    name = bundled_name(model_folder(backbone, "backbone"))
+    folder = model_folder(backbone, "backbone")
+    if not folder.exists():
+        raise UserError(f"{folder}: no such backbone folder, nor the name of a bundled model "
+                        f"({', '.join(bundled_models()) or 'none installed'})")
+    name = bundled_name(folder)
     if name is None:
         raise UserError(f"give the tokenizer {backbone} was trained with (only a bundled model brings its own)")
     return model_folder(name, "tokenizer")

@@ -161,3 +161,13 @@ def test_fine_tuning_takes_a_bundled_backbone_and_its_tokenizer(bundle):
     args, overrides = parser.parse_known_args(["--backbone", "tiny", "--train", "a.h5"])
     cfg = task_config(parser, args, overrides)
     assert (cfg.backbone, cfg.tokenizer) == (str(bundle / "backbone"), str(bundle / "tokenizer"))
+
+
+def test_a_backbone_that_is_neither_a_folder_nor_a_bundled_name_is_named_in_the_error(tmp_path, monkeypatch):
+    from common.pretrained import bundled_models, paired_tokenizer
+
+    monkeypatch.chdir(tmp_path)
+    known = ", ".join(bundled_models()) or "none installed"
+    with pytest.raises(UserError, match=f"^nowhere: no such backbone folder, nor the name of a bundled model "
+                                        f"\\({known}\\)$"):
+        paired_tokenizer("nowhere", None)

@@ -52,7 +52,6 @@ def pipeline(tmp_path_factory):
     from tokenizer.config import TokenizerTrainConfig
     from tokenizer.store import TokenWriter
     from tokenizer.train import split, train_model
-    from tokenizer.tokenize import tokenize_into  # noqa: F401  (the CLI's path, used below through the writer)
 
     folder = tmp_path_factory.mktemp("device")
     cfg = load_config(TokenizerTrainConfig, REPO / "configs/tokenizer/event.yaml",

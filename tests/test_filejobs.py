@@ -403,7 +403,7 @@ def test_scoring_many_files_keeps_each_file_as_a_call_of_its_own(backbone, event
     listing.write_text("\n".join(map(str, [paths[0], broken, *paths[1:]])) + "\n")
     assert main(_score_args(backbone, "--input", f"@{listing}", "--out", tmp_path / "folder")) == 1
     printed = capsys.readouterr().out
-    assert f"1 of 4 file(s) failed" in printed and str(broken) in printed
+    assert "1 of 4 file(s) failed" in printed and str(broken) in printed
     for p in paths:
         alone, in_job = read_scores(tmp_path / f"{p.stem}.h5"), read_scores(tmp_path / "folder" / f"{p.stem}.scores.h5")
         assert alone.keys() == in_job.keys()
