@@ -17,6 +17,7 @@ EVENTS=${EVENTS:-2000}       # per Standard Model process
 CONFIG=${CONFIG:-configs/backbone/event.yaml}  # the reference size, compiled
 STEPS=${STEPS:-300}          # pretraining steps
 SAMPLE=${SAMPLE:-20000}      # events sampled
+EVAL_EVERY=${EVAL_EVERY:-$STEPS}  # validation (and a logged cumulative tokens/s) every this many steps
 WORKERS=${WORKERS:-$(nproc)}
 PROCESSES="ttbar wjets ww single_top_t tw_proxy"
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
@@ -72,7 +73,7 @@ stage tokenizer "$N" events generate -- python3 -m tokenizer.train --config conf
 stage tokenize "$N" events tokenizer -- python3 -m tokenizer.tokenize --tokenizer "$RUN/tokenizer" \
   --input $(for p in $PROCESSES; do echo "$RUN/data/$p.h5"; done) --out "$RUN/tokens.h5" --features --device "$DEVICE" --quiet
 stage pretrain "$STEPS" steps tokenize -- python3 -m backbone.pretrain --config "$CONFIG" \
-  --data.train="$RUN/tokens.h5" --train.max_steps="$STEPS" --train.eval_every="$STEPS" --train.warmup_steps=30 \
+  --data.train="$RUN/tokens.h5" --train.max_steps="$STEPS" --train.eval_every="$EVAL_EVERY" --train.warmup_steps=30 \
   --train.device="$DEVICE" --out="$RUN/backbone" --quiet
 stage score "$((EVENTS / 4))" events pretrain -- python3 -m finetune.anomaly score --backbone "$RUN/backbone" \
   --tokenizer "$RUN/tokenizer" --input "$RUN/data/signal.h5" --out "$RUN/scores.h5" --device "$DEVICE" --quiet
