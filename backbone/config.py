@@ -38,9 +38,20 @@ class GPTConfig(GPTShape):
     n_codes: int = 0
     #: event or constituent: which features the density head models
     density_mode: str = ""
+    #: a factorized output p(group) x p(token | group): the start of each group of consecutive token ids
+    #: (object types, then each special token, then the process tokens), () for one softmax over the
+    #: vocabulary. A group's total probability is one logit of a small head, so it is learnt at the rate
+    #: of a 10-way choice, not as the sum of thousands of separately learnt code probabilities.
+    output_groups: tuple[int, ...] = ()
 
     def __post_init__(self):
         super().__post_init__()
+        object.__setattr__(self, "output_groups", tuple(int(g) for g in self.output_groups))  # JSON gives a list
+        groups = self.output_groups
+        if groups and (groups[0] != 0 or any(b <= a for a, b in zip(groups, groups[1:]))
+                       or groups[-1] >= self.vocab_size):
+            raise ValueError(f"output_groups must rise from 0 and start below vocab_size {self.vocab_size}, "
+                             f"got {groups}")
         if self.density_components and self.density_mode not in ("event", "constituent"):
             raise ValueError(f"density_mode must be event or constituent, got {self.density_mode!r}")
 
@@ -50,12 +61,17 @@ class ModelSection(GPTShape):
     #: embed each object's continuous features alongside its token (needs a token store written with
     #: `tokenizer.tokenize --features`); targets stay token ids
     hybrid: bool = False
+    #: predict each token's group (object type, end of event) with its own small softmax, then the code
+    #: within the group (GPTConfig.output_groups); false: one softmax over the whole vocabulary
+    type_head: bool = True
 
-    def gpt(self, vocab_size: int, block_size: int, n_features: int, n_codes: int, density_mode: str) -> GPTConfig:
+    def gpt(self, vocab_size: int, block_size: int, n_features: int, n_codes: int, density_mode: str,
+            output_groups: tuple[int, ...] = ()) -> GPTConfig:
         """The model's config: this size, and what the data fixes."""
         shape = {f.name: getattr(self, f.name) for f in fields(GPTShape)}
         return GPTConfig(**shape, vocab_size=vocab_size, block_size=block_size, n_features=n_features,
-                         n_codes=n_codes, density_mode=density_mode if self.density_components else "")
+                         n_codes=n_codes, density_mode=density_mode if self.density_components else "",
+                         output_groups=output_groups if self.type_head else ())
 
 
 @dataclass(frozen=True)

@@ -96,7 +96,7 @@ def generate(model: GPT, prompt: torch.Tensor, max_new_tokens: int, *, temperatu
         graph = device.type == "cuda" if cuda_graph is None else cuda_graph
         step = DecodeStep(model, cache, B, T0, graph)  # captured before the prefill fills the cache
         hidden = model.hidden_states(prompt, kv_cache=cache)[:, -1]
-        prefill = model.lm_head(hidden), hidden
+        prefill = model.logits(hidden), hidden
     sync_every = sync_every or (SYNC_EVERY if device.type == "cuda" else 1)
     n = T0
     for i in range(max_new_tokens):
@@ -104,7 +104,7 @@ def generate(model: GPT, prompt: torch.Tensor, max_new_tokens: int, *, temperatu
             logits, hidden = step(token, n - 1) if i > 0 else prefill
         else:
             hidden = model.hidden_states(fed[:, :n])[:, -1]
-            logits = model.lm_head(hidden)
+            logits = model.logits(hidden)
         logits = logits.float()
         if grammar is not None:
             logits = grammar.mask(logits)

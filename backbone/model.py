@@ -132,6 +132,8 @@ class GPT(nn.Module):
         self.ln_f = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         self.lm_head.weight = self.wte.weight  # tied: one tensor, saved once by safetensors' save_model
+        if config.output_groups:
+            self.group_head = nn.Linear(config.n_embd, len(config.output_groups))
         if config.n_features:
             self.wfe = nn.Linear(config.n_features, config.n_embd, bias=False)
             self.register_buffer("code_features", torch.zeros(config.vocab_size, config.n_features))
@@ -201,13 +203,26 @@ class GPT(nn.Module):
         are, a model with a density head returns (logits, loss, density loss): the mean negative
         log-density of the target objects' features (head coordinates)."""
         hidden = self.hidden_states(idx, causal=causal, pad_mask=pad_mask, kv_cache=kv_cache, features=features)
-        logits = self.lm_head(hidden)
+        logits = self.logits(hidden)
         loss = None
         if targets is not None:
             loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100)
         if target_features is None:
             return logits, loss
         return logits, loss, self.density_loss(hidden, targets, target_features)
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Next-token logits (..., vocab) of final hidden states (..., n_embd). With output groups they are
+        normalized log-probabilities (float32): log p(group) + log p(token | group)."""
+        logits = self.lm_head(hidden)
+        starts = self.config.output_groups
+        if not starts:
+            return logits
+        group = self.group_head(hidden).float().log_softmax(-1)
+        logits = logits.float()
+        ends = starts[1:] + (self.config.vocab_size,)
+        return torch.cat([logits[..., a:b].log_softmax(-1) + group[..., g:g + 1]
+                          for g, (a, b) in enumerate(zip(starts, ends))], -1)
 
     def density_loss(self, hidden: torch.Tensor, targets: torch.Tensor, target_features: torch.Tensor) -> torch.Tensor:
         """The mean negative log-density (head coordinates) of the target objects' features, the head
@@ -239,7 +254,7 @@ class GPT(nn.Module):
         for i, block in enumerate(self.blocks):
             x = block(x, False, None, kv_cache, i, pos)
         hidden = self.ln_f(x)[:, 0]
-        return self.lm_head(hidden), hidden
+        return self.logits(hidden), hidden
 
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters()) - self.wpe.weight.numel()

@@ -146,9 +146,10 @@ def build_model(cfg: PretrainConfig, data: TokenSequences, val_data: TokenSequen
     table = hybrid_table(cfg, data, val_data) if m.hybrid else None
     if m.density_components:
         check_density_data(cfg, data, val_data)
+    groups = data.vocab.output_groups(None if data.code_info is None else data.code_info[0])
     with torch.device(device):  # weights made where they train: no copy, and no CPU-sized init on a GPU
         model = GPT(m.gpt(data.vocab.size, block, 0 if table is None else table.shape[1], data.vocab.n_codes,
-                          data.mode))
+                          data.mode, groups))
     if table is not None:
         model.set_code_features(torch.from_numpy(table))
     if m.density_components:

@@ -45,6 +45,15 @@ class Vocab:
     def is_code(self, token: int) -> bool:
         return 0 <= token < self.n_codes
 
+    def output_groups(self, code_types=None) -> tuple[int, ...]:
+        """The first token id of each group of a factorized output (GPTConfig.output_groups): each run of
+        codes of one object type (`code_types`, one per code; all codes one group without them), each
+        special token, and the process tokens together."""
+        types = code_types if code_types is not None else [0] * self.n_codes
+        runs = [i for i in range(1, self.n_codes) if types[i] != types[i - 1]]
+        specials = [self.n_codes + k for k in range(len(SPECIALS))]
+        return tuple([0, *runs, *specials] + ([self.n_codes + len(SPECIALS)] if self.processes else []))
+
     def to_dict(self) -> dict:
         """As model folders' config.json record it."""
         return {"n_codes": self.n_codes, "processes": list(self.processes)}

@@ -41,8 +41,9 @@ def predicted_first_groups(backbone, tokenizer, process: str | None) -> dict[str
     from events.model import GROUP_OF_TYPE, ObjectType
 
     with torch.no_grad():
-        logits = backbone(torch.tensor([sampling_prompt(backbone, process)]))[0][0, -1, :backbone.vocab.n_codes]
-    p = logits.float().softmax(-1).numpy()
+        prompt = torch.tensor([sampling_prompt(backbone, process)], device=backbone.wte.weight.device)
+        logits = backbone(prompt)[0][0, -1, :backbone.vocab.n_codes]
+    p = logits.float().softmax(-1).cpu().numpy()
     out = dict.fromkeys(FIRST_GROUPS, 0.0)
     for t in tokenizer.model.types:
         lo, n = tokenizer.model.offsets[t], tokenizer.model.codes_per_type[t]
@@ -53,13 +54,14 @@ def predicted_first_groups(backbone, tokenizer, process: str | None) -> dict[str
 def next_token_loss(backbone, store: Path, process: str, batch_size: int = 512) -> float:
     """Mean next-token cross-entropy per target (objects and EOS) of the store's events of `process`,
     each given its process token."""
-    from backbone.data import TokenSequences
+    from backbone.data import TokenSequences, to_device
 
     data = TokenSequences.from_store(store, True, backbone.vocab)
     rows = np.flatnonzero(data.process_tokens == backbone.vocab.process_token(process))
     total, count = 0.0, 0
     with torch.no_grad():
         for _, batch, features in data.sorted_batches(batch_size, rows):
+            batch, features = to_device(batch, features, backbone.wte.weight.device)
             targets = torch.where(batch[:, 1:] == backbone.vocab.pad, -100, batch[:, 1:])
             targets[:, 0] = -100  # the process token is the prompt, not a prediction
             logits = backbone(batch[:, :-1], features=None if features is None else features[:, :-1])[0]
@@ -118,10 +120,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--real", required=True, nargs="+", type=Path, help="event files of the processes")
     parser.add_argument("--events", type=int, default=2000, help="generated events per process")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/conditional_generation_cpu.json"))
     args = parser.parse_args(argv)
     torch.manual_seed(args.seed)
-    backbone, tokenizer = GPT.from_pretrained(args.backbone), Tokenizer.from_pretrained(args.tokenizer)
+    backbone = GPT.from_pretrained(args.backbone, args.device)
+    tokenizer = Tokenizer.from_pretrained(args.tokenizer, device=args.device)
     results = {}
     for path in args.real:
         events = read_events(path)

@@ -50,7 +50,7 @@ def nll_scores(model, seqs: TokenSequences, device, batch_size: int = 512) -> di
                                      features=None if features is None else features[:, :-1])
         targets = idx[:, 1:]
         scored = (targets < vocab.n_codes) | (targets == vocab.eos)  # not PAD, not the process position
-        nll = -target_log_probs(model.lm_head, hidden, targets, scored)[0]
+        nll = -target_log_probs(model.logits, hidden, targets, scored)[0]
         total[rows] = nll.sum(1).cpu().numpy()
         per_token[rows] = (nll.sum(1) / scored.sum(1)).cpu().numpy()
     return {"nll": total, "nll_per_token": per_token}
@@ -146,7 +146,7 @@ def density_scores(model, seqs: TokenSequences, device, batch_size: int = 512) -
         hidden = model.hidden_states(idx[:, :-1], causal=True, features=features[:, :-1] if hybrid else None)
         targets = idx[:, 1:]
         scored = (targets < vocab.n_codes) | (targets == vocab.eos)  # not PAD, not the process position
-        log_p, log_tail = target_log_probs(model.lm_head, hidden, targets, scored, tail=True)
+        log_p, log_tail = target_log_probs(model.logits, hidden, targets, scored, tail=True)
         nll, token_tail = -log_p, -log_tail
         mixture, z, mask = model.object_densities(hidden, targets, features[:, 1:])
         is_object = (targets >= 0) & (targets < vocab.n_codes)
@@ -182,7 +182,7 @@ def masked_scores(model, seqs: TokenSequences, device, rate: float = 0.35, n_mas
             inputs, targets = mask_tokens(idx, vocab, rate, uniform=u)
             hidden = model.hidden_states(inputs, causal=False, pad_mask=pad, features=features)  # at MASK
             is_masked = targets != -100
-            log_p, log_tail = target_log_probs(model.lm_head, hidden, targets, is_masked, tail=True)
+            log_p, log_tail = target_log_probs(model.logits, hidden, targets, is_masked, tail=True)
             n = is_masked.sum(1)
             out[rows] += (-log_p.sum(1) / n.clamp(min=1)).cpu().numpy() / n_masks
             calibrated[rows] += combined(-log_tail, is_masked).cpu().numpy() / n_masks

@@ -226,3 +226,34 @@ def test_top_k_draws_exactly_the_k_most_likely_tokens(k):
     drawn = sample_next(rows, 1.0, k, gen).view(500, 4)
     for r in range(4):
         assert set(drawn[:, r].tolist()) == set(top[r].tolist())
+
+
+def test_the_type_head_gives_each_group_its_own_probability(tmp_path):
+    """With output groups the logits are log p(group) + log p(token | group): a group head that always says
+    (0.4, 0.3, 0.1, 0.1, 0.1) gives those group totals whatever the token head, and within a group the
+    token head's own softmax; the loss is -log of that product; saving and loading keep the groups."""
+    vocab = Vocab(6)  # codes 0-5, then PAD, BOS, EOS, MASK: groups start at 0, 6, 7, 8, 9
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=vocab.size, block_size=8, n_layer=1, n_head=2, n_embd=16,
+                          output_groups=vocab.output_groups())).eval()
+    assert model.config.output_groups == (0, 6, 7, 8, 9) and not hasattr(tiny(), "group_head")
+    group_p = torch.tensor([0.4, 0.3, 0.1, 0.1, 0.1])
+    with torch.no_grad():
+        model.group_head.weight.zero_()
+        model.group_head.bias.copy_(group_p.log() + 7.0)  # a softmax ignores the shift
+        idx = torch.tensor([[7, 0, 5, 3, 8], [7, 2, 2, 8, 6]])
+        logits, loss = model(idx, idx)
+        raw = model.lm_head(model.hidden_states(idx))
+    p = logits.exp()
+    totals = torch.stack([p[..., :6].sum(-1), p[..., 6], p[..., 7], p[..., 8], p[..., 9]], -1)
+    torch.testing.assert_close(totals, group_p.expand(2, 5, 5))
+    torch.testing.assert_close(p[..., :6] / 0.4, raw[..., :6].softmax(-1))
+    expected = [-(group_p[0].log() + raw[b, t, :6].log_softmax(-1)[i]) if i < 6 else -group_p[i - 5].log()
+                for b, row in enumerate(idx.tolist()) for t, i in enumerate(row)]
+    torch.testing.assert_close(loss, torch.stack(expected).mean())
+    model.vocab = vocab
+    model.save_pretrained(tmp_path / "m")
+    again = GPT.from_pretrained(tmp_path / "m")
+    assert again.config.output_groups == (0, 6, 7, 8, 9)
+    with torch.no_grad():
+        torch.testing.assert_close(again(idx)[0], logits)

@@ -570,3 +570,16 @@ def test_each_evaluation_is_logged_also_without_progress_bars(store, tmp_path, c
     lines = [r.getMessage() for r in caplog.records if r.name == "backbone.pretrain"]
     assert [line.split(":")[0] for line in lines] == ["step 3/6", "step 6/6"]
     assert "validation loss next" in lines[0] and "tokens/s" in lines[0]
+
+
+@pytest.mark.parametrize("type_head", [True, False])
+def test_the_type_head_groups_codes_by_their_object_type(density_store, tmp_path, type_head):
+    from backbone.pretrain import build_model
+
+    base = to_dict(density(density_store, tmp_path / "run", 1))
+    cfg = from_dict(PretrainConfig, {**base, "model": {**base["model"], "type_head": type_head}})
+    data = TokenSequences.from_store(density_store, True)
+    model = build_model(cfg, data, data, torch.device("cpu"))
+    # codes 0-30 are jets and 31 is MET; then PAD, BOS, EOS and MASK; then the process token
+    assert model.config.output_groups == ((0, 31, 32, 33, 34, 35, 36) if type_head else ())
+    assert hasattr(model, "group_head") == type_head

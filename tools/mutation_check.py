@@ -160,6 +160,14 @@ MUTATIONS = [
              "backbone/sampling.py", "return [vocab.bos, vocab.process_token(process)]",
              "return [vocab.bos, vocab.mask]",
              ("tests/test_sample.py::test_conditional_sampling_follows_each_process",)),
+    Mutation("type-head-unused", "the group head is made but the logits stay one softmax over the vocabulary",
+             "backbone/model.py", "        if not starts:\n            return logits",
+             "        if True:\n            return logits",
+             ("tests/test_backbone_model.py::test_the_type_head_gives_each_group_its_own_probability",)),
+    Mutation("type-head-option-ignored", "model.type_head=false still gets the factorized output",
+             "backbone/config.py", "output_groups=output_groups if self.type_head else ()",
+             "output_groups=output_groups",
+             ("tests/test_backbone_pretrain.py::test_the_type_head_groups_codes_by_their_object_type",)),
 ]
 
 
