@@ -160,6 +160,13 @@ MUTATIONS = [
              "backbone/sampling.py", "return [vocab.bos, vocab.process_token(process)]",
              "return [vocab.bos, vocab.mask]",
              ("tests/test_sample.py::test_conditional_sampling_follows_each_process",)),
+    Mutation("calibrated-ignores-classes", "the calibrated score measures every event against the first multiplicity "
+             "class", "finetune/calibration.py", "cls_of = class_of(np.diff(offsets), self.starts)",
+             "cls_of = np.zeros(len(offsets) - 1, np.int64)",
+             ("tests/test_calibrated_scores.py::test_calibrated_p_values_are_uniform_for_every_object_count",)),
+    Mutation("calibrated-pools-types", "per-object tails from every object's quantiles, not each type's",
+             "finetune/calibration.py", "-self.types.get(int(t), self.types[-1]).log_p", "-self.types[-1].log_p",
+             ("tests/test_calibrated_scores.py::test_per_object_blame_comes_from_each_types_own_quantiles",)),
 ]
 
 
