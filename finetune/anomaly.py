@@ -1,7 +1,8 @@
 """python -m finetune.anomaly: anomaly scores of data events, and how well they find a signal.
 
     python -m finetune.anomaly score --backbone RUN --tokenizer RUN --input data.root --out scores.h5 \
-        [--format nanoaod] [--method density nll masked entropy head] [--classifier RUN] [--reference sm.h5 ...]
+        [--format nanoaod] [--method density nll masked entropy head calibrated] [--classifier RUN] \
+        [--reference sm.h5 ...] [--class-events 200]
     python -m finetune.anomaly score ... --input 'data/*.root' --out scores/ [--scheduler local:4]
     python -m finetune.anomaly evaluate --background bkg_scores.h5 --signal sig_scores.h5 --out DIR
     python -m finetune.anomaly evaluate --scores mixed_scores.h5 --signal-process tttt_proxy --out DIR
@@ -12,7 +13,8 @@ memory) and writes one row per event, in input order, with its id, a flag word (
 caps 1, unknown object types 2, no objects 4) and one column per score (see finetune.scores). The
 default, for a backbone with a density head, is the density scores first (density_nll, surprise),
 then nll, masked and quantization (which object contributes most, and in HDF5 every object's
-contribution, come with them). `evaluate` gives ROC AUC, maximum significance improvement and
+contribution, come with them). `calibrated` (with --reference: Standard Model events the model was
+not trained on) is uniform for background events of every object count. `evaluate` gives ROC AUC, maximum significance improvement and
 background rejection at 10%/30%/50% signal efficiency per score, with plots.
 """
 from __future__ import annotations

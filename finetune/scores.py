@@ -12,6 +12,14 @@
               larger of Fisher's and Tippett's, see `combined`), about Exp(1) for every m under the
               model; it finds single extraordinary objects, not collective ones.
               Also per-object contributions to the surprise (which object made the event anomalous)
+    calibrated  the same density split exactly in two, density_nll = composition + kinematics:
+              `composition`, -log P(which objects), from the next-token softmax summed over each type's
+              codes (the end token its own type), and `kinematics`, the objects' codes and features
+              given those types; each made a tail probability against a Standard Model reference
+              within the event's multiplicity class, per-object terms through each type's empirical
+              quantiles (finetune.calibration); `calibrated`, the two combined, is Exp(1) for the
+              reference's events whatever their object count, so that it cannot count objects (nor
+              find a signal by its multiplicity alone). Per-object blame: each object's -log u
     nll       negative log-likelihood of the event under the backbone (causal): total and per token
     masked    cross-entropy of masked object tokens (bidirectional), averaged over several maskings;
               `masked_surprise`, the same maskings' tail probabilities combined as the surprise's
