@@ -1,7 +1,8 @@
 """python -m finetune.anomaly: anomaly scores of data events, and how well they find a signal.
 
     python -m finetune.anomaly score --backbone RUN --tokenizer RUN --input data.root --out scores.h5 \
-        [--format nanoaod] [--method density nll masked entropy head] [--classifier RUN] [--reference sm.h5 ...]
+        [--format nanoaod] [--method density nll masked entropy head calibrated] [--classifier RUN] \
+        [--reference sm.h5 ...] [--class-events 200]
     python -m finetune.anomaly score ... --input 'data/*.root' --out scores/ [--scheduler local:4]
     python -m finetune.anomaly evaluate --background bkg_scores.h5 --signal sig_scores.h5 --out DIR
     python -m finetune.anomaly evaluate --scores mixed_scores.h5 --signal-process tttt_proxy --out DIR
@@ -12,7 +13,8 @@ memory) and writes one row per event, in input order, with its id, a flag word (
 caps 1, unknown object types 2, no objects 4) and one column per score (see finetune.scores). The
 default, for a backbone with a density head, is the density scores first (density_nll, surprise),
 then nll, masked and quantization (which object contributes most, and in HDF5 every object's
-contribution, come with them). `evaluate` gives ROC AUC, maximum significance improvement and
+contribution, come with them). `calibrated` (with --reference: Standard Model events the model was
+not trained on) is uniform for background events of every object count. `evaluate` gives ROC AUC, maximum significance improvement and
 background rejection at 10%/30%/50% signal efficiency per score, with plots.
 """
 from __future__ import annotations
@@ -37,7 +39,7 @@ def score(args) -> int:
     inputs, references = expand_inputs(args.input), expand_inputs(args.reference or ())
     options = {"batch_size": args.batch_size, "mask_rate": args.mask_rate, "n_masks": args.n_masks,
                "seed": args.seed, "folds": args.folds, "head_mode": args.head_mode, "head_epochs": args.head_epochs,
-               "head_events": args.head_events}
+               "head_events": args.head_events, "class_events": args.class_events}
     classifier = str(args.classifier) if args.classifier and "entropy" in (args.method or ()) else None
     run = run_info(json.loads(json.dumps(vars(args), default=str)), args.seed, args.device)
     job = ScoreJob(str(args.backbone), str(args.tokenizer), tuple(args.method) if args.method else None, classifier,
@@ -114,6 +116,7 @@ def evaluate(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     from common.executors import add_scheduler_argument
+    from finetune.calibration import CLASS_EVENTS
     from finetune.scorer import METHODS
 
     parser = argparse.ArgumentParser(prog="python -m finetune.anomaly", description=__doc__.split("\n\n")[0])
@@ -134,13 +137,17 @@ def main(argv: list[str] | None = None) -> int:
                    help="scores to compute (default: density nll masked quantization; without a density head "
                         "nll masked quantization)")
     p.add_argument("--classifier", type=Path, help="fine-tuned classifier folder (method entropy)")
-    p.add_argument("--reference", nargs="+", help="Standard Model reference files (method head): paths, globs or @LIST")
+    p.add_argument("--reference", nargs="+",
+                   help="Standard Model reference files (methods head and calibrated): paths, globs or @LIST")
     p.add_argument("--reference-format", default="auto", help="format of the reference files")
     p.add_argument("--folds", type=positive_int, default=2, help="method head: folds (each event scored out of fold)")
     p.add_argument("--head-mode", default="frozen", choices=("frozen", "full"), help="method head: backbone mode")
     p.add_argument("--head-epochs", type=positive_int, default=10, help="method head: training epochs")
     p.add_argument("--head-events", type=positive_int, default=50_000,
                    help="method head: the first N data events the heads train on (all events are scored)")
+    p.add_argument("--class-events", type=positive_int, default=CLASS_EVENTS,
+                   help="method calibrated: the fewest reference events of a multiplicity class (neighbouring object "
+                        "counts are pooled up to it)")
     p.add_argument("--n-masks", type=positive_int, default=8, help="method masked: maskings averaged per event")
     p.add_argument("--mask-rate", type=fraction, default=0.35, help="method masked: fraction of tokens masked")
     p.add_argument("--batch-size", type=positive_int, default=512)

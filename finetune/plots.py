@@ -65,3 +65,16 @@ def plot_anomaly(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: str | P
     ax_sic.set(xlabel="signal efficiency", ylabel="significance improvement")
     ax_roc.legend(fontsize=8)
     return _save(fig, path)
+
+
+def plot_uniformity(p_values: dict[str, np.ndarray], path: str | Path, bins: int = 20) -> Path:
+    """Histograms of p-values, one panel per group (e.g. object count), each against the flat line and
+    its +-1 sigma band that uniform p-values of that many events fill."""
+    fig, axes = figure_grid(len(p_values))
+    for ax, (name, p) in zip(axes, p_values.items()):
+        expected = len(p) / bins
+        ax.hist(p, bins=bins, range=(0, 1), histtype="step", color="C0")
+        ax.axhspan(expected - np.sqrt(expected), expected + np.sqrt(expected), color="0.85")
+        ax.axhline(expected, color="k", lw=0.8)
+        ax.set(xlabel="p-value", ylabel="events", title=f"{name} ({len(p)} events)", xlim=(0, 1))
+    return _save(fig, path)

@@ -67,7 +67,7 @@ class ScoreJob:
 
             scorer = AnomalyScorer.from_pretrained(self.backbone, self.tokenizer, self.methods, self.classifier,
                                                    self.device, **self.scorer, progress=self.progress)
-            if "head" in scorer.methods:  # without --reference, fit names what is missing, before any file
+            if {"head", "calibrated"} & set(scorer.methods):  # without --reference, fit names what is missing
                 scorer.fit(self.reference, self.reference_format, self.options)
             return scorer
 

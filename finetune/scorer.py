@@ -37,8 +37,9 @@ from common.runtime import resolve_device
 from events.model import Events
 from events.options import ReadOptions
 from finetune.model import Classifier
-from finetune.scores import (density_scores, entropy_scores, head_scores, masked_scores, nll_scores,
-                             quantization_scores)
+from finetune.calibration import CLASS_EVENTS, Calibration
+from finetune.scores import (calibrated_scores, composition_kinematics, density_scores, entropy_scores, head_scores,
+                             masked_scores, nll_scores, quantization_scores)
 from tokenizer.tokenizer import FLAGS, TokenBatch, Tokenizer
 
 #: events read (and scored) at once
@@ -62,29 +63,33 @@ class Chunk:
 class Method:
     """A score method: its columns, `compute(scorer, chunk)` -> {column: values per event, and for
     `object_columns` "objects": {column: jagged per-object values}}, what it needs ("density head",
-    "classifier" or "reference"), and whether it is computed when no methods are named."""
+    "classifier", "reference"), and whether it is computed when no methods are named."""
 
     columns: tuple[str, ...]
     compute: Callable[["AnomalyScorer", Chunk], dict]
     object_columns: tuple[str, ...] = ()
-    needs: str = ""
+    needs: tuple[str, ...] = ()
     default: bool = False
 
 
 METHODS = {
     "density": Method(("density_nll", "surprise"),
                       lambda s, c: density_scores(s.backbone, c.seqs, s.device, s.batch_size),
-                      object_columns=("surprise",), needs="density head", default=True),
+                      object_columns=("surprise",), needs=("density head",), default=True),
     "nll": Method(("nll", "nll_per_token"), lambda s, c: nll_scores(s.backbone, c.seqs, s.device, s.batch_size),
                   default=True),
     "masked": Method(("masked", "masked_surprise"),
                      lambda s, c: masked_scores(s.backbone, c.seqs, s.device, s.mask_rate, s.n_masks, s.seed,
                                                 s.batch_size, first=c.first), default=True),
     "entropy": Method(("entropy",), lambda s, c: entropy_scores(s.classifier, c.seqs, s.device, s.batch_size),
-                      needs="classifier"),
+                      needs=("classifier",)),
     "quantization": Method(("quantization",), lambda s, c: quantization_scores(c.residuals), default=True),
     "head": Method(("head",), lambda s, c: head_scores(c.heads, c.fold_of, c.seqs, s.device, s.batch_size),
-                   needs="reference"),
+                   needs=("reference",)),
+    "calibrated": Method(("calibrated", "composition", "kinematics"),
+                         lambda s, c: calibrated_scores(s.backbone, c.seqs, s.device, s.calibration, s.code_types,
+                                                        s.batch_size),
+                         object_columns=("kinematics",), needs=("density head", "reference")),
 }
 COLUMNS = {name: m.columns for name, m in METHODS.items()}
 #: per-object columns (HDF5 score files hold them jagged, under /objects)
@@ -95,7 +100,7 @@ def default_methods(backbone: GPT) -> list[str]:
     """What is computed when no methods are named: the density scores first where the backbone has a
     density head, then nll, masked and quantization."""
     return [name for name, m in METHODS.items()
-            if m.default and (m.needs != "density head" or backbone.config.density_components)]
+            if m.default and ("density head" not in m.needs or backbone.config.density_components)]
 
 
 @dataclass
@@ -115,14 +120,16 @@ class AnomalyScorer:
     `fit(reference)` adds `head`); `batch_size`: events per forward pass;
     `mask_rate`, `n_masks`: the maskings of `masked`; `seed`: those maskings and the heads;
     `folds`, `head_mode` (frozen or full backbone), `head_epochs` and `head_events` (the bounded data
-    sample the heads train on): the `head` method; `progress`: progress bars on stderr.
+    sample the heads train on): the `head` method; `class_events`: the fewest reference events of a
+    multiplicity class of the `calibrated` method (finetune.calibration); `progress`: progress bars on
+    stderr.
     """
 
     def __init__(self, backbone: GPT, tokenizer: Tokenizer, methods: Sequence[str] | None = None,
                  classifier: Classifier | None = None, *, device: str | torch.device | None = None,
                  batch_size: int = 512, mask_rate: float = 0.35, n_masks: int = 8, seed: int = 0, folds: int = 2,
                  head_mode: str = "frozen", head_epochs: int = 10, head_events: int = 50_000,
-                 progress: bool = False):
+                 class_events: int = CLASS_EVENTS, progress: bool = False):
         if isinstance(device, str):
             device = resolve_device(checked(device_name, device, "device"))
         self.device = torch.device(device) if device is not None else next(backbone.parameters()).device
@@ -139,7 +146,8 @@ class AnomalyScorer:
         for name, rule, value in (("batch_size", positive_int, batch_size), ("mask_rate", fraction, mask_rate),
                                   ("n_masks", positive_int, n_masks), ("seed", nonnegative_int, seed),
                                   ("folds", positive_int, folds), ("head_epochs", positive_int, head_epochs),
-                                  ("head_events", positive_int, head_events)):
+                                  ("head_events", positive_int, head_events),
+                                  ("class_events", positive_int, class_events)):
             checked(rule, value, name)  # as the CLI's --batch-size, --mask-rate, ...
         if folds < 2:
             raise UserError("folds must be >= 2: each event is scored by a head that did not train on it")
@@ -149,8 +157,9 @@ class AnomalyScorer:
                                            *(["entropy"] if classifier is not None else [])]))
         self.batch_size, self.mask_rate, self.n_masks, self.seed = batch_size, mask_rate, n_masks, seed
         self.folds, self.head_mode, self.head_epochs, self.head_events = folds, head_mode, head_epochs, head_events
-        self.progress = progress
+        self.class_events, self.progress = class_events, progress
         self.reference: list[TokenBatch] | None = None
+        self.calibration: Calibration | None = None  # of method calibrated, made by fit
         self.reference_files: list[str | Path] = []  # protected from being written over, as the models
         self._check_needs("density head", "classifier")
 
@@ -181,8 +190,7 @@ class AnomalyScorer:
         return tuple(c for m in self.methods for c in METHODS[m].object_columns)
 
     def _check_needs(self, *needs: str) -> None:
-        for name in self.methods:
-            need = METHODS[name].needs
+        for name, need in ((n, need) for n in self.methods for need in METHODS[n].needs):
             if need not in needs:
                 continue
             if need == "density head" and not self.backbone.config.density_components:
@@ -193,14 +201,15 @@ class AnomalyScorer:
                 raise UserError(f"method {name} needs --classifier RUN (python -m finetune.classify; in Python, "
                                 "AnomalyScorer(classifier=...))")
             if need == "reference" and not self.reference:
-                raise UserError(f"method {name} needs --reference FILES: a Standard Model sample to tell the data "
-                                "from (in Python, AnomalyScorer.fit(reference))")
+                raise UserError(f"method {name} needs --reference FILES: a Standard Model sample (in Python, "
+                                "AnomalyScorer.fit(reference))")
 
     def fit(self, reference: Events | str | Path | Iterable[Events | str | Path], format: str = "auto",
             options: ReadOptions | None = None) -> "AnomalyScorer":
-        """Set the Standard Model `reference` of the `head` method (events, or files read with `format`
-        and `options`; default selection auto) and add that method. The heads themselves are trained on
-        each input scored, against this reference."""
+        """Set the Standard Model `reference` (events, or files read with `format` and `options`; default
+        selection auto) of the methods that use one, and add `head` where none is named. The heads are
+        trained on each input scored, against this reference; the `calibrated` method's calibration
+        is made from it here."""
         if isinstance(reference, (Events, str, Path)):
             reference = [reference]
         batches, files = [], []
@@ -212,9 +221,21 @@ class AnomalyScorer:
                 files.append(item)
             batches += [tokens for _, _, tokens, _ in self._encoded(chunks, source)]
         self.reference, self.reference_files = batches, files
-        self.methods = list(dict.fromkeys([*self.methods, "head"]))
+        if not any("reference" in METHODS[m].needs for m in self.methods):
+            self.methods.append("head")
         self._check_needs("reference")
+        if "calibrated" in self.methods:
+            parts = composition_kinematics(self.backbone, self._sequences(batches, "reference"), self.device,
+                                           self.code_types, self.batch_size)
+            self.calibration = Calibration.fit(parts, self.class_events)
         return self
+
+    @property
+    def code_types(self) -> np.ndarray:
+        """The object type of each of the tokenizer's codes (method calibrated)."""
+        if not hasattr(self, "_code_types"):
+            self._code_types = self.tokenizer.code_types()
+        return self._code_types
 
     def score(self, events: Events) -> dict[str, np.ndarray]:
         """One row per event, in order: run, lumi, event, process (names; "" where unknown), flag (see
@@ -261,7 +282,7 @@ class AnomalyScorer:
     def _settings(self) -> dict:
         return {"methods": self.methods, "batch_size": self.batch_size, "mask_rate": self.mask_rate,
                 "n_masks": self.n_masks, "folds": self.folds, "head_mode": self.head_mode,
-                "head_epochs": self.head_epochs, "head_events": self.head_events}
+                "head_epochs": self.head_epochs, "head_events": self.head_events, "class_events": self.class_events}
 
     def _encoded(self, chunks: Iterable[Events], source: str) -> Iterator[tuple]:
         """(events, flags, tokens, per-object residuals) of each chunk; objects the tokenizer cannot
@@ -282,10 +303,10 @@ class AnomalyScorer:
         """(events, flags, scores) of each chunk, in order. With the `head` method, the first chunks
         are held until `head_events` events have been read, the heads trained on those, and then all
         scored."""
+        self._check_needs("reference")
         encoded = self._encoded(chunks, source)
         heads, fold_of = [], np.zeros(0, np.int64)
         if "head" in self.methods:
-            self._check_needs("reference")
             held = list(_until(encoded, self.head_events))
             if held:
                 sample = [tokens for _, _, tokens, _ in held]
@@ -298,9 +319,13 @@ class AnomalyScorer:
             fold = np.full(len(events), -1)
             fold[rows < len(fold_of)] = fold_of[rows[rows < len(fold_of)]]
             chunk = Chunk(self._sequences([tokens], source), residuals, first, heads, fold)
-            scores = {}
+            scores, objects = {}, {}
             for name in self.methods:
-                scores.update(METHODS[name].compute(self, chunk))
+                computed = METHODS[name].compute(self, chunk)
+                objects.update(computed.pop("objects", {}))  # several methods' per-object columns side by side
+                scores.update(computed)
+            if objects:
+                scores["objects"] = objects
             yield events, flags, scores
             first += len(events)
 

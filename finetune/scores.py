@@ -12,6 +12,14 @@
               larger of Fisher's and Tippett's, see `combined`), about Exp(1) for every m under the
               model; it finds single extraordinary objects, not collective ones.
               Also per-object contributions to the surprise (which object made the event anomalous)
+    calibrated  the same density split exactly in two, density_nll = composition + kinematics:
+              `composition`, -log P(which objects), from the next-token softmax summed over each type's
+              codes (the end token its own type), and `kinematics`, the objects' codes and features
+              given those types; each made a tail probability against a Standard Model reference
+              within the event's multiplicity class, per-object terms through each type's empirical
+              quantiles (finetune.calibration); `calibrated`, the two combined, is Exp(1) for the
+              reference's events whatever their object count, so that it cannot count objects (nor
+              find a signal by its multiplicity alone). Per-object blame: each object's -log u
     nll       negative log-likelihood of the event under the backbone (causal): total and per token
     masked    cross-entropy of masked object tokens (bidirectional), averaged over several maskings;
               `masked_surprise`, the same maskings' tail probabilities combined as the surprise's
@@ -127,15 +135,30 @@ def combined(terms: torch.Tensor, counted: torch.Tensor) -> torch.Tensor:
     return torch.where(m > 0, surprise, torch.zeros_like(surprise))
 
 
+def check_density(model, seqs: TokenSequences, method: str) -> None:
+    """Refuse a backbone without a density head, or sequences without the objects' features."""
+    if not model.config.density_components:
+        raise ValueError(f"method {method} needs a backbone with a density head (model.density_components > 0)")
+    if seqs.features is None:
+        raise ValueError(f"method {method} needs the objects' features (encode with features=True)")
+
+
+def object_feature_nll(model, hidden: torch.Tensor, targets: torch.Tensor, target_features: torch.Tensor):
+    """((B, T) -log p(features | token, context) of each target object in the stated space, 0 elsewhere;
+    the (mixture, z, mask) of those objects, model.object_densities)."""
+    mixture, z, mask = model.object_densities(hidden, targets, target_features)
+    is_object = (targets >= 0) & (targets < model.config.n_codes)
+    out = torch.zeros(targets.shape, device=hidden.device)
+    out[is_object] = -(mixture.log_prob(z, mask) + model.density.log_jacobian(z, mask, physical=False))
+    return out, (mixture, z, mask)
+
+
 @torch.no_grad()
 def density_scores(model, seqs: TokenSequences, device, batch_size: int = 512) -> dict:
     """The `density_nll` and `surprise` of each event (see the module) and per-object surprises
     (`objects`: {"surprise": jagged (events, objects)}, each the token's and the features' -log u).
     Needs a backbone with a density head and sequences with the objects' features."""
-    if not model.config.density_components:
-        raise ValueError("method density needs a backbone with a density head (model.density_components > 0)")
-    if seqs.features is None:
-        raise ValueError("method density needs the objects' features (encode with features=True)")
+    check_density(model, seqs, "density")
     vocab = seqs.vocab
     counts = np.diff(seqs.offsets)
     surprise, density_nll = np.empty(len(seqs)), np.empty(len(seqs))
@@ -148,12 +171,10 @@ def density_scores(model, seqs: TokenSequences, device, batch_size: int = 512) -
         scored = (targets < vocab.n_codes) | (targets == vocab.eos)  # not PAD, not the process position
         log_p, log_tail = target_log_probs(model.logits, hidden, targets, scored, tail=True)
         nll, token_tail = -log_p, -log_tail
-        mixture, z, mask = model.object_densities(hidden, targets, features[:, 1:])
+        feature_nll, (mixture, z, mask) = object_feature_nll(model, hidden, targets, features[:, 1:])
         is_object = (targets >= 0) & (targets < vocab.n_codes)
         feature_tail = torch.zeros(targets.shape, device=device)
         feature_tail[is_object] = -mixture.log_tail(z, mask).float()
-        feature_nll = torch.zeros(targets.shape, device=device)
-        feature_nll[is_object] = -(mixture.log_prob(z, mask) + model.density.log_jacobian(z, mask, physical=False))
         terms = torch.cat([token_tail, feature_tail], 1)
         surprise[rows] = combined(terms, torch.cat([scored, is_object], 1)).cpu().numpy()
         density_nll[rows] = (nll.sum(1) + feature_nll.sum(1)).double().cpu().numpy()
@@ -161,6 +182,77 @@ def density_scores(model, seqs: TokenSequences, device, batch_size: int = 512) -
         per_object[seqs.object_indices(rows)] = (token_tail + feature_tail)[is_object].cpu().numpy()
     return {"surprise": surprise, "density_nll": density_nll,
             "objects": {"surprise": ak.unflatten(per_object, counts)}}
+
+
+def type_groups(code_types: np.ndarray, vocab, size: int, device) -> torch.Tensor:
+    """(size,) the group of each of a model's `size` output tokens: the index of its code's object type
+    among `code_types`' types, the end token one more, -1 for the rest (PAD, BOS, MASK, processes)."""
+    types = np.unique(code_types)
+    group = torch.full((size,), -1, dtype=torch.long, device=device)
+    group[:vocab.n_codes] = torch.as_tensor(np.searchsorted(types, code_types), device=device)
+    group[vocab.eos] = len(types)
+    return group
+
+
+def output_log_probs(model, inputs: torch.Tensor, features: torch.Tensor | None, targets: torch.Tensor,
+                     group: torch.Tensor, rows: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(log p(target), log P(the target's group)) (B, T), both from softmax of the model's output
+    (`model(inputs)`, whatever head makes it), a group's probability the sum over its tokens. The
+    model runs on `rows` positions at a time (default SLICE_ROWS): a batch's (B, T, vocab) output is
+    never held whole."""
+    n_groups = int(group.max()) + 1
+    step = max(1, (rows or SLICE_ROWS) // inputs.shape[1])
+    log_p = torch.zeros(targets.shape, dtype=torch.float32, device=inputs.device)
+    log_group = torch.zeros_like(log_p)
+    wanted = targets.clamp(min=0)
+    for a in range(0, len(inputs), step):
+        logits = model(inputs[a:a + step], features=None if features is None else features[a:a + step])[0]
+        logp = torch.log_softmax(logits.float(), -1)
+        by_group = torch.stack([torch.logsumexp(logp.masked_fill(group != g, float("-inf")), -1)
+                                for g in range(n_groups)], -1)
+        log_p[a:a + step] = logp.gather(-1, wanted[a:a + step, :, None])[..., 0]
+        log_group[a:a + step] = by_group.gather(-1, group[wanted[a:a + step]].clamp(min=0)[..., None])[..., 0]
+    return log_p, log_group
+
+
+@torch.no_grad()
+def composition_kinematics(model, seqs: TokenSequences, device, code_types: np.ndarray,
+                           batch_size: int = 512) -> dict:
+    """Each event's density split in two, density_nll = composition + the sum of its objects' kinematics:
+    `composition` (per event), -log P(which objects, in order, and the end), the sum over next-token
+    targets of -log P(the target's object type, or the end | context); `kinematics` (per object, flat in
+    the events' order), -log p(code | its type, context) - log p(features | code, context) in the stated
+    space; `type` (per object) and `offsets` (events + 1). `code_types`: each code's object type
+    (Tokenizer.code_types)."""
+    check_density(model, seqs, "calibrated")
+    vocab = seqs.vocab
+    group = type_groups(np.asarray(code_types)[:vocab.n_codes], vocab, model.config.vocab_size, device)
+    composition = np.empty(len(seqs))
+    kinematics = np.empty(len(seqs.codes))
+    hybrid = bool(model.config.n_features)
+    for rows, idx, features in seqs.sorted_batches(batch_size):
+        idx, features = to_device(idx, features, device)
+        inputs, targets = idx[:, :-1], idx[:, 1:]
+        given = features[:, :-1] if hybrid else None
+        scored = (targets < vocab.n_codes) | (targets == vocab.eos)  # not PAD, not the process position
+        is_object = (targets >= 0) & (targets < vocab.n_codes)
+        log_p, log_type = output_log_probs(model, inputs, given, targets, group)
+        hidden = model.hidden_states(inputs, causal=True, features=given)
+        feature_nll = object_feature_nll(model, hidden, targets, features[:, 1:])[0]
+        composition[rows] = -torch.where(scored, log_type, 0.0).sum(1).double().cpu().numpy()
+        kinematics[seqs.object_indices(rows)] = (log_type - log_p + feature_nll)[is_object].cpu().numpy()
+    return {"composition": composition, "kinematics": kinematics,
+            "type": np.asarray(code_types)[seqs.codes], "offsets": seqs.offsets}
+
+
+def calibrated_scores(model, seqs: TokenSequences, device, calibration, code_types: np.ndarray,
+                      batch_size: int = 512) -> dict:
+    """`calibrated`, `composition` and `kinematics` of each event against the reference's `calibration`
+    (finetune.calibration), and per-object `kinematics` (each object's -log u): see the module."""
+    parts = composition_kinematics(model, seqs, device, code_types, batch_size)
+    out = calibration.score(parts)
+    objects = out.pop("objects")
+    return {**out, "objects": {"kinematics": ak.unflatten(objects, np.diff(seqs.offsets))}}
 
 
 @torch.no_grad()

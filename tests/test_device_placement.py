@@ -102,12 +102,12 @@ def test_every_score_method(pipeline, backbone):
 
     tokenizer, _, _, events = pipeline
     classifier = Classifier.from_backbone(backbone, 2, HeadSection(), "frozen")
-    scorer = AnomalyScorer(backbone, tokenizer, ["density", "nll", "masked", "quantization"], classifier,
-                           n_masks=2, head_epochs=1, head_events=100)
-    scorer.fit(events[:100])
+    scorer = AnomalyScorer(backbone, tokenizer, ["density", "nll", "masked", "quantization", "calibrated", "head"],
+                           classifier, n_masks=2, head_epochs=1, head_events=100)
     with elsewhere():
+        scorer.fit(events[:100])  # the calibrated method's calibration is made here
         scores = scorer.score(events[100:200])
-    assert set(scores) >= {"density_nll", "surprise", "nll", "masked", "quantization", "entropy", "head"}
+    assert set(scores) >= {"density_nll", "surprise", "nll", "masked", "quantization", "entropy", "head", "calibrated"}
     assert len(scores["nll"]) == 100
 
 

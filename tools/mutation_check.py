@@ -168,6 +168,13 @@ MUTATIONS = [
              "backbone/config.py", "output_groups=output_groups if self.type_head else ()",
              "output_groups=output_groups",
              ("tests/test_backbone_pretrain.py::test_the_type_head_groups_codes_by_their_object_type",)),
+    Mutation("calibrated-ignores-classes", "the calibrated score measures every event against the first multiplicity "
+             "class", "finetune/calibration.py", "cls_of = class_of(np.diff(offsets), self.starts)",
+             "cls_of = np.zeros(len(offsets) - 1, np.int64)",
+             ("tests/test_calibrated_scores.py::test_calibrated_p_values_are_uniform_for_every_object_count",)),
+    Mutation("calibrated-pools-types", "per-object tails from every object's quantiles, not each type's",
+             "finetune/calibration.py", "-self.types.get(int(t), self.types[-1]).log_p", "-self.types[-1].log_p",
+             ("tests/test_calibrated_scores.py::test_per_object_blame_comes_from_each_types_own_quantiles",)),
 ]
 
 
