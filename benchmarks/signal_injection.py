@@ -270,8 +270,9 @@ def goal(summary: dict, fraction: float = 0.01) -> dict:
     return out
 
 
-def markdown(result: dict) -> str:
-    """The tables of a result: SIC at each background efficiency and AUC, mean ± half range over seeds."""
+def markdown(result: dict, fractions: tuple[float, ...] | None = None) -> str:
+    """The tables of a result: SIC at each background efficiency and AUC, mean ± half range over seeds,
+    at every injected fraction or at `fractions`."""
     lines = []
     for metric, title in [*((f"sic_{e:g}", f"SIC at a background efficiency of {e:.1%}") for e in EFFICIENCIES),
                           ("auc", "AUC")]:
@@ -279,6 +280,8 @@ def markdown(result: dict) -> str:
                   "| signal | injected | " + " | ".join(COLUMNS) + " |", "|---" * (len(COLUMNS) + 2) + "|"]
         for signal, by_fraction in result["summary"].items():
             for fraction, by_method in by_fraction.items():
+                if fractions and float(fraction) not in fractions:
+                    continue
                 n = result["injected"][signal][fraction]
                 lines.append(f"| {signal} | {float(fraction):.1%} ({n}) | "
                              + " | ".join(cell(by_method, c, metric) for c in COLUMNS) + " |")
@@ -320,7 +323,9 @@ def plot(result: dict, path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
-def run(args) -> dict:
+def run(args, save=None) -> dict:
+    """The whole benchmark's result; `save(result)`, where given, is called with the result so far after
+    each signal (a long run keeps what it finished)."""
     import torch
 
     from backbone.model import GPT
@@ -404,6 +409,13 @@ def run(args) -> dict:
                         if k.startswith(("bdt", "head"))}
                 print(f"{name} {fraction:.1%} seed {seed}: SIC at 1% {weak} "
                       f"[{time.perf_counter() - start:.0f} s]", flush=True)
+        if save:
+            save(result(args, counts, test, injected, generated, rows, start))
+    return result(args, counts, test, injected, generated, rows, start)
+
+
+def result(args, counts, test, injected, generated, rows, start) -> dict:
+    """The result of `rows` so far, with the settings and the sizes of the samples."""
     summary = summarize(rows)
     return {"date": time.strftime("%Y-%m-%d"), "settings": {k: str(v) if isinstance(v, Path) else v
                                                             for k, v in vars(args).items()},
@@ -451,7 +463,7 @@ def main(argv: list[str] | None = None) -> int:
                                                        "(default: none)")
     parser.add_argument("--backbone", default="event-small")
     parser.add_argument("--tokenizer", default=None, help="default: the backbone's")
-    parser.add_argument("--bootstrap", type=int, default=20, help="bootstrap draws of the test set per SIC")
+    parser.add_argument("--bootstrap", type=int, default=10, help="bootstrap draws of the test set per SIC")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--tag", default="cpu")
@@ -461,14 +473,17 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give --signal NAME=FILES and/or --planted FILES")
     if args.folds < 2:
         parser.error("--folds must be >= 2")
-    result = run(args)
-    args.out.mkdir(parents=True, exist_ok=True)
     stem = args.out / f"signal_injection_{args.tag}"
-    Path(f"{stem}.json").write_text(json.dumps(result, indent=1))
-    table = markdown(result)
-    Path(f"{stem}.md").write_text(table)
-    plot(result, Path(f"{stem}.png"))
-    print("\n" + table + f"\nwritten to {stem}.json, .md, .png")
+
+    def save(result: dict) -> str:
+        args.out.mkdir(parents=True, exist_ok=True)
+        Path(f"{stem}.json").write_text(json.dumps(result, indent=1))
+        table = markdown(result)
+        Path(f"{stem}.md").write_text(table)
+        plot(result, Path(f"{stem}.png"))
+        return table
+
+    print("\n" + save(run(args, save)) + f"\nwritten to {stem}.json, .md, .png")
     return 0
 
 

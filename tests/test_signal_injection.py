@@ -87,6 +87,8 @@ def test_summary_goal_and_table_from_rows():
     assert (goal["best_weak"], goal["best_cut"], goal["ratio"]) == ("bdt_sm", "HT", pytest.approx(9.5 / 3.5))
     table = si.markdown({"summary": summary, "injected": {"x": {"0.01": 10}}, "goal": si.goal(summary)})
     assert "| x | 1.0% (10) | 3.5 ± 0.5 (HT) |" in table and "2.71x" in table
+    assert "| x | 1.0%" not in si.markdown({"summary": summary, "injected": {"x": {"0.01": 10}}, "goal": {}},
+                                           fractions=(0.03,))
 
 
 def test_bdt_scores_find_a_shifted_class_out_of_fold():
