@@ -185,7 +185,8 @@ def head_scores(backbone, tokenizer, data, reference, test, args, seed: int) -> 
     return scorer.score(Events.concatenate([data, test]))["head"][len(data):]
 
 
-def load(paths) -> "Events":
+def load(paths):
+    """The events of every file of `paths`, concatenated in order."""
     from events.io import read_events
     from events.model import Events
 
