@@ -3,7 +3,8 @@
 # SM pool is the bundled training-seed files (data, reference and test background: three disjoint
 # samples in the training mix's proportions), the signals their seed-2 files with seed-3 files generated
 # beside them, the planted tail the seed-2 ttbar events with seed-4 ones.
-#   bash benchmarks/signal_injection.sh     # 2 cores: about 20 minutes (the head at 1%: HEAD=1, more)
+#   bash benchmarks/signal_injection.sh     # 2 shared cores: about 20 minutes, plus about 10 the first time
+#                                           # (the generated reference, cached); the head (HEAD=1): minutes per training
 # BUNDLED (default /work/main/data/bundled or data/bundled), DATA (default data/injection), EVENTS (SM
 # events in the data, default 20000), SEEDS (default 0 1), TAG (default cpu); extra arguments go to
 # the script (e.g. --head-fractions 0.001 0.003 0.01 0.03 --head-seeds 0 1 2 --device cuda on a GPU).
