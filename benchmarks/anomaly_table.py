@@ -26,13 +26,18 @@ REFERENCES = ("HT", "leading jet pt", "leading lepton pt", "MET", "jets", "b-jet
 
 def references(path: Path) -> dict[str, np.ndarray]:
     """The one-variable references of every event of an event file, in file order."""
+    from events.io import read_events
+
+    return cut_variables(read_events(path))
+
+
+def cut_variables(events) -> dict[str, np.ndarray]:
+    """The event number and the one-variable references (REFERENCES) of every event of `events`."""
     import awkward as ak
 
-    from events.io import read_events
     from events.model import ObjectType as T
     from events.physics import ht, leading_pt
 
-    events = read_events(path)
     jets, leptons = (T.JET, T.BJET), (T.ELECTRON, T.MUON)
     # no jet (lepton): a leading pt of 0, where a cut puts such events
     return {"event": events.info["event"], "HT": ht(events),

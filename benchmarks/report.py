@@ -695,6 +695,27 @@ def headline_table() -> str:
     return "\n".join(lines)
 
 
+def signal_injection_table() -> str:
+    """Signals injected into data: every method's SIC and AUC by injected fraction (signal_injection.py)."""
+    from signal_injection import markdown
+
+    p = RESULTS / "signal_injection_cpu.json"
+    if not p.is_file():
+        return "(not measured yet)"
+    r = json.loads(p.read_text())
+    out = markdown(r) + f"\n({r['date']}; `bash benchmarks/signal_injection.sh`, {r['seconds'] // 60} min on 2 cores)"
+    head = RESULTS / "signal_injection_cpu_head.json"
+    if head.is_file():  # the backbone's head costs minutes per training on a CPU: one signal, fraction and seed
+        h = json.loads(head.read_text())
+        s = h["settings"]
+        out += (f"\n\nThe backbone's `head` at {', '.join(f'{f:.1%}' for f in s['head_fractions'])} injection "
+                f"(references: {', '.join(s['head_references'])}; seeds {s['head_seeds']}; {s['head_epochs']} epochs, "
+                f"{s['folds']} folds), on the same events as the table above's seed 0:\n\n"
+                + markdown(h, tuple(s["head_fractions"])).split("\nAt 1% injection")[0]
+                + f"\n({h['date']}; {h['seconds'] // 60} min on 2 cores)")
+    return out
+
+
 TABLES = {"nanoaod-speed-table": nanoaod_speed_table, "real-nanoaod-table": real_nanoaod_table, "generate-table": generate_table, "tokenizer-table": tokenizer_table, "encoder-table": encoder_table,
           "backbone-table": backbone_table, "finetune-table": real_run_table, "constituent-table": constituent_table,
           "hybrid-table": hybrid_table, "memory-table": memory_table, "baseline-table": baseline_table,
@@ -702,7 +723,8 @@ TABLES = {"nanoaod-speed-table": nanoaod_speed_table, "real-nanoaod-table": real
           "scaling-table": scaling_table, "speed-table": speed_table,
           "density-anomaly-table": density_anomaly_table, "density-generation-table": density_generation_table,
           "density-likelihood-table": density_likelihood_table, "masked-study-table": masked_study_table,
-          "density-finetune-table": density_finetune_table, "dask-table": dask_table}
+          "density-finetune-table": density_finetune_table, "dask-table": dask_table,
+          "signal-injection-table": signal_injection_table}
 
 
 #: which tables each document holds (paths relative to the repository)

@@ -35,6 +35,21 @@ def max_sic(labels: np.ndarray, scores: np.ndarray, min_background: int = 10) ->
     return float(np.max(tpr[ok] / np.sqrt(fpr[ok]))) if ok.any() else float("nan")
 
 
+def sic_at(labels: np.ndarray, scores: np.ndarray, background_eff: float, min_background: int = 10) -> float:
+    """Significance improvement eps_s / sqrt(eps_b) at the background efficiency `background_eff`, the
+    signal efficiency read off the ROC between its two nearest thresholds (a cut there, randomized
+    between them); NaN where fewer than `min_background` background events would pass."""
+    if not 0 < background_eff <= 1:
+        raise ValueError(f"background_eff must be in (0, 1], got {background_eff}")
+    tpr, fpr = roc(labels, scores)
+    if background_eff * int((np.asarray(labels) == 0).sum()) < min_background:
+        return float("nan")
+    i = int(np.searchsorted(fpr, background_eff, side="right")) - 1  # the last threshold passing no more
+    eps_s = tpr[i] if fpr[i] == background_eff or i + 1 == len(fpr) else (
+        tpr[i] + (tpr[i + 1] - tpr[i]) * (background_eff - fpr[i]) / (fpr[i + 1] - fpr[i]))
+    return float(eps_s / np.sqrt(background_eff))
+
+
 def binary_metrics(labels: np.ndarray, scores: np.ndarray) -> dict:
     """AUC, maximum SIC and background rejection at 10%, 30% and 50% signal efficiency."""
     from sklearn.metrics import roc_auc_score

@@ -9,7 +9,8 @@ import torch
 from events.errors import EventDataError
 from events.io import write_events
 from finetune.config import HeadSection, TrainSection
-from finetune.metrics import binary_metrics, classification_metrics, entropy, max_sic, rejection_at
+from finetune.metrics import (binary_metrics, classification_metrics, entropy, max_sic, rejection_at,
+                              sic_at)
 from finetune.model import Classifier
 from tests.conftest import REPO
 
@@ -39,6 +40,27 @@ def test_binary_metrics_on_hand_computed_values():
     cm = classification_metrics(np.array([0, 1, 2, 2]), np.eye(3)[[0, 1, 2, 1]], ("a", "b", "c"))
     assert cm["accuracy"] == 0.75 and cm["confusion"][2] == [0.0, 0.5, 0.5]
 
+
+
+def test_sic_at_a_fixed_background_efficiency_on_hand_computed_values():
+    # background 0..9, signal 100, 5.5 and 2.5: the highest background event alone (eps_b 0.1) lets
+    # one signal in of three; the five highest (0.5) two of three
+    labels = np.r_[np.zeros(10), np.ones(3)]
+    scores = np.r_[np.arange(10.0), 100.0, 5.5, 2.5]
+    assert sic_at(labels, scores, 0.1, min_background=1) == pytest.approx((1 / 3) / np.sqrt(0.1))
+    assert sic_at(labels, scores, 0.5, min_background=1) == pytest.approx((2 / 3) / np.sqrt(0.5))
+    # half way between no background (1/3 of the signal) and one event (still 1/3): 1/3, not more
+    assert sic_at(labels, scores, 0.05, min_background=0) == pytest.approx((1 / 3) / np.sqrt(0.05))
+    # a cut at 2.5 keeps the seven highest background events, as one at 3 does, and every signal
+    assert sic_at(labels, scores, 0.7, min_background=1) == pytest.approx(1 / np.sqrt(0.7))
+    # a tie of one background and one signal event is crossed on a straight line
+    labels, scores = np.array([0, 0, 1, 1]), np.array([0.0, 1.0, 1.0, 2.0])
+    assert sic_at(labels, scores, 0.25, min_background=0) == pytest.approx(0.75 / np.sqrt(0.25))
+    # fewer background events passing than min_background: no number
+    assert np.isnan(sic_at(np.r_[np.zeros(10), 1], np.arange(11.0), 0.1, min_background=2))
+    assert sic_at(np.r_[np.zeros(10), 1], np.arange(11.0), 0.1, min_background=1) == pytest.approx(1 / np.sqrt(0.1))
+    with pytest.raises(ValueError, match="background_eff"):
+        sic_at(labels, scores, 0.0)
 
 @pytest.mark.parametrize("mode", ["frozen", "full", "scratch"])
 def test_head_swap_keeps_or_replaces_the_backbone(backbone, data_files, trained, mode):
