@@ -3,6 +3,11 @@
 On a GPU each decoding step (one token per sequence at a position held in a tensor) is captured once
 as a CUDA graph and replayed, and the host checks for finished sequences only every few steps: a step
 then costs a graph launch, not one kernel launch per operation plus a synchronisation.
+
+A hybrid backbone with a density head generates autoregressively in the features too: each object's
+features are drawn right after its token and are the next step's input beside it, as the true
+features are in training and scoring (not its code's centroid), so every later object is conditioned
+on the kinematics of those before it.
 """
 from __future__ import annotations
 
@@ -14,13 +19,16 @@ SYNC_EVERY = 16  # steps between checks (a host sync on CUDA) whether every sequ
 
 
 class DecodeStep:
-    """`GPT.decode_step` at a fixed batch size and cache; replayed from a CUDA graph when `graph`."""
+    """`GPT.decode_step` at a fixed batch size and cache; replayed from a CUDA graph when `graph`.
+    With `features`, each step also reads the hybrid input features of its token (else its code's).
+    The eager and the captured step run on the same static buffers."""
 
-    def __init__(self, model: GPT, cache: KVCache, batch: int, first_pos: int, graph: bool):
+    def __init__(self, model: GPT, cache: KVCache, batch: int, first_pos: int, graph: bool, features: bool = False):
         device = cache.k.device
         self.model, self.cache, self.graph = model, cache, None
         self.token = torch.zeros(batch, 1, dtype=torch.long, device=device)
         self.pos = torch.full((1,), first_pos, dtype=torch.long, device=device)
+        self.features = torch.zeros(batch, 1, model.config.n_features, device=device) if features else None
         if graph:
             # warm-up on a side stream, as capture requires; it writes the cache at first_pos, which
             # the real steps overwrite
@@ -28,18 +36,26 @@ class DecodeStep:
             stream.wait_stream(torch.cuda.current_stream(device))
             with torch.cuda.stream(stream):
                 for _ in range(2):
-                    model.decode_step(self.token, self.pos, cache)
+                    self.run()
             torch.cuda.current_stream(device).wait_stream(stream)
             self.graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(self.graph):
-                self.out = model.decode_step(self.token, self.pos, cache)
+                self.out = self.run()
 
-    def __call__(self, token: torch.Tensor, pos: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(logits, hidden state) after `token` at position `pos`."""
+    def run(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The step on the static buffers: what a graph captures, and what runs without one."""
+        return self.model.decode_step(self.token, self.pos, self.cache, self.features)
+
+    def __call__(self, token: torch.Tensor, pos: int, features: torch.Tensor | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits, hidden state) after `token` (B,) at position `pos`, with its `features` (B,
+        n_features) where the step reads them."""
         self.token.copy_(token[:, None])
         self.pos.fill_(pos)
+        if self.features is not None:
+            self.features.copy_(features[:, None])
         if self.graph is None:
-            return self.model.decode_step(self.token, self.pos, self.cache)
+            return self.run()
         self.graph.replay()
         return self.out
 
@@ -69,7 +85,8 @@ def generate(model: GPT, prompt: torch.Tensor, max_new_tokens: int, *, temperatu
 
     With `density` (a model with a density head), each object's features are drawn from the head
     right after its token, and the result is (tokens (B, T0 + n), features (B, T0 + n, D)) in the
-    head's coordinates (backbone.density), zero where no object was drawn.
+    head's coordinates (backbone.density), zero where no object was drawn. A hybrid model reads them
+    back (as the tokenizer's normalized features) as the next step's input.
 
     Sampling stops for a sequence at `eos_id` (later positions get `pad_id`) and for all once every
     sequence has ended. `temperature=0` is greedy. `use_cache=False` recomputes the whole sequence at
@@ -90,20 +107,23 @@ def generate(model: GPT, prompt: torch.Tensor, max_new_tokens: int, *, temperatu
     if density and not model.config.density_components:
         raise ValueError("this backbone has no density head: sample with centroid decoding")
     features = torch.zeros(B, T0 + max_new_tokens, model.density.n_dims, device=device) if density else None
+    feedback = density and bool(model.config.n_features)
+    # the hybrid input of every position (the prompt's are special tokens: none)
+    fed_features = torch.zeros(B, T0 + max_new_tokens, model.config.n_features, device=device) if feedback else None
     if use_cache:
         dtype = next(model.parameters()).dtype
         cache = KVCache.empty(model.config, B, T0 + max_new_tokens, device, dtype)
         graph = device.type == "cuda" if cuda_graph is None else cuda_graph
-        step = DecodeStep(model, cache, B, T0, graph)  # captured before the prefill fills the cache
+        step = DecodeStep(model, cache, B, T0, graph, feedback)  # captured before the prefill fills the cache
         hidden = model.hidden_states(prompt, kv_cache=cache)[:, -1]
         prefill = model.logits(hidden), hidden
     sync_every = sync_every or (SYNC_EVERY if device.type == "cuda" else 1)
     n = T0
     for i in range(max_new_tokens):
         if use_cache:
-            logits, hidden = step(token, n - 1) if i > 0 else prefill
+            logits, hidden = step(token, n - 1, fed_features[:, n - 1] if feedback else None) if i > 0 else prefill
         else:
-            hidden = model.hidden_states(fed[:, :n])[:, -1]
+            hidden = model.hidden_states(fed[:, :n], features=fed_features[:, :n] if feedback else None)[:, -1]
             logits = model.logits(hidden)
         logits = logits.float()
         if grammar is not None:
@@ -116,6 +136,10 @@ def generate(model: GPT, prompt: torch.Tensor, max_new_tokens: int, *, temperatu
             z = model.density(hidden, model.wte(code), code).sample(generator)
             is_object = (token < model.config.n_codes) & ~done
             features[:, n] = torch.where(is_object[:, None], z.to(features.dtype), features[:, n])
+            if feedback:
+                # rows without an object: the model reads no features at non-object tokens
+                fed_features[:, n] = model.density.from_density(z, model.code_features[code],
+                                                                model.density.code_mask[code])
         out[:, n] = torch.where(done, torch.full_like(token, pad_id), token)
         if eos_id is not None:
             token = torch.where(done, torch.full_like(token, eos_id), token)

@@ -6,8 +6,10 @@ with a key-padding mask). The attention mode is a forward argument, never module
 Generation uses a preallocated `KVCache` written in place.
 
 The hybrid variant (`n_features > 0`) adds a linear embedding of each object's continuous features to
-its token embedding. Objects read from data bring their own features; tokens the model generates (or
-is given without features) get what their code decodes to, from the `code_features` table.
+its token embedding. Objects read from data bring their own features; objects the model generates
+bring those drawn from its density head (backbone.generate feeds them back), and tokens without
+features (generated without a density head, or given alone) get what their code decodes to, from the
+`code_features` table.
 
 With `density_components > 0` the model also carries the continuous density head (backbone.density):
 each object's features given its token and the event before it.
@@ -246,11 +248,13 @@ class GPT(nn.Module):
         mixture = self.density(hidden[is_object], self.wte(tokens), tokens)
         return mixture, self.density.to_density(target_features[is_object].float()), self.density.code_mask[tokens]
 
-    def decode_step(self, idx: torch.Tensor, pos: torch.Tensor, kv_cache: KVCache) -> tuple[torch.Tensor, torch.Tensor]:
+    def decode_step(self, idx: torch.Tensor, pos: torch.Tensor, kv_cache: KVCache,
+                    features: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(logits (B, vocab), final hidden state (B, n_embd)) of one token per sequence, `idx` (B, 1),
-        at position `pos` (a one-element long tensor), attending to the cache up to `pos`. Leaves
+        with the hybrid's `features` (B, 1, n_features) where given (else its code's), at position
+        `pos` (a one-element long tensor), attending to the cache up to `pos`. Leaves
         `kv_cache.length` alone: the caller owns the position."""
-        x = self.embed(idx, None) + self.wpe(pos)
+        x = self.embed(idx, features) + self.wpe(pos)
         for i, block in enumerate(self.blocks):
             x = block(x, False, None, kv_cache, i, pos)
         hidden = self.ln_f(x)[:, 0]

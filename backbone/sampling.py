@@ -11,7 +11,7 @@ Batched autoregressive sampling with a preallocated KV cache, constrained by the
 (object groups in canonical order; in event mode one MET, last), so every sequence decodes to a valid
 event. With a density head (`decode="continuous"`, the default where the backbone has one), each
 object's features are drawn from the head right after its token, so that kinematics are not limited
-to the code centroids; `decode="centroid"` decodes each token to its code's centroid. Decoded objects
+to the code centroids (a hybrid backbone reads them back as its next input: backbone.generate); `decode="centroid"` decodes each token to its code's centroid. Decoded objects
 are put in canonical order with the multiplicity caps (cuts add to `n_truncated`), and drawn features
 are clamped to physical ranges (|eta| <= 5, b-tag in [0, 1]). The same seed gives the same events.
 """

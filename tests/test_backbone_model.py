@@ -214,6 +214,93 @@ def test_sampling_with_the_density_head_cached_equals_recomputed():
     assert feat_a[..., 2].abs().max() <= torch.pi
 
 
+def hybrid_with_density(seed=0):
+    """A hybrid event-mode model with a density head over 40 codes (jets, muons, a MET), whose features
+    weigh heavily in the embedding: drawn features that are fed back visibly change what follows."""
+    from events.model import ObjectType as T
+
+    torch.manual_seed(seed)
+    model = GPT(GPTConfig(vocab_size=50, block_size=24, n_layer=2, n_head=2, n_embd=32, n_codes=40, n_features=6,
+                          density_components=3, density_mode="event")).eval()
+    table = torch.randn(40, 6)
+    model.set_code_features(table)
+    model.density.set_tokenizer([int(T.JET)] * 20 + [int(T.MUON)] * 19 + [int(T.MET)], [3.0, 0, 0, 0, 1, 0.2],
+                                [1.0] * 6, table)
+    with torch.no_grad():
+        model.wfe.weight.mul_(20.0)
+    return model
+
+
+class LogitSpy:
+    """A grammar that restricts nothing and keeps the logits of every step."""
+
+    def __init__(self):
+        self.logits = []
+
+    def mask(self, logits):
+        self.logits.append(logits.clone())
+        return logits
+
+    def update(self, token):
+        pass
+
+
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_hybrid_sampling_feeds_each_drawn_objects_features_back(use_cache):
+    """Each step's logits are those of a full pass over the tokens drawn so far with the features drawn
+    for them, not with their codes' centroids."""
+    model = hybrid_with_density()
+    prompt = torch.full((5, 2), 41)
+    spy = LogitSpy()
+    tokens, z = generate(model, prompt, 10, generator=torch.Generator().manual_seed(3), use_cache=use_cache,
+                         grammar=spy, density=True)
+    codes = tokens.clamp(max=39).flatten()
+    drawn = model.density.from_density(z.flatten(0, 1), model.code_features[codes],
+                                       model.density.code_mask[codes]).view(*tokens.shape, 6)
+    with torch.no_grad():
+        fed_back = model(tokens, features=drawn)[0][:, 2:-1]  # the positions that predict steps 1..9
+        centroids = model(tokens)[0][:, 2:-1]
+    stepped = torch.stack(spy.logits[1:], 1)
+    torch.testing.assert_close(stepped, fed_back, rtol=1e-4, atol=1e-4)
+    assert (tokens[:, 2:-1] < 40).any()  # objects were drawn, so their features could matter
+    assert (stepped - centroids).abs().amax() > 0.1
+
+
+def test_decode_step_runs_eagerly_on_the_buffers_a_graph_captures(monkeypatch):
+    """Without CUDA graphs each step calls the model on the same static buffers (token, position,
+    features) that a captured graph reads: the two paths differ by the capture alone."""
+    from backbone.generate import DecodeStep
+
+    model = hybrid_with_density()
+    calls = []
+    step_fn = model.decode_step
+    monkeypatch.setattr(model, "decode_step", lambda *args: calls.append(args) or step_fn(*args))
+    cache = KVCache.empty(model.config, 3, 24, torch.device("cpu"), torch.float32)
+    step = DecodeStep(model, cache, 3, 2, graph=False, features=True)
+    token, feats = torch.tensor([4, 25, 39]), torch.randn(3, 6)
+    with torch.no_grad():
+        logits, _ = step(token, 2, feats)
+    (idx, pos, used_cache, used_features), = calls
+    assert idx is step.token and pos is step.pos and used_cache is cache and used_features is step.features
+    assert torch.equal(step.features[:, 0], feats) and torch.equal(step.token[:, 0], token) and int(step.pos) == 2
+    fresh = KVCache.empty(model.config, 3, 24, torch.device("cpu"), torch.float32)
+    with torch.no_grad():
+        expected = step_fn(token[:, None], torch.tensor([2]), fresh, feats[:, None])[0]
+        centroid = step_fn(token[:, None], torch.tensor([2]), fresh, None)[0]
+    torch.testing.assert_close(logits, expected, rtol=0, atol=0)
+    assert not torch.allclose(logits, centroid)
+
+
+@pytest.mark.gpu
+def test_cuda_graph_hybrid_sampling_matches_eager_steps():
+    model = hybrid_with_density().cuda()
+    prompt = torch.full((8, 2), 41, device="cuda")
+    runs = [generate(model, prompt, 12, eos_id=42, pad_id=40, generator=torch.Generator("cuda").manual_seed(3),
+                     cuda_graph=graph, density=True) for graph in (True, False)]
+    assert torch.equal(runs[0][0], runs[1][0])
+    torch.testing.assert_close(runs[0][1], runs[1][1], rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("k", [1, 3, 7])
 def test_top_k_draws_exactly_the_k_most_likely_tokens(k):
     from backbone.generate import sample_next

@@ -83,16 +83,28 @@ def test_set_up_and_a_training_step(pipeline):
     assert all(t.device.type == "cpu" and torch.isfinite(t) for t in terms)
 
 
-@pytest.fixture(scope="module")
-def backbone(pipeline, tmp_path_factory):
-    """The backbone of `pipeline`, saved and loaded as users load it."""
+def saved_backbone(pipeline, folder, hybrid: bool = False):
+    """The backbone of `pipeline` (with the hybrid input where `hybrid`), saved and loaded as users load it."""
+    from dataclasses import replace
+
     from backbone.model import GPT
     from backbone.pretrain import build_model, save_backbone
 
     _, data, cfg, _ = pipeline
-    folder = tmp_path_factory.mktemp("backbone")
+    cfg = replace(cfg, model=replace(cfg.model, hybrid=hybrid))
     save_backbone(build_model(cfg, data, data, torch.device("cpu")), data, cfg, folder, {})
     return GPT.from_pretrained(folder)
+
+
+@pytest.fixture(scope="module")
+def backbone(pipeline, tmp_path_factory):
+    return saved_backbone(pipeline, tmp_path_factory.mktemp("backbone"))
+
+
+@pytest.fixture(scope="module")
+def hybrid_backbone(pipeline, tmp_path_factory):
+    """Sampling from it feeds each drawn object's features back as the next step's input."""
+    return saved_backbone(pipeline, tmp_path_factory.mktemp("hybrid"), hybrid=True)
 
 
 def test_every_score_method(pipeline, backbone):
@@ -112,12 +124,14 @@ def test_every_score_method(pipeline, backbone):
 
 
 @pytest.mark.parametrize("decode", ["continuous", "centroid"])
-def test_sampling(pipeline, backbone, decode):
+@pytest.mark.parametrize("hybrid", [False, True])
+def test_sampling(pipeline, backbone, hybrid_backbone, decode, hybrid):
     from backbone.sampling import sample_events
 
     tokenizer = pipeline[0]
+    model = hybrid_backbone if hybrid else backbone
     with elsewhere():
-        events = list(sample_events(backbone, tokenizer, 20, process="ttbar", batch_size=8, decode=decode))
+        events = list(sample_events(model, tokenizer, 20, process="ttbar", batch_size=8, decode=decode))
     assert sum(len(e) for e in events) == 20
 
 

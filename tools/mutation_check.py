@@ -175,6 +175,18 @@ MUTATIONS = [
     Mutation("calibrated-pools-types", "per-object tails from every object's quantiles, not each type's",
              "finetune/calibration.py", "-self.types.get(int(t), self.types[-1]).log_p", "-self.types[-1].log_p",
              ("tests/test_calibrated_scores.py::test_per_object_blame_comes_from_each_types_own_quantiles",)),
+    Mutation("drawn-features-not-fed-back", "a hybrid backbone samples on its codes' centroids, not on the features "
+             "drawn for its objects", "backbone/generate.py", "feedback = density and bool(model.config.n_features)",
+             "feedback = False",
+             ("tests/test_backbone_model.py::test_hybrid_sampling_feeds_each_drawn_objects_features_back",)),
+    Mutation("decode-step-ignores-features", "the cached (and graph-captured) decoding step reads no features",
+             "backbone/generate.py", "return self.model.decode_step(self.token, self.pos, self.cache, self.features)",
+             "return self.model.decode_step(self.token, self.pos, self.cache)", ("tests/test_backbone_model.py",)),
+    Mutation("fed-back-features-on-default-device", "the features fed back in sampling are made on the default device",
+             "backbone/generate.py",
+             "fed_features = torch.zeros(B, T0 + max_new_tokens, model.config.n_features, device=device)",
+             "fed_features = torch.zeros(B, T0 + max_new_tokens, model.config.n_features)",
+             ("tests/test_device_placement.py::test_sampling",)),
 ]
 
 
