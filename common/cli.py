@@ -123,12 +123,13 @@ def resolve_models(args) -> None:
 
     if "backbone" in vars(args):
         if args.backbone is None:
-            if args.tokenizer is not None:
+            if getattr(args, "tokenizer", None) is not None:
                 raise UserError("--tokenizer without --backbone: name the backbone it goes with")
             args.backbone = Path(DEFAULT_MODEL)
             logging.getLogger("colliderfm").warning("no --backbone named: using the bundled model %s (its card: %s)",
                                                     DEFAULT_MODEL, MODEL_ROOT / DEFAULT_MODEL / "MODEL_CARD.md")
-        args.tokenizer = paired_tokenizer(args.backbone, args.tokenizer)
+        if "tokenizer" in vars(args):  # commands that read tokens only (backbone.likelihood) take none
+            args.tokenizer = paired_tokenizer(args.backbone, args.tokenizer)
         args.backbone = model_folder(args.backbone, "backbone")
     elif getattr(args, "tokenizer", None) is not None:
         args.tokenizer = model_folder(args.tokenizer, "tokenizer")

@@ -3,6 +3,7 @@ tokenizer's range rank high, the scores do not depend on how the file is cut int
 beats the context-free per-code reference, and sampling draws features from it."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -111,7 +112,6 @@ def test_density_scores_do_not_change_with_batch_or_chunk_size(backbone, fresh_t
 def test_density_scores_need_a_density_head(backbone, tmp_path, data_files):
     """The same backbone with its head removed: method density is refused with one clear line, and the
     default methods are the token scores."""
-    import json
     from dataclasses import replace
 
     from backbone.model import GPT
@@ -132,9 +132,7 @@ def test_density_scores_need_a_density_head(backbone, tmp_path, data_files):
 
 
 def test_held_out_likelihood_beats_the_per_code_gaussian(backbone, fresh_ttbar, trained, tmp_path):
-    from backbone.data import TokenSequences
-    from backbone.likelihood import compare
-    from backbone.model import GPT
+    from backbone.likelihood import main
     from tokenizer.store import TokenWriter
     from tokenizer.tokenizer import Tokenizer
 
@@ -142,10 +140,10 @@ def test_held_out_likelihood_beats_the_per_code_gaussian(backbone, fresh_ttbar, 
     tokenizer = Tokenizer.from_pretrained(tok_folder)
     with TokenWriter.for_tokenizer(tmp_path / "test.h5", tokenizer, tok_folder, features=True) as w:
         w.write(tokenizer.encode(fresh_ttbar, features=True))
-    model = GPT.from_pretrained(bb)
-    train = TokenSequences.from_store(bb.parent / "tokens.h5", True, model.vocab)
-    test = TokenSequences.from_store(tmp_path / "test.h5", True, model.vocab)
-    result = compare(model, train, test)
+    # through the CLI, which takes a backbone and no tokenizer
+    assert main(["--backbone", str(bb), "--train", str(bb.parent / "tokens.h5"), "--test", str(tmp_path / "test.h5"),
+                 "--out", str(tmp_path / "likelihood.json")]) == 0
+    result = json.loads((tmp_path / "likelihood.json").read_text())
     assert np.isfinite(result["head"]) and np.isfinite(result["per_code_gaussian"])
     assert result["head"] > result["per_code_gaussian"], result
 
