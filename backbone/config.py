@@ -62,8 +62,10 @@ class ModelSection(GPTShape):
     #: `tokenizer.tokenize --features`); targets stay token ids
     hybrid: bool = False
     #: predict each token's group (object type, end of event) with its own small softmax, then the code
-    #: within the group (GPTConfig.output_groups); false: one softmax over the whole vocabulary
-    type_head: bool = True
+    #: within the group (GPTConfig.output_groups); false: one softmax over the whole vocabulary. On in the
+    #: event configs: conditional samples then follow their process; off by default as on the tests'
+    #: small backbone it lowered the `surprise` score's AUC for a 5x leading-jet pt from 0.85 to 0.70
+    type_head: bool = False
 
     def gpt(self, vocab_size: int, block_size: int, n_features: int, n_codes: int, density_mode: str,
             output_groups: tuple[int, ...] = ()) -> GPTConfig:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 SPECIALS = ("PAD", "BOS", "EOS", "MASK")
 
 
@@ -47,10 +49,12 @@ class Vocab:
 
     def output_groups(self, code_types=None) -> tuple[int, ...]:
         """The first token id of each group of a factorized output (GPTConfig.output_groups): each run of
-        codes of one object type (`code_types`, one per code; all codes one group without them), each
-        special token, and the process tokens together."""
-        types = code_types if code_types is not None else [0] * self.n_codes
-        runs = [i for i in range(1, self.n_codes) if types[i] != types[i - 1]]
+        codes of one object type (`code_types`, one per code), each special token, and the process tokens
+        together; () where the codes have one type or none is known (constituents), as there is no type to
+        predict (measured: a type head there only slowed what fine-tuning gains from pretraining)."""
+        if code_types is None or len(set(np.asarray(code_types).tolist())) < 2:
+            return ()
+        runs = [i for i in range(1, self.n_codes) if code_types[i] != code_types[i - 1]]
         specials = [self.n_codes + k for k in range(len(SPECIALS))]
         return tuple([0, *runs, *specials] + ([self.n_codes + len(SPECIALS)] if self.processes else []))
 

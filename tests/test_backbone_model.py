@@ -320,10 +320,12 @@ def test_the_type_head_gives_each_group_its_own_probability(tmp_path):
     (0.4, 0.3, 0.1, 0.1, 0.1) gives those group totals whatever the token head, and within a group the
     token head's own softmax; the loss is -log of that product; saving and loading keep the groups."""
     vocab = Vocab(6)  # codes 0-5, then PAD, BOS, EOS, MASK: groups start at 0, 6, 7, 8, 9
+    assert vocab.output_groups([0, 0, 0, 0, 0, 0]) == () and vocab.output_groups() == ()  # no type to predict
+    assert vocab.output_groups([0, 0, 5, 5, 5, 5]) == (0, 2, 6, 7, 8, 9)
     torch.manual_seed(0)
     model = GPT(GPTConfig(vocab_size=vocab.size, block_size=8, n_layer=1, n_head=2, n_embd=16,
-                          output_groups=vocab.output_groups())).eval()
-    assert model.config.output_groups == (0, 6, 7, 8, 9) and not hasattr(tiny(), "group_head")
+                          output_groups=(0, 6, 7, 8, 9))).eval()
+    assert not hasattr(tiny(), "group_head")
     group_p = torch.tensor([0.4, 0.3, 0.1, 0.1, 0.1])
     with torch.no_grad():
         model.group_head.weight.zero_()
