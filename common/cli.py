@@ -228,6 +228,13 @@ def run_cli(main: Callable[[list[str] | None], int | None], prog: str, argv: lis
         sys.exit(2)
     except (Interrupted, Terminated) as err:
         print(f"{prog}: {err}", file=sys.stderr)
+        if isinstance(err, Terminated):
+            # the signal can land inside a constructor (tqdm's, say), whose half-built object's finalizer
+            # would print a traceback at exit; the cleanup already ran while the exception unwound
+            logging.shutdown()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(err.exit_code)
         sys.exit(err.exit_code)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
