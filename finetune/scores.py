@@ -194,20 +194,19 @@ def type_groups(code_types: np.ndarray, vocab, size: int, device) -> torch.Tenso
     return group
 
 
-def output_log_probs(model, inputs: torch.Tensor, features: torch.Tensor | None, targets: torch.Tensor,
-                     group: torch.Tensor, rows: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(log p(target), log P(the target's group)) (B, T), both from softmax of the model's output
-    (`model(inputs)`, whatever head makes it), a group's probability the sum over its tokens. The
-    model runs on `rows` positions at a time (default SLICE_ROWS): a batch's (B, T, vocab) output is
-    never held whole."""
+def output_log_probs(head, states: torch.Tensor, targets: torch.Tensor, group: torch.Tensor,
+                     rows: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(log p(target), log P(the target's group)) (B, T), both from softmax(head(states)), whatever head
+    makes the output (`GPT.logits`), a group's probability the sum over its tokens. The head runs on
+    about `rows` positions at a time (default SLICE_ROWS): a batch's (B, T, vocab) output is never held
+    whole."""
     n_groups = int(group.max()) + 1
-    step = max(1, (rows or SLICE_ROWS) // inputs.shape[1])
-    log_p = torch.zeros(targets.shape, dtype=torch.float32, device=inputs.device)
+    step = max(1, (rows or SLICE_ROWS) // states.shape[1])
+    log_p = torch.zeros(targets.shape, dtype=torch.float32, device=states.device)
     log_group = torch.zeros_like(log_p)
     wanted = targets.clamp(min=0)
-    for a in range(0, len(inputs), step):
-        logits = model(inputs[a:a + step], features=None if features is None else features[a:a + step])[0]
-        logp = torch.log_softmax(logits.float(), -1)
+    for a in range(0, len(states), step):
+        logp = torch.log_softmax(head(states[a:a + step]).float(), -1)
         by_group = torch.stack([torch.logsumexp(logp.masked_fill(group != g, float("-inf")), -1)
                                 for g in range(n_groups)], -1)
         log_p[a:a + step] = logp.gather(-1, wanted[a:a + step, :, None])[..., 0]
@@ -236,8 +235,8 @@ def composition_kinematics(model, seqs: TokenSequences, device, code_types: np.n
         given = features[:, :-1] if hybrid else None
         scored = (targets < vocab.n_codes) | (targets == vocab.eos)  # not PAD, not the process position
         is_object = (targets >= 0) & (targets < vocab.n_codes)
-        log_p, log_type = output_log_probs(model, inputs, given, targets, group)
-        hidden = model.hidden_states(inputs, causal=True, features=given)
+        hidden = model.hidden_states(inputs, causal=True, features=given)  # one pass for both parts
+        log_p, log_type = output_log_probs(model.logits, hidden, targets, group)
         feature_nll = object_feature_nll(model, hidden, targets, features[:, 1:])[0]
         composition[rows] = -torch.where(scored, log_type, 0.0).sum(1).double().cpu().numpy()
         kinematics[seqs.object_indices(rows)] = (log_type - log_p + feature_nll)[is_object].cpu().numpy()
