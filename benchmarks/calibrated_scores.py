@@ -29,7 +29,7 @@ SCORES = ("calibrated", "composition", "kinematics", "density_nll", "surprise")
 def main(argv: list[str] | None = None) -> int:
     from scipy.stats import kstwo, spearmanr
 
-    from benchmarks.anomaly_table import REFERENCES, mix_counts, references
+    from anomaly_table import REFERENCES, mix_counts, references  # benchmarks/ is on sys.path as a script
     from events.io import open_events, read_events
     from events.model import Events
     from finetune.metrics import binary_metrics
