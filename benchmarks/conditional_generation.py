@@ -5,7 +5,11 @@ that process's own events:
   after [BOS, process] and in generated events;
 - mean numbers of jets (b-jets included), b-jets and leptons, the fraction of events with no jet;
 - W1 over its floor (events.compare) of the multiplicities, HT, m(jj) and m(bjj);
-- the next-token loss per target of the process's events in the token store (given their process).
+- the next-token loss per target of the process's events in the token store (given their process);
+- where multiplicities go wrong: the chance that another jet follows k jets, P(n_jets > k | n_jets >= k), in
+  the data, in generated events, and as the backbone predicts it on the store's events (teacher forced,
+  restricted to codes as the grammar is there). A backbone that matches the data teacher forced but not
+  in its own events drifts on its own prefixes; one that misses it teacher forced has not fitted it.
 
     python benchmarks/conditional_generation.py --backbone runs/x/backbone --tokenizer runs/x/tokenizer \
         --store runs/x/tokens.h5 --real data/ttbar.h5 data/wjets.h5 --events 2000 \
@@ -23,6 +27,7 @@ import torch
 
 FIRST_GROUPS = ("jets", "leptons", "photons", "met")
 W1_OBSERVABLES = ("jets", "b-jets", "leptons", "HT [GeV]", "m(jj) [GeV]", "m(bjj) [GeV]")
+MAX_JETS = 8  # hazards for k = 0..MAX_JETS-1 jets so far
 
 
 def first_groups(events) -> dict[str, float]:
@@ -51,14 +56,30 @@ def predicted_first_groups(backbone, tokenizer, process: str | None) -> dict[str
     return out
 
 
-def next_token_loss(backbone, store: Path, process: str, batch_size: int = 512) -> float:
-    """Mean next-token cross-entropy per target (objects and EOS) of the store's events of `process`,
-    each given its process token."""
+def jet_codes(backbone, tokenizer) -> torch.Tensor:
+    """A (n_codes,) mask of the codes of jets and b-jets."""
+    from events.model import ObjectType as T
+
+    mask = torch.zeros(backbone.vocab.n_codes, dtype=torch.bool)
+    for t in (T.JET, T.BJET):
+        if int(t) in tokenizer.model.types:
+            lo, n = tokenizer.model.offsets[int(t)], tokenizer.model.codes_per_type[int(t)]
+            mask[lo:lo + n] = True
+    return mask
+
+
+def teacher_forced(backbone, tokenizer, store: Path, process: str, batch_size: int = 512) -> tuple[float, list]:
+    """On the store's events of `process`, each given its process token: the mean next-token cross-entropy per
+    target (objects and EOS), and per k the mean predicted chance that a jet follows k jets (None where no
+    event has k jets)."""
     from backbone.data import TokenSequences, to_device
 
     data = TokenSequences.from_store(store, True, backbone.vocab)
     rows = np.flatnonzero(data.process_tokens == backbone.vocab.process_token(process))
+    is_jet = jet_codes(backbone, tokenizer).to(backbone.wte.weight.device)
+    n_codes = backbone.vocab.n_codes
     total, count = 0.0, 0
+    hazard_sum, hazard_n = np.zeros(MAX_JETS), np.zeros(MAX_JETS)
     with torch.no_grad():
         for _, batch, features in data.sorted_batches(batch_size, rows):
             batch, features = to_device(batch, features, backbone.wte.weight.device)
@@ -68,7 +89,24 @@ def next_token_loss(backbone, store: Path, process: str, batch_size: int = 512) 
             total += float(torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(),
                                                              ignore_index=-100, reduction="sum"))
             count += int((targets != -100).sum())
-    return total / count
+            # objects start at position 2 and jets come first: the logits at 1 + k predict the object after k jets
+            objects = batch[:, 2:]
+            n_jets = ((objects < n_codes) & is_jet[objects.clamp(max=n_codes - 1)]).cumprod(1).sum(1)
+            p = logits[:, 1:1 + MAX_JETS, :n_codes].float().softmax(-1)
+            p_jet = (p * is_jet).sum(-1)  # (B, <= MAX_JETS)
+            for k in range(p_jet.shape[1]):
+                at = n_jets >= k
+                hazard_sum[k] += float(p_jet[at, k].sum())
+                hazard_n[k] += int(at.sum())
+    return total / count, [float(s / n) if n else None for s, n in zip(hazard_sum, hazard_n)]
+
+
+def jet_hazards(events) -> list:
+    """P(n_jets > k | n_jets >= k) for k = 0..MAX_JETS-1 (None where no event has k jets)."""
+    from events.model import ObjectType as T
+
+    jets = events.count(T.JET, T.BJET)
+    return [float((jets[jets >= k] > k).mean()) if (jets >= k).any() else None for k in range(MAX_JETS)]
 
 
 def summary(events) -> dict[str, float]:
@@ -77,7 +115,7 @@ def summary(events) -> dict[str, float]:
     jets = events.count(T.JET, T.BJET)
     return {"mean_jets": float(jets.mean()), "mean_bjets": float(events.count(T.BJET).mean()),
             "mean_leptons": float(events.count(T.ELECTRON, T.MUON).mean()), "no_jet": float((jets == 0).mean()),
-            "first": first_groups(events)}
+            "first": first_groups(events), "jet_hazard": jet_hazards(events)}
 
 
 def measure(backbone, tokenizer, store: Path, real, process: str, n: int, seed: int) -> dict:
@@ -88,9 +126,10 @@ def measure(backbone, tokenizer, store: Path, real, process: str, n: int, seed: 
 
     generated = Events.concatenate(sample_events(backbone, tokenizer, n, process=process, seed=seed))
     table = w1_table(real, generated, seed=seed)
+    loss, hazard = teacher_forced(backbone, tokenizer, store, process)
     return {"real": summary(real), "generated": summary(generated),
             "predicted_first": predicted_first_groups(backbone, tokenizer, process),
-            "next_token_loss": next_token_loss(backbone, store, process),
+            "next_token_loss": loss, "predicted_jet_hazard": hazard,
             "w1_over_floor": {k: ratio(table[k]) for k in W1_OBSERVABLES if k in table}, "n_generated": n,
             "n_real": len(real)}
 
@@ -106,6 +145,11 @@ def print_table(results: dict) -> None:
               f"{d['first']['jets']:8.3f}/{r['predicted_first']['jets']:.3f}/{g['first']['jets']:.3f} "
               f"{r['next_token_loss']:6.3f}  " + " ".join(f"{r['w1_over_floor'].get(k, float('nan')):.1f}"
                                                            for k in W1_OBSERVABLES))
+    print("P(another jet after k jets), data / teacher forced / generated, k = 0..%d" % (MAX_JETS - 1))
+    fmt = lambda v: " -  " if v is None else f"{v:.3f}"  # noqa: E731
+    for process, r in results.items():
+        rows = zip(r["real"]["jet_hazard"], r["predicted_jet_hazard"], r["generated"]["jet_hazard"])
+        print(f"{process:14s} " + "  ".join(f"{fmt(d)}/{fmt(m)}/{fmt(g)}" for d, m, g in rows))
 
 
 def main(argv: list[str] | None = None) -> int:
