@@ -4,7 +4,7 @@ that process's own events:
 - the first object's group (jets, leptons, photons, MET) in the data, in the backbone's own prediction
   after [BOS, process] and in generated events;
 - mean numbers of jets (b-jets included), b-jets and leptons, the fraction of events with no jet;
-- W1 over its floor (events.compare) of the multiplicities, HT, m(jj) and m(bjj);
+- W1 over its floor (events.compare) of the multiplicities, HT, m(jj), m(bjj), leading-jet pt and MET;
 - the next-token loss per target of the process's events in the token store (given their process);
 - where multiplicities go wrong: the chance that another jet follows k jets, P(n_jets > k | n_jets >= k), in
   the data, in generated events, and as the backbone predicts it on the store's events (teacher forced,
@@ -26,7 +26,8 @@ import numpy as np
 import torch
 
 FIRST_GROUPS = ("jets", "leptons", "photons", "met")
-W1_OBSERVABLES = ("jets", "b-jets", "leptons", "HT [GeV]", "m(jj) [GeV]", "m(bjj) [GeV]")
+W1_OBSERVABLES = ("jets", "b-jets", "leptons", "HT [GeV]", "m(jj) [GeV]", "m(bjj) [GeV]", "leading jet pt [GeV]",
+                  "MET [GeV]")
 MAX_JETS = 8  # hazards for k = 0..MAX_JETS-1 jets so far
 
 
