@@ -250,17 +250,19 @@ class DensityHead(nn.Module):
     def clamp(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, int]:
         """(normalized features (N, n_features) with `CLAMP`'s physical ranges imposed on the features
         drawn (`mask` (N, D)), the number of objects changed)."""
+        clamped = self.clamp_features(x, mask)
+        return clamped, int((clamped != x).any(dim=-1).sum())
+
+    def clamp_features(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """`clamp`'s features alone, without a host sync: what the sampler feeds back at every step."""
         if self.mode != "event":
-            return x, 0
+            return x
         x = x.clone()
-        changed = torch.zeros(len(x), dtype=torch.bool, device=x.device)
         mean, std = self.feature_mean.float(), self.feature_std.float()
         for name, column, dim in (("eta", 1, 1), ("btag", 5, 4)):
             lo, hi = ((v - mean[column]) / std[column] for v in CLAMP[name])
-            clamped = torch.where(mask[:, dim] > 0, x[:, column].clamp(float(lo), float(hi)), x[:, column])
-            changed |= clamped != x[:, column]
-            x[:, column] = clamped
-        return x, int(changed.sum())
+            x[:, column] = torch.where(mask[:, dim] > 0, x[:, column].clamp(float(lo), float(hi)), x[:, column])
+        return x
 
     def log_jacobian(self, z: torch.Tensor, mask: torch.Tensor, physical: bool) -> torch.Tensor:
         """(N,) what to add to a log-density in head coordinates to express it in the stated space

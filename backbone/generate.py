@@ -137,9 +137,11 @@ def generate(model: GPT, prompt: torch.Tensor, max_new_tokens: int, *, temperatu
             is_object = (token < model.config.n_codes) & ~done
             features[:, n] = torch.where(is_object[:, None], z.to(features.dtype), features[:, n])
             if feedback:
-                # rows without an object: the model reads no features at non-object tokens
-                fed_features[:, n] = model.density.from_density(z, model.code_features[code],
-                                                                model.density.code_mask[code])
+                # rows without an object: the model reads no features at non-object tokens. Clamped as
+                # the written events are: a b-tag drawn past 1 is not a feature the model ever read
+                mask = model.density.code_mask[code]
+                fed_features[:, n] = model.density.clamp_features(
+                    model.density.from_density(z, model.code_features[code], mask), mask)
         out[:, n] = torch.where(done, torch.full_like(token, pad_id), token)
         if eos_id is not None:
             token = torch.where(done, torch.full_like(token, eos_id), token)

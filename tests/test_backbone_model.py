@@ -248,15 +248,18 @@ class LogitSpy:
 @pytest.mark.parametrize("use_cache", [True, False])
 def test_hybrid_sampling_feeds_each_drawn_objects_features_back(use_cache):
     """Each step's logits are those of a full pass over the tokens drawn so far with the features drawn
-    for them, not with their codes' centroids."""
+    for them (clamped to physical ranges, as the written events are), not with their codes' centroids."""
     model = hybrid_with_density()
     prompt = torch.full((5, 2), 41)
     spy = LogitSpy()
     tokens, z = generate(model, prompt, 10, generator=torch.Generator().manual_seed(3), use_cache=use_cache,
                          grammar=spy, density=True)
     codes = tokens.clamp(max=39).flatten()
-    drawn = model.density.from_density(z.flatten(0, 1), model.code_features[codes],
-                                       model.density.code_mask[codes]).view(*tokens.shape, 6)
+    mask = model.density.code_mask[codes]
+    drawn, n_clamped = model.density.clamp(model.density.from_density(z.flatten(0, 1), model.code_features[codes],
+                                                                      mask), mask)
+    drawn = drawn.view(*tokens.shape, 6)
+    assert n_clamped > 0  # some draws left the physical ranges: what is fed back is the clamped features
     with torch.no_grad():
         fed_back = model(tokens, features=drawn)[0][:, 2:-1]  # the positions that predict steps 1..9
         centroids = model(tokens)[0][:, 2:-1]

@@ -187,6 +187,10 @@ MUTATIONS = [
              "fed_features = torch.zeros(B, T0 + max_new_tokens, model.config.n_features, device=device)",
              "fed_features = torch.zeros(B, T0 + max_new_tokens, model.config.n_features)",
              ("tests/test_device_placement.py::test_sampling",)),
+    Mutation("fed-back-features-unclamped", "a hybrid backbone reads back b-tags and etas drawn outside their "
+             "physical ranges", "backbone/generate.py", "fed_features[:, n] = model.density.clamp_features(",
+             "fed_features[:, n] = (lambda x, _: x)(",
+             ("tests/test_backbone_model.py::test_hybrid_sampling_feeds_each_drawn_objects_features_back",)),
 ]
 
 
