@@ -100,7 +100,7 @@ class TrainSection:
     #: so that one backbone also models events of unknown process (data to score, unconditional sampling)
     process_dropout: float = 0.1
     weight_next: float = 1.0
-    weight_masked: float = 1.0
+    weight_masked: float = 1.0  # 0 skips the bidirectional pass: a next-token-only run at about half the cost
     weight_density: float = 1.0  # the density head's negative log-likelihood, per object
     seed: int = 0
     device: str = "auto"

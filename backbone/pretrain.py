@@ -58,12 +58,13 @@ class Losses(NamedTuple):
 
 def losses(model, batch: torch.Tensor, data: TokenSequences, rate: float, generator: torch.Generator | None, autocast,
            wrapped=None, process_dropout: float = 0.0, features: torch.Tensor | None = None, density: bool = False,
-           uniform: torch.Tensor | None = None) -> Losses:
+           uniform: torch.Tensor | None = None, masked: bool = True) -> Losses:
     """The next-token, masked-token and density losses (0 without a head) of one batch (B, T), with
     its objects' `features` (B, T, F) for a hybrid model or a `density` head (trained on the causal
     pass: each object's features given its token and the objects before it). Masks and process
-    dropout are drawn from `generator`, or the masks given as `uniform` draws (B, T). Under DDP,
-    `wrapped` (the DDP module) runs the second pass: DDP prepares one backward per forward call
+    dropout are drawn from `generator`, or the masks given as `uniform` draws (B, T). Without
+    `masked` the bidirectional pass is skipped and its loss is 0 (a run that weights it 0). Under DDP,
+    `wrapped` (the DDP module) runs the last pass: DDP prepares one backward per forward call
     through it, and the gradients of both passes, summed in one backward, are all-reduced once."""
     vocab = data.vocab
     if data.conditional and process_dropout > 0:
@@ -77,12 +78,15 @@ def losses(model, batch: torch.Tensor, data: TokenSequences, rate: float, genera
     targets = torch.where(ignore[:, 1:], torch.full_like(batch[:, 1:], -100), batch[:, 1:])
     with autocast:
         extra = {"target_features": features[:, 1:]} if density else {}
-        out = model(batch[:, :-1], targets, causal=True, features=None if features is None else features[:, :-1],
-                    **extra)
+        out = (model if masked else wrapped or model)(batch[:, :-1], targets, causal=True,
+                                                      features=None if features is None else features[:, :-1], **extra)
         loss_next, loss_density = out[1], out[2] if density else torch.zeros((), device=batch.device)
-        inputs, masked_targets = mask_tokens(batch, data.vocab, rate, generator, uniform)
-        # the model ignores features at MASK: a masked object's features are hidden with its token
-        _, loss_masked = (wrapped or model)(inputs, masked_targets, causal=False, pad_mask=pad, features=features)
+        if masked:
+            inputs, masked_targets = mask_tokens(batch, data.vocab, rate, generator, uniform)
+            # the model ignores features at MASK: a masked object's features are hidden with its token
+            _, loss_masked = (wrapped or model)(inputs, masked_targets, causal=False, pad_mask=pad, features=features)
+        else:
+            masked_targets, loss_masked = torch.full_like(batch, -100), torch.zeros((), device=batch.device)
     n_density = ((targets >= 0) & (targets < vocab.n_codes)).sum() if density else torch.zeros((), device=batch.device)
     return Losses(loss_next, loss_masked, loss_density, (targets != -100).sum(), (masked_targets != -100).sum(),
                   n_density)
@@ -233,7 +237,8 @@ def run(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -> dic
                 gen = torch.Generator().manual_seed(((tc.seed * 1_000_003 + state["step"]) * tc.grad_accum + micro)
                                                     * world + rank)
                 loss_next, loss_masked, loss_density = losses(step_model, batch, data, tc.mask_rate, gen, autocast,
-                                                               ddp, tc.process_dropout, features, density)[:3]
+                                                               ddp, tc.process_dropout, features, density,
+                                                               masked=tc.weight_masked > 0)[:3]
                 loss = (tc.weight_next * loss_next + tc.weight_masked * loss_masked
                         + tc.weight_density * loss_density) / tc.grad_accum
                 loss.backward()

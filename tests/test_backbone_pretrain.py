@@ -449,6 +449,25 @@ def test_micro_batches_draw_their_own_masks_and_process_dropout(even_stores, dra
         assert not torch.equal(a, b), step  # different draws (about 7 of 20 objects masked in each)
 
 
+@pytest.mark.parametrize("weight", [0.0, 1.0])
+def test_a_masked_weight_of_zero_skips_the_bidirectional_pass(even_stores, monkeypatch, tmp_path, weight):
+    """train.weight_masked = 0 trains on next tokens alone without paying for the masked pass; any other
+    weight runs it once a step. Validation still reports both losses."""
+    from backbone.model import GPT
+
+    train, val = even_stores
+    passes, forward = [], GPT.forward
+
+    def recorded(self, *args, causal=True, **kwargs):
+        if torch.is_grad_enabled():  # training, not evaluation
+            passes.append(causal)
+        return forward(self, *args, causal=causal, **kwargs)
+    monkeypatch.setattr(GPT, "forward", recorded)
+    result = run(exact_config(train, val, tmp_path / "run", weight_masked=weight), progress=False)
+    assert passes.count(True) == 4 and passes.count(False) == (4 if weight else 0)
+    assert result["val_loss_masked"] > 0
+
+
 def next_token_loss(model, events, process):
     """The mean next-token cross-entropy of `events` (lists of codes, of process names `process`),
     all in one batch, computed here from the model's logits: BOS, process, codes, EOS, padded on the

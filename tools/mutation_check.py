@@ -191,6 +191,13 @@ MUTATIONS = [
              "physical ranges", "backbone/generate.py", "fed_features[:, n] = model.density.clamp_features(",
              "fed_features[:, n] = (lambda x, _: x)(",
              ("tests/test_backbone_model.py::test_hybrid_sampling_feeds_each_drawn_objects_features_back",)),
+    Mutation("masked-pass-never-skipped", "a run that weights the masked loss 0 still pays for its pass",
+             "backbone/pretrain.py", "masked=tc.weight_masked > 0)", "masked=True)",
+             ("tests/test_backbone_pretrain.py::test_a_masked_weight_of_zero_skips_the_bidirectional_pass",)),
+    Mutation("skipped-masked-pass-escapes-ddp", "without the masked pass, the causal pass runs outside the DDP "
+             "module: no gradient is all-reduced", "backbone/pretrain.py",
+             "out = (model if masked else wrapped or model)(", "out = model(",
+             ("tests/test_backbone_pretrain.py::test_ddp_equals_one_process_with_the_same_total_batch",)),
 ]
 
 
