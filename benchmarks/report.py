@@ -442,8 +442,11 @@ def density_anomaly_table() -> str:
                           "quantization") if c in r["scores"]]
     refs = r["references"]
     lines = []
+    mix = r.get("sm_mix")  # the events of each process in the mix (earlier runs: 2,000 of each)
+    mix_text = ("the SM mix (" + ", ".join(f"{p} {n:,}" for p, n in mix.items()) + " events: the training mix's "
+                "proportions)") if mix else "the SM mix (six processes, 2,000 events each)"
     for bkg in ("SM mix", "ttbar"):
-        lines += [f"Against {'the SM mix (six processes, 2,000 events each)' if bkg == 'SM mix' else 'ttbar alone'}, "
+        lines += [f"Against {mix_text if bkg == 'SM mix' else 'ttbar alone'}, "
                   "AUC / max SIC (best of each row in bold; references: one-variable cuts on the same events):", "",
                   "| signal | " + " | ".join(f"`{c}`" for c in scores) + " | " + " | ".join(refs) + " |",
                   "|---" * (1 + len(scores) + len(refs)) + "|"]
@@ -469,6 +472,31 @@ def density_anomaly_table() -> str:
               "objects): " + ", ".join(f"`{c}` {r['spearman_with_objects_sm'][c]:+.2f}" for c in scores) + ".",
               "", f"({r['date']}; {r['note']})"]
     return "\n".join(lines)
+
+
+def density_backbone_comparison_table() -> str:
+    """AUC against the SM mix of the scores of two backbones on the same test events: the bundled event-small
+    (density head, one softmax, token input) and the event configs' default (hybrid input, type head),
+    beside the best one-variable cut (anomaly_table_event_small.json against anomaly_table.json)."""
+    paths = (_density_run() / "anomaly_table_event_small.json", _density_run() / "anomaly_table.json")
+    if not all(p.is_file() for p in paths):
+        return "(not measured yet)"
+    old, new = (json.loads(p.read_text()) for p in paths)
+    scores = [c for c in ("density_nll", "surprise", "nll") if c in old["scores"] and c in new["scores"]]
+    lines = ["| signal | " + " | ".join(f"`{c}` event-small / default" for c in scores) + " | best cut |",
+             "|---" * (2 + len(scores)) + "|"]
+    worst = {c: [1.0, 1.0] for c in scores}
+    for signal, by_bkg in new["signals"].items():
+        a, b = old["signals"][signal]["SM mix"], by_bkg["SM mix"]
+        ref = max(new["references"], key=lambda c: b[c]["auc"])
+        for c in scores:
+            worst[c] = [min(worst[c][0], a[c]["auc"]), min(worst[c][1], b[c]["auc"])]
+        lines.append(f"| {signal} | " + " | ".join(f"{a[c]['auc']:.3f} / {b[c]['auc']:.3f}" for c in scores)
+                     + f" | {ref} {b[ref]['auc']:.3f} |")
+    lines.append("| *worst* | " + " | ".join(f"*{w[0]:.3f} / {w[1]:.3f}*" for w in worst.values()) + " | |")
+    rho = lambda r, c: r["spearman_with_objects_sm"][c]  # noqa: E731
+    return "\n".join(lines) + ("\n\nSpearman with the object count on the SM mix, event-small / default: " + ", ".join(
+        f"`{c}` {rho(old, c):+.2f} / {rho(new, c):+.2f}" for c in scores) + f" ({new['date']})")
 
 
 def density_generation_table() -> str:
@@ -722,6 +750,7 @@ TABLES = {"nanoaod-speed-table": nanoaod_speed_table, "real-nanoaod-table": real
           "jets-baseline-table": jets_baseline_table, "anomaly-baseline-table": anomaly_baseline_table,
           "scaling-table": scaling_table, "speed-table": speed_table,
           "density-anomaly-table": density_anomaly_table, "density-generation-table": density_generation_table,
+          "density-backbone-comparison-table": density_backbone_comparison_table,
           "density-likelihood-table": density_likelihood_table, "masked-study-table": masked_study_table,
           "density-finetune-table": density_finetune_table, "dask-table": dask_table,
           "signal-injection-table": signal_injection_table}
