@@ -58,7 +58,7 @@ python -m finetune.anomaly score --backbone "$RUN/backbone" --tokenizer "$RUN/to
 python benchmarks/anomaly_table.py --events "$DATA" --scores "$RUN/scores" --background $SM \
   --mix ttbar=24000 wjets=18000 ww=5000 single_top_t=6000 single_top_s=2500 tw_proxy=5000 \
   --signals $SIGNALS $PLANTED --out "$RESULTS/anomaly_table.json" \
-  --note "benchmarks/real_run_anomaly.sh: event-cpu backbone (4 x 128, density head K=8), ${STEPS:-2000} steps" \
+  --note "benchmarks/real_run_anomaly.sh: configs/backbone/event-cpu.yaml (4 x 128, density head K=8, hybrid input, type head), ${STEPS:-2000} steps" \
   | tee "$RESULTS/anomaly_table.log"
 
 log "generation: centroid against continuous decoding"

@@ -499,6 +499,41 @@ def density_backbone_comparison_table() -> str:
         f"`{c}` {rho(old, c):+.2f} / {rho(new, c):+.2f}" for c in scores) + f" ({new['date']})")
 
 
+def conditional_generation_table(name: str, hazards: bool = True) -> str:
+    """Per process: multiplicities, the first object, the held-out next-token loss and W1 over the floor of
+    generated events against the process's own (benchmarks/conditional_generation.py -> NAME.json); with
+    `hazards`, the chance that another jet follows k jets in the data, teacher forced and generated."""
+    p = RESULTS / f"{name}.json"
+    if not p.is_file():
+        return "(not measured yet)"
+    r = json.loads(p.read_text())
+    first = next(iter(r["processes"].values()))
+    observables = list(first["w1_over_floor"])
+    lines = ["| process | jets gen / real | b-jets | leptons | no jet % | P(first is jet) data / model / generated | "
+             "next-token loss (held out) | " + " | ".join(f"W1/floor {o}" for o in observables) + " |",
+             "|---" * (7 + len(observables)) + "|"]
+    for process, x in r["processes"].items():
+        g, d = x["generated"], x["real"]
+        pair = lambda k: f"{g[k]:.2f} / {d[k]:.2f}"  # noqa: E731
+        lines.append(f"| {process} | {pair('mean_jets')} | {pair('mean_bjets')} | {pair('mean_leptons')} | "
+                     f"{100 * g['no_jet']:.1f} / {100 * d['no_jet']:.1f} | {d['first']['jets']:.3f} / "
+                     f"{x['predicted_first']['jets']:.3f} / {g['first']['jets']:.3f} | {x['next_token_loss']:.3f} | "
+                     + " | ".join(f"{x['w1_over_floor'][o]:.1f}" for o in observables) + " |")
+    worst = {o: max(x["w1_over_floor"][o] for x in r["processes"].values()) for o in observables}
+    lines.append("| *worst* | | | | | | | " + " | ".join(f"*{w:.1f}*" for w in worst.values()) + " |")
+    lines.append(f"\n({first['n_generated']:,} generated events per process against its training file; process "
+                 f"unknown (MASK): P(first is jet) = {r['unknown']['predicted_first']['jets']:.3f})")
+    if hazards and "predicted_jet_hazard" in first:
+        ks = range(len(first["predicted_jet_hazard"]))
+        fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
+        lines += ["", "P(another jet after k jets): data / teacher forced / generated", "",
+                  "| process | " + " | ".join(f"k = {k}" for k in ks) + " |", "|---" * (1 + len(ks)) + "|"]
+        for process, x in r["processes"].items():
+            rows = zip(x["real"]["jet_hazard"], x["predicted_jet_hazard"], x["generated"]["jet_hazard"])
+            lines.append(f"| {process} | " + " | ".join(f"{fmt(a)} / {fmt(b)} / {fmt(c)}" for a, b, c in rows) + " |")
+    return "\n".join(lines)
+
+
 def density_generation_table() -> str:
     """W1 to the floor of every observable, centroid against continuous decoding: sampled from scratch
     (sample.py) and decoded from real events' own tokens (decode_fidelity.py; real_run_anomaly.sh)."""
@@ -751,6 +786,9 @@ TABLES = {"nanoaod-speed-table": nanoaod_speed_table, "real-nanoaod-table": real
           "scaling-table": scaling_table, "speed-table": speed_table,
           "density-anomaly-table": density_anomaly_table, "density-generation-table": density_generation_table,
           "density-backbone-comparison-table": density_backbone_comparison_table,
+          "conditional-default-table": lambda: conditional_generation_table("conditional_generation_default_cpu"),
+          "conditional-event-small-table": lambda: conditional_generation_table("conditional_generation_event_small_hazard"),
+          "conditional-no-masked-table": lambda: conditional_generation_table("conditional_generation_no_masked_cpu"),
           "density-likelihood-table": density_likelihood_table, "masked-study-table": masked_study_table,
           "density-finetune-table": density_finetune_table, "dask-table": dask_table,
           "signal-injection-table": signal_injection_table}
