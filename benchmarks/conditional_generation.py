@@ -160,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backbone", required=True, type=Path)
+    parser.add_argument("--snapshot", type=Path, help="a training checkpoint folder of the backbone's run: its weights "
+                        "(as masked_study.py reads them), measured instead of the final ones")
     parser.add_argument("--tokenizer", required=True, type=Path)
     parser.add_argument("--store", required=True, type=Path, help="the token store the backbone was trained on")
     parser.add_argument("--real", required=True, nargs="+", type=Path, help="event files of the processes")
@@ -169,7 +171,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/conditional_generation_cpu.json"))
     args = parser.parse_args(argv)
     torch.manual_seed(args.seed)
-    backbone = GPT.from_pretrained(args.backbone, args.device)
+    if args.snapshot:
+        from masked_study import load_snapshot  # a sibling script
+
+        backbone = load_snapshot(args.backbone, args.snapshot)[0].to(args.device)
+    else:
+        backbone = GPT.from_pretrained(args.backbone, args.device)
     tokenizer = Tokenizer.from_pretrained(args.tokenizer, device=args.device)
     results = {}
     for path in args.real:
@@ -182,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     print_table(results)
     print(f"process unknown (MASK): P(first jet) = {mixture['predicted_first']['jets']:.3f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"backbone": str(args.backbone), "store": str(args.store),
+    args.out.write_text(json.dumps({"backbone": str(args.backbone), "snapshot": args.snapshot and str(args.snapshot),
+                                    "store": str(args.store),
                                     "config": backbone.pretrained_config.get("train_config"),
                                     "processes": results, "unknown": mixture}, indent=1))
     print(f"saved {args.out}")

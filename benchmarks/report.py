@@ -534,6 +534,45 @@ def conditional_generation_table(name: str, hazards: bool = True) -> str:
     return "\n".join(lines)
 
 
+def _hazard_gaps(r: dict, k_max: int = 5) -> tuple[float, float]:
+    """Mean |teacher forced - data| (the fit) and |generated - teacher forced| (the drift) of the jet
+    hazards for k < k_max, over the processes of a conditional_generation.py result."""
+    fit, drift = [], []
+    for x in r["processes"].values():
+        for d, m, g in list(zip(x["real"]["jet_hazard"], x["predicted_jet_hazard"], x["generated"]["jet_hazard"]))[:k_max]:
+            if None not in (d, m, g):
+                fit.append(abs(m - d))
+                drift.append(abs(g - m))
+    return statistics.mean(fit), statistics.mean(drift)
+
+
+def conditional_checkpoints_table() -> str:
+    """How the per-process generation of the default event backbone changes along its pretraining
+    (conditional_generation.py on the kept checkpoints of real_run_anomaly.sh)."""
+    steps = sorted(int(p.stem.rsplit("step", 1)[1]) for p in RESULTS.glob("conditional_generation_default_cpu_step*.json"))
+    runs = [(s, RESULTS / f"conditional_generation_default_cpu_step{s}.json") for s in steps]
+    if (final := RESULTS / "conditional_generation_default_cpu.json").is_file():
+        runs.append((2000, final))
+    if len(runs) < 2:
+        return "(not measured yet)"
+    lines = ["| step | held-out next-token loss, mean over processes | worst W1/floor: jets | b-jets | leptons | HT | "
+             "m(jj) | m(bjj) | hazard error teacher forced (fit) | generated against teacher forced (drift) |",
+             "|---" * 10 + "|"]
+    for step, path in runs:
+        r = json.loads(path.read_text())
+        xs = r["processes"].values()
+        worst = lambda o: max(x["w1_over_floor"][o] for x in xs)  # noqa: E731
+        fit, drift = _hazard_gaps(r)
+        lines.append(f"| {step} | {statistics.mean(x['next_token_loss'] for x in xs):.3f} | "
+                     + " | ".join(f"{worst(o):.1f}" for o in ("jets", "b-jets", "leptons", "HT [GeV]", "m(jj) [GeV]",
+                                                              "m(bjj) [GeV]"))
+                     + f" | {fit:.3f} | {drift:.3f} |")
+    n = json.loads(runs[0][1].read_text())
+    return "\n".join(lines) + (f"\n\n(hazard errors: mean absolute difference of P(another jet after k jets), k = 0-4, "
+                               f"over the six processes; {next(iter(n['processes'].values()))['n_generated']:,} generated "
+                               "events per process at the checkpoints, 5,000 at step 2000)")
+
+
 def density_generation_table() -> str:
     """W1 to the floor of every observable, centroid against continuous decoding: sampled from scratch
     (sample.py) and decoded from real events' own tokens (decode_fidelity.py; real_run_anomaly.sh)."""
@@ -789,6 +828,7 @@ TABLES = {"nanoaod-speed-table": nanoaod_speed_table, "real-nanoaod-table": real
           "conditional-default-table": lambda: conditional_generation_table("conditional_generation_default_cpu"),
           "conditional-event-small-table": lambda: conditional_generation_table("conditional_generation_event_small_hazard"),
           "conditional-no-masked-table": lambda: conditional_generation_table("conditional_generation_no_masked_cpu"),
+          "conditional-checkpoints-table": conditional_checkpoints_table,
           "density-likelihood-table": density_likelihood_table, "masked-study-table": masked_study_table,
           "density-finetune-table": density_finetune_table, "dask-table": dask_table,
           "signal-injection-table": signal_injection_table}
