@@ -136,6 +136,10 @@ class GPT(nn.Module):
         self.lm_head.weight = self.wte.weight  # tied: one tensor, saved once by safetensors' save_model
         if config.output_groups:
             self.group_head = nn.Linear(config.n_embd, len(config.output_groups))
+            # each token's group; derived from the config, so not saved with the weights
+            of_token = torch.zeros(config.vocab_size, dtype=torch.long)
+            of_token[list(config.output_groups[1:])] = 1
+            self.register_buffer("group_of_token", of_token.cumsum(0), persistent=False)
         if config.n_features:
             self.wfe = nn.Linear(config.n_features, config.n_embd, bias=False)
             self.register_buffer("code_features", torch.zeros(config.vocab_size, config.n_features))
@@ -208,7 +212,9 @@ class GPT(nn.Module):
         logits = self.logits(hidden)
         loss = None
         if targets is not None:
-            loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100)
+            # with output groups the logits are already log-probabilities: no second log-softmax
+            loss = (F.nll_loss if self.config.output_groups else F.cross_entropy)(
+                logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100)
         if target_features is None:
             return logits, loss
         return logits, loss, self.density_loss(hidden, targets, target_features)
@@ -222,9 +228,14 @@ class GPT(nn.Module):
             return logits
         group = self.group_head(hidden).float().log_softmax(-1)
         logits = logits.float()
-        ends = starts[1:] + (self.config.vocab_size,)
-        return torch.cat([logits[..., a:b].log_softmax(-1) + group[..., g:g + 1]
-                          for g, (a, b) in enumerate(zip(starts, ends))], -1)
+        # each group's logsumexp by scatters over the token -> group index, then one offset per group
+        # (log p(group) minus it) gathered back: a handful of full-vocabulary tensors whatever the number
+        # of groups, where slicing per group costs a full-size gradient per group in the backward pass
+        of_token = self.group_of_token.expand_as(logits)
+        shape = (*logits.shape[:-1], len(starts))
+        top = logits.detach().new_full(shape, float("-inf")).scatter_reduce(-1, of_token, logits.detach(), "amax")
+        sums = logits.new_zeros(shape).scatter_add(-1, of_token, (logits - top.gather(-1, of_token)).exp())
+        return logits + (group - sums.log() - top).gather(-1, of_token)
 
     def density_loss(self, hidden: torch.Tensor, targets: torch.Tensor, target_features: torch.Tensor) -> torch.Tensor:
         """The mean negative log-density (head coordinates) of the target objects' features, the head

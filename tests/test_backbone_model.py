@@ -349,3 +349,9 @@ def test_the_type_head_gives_each_group_its_own_probability(tmp_path):
     assert again.config.output_groups == (0, 6, 7, 8, 9)
     with torch.no_grad():
         torch.testing.assert_close(again(idx)[0], logits)
+        # nothing ties one group's token logits to another's: a token head 1,000 above the rest (where exp
+        # overflows) still gives each group its own softmax
+        hidden = model.hidden_states(idx)
+        shifted = model.lm_head(hidden) + torch.tensor([1000.0] * 6 + [0.0] * 4)
+        model.lm_head.forward = lambda h: shifted
+        torch.testing.assert_close(model.logits(hidden), logits, rtol=0, atol=2e-4)  # float32 steps at 1,000: 6e-5
