@@ -109,6 +109,17 @@ class Block(nn.Module):
         return x + self.mlp(self.ln2(x))
 
 
+def group_logsumexp(x: torch.Tensor, group_of_token: torch.Tensor, n_groups: int) -> torch.Tensor:
+    """(..., n_groups) the logsumexp of `x` (..., vocab) over each group's tokens, `group_of_token` (vocab,)
+    in [0, n_groups). Scatters over the index: a handful of full-vocabulary tensors whatever the number
+    of groups, where a slice or a mask per group costs a full-size tensor (and gradient) per group."""
+    of_token = group_of_token.expand_as(x)
+    shape = (*x.shape[:-1], n_groups)
+    top = x.detach().new_full(shape, float("-inf")).scatter_reduce(-1, of_token, x.detach(), "amax")
+    sums = x.new_zeros(shape).scatter_add(-1, of_token, (x - top.gather(-1, of_token)).exp())
+    return sums.log() + top
+
+
 class GPT(nn.Module):
     """Token and position embeddings, pre-LayerNorm transformer blocks, a tied language-model head.
 
@@ -228,14 +239,9 @@ class GPT(nn.Module):
             return logits
         group = self.group_head(hidden).float().log_softmax(-1)
         logits = logits.float()
-        # each group's logsumexp by scatters over the token -> group index, then one offset per group
-        # (log p(group) minus it) gathered back: a handful of full-vocabulary tensors whatever the number
-        # of groups, where slicing per group costs a full-size gradient per group in the backward pass
-        of_token = self.group_of_token.expand_as(logits)
-        shape = (*logits.shape[:-1], len(starts))
-        top = logits.detach().new_full(shape, float("-inf")).scatter_reduce(-1, of_token, logits.detach(), "amax")
-        sums = logits.new_zeros(shape).scatter_add(-1, of_token, (logits - top.gather(-1, of_token)).exp())
-        return logits + (group - sums.log() - top).gather(-1, of_token)
+        # one offset per group (log p(group) minus its logsumexp), gathered back to its tokens
+        offset = group - group_logsumexp(logits, self.group_of_token, len(starts))
+        return logits + offset.gather(-1, self.group_of_token.expand_as(logits))
 
     def density_loss(self, hidden: torch.Tensor, targets: torch.Tensor, target_features: torch.Tensor) -> torch.Tensor:
         """The mean negative log-density (head coordinates) of the target objects' features, the head

@@ -45,6 +45,7 @@ import torch
 
 from backbone.data import TokenSequences, to_device
 from backbone.masking import counter_uniform, mask_tokens
+from backbone.model import group_logsumexp
 
 
 @torch.no_grad()
@@ -201,14 +202,14 @@ def output_log_probs(head, states: torch.Tensor, targets: torch.Tensor, group: t
     about `rows` positions at a time (default SLICE_ROWS): a batch's (B, T, vocab) output is never held
     whole."""
     n_groups = int(group.max()) + 1
+    pooled = torch.where(group < 0, n_groups, group)  # tokens of no group: one more, never read
     step = max(1, (rows or SLICE_ROWS) // states.shape[1])
     log_p = torch.zeros(targets.shape, dtype=torch.float32, device=states.device)
     log_group = torch.zeros_like(log_p)
     wanted = targets.clamp(min=0)
     for a in range(0, len(states), step):
         logp = torch.log_softmax(head(states[a:a + step]).float(), -1)
-        by_group = torch.stack([torch.logsumexp(logp.masked_fill(group != g, float("-inf")), -1)
-                                for g in range(n_groups)], -1)
+        by_group = group_logsumexp(logp, pooled, n_groups + 1)
         log_p[a:a + step] = logp.gather(-1, wanted[a:a + step, :, None])[..., 0]
         log_group[a:a + step] = by_group.gather(-1, group[wanted[a:a + step]].clamp(min=0)[..., None])[..., 0]
     return log_p, log_group

@@ -165,7 +165,7 @@ MUTATIONS = [
              "        if True:\n            return logits",
              ("tests/test_backbone_model.py::test_the_type_head_gives_each_group_its_own_probability",)),
     Mutation("type-head-unshifted", "each group's logsumexp without its maximum taken out first: exp overflows",
-             "backbone/model.py", "(logits - top.gather(-1, of_token)).exp()", "(logits - 0 * top.gather(-1, of_token)).exp()",
+             "backbone/model.py", "(x - top.gather(-1, of_token)).exp()", "(x - 0 * top.gather(-1, of_token)).exp()",
              ("tests/test_backbone_model.py::test_the_type_head_gives_each_group_its_own_probability",)),
     Mutation("type-head-option-ignored", "model.type_head=false still gets the factorized output",
              "backbone/config.py", "output_groups=output_groups if self.type_head else ()",
