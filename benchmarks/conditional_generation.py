@@ -155,6 +155,7 @@ def print_table(results: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     from backbone.model import GPT
+    from common.errors import UserError
     from events.io import read_events
     from tokenizer.tokenizer import Tokenizer
 
@@ -173,6 +174,9 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(args.seed)
     if args.snapshot:
         from masked_study import load_snapshot  # a sibling script
+
+        if not (args.snapshot / "model.safetensors").is_file():
+            raise UserError(f"--snapshot {args.snapshot}: not a training checkpoint (no model.safetensors)")
 
         backbone = load_snapshot(args.backbone, args.snapshot)[0].to(args.device)
     else:
@@ -198,4 +202,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from common.cli import run_cli
+
+    run_cli(main, "python benchmarks/conditional_generation.py")
