@@ -102,6 +102,9 @@ class TrainSection:
     weight_next: float = 1.0
     weight_masked: float = 1.0  # 0 skips the bidirectional pass: a next-token-only run at about half the cost
     weight_density: float = 1.0  # the density head's negative log-likelihood, per object
+    #: > 0: evaluate and save an exponential moving average of the weights with this decay per step
+    #: (common.averaging; 0.998 averages about the last 500 steps), not the last step's weights
+    ema_decay: float = 0.0
     seed: int = 0
     device: str = "auto"
     #: also keep each evaluation's checkpoint as checkpoint_step<N>/ (to study how scores evolve in training)
@@ -120,7 +123,7 @@ class TrainSection:
         check_ranges(self, positive=("batch_size", "grad_accum", "max_steps", "eval_every"),
                      nonnegative=("lr", "weight_decay", "warmup_steps", "clip", "weight_next", "weight_masked",
                                   "weight_density", "seed", "checkpoint_minutes", "stop_grace_s"),
-                     fractions=("min_lr_fraction", "mask_rate", "process_dropout"))
+                     fractions=("min_lr_fraction", "mask_rate", "process_dropout", "ema_decay"))
 
 
 @dataclass(frozen=True)

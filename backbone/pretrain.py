@@ -3,7 +3,8 @@
 Each step runs both objectives on the same weights: a causal pass (next-token prediction, right
 padding, no mask: flash attention) and a bidirectional pass on the same batch with a fraction of the
 object tokens masked (masked-token prediction, key-padding mask). The run folder gets config.json +
-model.safetensors (the backbone), checkpoint/ (exact resume with --resume), metrics.json.
+model.safetensors (the backbone: with train.ema_decay, the weights' moving average), checkpoint/ (the
+raw weights and the average: exact resume with --resume), metrics.json.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from backbone.data import TokenSequences
 from backbone.masking import counter_uniform, mask_tokens
 from backbone.model import GPT
 from backbone.plots import plot_losses
+from common.averaging import WeightAverage
 from common.cli import UserError, check_output_folder, run_cli, training_parser
 from common.config import load_config, to_dict
 
@@ -202,10 +204,11 @@ def run(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -> dic
     out.mkdir(parents=True, exist_ok=True)
     if rank == 0:
         record_run(out, to_dict(cfg), tc.seed, f"{device} x{world}")
+    average = WeightAverage(model, tc.ema_decay) if tc.ema_decay else None
     state = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "history": [], "tokens": 0, "seconds": 0.0,
              "curve": [], "window": [0.0, 0.0, 0.0, 0]}  # curve: [step, mean next, mean masked(, mean density)]
     run = TrainingRun(out / "checkpoint", model, optimizer, state, rank, world, grace_s=tc.stop_grace_s,
-                      checkpoint_every_s=60 * tc.checkpoint_minutes)
+                      checkpoint_every_s=60 * tc.checkpoint_minutes, average=average)
     if resume and run.resume() and len(state["window"]) == 3:  # written before the density loss had a slot
         state["window"] = [*state["window"][:2], 0.0, state["window"][2]]
 
@@ -246,6 +249,8 @@ def run(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -> dic
             torch.nn.utils.clip_grad_norm_(model.parameters(), tc.clip)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
+            if average is not None:
+                average.update(state["step"])
             if device.type == "cuda":
                 torch.cuda.synchronize()
             state["step"] += 1
@@ -265,6 +270,10 @@ def run(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -> dic
             if state["step"] % tc.eval_every == 0 or state["step"] == tc.max_steps:
                 # eager: evaluations are rare, and a compiled no-grad variant would compile again
                 metrics = evaluate(model, val_data, val_idx, tc, device, autocast)
+                if average is not None:  # val_*: the weights the run saves; raw_val_*: the last step's
+                    with average.applied():
+                        metrics = {**evaluate(model, val_data, val_idx, tc, device, autocast),
+                                   **{f"raw_{k}": v for k, v in metrics.items()}}
                 train = dict(zip(("train_loss_next", "train_loss_masked", "train_loss_density"), state["curve"][-1][1:]))
                 state["history"].append({"step": state["step"], **train, **metrics})
                 if rank == 0:  # also under --quiet: a batch job's log shows where the run is
@@ -285,6 +294,8 @@ def run(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -> dic
               "tokens_per_s": state["tokens"] / max(state["seconds"], 1e-9), "steps": state["step"],
               "parameters": model.num_params(), "device": str(device), "processes": world,
               "history": state["history"], "curve": state["curve"]}
+    if average is not None:  # the checkpoint (written) keeps the raw weights, to resume from
+        average.copy_to_model()
     if rank == 0:
         save_backbone(model, data, cfg, out, {"metrics": {k: v for k, v in result.items()
                                                           if k not in ("history", "curve")}})

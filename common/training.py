@@ -3,6 +3,7 @@ and `TrainingRun`, the state of a loop that a signal can stop and `--resume` con
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -11,6 +12,8 @@ import torch
 
 from common.checkpoint import checkpoint_exists, load_checkpoint, save_checkpoint
 from common.interrupt import GRACE_S, Interrupted, StopFlag, stop_on_signals
+
+log = logging.getLogger(__name__)
 
 
 def param_groups(model: torch.nn.Module, weight_decay: float, parameters: Iterable[torch.nn.Parameter] | None = None,
@@ -37,13 +40,14 @@ class TrainingRun:
     evaluation), or at the end of the block, by writing the checkpoint and raising `Interrupted`; a
     run with no safe point within `grace_s` of the signal is ended there (common.interrupt).
     `checkpoint_every_s`: a `stop_point()` also writes the checkpoint when the last one is that old,
-    so that a kill loses at most that much work (None: only when the loop saves)."""
+    so that a kill loses at most that much work (None: only when the loop saves). A weight `average`
+    (common.averaging) is saved and restored with the rest."""
 
     def __init__(self, folder: str | Path | None, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                  state: dict, rank: int = 0, world: int = 1, *, grace_s: float | None = GRACE_S,
-                 checkpoint_every_s: float | None = None, clock=time.monotonic):
+                 checkpoint_every_s: float | None = None, clock=time.monotonic, average=None):
         self.folder = None if folder is None else Path(folder)
-        self.model, self.optimizer, self.state = model, optimizer, state
+        self.model, self.optimizer, self.state, self.average = model, optimizer, state, average
         self.rank, self.world = rank, world
         self.best: dict[str, torch.Tensor] | None = None
         self.signum = 0
@@ -63,13 +67,22 @@ class TrainingRun:
         self.state.update(state)
         device = next(self.model.parameters()).device
         self.best = {k[len("best."):]: v.to(device) for k, v in extra.items() if k.startswith("best.")} or None
+        average = {k[len("average."):]: v for k, v in extra.items() if k.startswith("average.")}
+        if self.average is not None:
+            if average:
+                self.average.load(average)
+            else:  # a checkpoint of a run without one: the average starts at the resumed weights
+                log.warning("%s holds no weight average: it starts at the resumed weights", self.folder)
+                self.average.load({k: p.detach() for k, p in self.average.parameters.items()})
         self._changed = False
         return True
 
     def save(self) -> None:
         if self.folder is not None and self.rank == 0:
-            save_checkpoint(self.folder, self.model, self.optimizer, self.state,
-                            {f"best.{k}": v for k, v in (self.best or {}).items()})
+            extra = {f"best.{k}": v for k, v in (self.best or {}).items()}
+            if self.average is not None:
+                extra.update({f"average.{k}": v for k, v in self.average.average.items()})
+            save_checkpoint(self.folder, self.model, self.optimizer, self.state, extra)
         self._changed = False
         self._saved_at = self.clock()
 

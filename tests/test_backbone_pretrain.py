@@ -157,17 +157,31 @@ def test_pretraining_learns_both_objectives(store, tmp_path):
     assert (tmp_path / "run" / "model.safetensors").is_file() and (tmp_path / "run" / "config.json").is_file()
 
 
-def test_resumed_pretraining_equals_uninterrupted(store, tmp_path):
+@pytest.mark.parametrize("ema_decay", [0.0, 0.9])
+def test_resumed_pretraining_equals_uninterrupted(store, tmp_path, ema_decay):
     from safetensors.torch import load_file
 
-    run(config(store[0], tmp_path / "straight", 9), progress=False)
-    run(config(store[0], tmp_path / "resumed", 6), progress=False)
-    resumed = run(config(store[0], tmp_path / "resumed", 9), resume=True, progress=False)
+    run(config(store[0], tmp_path / "straight", 9, ema_decay=ema_decay), progress=False)
+    run(config(store[0], tmp_path / "resumed", 6, ema_decay=ema_decay), progress=False)
+    resumed = run(config(store[0], tmp_path / "resumed", 9, ema_decay=ema_decay), resume=True, progress=False)
     assert [h["step"] for h in resumed["history"]] == [3, 6, 9]
     a = load_file(str(tmp_path / "straight" / "model.safetensors"))
     b = load_file(str(tmp_path / "resumed" / "model.safetensors"))
     for k in a:
         assert torch.equal(a[k], b[k]), k
+
+
+def test_an_ema_run_saves_and_evaluates_the_average_and_checkpoints_the_raw_weights(store, tmp_path):
+    from safetensors.torch import load_file
+
+    result = run(config(store[0], tmp_path / "ema", 30, ema_decay=0.9, eval_every=30), progress=False)
+    saved = load_file(str(tmp_path / "ema" / "model.safetensors"))
+    checkpoint = load_file(str(tmp_path / "ema" / "checkpoint" / "model.safetensors"))
+    averaged = [k for k in saved if f"extra.average.{k}" in checkpoint]
+    assert averaged and all(torch.equal(saved[k], checkpoint[f"extra.average.{k}"]) for k in averaged)
+    assert not torch.equal(saved[averaged[0]], checkpoint[averaged[0]])
+    last = result["history"][-1]
+    assert result["val_loss_next"] == last["val_loss_next"] != last["raw_val_loss_next"]
 
 
 def density(path, out, steps, **train):

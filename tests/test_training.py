@@ -426,3 +426,44 @@ def test_sigterm_in_a_stalled_first_step_exits_within_the_grace(store, tmp_path,
         assert proc.returncode == 128 + signal.SIGTERM and took < 10, (took, stderr[-2000:])
         assert "no safe point" not in stderr
     assert "stopping at the next safe point (at most" in stderr
+
+
+def test_a_weight_average_by_hand(tmp_path):
+    from common.averaging import WeightAverage
+
+    model = torch.nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        model.weight.fill_(0.0)
+    average = WeightAverage(model, 0.5)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    average.update(0)  # the decay is capped at 1/10 on the first step: 0 + 0.9 (1 - 0)
+    assert average.average["weight"].item() == pytest.approx(0.9)
+    with torch.no_grad():
+        model.weight.fill_(3.0)
+    average.update(100)  # 0.9 + 0.5 (3 - 0.9)
+    assert average.average["weight"].item() == pytest.approx(1.95)
+    with average.applied():
+        assert model.weight.item() == pytest.approx(1.95)
+    assert model.weight.item() == 3.0
+    with pytest.raises(ValueError, match="decay"):
+        WeightAverage(model, 1.0)
+
+
+def test_a_weight_average_is_checkpointed_and_starts_at_the_weights_of_a_run_without_one(tmp_path):
+    from common.averaging import WeightAverage
+
+    plain = new_run(tmp_path)
+    with torch.no_grad():
+        plain.model.weight.fill_(2.0)
+    plain.save()
+    resumed = new_run(tmp_path)
+    resumed.average = WeightAverage(resumed.model, 0.9)
+    assert resumed.resume() and torch.equal(resumed.average.average["weight"], torch.full((1, 3), 2.0))
+    with torch.no_grad():
+        resumed.average.average["weight"].fill_(5.0)
+    resumed.save()
+    again = new_run(tmp_path)
+    again.average = WeightAverage(again.model, 0.9)
+    assert again.resume() and torch.equal(again.average.average["weight"], torch.full((1, 3), 5.0))
+    assert torch.equal(again.model.weight, torch.full((1, 3), 2.0))  # the raw weights, as saved

@@ -204,6 +204,15 @@ MUTATIONS = [
              "module: no gradient is all-reduced", "backbone/pretrain.py",
              "out = (model if masked else wrapped or model)(", "out = model(",
              ("tests/test_backbone_pretrain.py::test_ddp_equals_one_process_with_the_same_total_batch",)),
+    Mutation("ema-not-saved", "an ema_decay run saves the last step's weights, not their average",
+             "backbone/pretrain.py", "        average.copy_to_model()\n", "        pass\n",
+             ("tests/test_backbone_pretrain.py::test_an_ema_run_saves_and_evaluates_the_average_and_checkpoints_the_raw_weights",)),
+    Mutation("ema-not-checkpointed", "a resumed ema_decay run restarts its average at the resumed weights",
+             "common/training.py", 'extra.update({f"average.{k}": v for k, v in self.average.average.items()})',
+             "pass", ("tests/test_backbone_pretrain.py::test_resumed_pretraining_equals_uninterrupted",)),
+    Mutation("ema-young-weights-not-forgotten", "the average keeps the random initial weights at the full decay",
+             "common/averaging.py", "weight = 1 - min(self.decay, (1 + step) / (10 + step))",
+             "weight = 1 - self.decay", ("tests/test_training.py::test_a_weight_average_by_hand",)),
 ]
 
 
