@@ -134,14 +134,31 @@ class Mixture:
         dof = mask.sum(-1, keepdim=True).expand_as(r2)
         return torch.logsumexp(posterior + log_chi2_sf(dof, r2), -1)
 
-    def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
-        """(N, D) one draw per mixture (every feature drawn; the caller keeps those it models)."""
+    def sample(self, generator: torch.Generator | None = None, upper: torch.Tensor | None = None) -> torch.Tensor:
+        """(N, D) one draw per mixture (every feature drawn; the caller keeps those it models). With
+        `upper` (N,), feature 0 (log pt) is drawn from the mixture truncated to at most it (inf: no
+        bound): components weighted by their mass below it, then an inverse-CDF draw below it."""
+        log_weights = torch.log_softmax(self.logits, -1)
+        if upper is not None:  # (assumes feature 0 is linear, as log pt is in every mode)
+            beta = (upper.double()[:, None] - self.mu[..., 0].double()) * torch.exp(-self.log_scale[..., 0].double())
+            log_below = torch.special.log_ndtr(beta)  # (N, K), finite far into the tail
+            log_weights = log_weights + log_below.to(log_weights.dtype)
         noise = torch.empty_like(self.logits).exponential_(generator=generator)
-        comp = (torch.log_softmax(self.logits, -1) - noise.log()).argmax(-1)  # exponential race: a draw
+        comp = (log_weights - noise.log()).argmax(-1)  # exponential race: a draw
         rows = torch.arange(len(comp), device=comp.device)
         mu, scale = self.mu[rows, comp], self.log_scale[rows, comp]
         eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+        if upper is not None:
+            # u uniform below the bound's CDF: log u = log Phi(beta) + log U. Drawn even without a bound,
+            # so that the random stream does not depend on which rows have one
+            u = torch.rand(len(comp), generator=generator, device=mu.device, dtype=torch.float64)
+            below = torch.special.ndtri(torch.exp(log_below[rows, comp] + torch.log(u)))
+            # beyond float64's reach (beta < -37) the draw sits on the bound
+            eps0 = torch.where(torch.isfinite(below), below, beta[rows, comp]).clamp(max=beta[rows, comp])
+            eps[:, 0] = torch.where(torch.isfinite(upper), eps0.to(eps.dtype), eps[:, 0])
         z = mu + torch.exp(scale) * eps
+        if upper is not None:  # float32 rounding may not overstep the bound either
+            z[:, 0] = torch.minimum(z[:, 0], upper.to(z.dtype))
         if self.circular is not None:
             c = self.circular
             z[:, c] = von_mises(mu[:, c], torch.exp(scale[:, c]), generator)

@@ -91,7 +91,8 @@ def generate(model: GPT, prompt: torch.Tensor, max_new_tokens: int, *, temperatu
     Sampling stops for a sequence at `eos_id` (later positions get `pad_id`) and for all once every
     sequence has ended. `temperature=0` is greedy. `use_cache=False` recomputes the whole sequence at
     every step (the reference the cache is tested against). `grammar` (see backbone.grammar) restricts
-    what may be sampled next, given what each sequence has so far. `cuda_graph` (default: on CUDA with
+    what may be sampled next, given what each sequence has so far, and with `density` keeps each group's
+    objects in descending pt. `cuda_graph` (default: on CUDA with
     the cache) replays each decoding step from a CUDA graph; `sync_every` (default: 16 on CUDA, 1
     elsewhere) is the number of steps between checks whether all sequences have ended.
     """
@@ -133,7 +134,8 @@ def generate(model: GPT, prompt: torch.Tensor, max_new_tokens: int, *, temperatu
             # every row draws (fixed shapes, the same random stream whatever ends when); rows whose
             # token is not an object keep zeros
             code = token.clamp(max=model.config.n_codes - 1)
-            z = model.density(hidden, model.wte(code), code).sample(generator)
+            z = model.density(hidden, model.wte(code), code).sample(
+                generator, None if grammar is None else grammar.upper_log_pt(token))
             is_object = (token < model.config.n_codes) & ~done
             features[:, n] = torch.where(is_object[:, None], z.to(features.dtype), features[:, n])
             if feedback:
@@ -149,7 +151,7 @@ def generate(model: GPT, prompt: torch.Tensor, max_new_tokens: int, *, temperatu
             done |= token == eos_id
         fed[:, n] = token
         if grammar is not None:
-            grammar.update(token)
+            grammar.update(token, z[:, 0] if density else None)
         n += 1
         if (i + 1) % sync_every == 0 and bool(done.all()):
             break

@@ -1,8 +1,10 @@
 """Sampling constraints from the data model: object groups come in canonical order (jets, leptons,
 photons, constituents, MET), no group exceeds its multiplicity cap, in event mode MET comes exactly
 once, last, right before EOS, and every sequence ends within its length budget (MET, then EOS, are
-forced when only room for them is left). Within a group the order is free (decoding restores
-descending pt)."""
+forced when only room for them is left). Within a group objects come in descending pt, as in the
+data the backbone learnt from: `upper_log_pt` bounds each object's drawn log pt by the one before it
+in its group (a density head leaks some mass above it: an event drawn out of order is a prefix the
+backbone never saw, and what it draws after one drifts from its process)."""
 from __future__ import annotations
 
 import torch
@@ -35,6 +37,8 @@ class Grammar:
         self.current = torch.zeros(batch, dtype=torch.long, device=device)  # rank of the last object
         self.counts = torch.zeros(batch, len(GROUPS), dtype=torch.long, device=device)
         self.max_new, self.steps = max_new, 0
+        # the density coordinate (normalized log pt) of each sequence's last object
+        self.last_log_pt = torch.full((batch,), float("inf"), device=device)
 
     def mask(self, logits: torch.Tensor) -> torch.Tensor:
         """(B, vocab) logits with forbidden tokens at -inf."""
@@ -53,9 +57,20 @@ class Grammar:
         allowed[:, self.vocab.eos] = eos_ok
         return logits.masked_fill(~allowed, float("-inf"))
 
-    def update(self, tokens: torch.Tensor) -> None:
+    def upper_log_pt(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(B,) the bound on the log pt (density coordinates) of the objects `tokens` just drawn: the
+        last object's where it is of the same group, else inf."""
+        rank = self.rank[tokens]
+        seen = self.counts.gather(1, rank.clamp(min=0)[:, None])[:, 0] > 0
+        same_group = (rank >= 0) & (rank == self.current) & seen
+        return torch.where(same_group, self.last_log_pt, torch.full_like(self.last_log_pt, float("inf")))
+
+    def update(self, tokens: torch.Tensor, log_pt: torch.Tensor | None = None) -> None:
+        """After drawing `tokens` (B,), with their objects' drawn `log_pt` (B,) where features are drawn."""
         rank = self.rank[tokens]
         is_code = rank >= 0
+        if log_pt is not None:
+            self.last_log_pt = torch.where(is_code, log_pt.to(self.last_log_pt.dtype), self.last_log_pt)
         self.current = torch.where(is_code, torch.maximum(self.current, rank), self.current)
         self.counts[torch.arange(len(tokens), device=tokens.device)[is_code], rank[is_code]] += 1
         self.steps += 1

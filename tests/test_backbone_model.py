@@ -241,7 +241,10 @@ class LogitSpy:
         self.logits.append(logits.clone())
         return logits
 
-    def update(self, token):
+    def upper_log_pt(self, token):
+        return torch.full(token.shape, float("inf"))
+
+    def update(self, token, log_pt=None):
         pass
 
 

@@ -60,6 +60,23 @@ def test_samples_follow_the_density():
         assert np.all(np.abs(counts - expected) < 5 * np.sqrt(expected)), (d, counts, expected.round())
 
 
+def test_draws_below_a_bound_follow_the_truncated_density():
+    n = 200_000
+    one = Mixture(torch.zeros(n, 1), torch.zeros(n, 1, 5), torch.zeros(n, 1, 5), 2)
+    z = one.sample(torch.Generator().manual_seed(1), upper=torch.zeros(n))
+    # a unit Gaussian below 0 has mean -sqrt(2 / pi) = -0.7979 (standard error 0.0013 here)
+    assert z[:, 0].max() <= 0 and abs(z[:, 0].mean().item() + math.sqrt(2 / math.pi)) < 0.01
+    assert abs(z[:, 1].mean().item()) < 0.01 and abs(z[:, 1].std().item() - 1) < 0.01  # the rest untouched
+    # of two equal components at -2 and +2 (width 0.1), only the one below the bound is drawn from
+    mu = torch.tensor([[-2.0], [2.0]]).expand(2, 5).clone()
+    two = Mixture(torch.zeros(1000, 2), mu.expand(1000, 2, 5), torch.full((1000, 2, 5), math.log(0.1)), 2)
+    z = two.sample(torch.Generator().manual_seed(2), upper=torch.zeros(1000))
+    assert (z[:, 0] - -2.0).abs().max() < 0.6 and (z[:, 0] <= 0).all()
+    # a bound 50 widths below the mean, beyond float64's CDF: the draw sits on it; inf: no bound
+    far = one.sample(torch.Generator().manual_seed(3), upper=torch.tensor([-50.0, float("inf")]).repeat(n // 2))
+    assert (far[0::2, 0] == -50).all() and far[1::2, 0].max() > 3
+
+
 def test_tail_probability_is_uniform_for_draws_and_tiny_far_out():
     mix = _mixture(n=1, seed=1)
     n = 50_000

@@ -89,6 +89,39 @@ def test_grammar_orders_groups_and_ends_after_met(trained):
     assert allowed.nonzero().flatten().tolist() == [vocab.eos]
 
 
+def test_grammar_bounds_each_objects_log_pt_by_the_last_of_its_group(trained):
+    tok = trained[0]
+    vocab = Vocab(tok.vocab_size)
+    code = {T(t): tok.model.offsets[t] for t in tok.model.types}
+    g = Grammar(vocab, tok, 2, "cpu")
+    inf = float("inf")
+    assert g.upper_log_pt(torch.tensor([code[T.JET], code[T.MUON]])).tolist() == [inf, inf]
+    g.update(torch.tensor([code[T.JET], code[T.MUON]]), torch.tensor([0.5, 0.25]))
+    assert g.upper_log_pt(torch.tensor([code[T.BJET], code[T.ELECTRON]])).tolist() == [0.5, 0.25]
+    assert g.upper_log_pt(torch.tensor([code[T.MUON], code[T.MET]])).tolist() == [inf, inf]  # a new group
+    g.update(torch.tensor([vocab.eos, code[T.ELECTRON]]), torch.tensor([9.0, -1.0]))  # EOS is no object
+    assert g.upper_log_pt(torch.tensor([code[T.JET], code[T.MUON]])).tolist() == [0.5, -1.0]
+
+
+def test_hybrid_sampling_keeps_each_group_in_descending_pt(hybrid_backbone):
+    """The drawn features, before decoding sorts them: as ordered as the events the backbone learnt."""
+    from backbone.generate import generate
+    from backbone.model import GPT
+    from tokenizer.tokenizer import Tokenizer
+
+    bb, tok_folder = hybrid_backbone
+    model, tok = GPT.from_pretrained(bb), Tokenizer.from_pretrained(tok_folder)
+    vocab = model.vocab
+    prompt = torch.tensor([[vocab.bos, vocab.process_token("ttbar")]] * 400)
+    grammar = Grammar(vocab, tok, 400, "cpu", max_new=model.config.block_size - 2)
+    tokens, z = generate(model, prompt, model.config.block_size - 2, eos_id=vocab.eos, pad_id=vocab.pad,
+                         generator=torch.Generator().manual_seed(0), grammar=grammar, density=True)
+    rank = grammar.rank[tokens]
+    same = (rank[:, 1:] == rank[:, :-1]) & (rank[:, 1:] >= 0)
+    assert same.sum() > 400  # objects follow others of their group: an order to keep
+    assert (z[:, 1:, 0][same] <= z[:, :-1, 0][same]).all()
+
+
 def test_grammar_keeps_caps_and_the_length_budget(trained):
     from events.model import Caps
     tok = trained[0]

@@ -213,6 +213,17 @@ MUTATIONS = [
     Mutation("ema-young-weights-not-forgotten", "the average keeps the random initial weights at the full decay",
              "common/averaging.py", "weight = 1 - min(self.decay, (1 + step) / (10 + step))",
              "weight = 1 - self.decay", ("tests/test_training.py::test_a_weight_average_by_hand",)),
+    Mutation("pt-order-not-kept", "the sampler draws each object's log pt without the bound of the last object "
+             "of its group", "backbone/generate.py", "generator, None if grammar is None else grammar.upper_log_pt(token))",
+             "generator, None)", ("tests/test_sample.py::test_hybrid_sampling_keeps_each_group_in_descending_pt",)),
+    Mutation("truncated-components-not-reweighted", "a bounded draw picks components by their weights alone, "
+             "not by their mass below the bound", "backbone/density.py",
+             "log_weights = log_weights + log_below.to(log_weights.dtype)", "log_weights = log_weights",
+             ("tests/test_density.py::test_draws_below_a_bound_follow_the_truncated_density",)),
+    Mutation("grammar-forgets-log-pt", "the grammar never records the drawn log pt: no object is bounded",
+             "backbone/grammar.py", "self.last_log_pt = torch.where(is_code, log_pt.to(self.last_log_pt.dtype), "
+             "self.last_log_pt)", "pass",
+             ("tests/test_sample.py::test_grammar_bounds_each_objects_log_pt_by_the_last_of_its_group",)),
 ]
 
 
