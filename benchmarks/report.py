@@ -546,31 +546,49 @@ def _hazard_gaps(r: dict, k_max: int = 5) -> tuple[float, float]:
     return statistics.mean(fit), statistics.mean(drift)
 
 
-def conditional_checkpoints_table() -> str:
-    """How the per-process generation of the default event backbone changes along its pretraining
-    (conditional_generation.py on the kept checkpoints of real_run_anomaly.sh)."""
-    steps = sorted(int(p.stem.rsplit("step", 1)[1]) for p in RESULTS.glob("conditional_generation_default_cpu_step*.json"))
-    runs = [(s, RESULTS / f"conditional_generation_default_cpu_step{s}.json") for s in steps]
-    if (final := RESULTS / "conditional_generation_default_cpu.json").is_file():
-        runs.append((2000, final))
+SUMMARY_OBSERVABLES = ("jets", "b-jets", "leptons", "HT [GeV]", "m(jj) [GeV]", "m(bjj) [GeV]", "leading jet pt [GeV]",
+                       "MET [GeV]")
+
+
+def conditional_summary_table(runs: list[tuple[str, Path]], first: str = "run") -> str:
+    """One row per conditional_generation.py result (label, path): the mean held-out next-token loss, the
+    worst W1/floor over the processes of each observable, and the hazards' fit and drift."""
+    runs = [(label, path) for label, path in runs if path.is_file()]
     if len(runs) < 2:
         return "(not measured yet)"
-    lines = ["| step | held-out next-token loss, mean over processes | worst W1/floor: jets | b-jets | leptons | HT | "
-             "m(jj) | m(bjj) | hazard error teacher forced (fit) | generated against teacher forced (drift) |",
-             "|---" * 10 + "|"]
-    for step, path in runs:
+    lines = [f"| {first} | held-out next-token loss, mean over processes | worst W1/floor: "
+             + " | ".join(o.split(" [")[0] for o in SUMMARY_OBSERVABLES)
+             + " | hazard error teacher forced (fit) | generated against teacher forced (drift) |",
+             "|---" * (4 + len(SUMMARY_OBSERVABLES)) + "|"]
+    for label, path in runs:
         r = json.loads(path.read_text())
         xs = r["processes"].values()
-        worst = lambda o: max(x["w1_over_floor"][o] for x in xs)  # noqa: E731
         fit, drift = _hazard_gaps(r)
-        lines.append(f"| {step} | {statistics.mean(x['next_token_loss'] for x in xs):.3f} | "
-                     + " | ".join(f"{worst(o):.1f}" for o in ("jets", "b-jets", "leptons", "HT [GeV]", "m(jj) [GeV]",
-                                                              "m(bjj) [GeV]"))
+        lines.append(f"| {label} | {statistics.mean(x['next_token_loss'] for x in xs):.3f} | "
+                     + " | ".join(f"{max(x['w1_over_floor'][o] for x in xs):.1f}" for o in SUMMARY_OBSERVABLES)
                      + f" | {fit:.3f} | {drift:.3f} |")
-    n = json.loads(runs[0][1].read_text())
-    return "\n".join(lines) + (f"\n\n(hazard errors: mean absolute difference of P(another jet after k jets), k = 0-4, "
-                               f"over the six processes; {next(iter(n['processes'].values()))['n_generated']:,} generated "
-                               "events per process at the checkpoints, 5,000 at step 2000)")
+    return "\n".join(lines) + ("\n\n(hazard errors: mean absolute difference of P(another jet after k jets), k = 0-4, "
+                               "over the six processes)")
+
+
+def conditional_checkpoints_table() -> str:
+    """How the per-process generation of the default event backbone changes along its pretraining
+    (conditional_generation.py on the kept checkpoints of real_run_anomaly.sh; 2,000 generated events
+    per process at the checkpoints, 5,000 at step 2000)."""
+    steps = sorted(int(p.stem.rsplit("step", 1)[1]) for p in RESULTS.glob("conditional_generation_default_cpu_step*.json"))
+    runs = [(str(s), RESULTS / f"conditional_generation_default_cpu_step{s}.json") for s in steps]
+    return conditional_summary_table(runs + [("2000", RESULTS / "conditional_generation_default_cpu.json")], "step")
+
+
+def conditional_ema_table() -> str:
+    """The default CPU run's generation with the drawn pt order kept, and two seeds' runs with a weight
+    average: each measured with the average and with the last step's weights."""
+    runs = [("seed 0, last step, pt order free (before)", RESULTS / "conditional_generation_default_cpu.json"),
+            ("seed 0, last step", RESULTS / "conditional_generation_default_cpu_pt_ordered.json")]
+    for seed in (0, 1):
+        runs += [(f"EMA run seed {seed}, last step", RESULTS / f"conditional_generation_ema_seed{seed}_raw.json"),
+                 (f"EMA run seed {seed}, average", RESULTS / f"conditional_generation_ema_seed{seed}_ema.json")]
+    return conditional_summary_table(runs)
 
 
 def density_generation_table() -> str:
@@ -829,6 +847,7 @@ TABLES = {"nanoaod-speed-table": nanoaod_speed_table, "real-nanoaod-table": real
           "conditional-event-small-table": lambda: conditional_generation_table("conditional_generation_event_small_hazard"),
           "conditional-no-masked-table": lambda: conditional_generation_table("conditional_generation_no_masked_cpu"),
           "conditional-checkpoints-table": conditional_checkpoints_table,
+          "conditional-ema-table": conditional_ema_table,
           "density-likelihood-table": density_likelihood_table, "masked-study-table": masked_study_table,
           "density-finetune-table": density_finetune_table, "dask-table": dask_table,
           "signal-injection-table": signal_injection_table}
