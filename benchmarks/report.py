@@ -591,6 +591,17 @@ def conditional_ema_table() -> str:
     return conditional_summary_table(runs)
 
 
+def conditional_variants_table() -> str:
+    """Seed 0 of the weight-average runs against two variants of the same run: the process embedding
+    added at every position (a branch, not kept) and no weight decay."""
+    runs = []
+    for label, name in (("as configured", "ema_seed0"), ("process at every position", "process_everywhere_seed0"),
+                        ("no weight decay", "no_weight_decay_seed0")):
+        runs += [(f"{label}, last step", RESULTS / f"conditional_generation_{name}_raw.json"),
+                 (f"{label}, average", RESULTS / f"conditional_generation_{name}_ema.json")]
+    return conditional_summary_table(runs)
+
+
 def density_generation_table() -> str:
     """W1 to the floor of every observable, centroid against continuous decoding: sampled from scratch
     (sample.py) and decoded from real events' own tokens (decode_fidelity.py; real_run_anomaly.sh)."""
@@ -848,6 +859,7 @@ TABLES = {"nanoaod-speed-table": nanoaod_speed_table, "real-nanoaod-table": real
           "conditional-no-masked-table": lambda: conditional_generation_table("conditional_generation_no_masked_cpu"),
           "conditional-checkpoints-table": conditional_checkpoints_table,
           "conditional-ema-table": conditional_ema_table,
+          "conditional-variants-table": conditional_variants_table,
           "density-likelihood-table": density_likelihood_table, "masked-study-table": masked_study_table,
           "density-finetune-table": density_finetune_table, "dask-table": dask_table,
           "signal-injection-table": signal_injection_table}
