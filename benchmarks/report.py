@@ -546,26 +546,23 @@ def _hazard_gaps(r: dict, k_max: int = 5) -> tuple[float, float]:
     return statistics.mean(fit), statistics.mean(drift)
 
 
-SUMMARY_OBSERVABLES = ("jets", "b-jets", "leptons", "HT [GeV]", "m(jj) [GeV]", "m(bjj) [GeV]", "leading jet pt [GeV]",
-                       "MET [GeV]")
-
-
 def conditional_summary_table(runs: list[tuple[str, Path]], first: str = "run") -> str:
     """One row per conditional_generation.py result (label, path): the mean held-out next-token loss, the
     worst W1/floor over the processes of each observable, and the hazards' fit and drift."""
-    runs = [(label, path) for label, path in runs if path.is_file()]
-    if len(runs) < 2:
+    results = [(label, json.loads(path.read_text())) for label, path in runs if path.is_file()]
+    if len(results) < 2:
         return "(not measured yet)"
+    # the observables conditional_generation.py measured, in its order
+    observables = list(next(iter(results[0][1]["processes"].values()))["w1_over_floor"])
     lines = [f"| {first} | held-out next-token loss, mean over processes | worst W1/floor: "
-             + " | ".join(o.split(" [")[0] for o in SUMMARY_OBSERVABLES)
+             + " | ".join(o.split(" [")[0] for o in observables)
              + " | hazard error teacher forced (fit) | generated against teacher forced (drift) |",
-             "|---" * (4 + len(SUMMARY_OBSERVABLES)) + "|"]
-    for label, path in runs:
-        r = json.loads(path.read_text())
+             "|---" * (4 + len(observables)) + "|"]
+    for label, r in results:
         xs = r["processes"].values()
         fit, drift = _hazard_gaps(r)
         lines.append(f"| {label} | {statistics.mean(x['next_token_loss'] for x in xs):.3f} | "
-                     + " | ".join(f"{max(x['w1_over_floor'][o] for x in xs):.1f}" for o in SUMMARY_OBSERVABLES)
+                     + " | ".join(f"{max(x['w1_over_floor'][o] for x in xs):.1f}" for o in observables)
                      + f" | {fit:.3f} | {drift:.3f} |")
     return "\n".join(lines) + ("\n\n(hazard errors: mean absolute difference of P(another jet after k jets), k = 0-4, "
                                "over the six processes)")
