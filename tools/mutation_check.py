@@ -224,6 +224,9 @@ MUTATIONS = [
              "backbone/grammar.py", "self.last_log_pt = torch.where(is_code, log_pt.to(self.last_log_pt.dtype), "
              "self.last_log_pt)", "pass",
              ("tests/test_sample.py::test_grammar_bounds_each_objects_log_pt_by_the_last_of_its_group",)),
+    Mutation("grammar-bound-on-default-device", "the grammar keeps the last drawn log pt on the default device",
+             "backbone/grammar.py", 'self.last_log_pt = torch.full((batch,), float("inf"), device=device)',
+             'self.last_log_pt = torch.full((batch,), float("inf"))', ("tests/test_device_placement.py::test_sampling",)),
 ]
 
 
