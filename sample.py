@@ -35,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--process", help="process to generate (conditional backbones; see its config)")
     parser.add_argument("--temperature", type=nonnegative_float, default=1.0, help="sampling temperature (0: greedy)")
     parser.add_argument("--top-k", type=nonnegative_int, default=0, help="sample from the k most likely tokens (0: all)")
+    parser.add_argument("--guidance", type=nonnegative_float, default=1.0,
+                        help="classifier-free guidance with --process: tokens drawn from p(.|process)^w "
+                             "p(.|unknown)^(1-w); 1: the conditional model alone, > 1: further from the mix")
     parser.add_argument("--seed", type=nonnegative_int, default=1, help="random seed; same seed, same events")
     parser.add_argument("--batch-size", type=positive_int, default=4096, help="sequences generated at once")
     parser.add_argument("--device", type=device_name, default="auto", help="auto, cpu or cuda")
@@ -51,8 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     tokenizer = Tokenizer.from_pretrained(args.tokenizer, device=str(device))
     stats = SamplingStats()
     batches = sample_events(model, tokenizer, args.events, process=args.process, temperature=args.temperature,
-                            top_k=args.top_k, seed=args.seed, batch_size=args.batch_size, decode=args.decode,
-                            stats=stats)
+                            top_k=args.top_k, seed=args.seed, guidance=args.guidance, batch_size=args.batch_size,
+                            decode=args.decode, stats=stats)
     start = time.perf_counter()
     with open_writer(args.out) as writer, tqdm(total=args.events, unit="ev", desc="sampling") as bar:
         for events in batches:

@@ -80,7 +80,7 @@ def generate(model: GPT, prompt: torch.Tensor, max_new_tokens: int, *, temperatu
              top_k: int | None = None, eos_id: int | None = None, pad_id: int = 0,
              generator: torch.Generator | None = None, use_cache: bool = True,
              grammar=None, cuda_graph: bool | None = None, sync_every: int | None = None,
-             density: bool = False):
+             density: bool = False, unconditional: torch.Tensor | None = None, guidance: float = 1.0):
     """Continue `prompt` (B, T0) by up to `max_new_tokens` tokens; returns (B, T0 + n).
 
     With `density` (a model with a density head), each object's features are drawn from the head
@@ -95,14 +95,28 @@ def generate(model: GPT, prompt: torch.Tensor, max_new_tokens: int, *, temperatu
     objects in descending pt. `cuda_graph` (default: on CUDA with
     the cache) replays each decoding step from a CUDA graph; `sync_every` (default: 16 on CUDA, 1
     elsewhere) is the number of steps between checks whether all sequences have ended.
+
+    Classifier-free guidance: with `unconditional` (B, T0), the same prompts with the condition left
+    out (a process dropped to MASK), and `guidance` w != 1, the same tokens and features also run after
+    the unconditional prompts (a batch of 2B), and each step samples from l_u + w (l_c - l_u), i.e.
+    p_c^w p_u^(1 - w): w > 1 pushes sequences further from the unconditional mix than the conditional
+    model alone does. Features are drawn from the conditional density head.
     """
     model.eval()
     B, T0 = prompt.shape
     device = prompt.device
     max_new_tokens = min(max_new_tokens, model.config.block_size - T0)
+    guided = unconditional is not None and guidance != 1.0
+    if guided and unconditional.shape != prompt.shape:
+        raise ValueError(f"unconditional prompts {tuple(unconditional.shape)} differ from the prompts "
+                         f"{tuple(prompt.shape)}")
+    # the model's rows: the prompts, then (guided) the unconditional ones, which follow the same draws
+    both = (lambda t: torch.cat([t, t])) if guided else (lambda t: t)
     out = torch.full((B, T0 + max_new_tokens), pad_id, dtype=torch.long, device=device)
     out[:, :T0] = prompt
-    fed = out.clone()  # what the model sees: finished sequences keep getting EOS, a valid id whatever pad_id is
+    fed = both(out).clone()  # what the model sees: finished sequences keep getting EOS, a valid id whatever pad_id is
+    if guided:
+        fed[B:, :T0] = unconditional
     done = torch.zeros(B, dtype=torch.bool, device=device)
     end = torch.full((B,), T0 + max_new_tokens, dtype=torch.long, device=device)  # one past each EOS
     if density and not model.config.density_components:
@@ -110,23 +124,28 @@ def generate(model: GPT, prompt: torch.Tensor, max_new_tokens: int, *, temperatu
     features = torch.zeros(B, T0 + max_new_tokens, model.density.n_dims, device=device) if density else None
     feedback = density and bool(model.config.n_features)
     # the hybrid input of every position (the prompt's are special tokens: none)
-    fed_features = torch.zeros(B, T0 + max_new_tokens, model.config.n_features, device=device) if feedback else None
+    fed_features = torch.zeros(len(fed), T0 + max_new_tokens, model.config.n_features, device=device) \
+        if feedback else None
     if use_cache:
         dtype = next(model.parameters()).dtype
-        cache = KVCache.empty(model.config, B, T0 + max_new_tokens, device, dtype)
+        cache = KVCache.empty(model.config, len(fed), T0 + max_new_tokens, device, dtype)
         graph = device.type == "cuda" if cuda_graph is None else cuda_graph
-        step = DecodeStep(model, cache, B, T0, graph, feedback)  # captured before the prefill fills the cache
-        hidden = model.hidden_states(prompt, kv_cache=cache)[:, -1]
+        step = DecodeStep(model, cache, len(fed), T0, graph, feedback)  # captured before the prefill fills the cache
+        hidden = model.hidden_states(fed[:, :T0], kv_cache=cache)[:, -1]
         prefill = model.logits(hidden), hidden
     sync_every = sync_every or (SYNC_EVERY if device.type == "cuda" else 1)
     n = T0
     for i in range(max_new_tokens):
         if use_cache:
-            logits, hidden = step(token, n - 1, fed_features[:, n - 1] if feedback else None) if i > 0 else prefill
+            logits, hidden = step(fed[:, n - 1], n - 1, fed_features[:, n - 1] if feedback else None) \
+                if i > 0 else prefill
         else:
             hidden = model.hidden_states(fed[:, :n], features=fed_features[:, :n] if feedback else None)[:, -1]
             logits = model.logits(hidden)
         logits = logits.float()
+        if guided:
+            conditional, free = logits.chunk(2)
+            logits, hidden = free + guidance * (conditional - free), hidden[:B]
         if grammar is not None:
             logits = grammar.mask(logits)
         token = sample_next(logits, temperature, top_k, generator)
@@ -142,14 +161,14 @@ def generate(model: GPT, prompt: torch.Tensor, max_new_tokens: int, *, temperatu
                 # rows without an object: the model reads no features at non-object tokens. Clamped as
                 # the written events are: a b-tag drawn past 1 is not a feature the model ever read
                 mask = model.density.code_mask[code]
-                fed_features[:, n] = model.density.clamp_features(
-                    model.density.from_density(z, model.code_features[code], mask), mask)
+                fed_features[:, n] = both(model.density.clamp_features(
+                    model.density.from_density(z, model.code_features[code], mask), mask))
         out[:, n] = torch.where(done, torch.full_like(token, pad_id), token)
         if eos_id is not None:
             token = torch.where(done, torch.full_like(token, eos_id), token)
             end = torch.where(~done & (token == eos_id), n + 1, end)
             done |= token == eos_id
-        fed[:, n] = token
+        fed[:, n] = both(token)
         if grammar is not None:
             grammar.update(token, z[:, 0] if density else None)
         n += 1

@@ -42,20 +42,21 @@ class SamplingStats:
 
 def sample_events(backbone: GPT, tokenizer, n_events: int, *, process: str | None = None,
                   temperature: float = 1.0, top_k: int = 0, seed: int = 1, batch_size: int = 4096,
-                  decode: str | None = None, caps: Caps | None = None,
+                  decode: str | None = None, caps: Caps | None = None, guidance: float = 1.0,
                   stats: SamplingStats | None = None) -> Iterator[Events]:
     """`n_events` events in batches of `batch_size`, on the backbone's device: of `process` (a
     conditional backbone's; without one, the pretraining mixture where it was trained with process
     dropout), drawn at `temperature` (0: greedy) from the `top_k` likeliest tokens (0: all), decoded
-    `continuous` or `centroid` (see the module). Events are numbered 0.. with run `seed`; `stats`
-    is filled as batches are drawn. Bad arguments are refused here, before any batch."""
+    `continuous` or `centroid` (see the module), with classifier-free `guidance` w (1: none; > 1, each
+    token from p(.|process)^w p(.|unknown)^(1 - w): backbone.generate). Events are numbered 0.. with
+    run `seed`; `stats` is filled as batches are drawn. Bad arguments are refused here, before any batch."""
     from backbone.generate import generate
     from backbone.grammar import Grammar
     from tokenizer.tokenizer import TokenBatch
 
     for name, rule, value in (("n_events", positive_int, n_events), ("batch_size", positive_int, batch_size),
                               ("temperature", nonnegative_float, temperature), ("top_k", nonnegative_int, top_k),
-                              ("seed", nonnegative_int, seed)):
+                              ("seed", nonnegative_int, seed), ("guidance", nonnegative_float, guidance)):
         checked(rule, value, name)  # as sample.py's --events, --batch-size, ...
     check_pair(backbone, tokenizer)
     vocab, device = backbone.vocab, backbone.wte.weight.device
@@ -66,6 +67,14 @@ def sample_events(backbone: GPT, tokenizer, n_events: int, *, process: str | Non
     if continuous and not backbone.config.density_components:
         raise UserError(f"{backbone.source or 'the backbone'} has no density head: use --decode centroid")
     prompt = sampling_prompt(backbone, process)
+    unconditional = []
+    if guidance != 1.0:
+        if not process:
+            raise UserError("guidance needs a process to guide towards: give --process")
+        if not backbone.process_dropout:
+            raise UserError(f"{backbone.source or 'the backbone'} was trained without process dropout: it has no "
+                            "model of events of unknown process to guide against (guidance 1)")
+        unconditional = sampling_prompt(backbone, None)
     stats = stats if stats is not None else SamplingStats()
     stats.decode = decode
     caps = caps or Caps()
@@ -79,7 +88,9 @@ def sample_events(backbone: GPT, tokenizer, n_events: int, *, process: str | Non
             budget = backbone.config.block_size - len(prompt)
             out = generate(backbone, torch.tensor([prompt] * n, device=device), budget, temperature=temperature,
                            top_k=top_k or None, eos_id=vocab.eos, pad_id=vocab.pad, generator=generator,
-                           grammar=Grammar(vocab, tokenizer, n, device, max_new=budget, caps=caps), density=continuous)
+                           grammar=Grammar(vocab, tokenizer, n, device, max_new=budget, caps=caps), density=continuous,
+                           unconditional=torch.tensor([unconditional] * n, device=device) if unconditional else None,
+                           guidance=guidance)
             seqs, drawn = out if continuous else (out, None)
             seqs = seqs[:, len(prompt):].cpu().numpy()
             is_code = seqs < vocab.n_codes

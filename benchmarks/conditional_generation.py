@@ -69,10 +69,11 @@ def jet_codes(backbone, tokenizer) -> torch.Tensor:
     return mask
 
 
-def teacher_forced(backbone, tokenizer, store: Path, process: str, batch_size: int = 512) -> tuple[float, list]:
+def teacher_forced(backbone, tokenizer, store: Path, process: str, guidance: float = 1.0,
+                   batch_size: int = 512) -> tuple[float, list]:
     """On the store's events of `process`, each given its process token: the mean next-token cross-entropy per
     target (objects and EOS), and per k the mean predicted chance that a jet follows k jets (None where no
-    event has k jets)."""
+    event has k jets), of the distribution sampled with classifier-free `guidance`."""
     from backbone.data import TokenSequences, to_device
 
     data = TokenSequences.from_store(store, True, backbone.vocab)
@@ -86,8 +87,13 @@ def teacher_forced(backbone, tokenizer, store: Path, process: str, batch_size: i
             batch, features = to_device(batch, features, backbone.wte.weight.device)
             targets = torch.where(batch[:, 1:] == backbone.vocab.pad, -100, batch[:, 1:])
             targets[:, 0] = -100  # the process token is the prompt, not a prediction
-            logits = backbone(batch[:, :-1], features=None if features is None else features[:, :-1])[0]
-            total += float(torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(),
+            inputs = None if features is None else features[:, :-1]
+            logits = backbone(batch[:, :-1], features=inputs)[0].float()
+            if guidance != 1.0:
+                free = backbone(torch.cat([batch[:, :1], torch.full_like(batch[:, 1:2], backbone.vocab.mask),
+                                           batch[:, 2:-1]], 1), features=inputs)[0].float()
+                logits = free + guidance * (logits - free)
+            total += float(torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten(),
                                                              ignore_index=-100, reduction="sum"))
             count += int((targets != -100).sum())
             # objects start at position 2 and jets come first: the logits at 1 + k predict the object after k jets
@@ -119,15 +125,17 @@ def summary(events) -> dict[str, float]:
             "first": first_groups(events), "jet_hazard": jet_hazards(events)}
 
 
-def measure(backbone, tokenizer, store: Path, real, process: str, n: int, seed: int) -> dict:
-    """Everything above for one process, `n` generated events against `real`, the process's events."""
+def measure(backbone, tokenizer, store: Path, real, process: str, n: int, seed: int, guidance: float) -> dict:
+    """Everything above for one process, `n` generated events against `real`, the process's events,
+    sampled with classifier-free `guidance`."""
     from backbone.sampling import sample_events
     from events.compare import ratio, w1_table
     from events.model import Events
 
-    generated = Events.concatenate(sample_events(backbone, tokenizer, n, process=process, seed=seed))
+    generated = Events.concatenate(sample_events(backbone, tokenizer, n, process=process, seed=seed,
+                                                 guidance=guidance))
     table = w1_table(real, generated, seed=seed)
-    loss, hazard = teacher_forced(backbone, tokenizer, store, process)
+    loss, hazard = teacher_forced(backbone, tokenizer, store, process, guidance)
     return {"real": summary(real), "generated": summary(generated),
             "predicted_first": predicted_first_groups(backbone, tokenizer, process),
             "next_token_loss": loss, "predicted_jet_hazard": hazard,
@@ -168,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--real", required=True, nargs="+", type=Path, help="event files of the processes")
     parser.add_argument("--events", type=int, default=2000, help="generated events per process")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance w (sample.py --guidance)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/conditional_generation_cpu.json"))
     args = parser.parse_args(argv)
@@ -188,12 +197,13 @@ def main(argv: list[str] | None = None) -> int:
         for process in backbone.vocab.processes:
             if (events.process == process).any():
                 results[process] = measure(backbone, tokenizer, args.store, events[events.process == process],
-                                           process, args.events, args.seed)
+                                           process, args.events, args.seed, args.guidance)
     mixture = {"predicted_first": predicted_first_groups(backbone, tokenizer, None)}
     print_table(results)
     print(f"process unknown (MASK): P(first jet) = {mixture['predicted_first']['jets']:.3f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"backbone": str(args.backbone), "snapshot": args.snapshot and str(args.snapshot),
+                                    "guidance": args.guidance,
                                     "store": str(args.store),
                                     "config": backbone.pretrained_config.get("train_config"),
                                     "processes": results, "unknown": mixture}, indent=1))

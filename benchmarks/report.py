@@ -599,6 +599,34 @@ def conditional_variants_table() -> str:
     return conditional_summary_table(runs)
 
 
+def conditional_guidance_table() -> str:
+    """The two weight-average runs sampled with classifier-free guidance w (1: none); teacher-forced
+    losses and hazards are those of the guided distribution."""
+    runs = []
+    for seed in (0, 1):
+        runs.append((f"seed {seed}, w = 1", RESULTS / f"conditional_generation_ema_seed{seed}_ema.json"))
+        runs += [(f"seed {seed}, w = {w}", RESULTS / f"conditional_generation_ema_seed{seed}_guidance{w}.json")
+                 for w in (1.25, 1.5, 2.5)]
+    return conditional_summary_table(runs)
+
+
+def conditional_guidance_process_table(seed: int = 0, ws=(1.25, 1.5)) -> str:
+    """Per process, W1/floor of a few observables at each guidance w (seed `seed`'s weight-average run)."""
+    paths = [RESULTS / f"conditional_generation_ema_seed{seed}_ema.json"] + \
+        [RESULTS / f"conditional_generation_ema_seed{seed}_guidance{w}.json" for w in ws]
+    if not all(p.is_file() for p in paths):
+        return "(not measured yet)"
+    results = [json.loads(p.read_text())["processes"] for p in paths]
+    observables = ("jets", "b-jets", "leptons", "HT [GeV]", "m(bjj) [GeV]")
+    w = " / ".join(["1", *map(str, ws)])
+    lines = ["| process | " + " | ".join(f"{o.split(' [')[0]}, w = {w}" for o in observables) + " |",
+             "|---" * (1 + len(observables)) + "|"]
+    for process in results[0]:
+        lines.append(f"| {process} | " + " | ".join(" / ".join(f"{r[process]['w1_over_floor'][o]:.1f}" for r in results)
+                                                for o in observables) + " |")
+    return "\n".join(lines)
+
+
 def density_generation_table() -> str:
     """W1 to the floor of every observable, centroid against continuous decoding: sampled from scratch
     (sample.py) and decoded from real events' own tokens (decode_fidelity.py; real_run_anomaly.sh)."""
@@ -869,6 +897,8 @@ TABLES = {"nanoaod-speed-table": nanoaod_speed_table, "real-nanoaod-table": real
           "conditional-checkpoints-table": conditional_checkpoints_table,
           "conditional-ema-table": conditional_ema_table,
           "conditional-variants-table": conditional_variants_table,
+          "conditional-guidance-table": conditional_guidance_table,
+          "conditional-guidance-process-table": conditional_guidance_process_table,
           "density-likelihood-table": density_likelihood_table, "masked-study-table": masked_study_table,
           "density-finetune-table": density_finetune_table, "dask-table": dask_table,
           "signal-injection-table": signal_injection_table}

@@ -272,6 +272,32 @@ def test_hybrid_sampling_feeds_each_drawn_objects_features_back(use_cache):
     assert (stepped - centroids).abs().amax() > 0.1
 
 
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_guided_sampling_draws_from_the_guided_logits(use_cache):
+    """Classifier-free guidance: each step's logits are l_u + w (l_c - l_u), l_c of a full pass over the
+    drawn tokens and features after the conditional prompt and l_u after the unconditional one."""
+    model = hybrid_with_density()
+    prompt, unconditional = torch.tensor([[41, 42]] * 5), torch.tensor([[41, 43]] * 5)
+    spy = LogitSpy()
+    tokens, z = generate(model, prompt, 10, generator=torch.Generator().manual_seed(3), use_cache=use_cache,
+                         grammar=spy, density=True, unconditional=unconditional, guidance=2.5)
+    codes = tokens.clamp(max=39).flatten()
+    mask = model.density.code_mask[codes]
+    drawn = model.density.clamp_features(model.density.from_density(z.flatten(0, 1), model.code_features[codes],
+                                                                    mask), mask).view(*tokens.shape, 6)
+    other = torch.cat([unconditional, tokens[:, 2:]], 1)
+    with torch.no_grad():
+        conditional = model(tokens, features=drawn)[0][:, 1:-1].float()
+        free = model(other, features=drawn)[0][:, 1:-1].float()
+    assert (conditional - free).abs().amax() > 0.1  # the prompts matter
+    torch.testing.assert_close(torch.stack(spy.logits, 1), free + 2.5 * (conditional - free), rtol=1e-4, atol=1e-4)
+    # guidance 1 is the conditional model alone, whatever the unconditional prompts
+    plain = generate(model, prompt, 10, generator=torch.Generator().manual_seed(3), density=True)
+    same = generate(model, prompt, 10, generator=torch.Generator().manual_seed(3), density=True,
+                    unconditional=unconditional, guidance=1.0)
+    assert all(torch.equal(a, b) for a, b in zip(plain, same))
+
+
 def test_decode_step_runs_eagerly_on_the_buffers_a_graph_captures(monkeypatch):
     """Without CUDA graphs each step calls the model on the same static buffers (token, position,
     features) that a captured graph reads: the two paths differ by the capture alone."""

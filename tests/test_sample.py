@@ -42,6 +42,18 @@ def test_sample_from_a_hybrid_backbone(hybrid_backbone, tmp_path):
     assert len(events) == 60 and (events.count(T.MET) == 1).all()
 
 
+def test_sample_guidance_changes_the_events_of_the_same_seed(backbone, tmp_path):
+    """--guidance reaches the sampler: the same seed at guidance 1 and at 3 draws different events, and
+    guidance 1 is the default."""
+    bb, tok = backbone
+    runs = {}
+    for name, extra in (("default", ()), ("one", ("--guidance", "1")), ("three", ("--guidance", "3"))):
+        proc = sample(bb, tok, tmp_path / f"{name}.h5", "--events", "60", "--process", "ttbar", "--seed", "2", *extra)
+        assert proc.returncode == 0, proc.stderr
+        runs[name] = ak.to_list(read_events(tmp_path / f"{name}.h5").objects)
+    assert runs["default"] == runs["one"] and runs["three"] != runs["one"]
+
+
 def variant(bb, folder, edit):
     """A copy of backbone folder `bb` with its config.json changed by `edit(config)`."""
     import json
@@ -62,6 +74,10 @@ def test_sample_refuses_bad_pairs_and_arguments(backbone, tmp_path):
     strict = variant(bb, tmp_path / "strict", lambda c: c["train_config"]["train"].update(process_dropout=0.0))
     proc = sample(strict, tok, tmp_path / "x.h5", "--events", "5")
     assert proc.returncode == 2 and "conditional: give --process" in proc.stderr
+    proc = sample(strict, tok, tmp_path / "x.h5", "--events", "5", "--process", "ttbar", "--guidance", "2")
+    assert proc.returncode == 2 and "without process dropout" in proc.stderr
+    proc = sample(bb, tok, tmp_path / "x.h5", "--events", "5", "--guidance", "2")
+    assert proc.returncode == 2 and "guidance needs a process" in proc.stderr
     proc = sample(bb, bb, tmp_path / "x.h5", "--events", "5", "--process", "ttbar")
     assert proc.returncode == 2 and "not a colliderfm tokenizer config" in proc.stderr
 

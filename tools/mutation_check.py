@@ -227,6 +227,18 @@ MUTATIONS = [
     Mutation("grammar-bound-on-default-device", "the grammar keeps the last drawn log pt on the default device",
              "backbone/grammar.py", 'self.last_log_pt = torch.full((batch,), float("inf"), device=device)',
              'self.last_log_pt = torch.full((batch,), float("inf"))', ("tests/test_device_placement.py::test_sampling",)),
+    Mutation("guidance-ignored", "the sampler draws from the conditional logits whatever the guidance",
+             "backbone/generate.py", "logits, hidden = free + guidance * (conditional - free), hidden[:B]",
+             "logits, hidden = conditional, hidden[:B]",
+             ("tests/test_backbone_model.py::test_guided_sampling_draws_from_the_guided_logits",)),
+    Mutation("guidance-not-passed-on", "sample_events never hands the unconditional prompts to the sampler",
+             "backbone/sampling.py", "device=device) if unconditional else None",
+             "device=device) if False else None",
+             ("tests/test_sample.py::test_sample_guidance_changes_the_events_of_the_same_seed",)),
+    Mutation("unconditional-stream-misses-the-draws", "the unconditional rows are fed their own prompt's "
+             "tokens, not the draws of the conditional rows", "backbone/generate.py", "        fed[:, n] = both(token)",
+             "        fed[:B, n] = token",
+             ("tests/test_backbone_model.py::test_guided_sampling_draws_from_the_guided_logits",)),
 ]
 
 
