@@ -23,3 +23,31 @@ def test_jet_hazards_are_the_chance_that_another_jet_follows_k_jets():
     hazards = cg.jet_hazards(Events(objects, {}))
     assert hazards[:5] == [0.8, 0.75, 1 / 3, 1.0, 0.0]
     assert hazards[5:] == [None] * (cg.MAX_JETS - 5)
+
+
+def test_teacher_forced_loss_is_that_of_the_guided_distribution(backbone):
+    """At guidance 0 the guided distribution is the unknown-process model's: the loss equals a pass with
+    MASK in the process slot, by hand; at guidance 1 it is the conditional model's, which differs."""
+    import torch
+
+    from backbone.data import TokenSequences
+    from backbone.model import GPT
+    from tokenizer.tokenizer import Tokenizer
+
+    bb, tok = backbone
+    model, tokenizer, store = GPT.from_pretrained(bb), Tokenizer.from_pretrained(tok), bb.parent / "tokens.h5"
+    data = TokenSequences.from_store(store, True, model.vocab)
+    rows = np.flatnonzero(data.process_tokens == model.vocab.process_token("ttbar"))
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for i in rows:
+            seq = data.batch(np.array([i]))
+            seq[0, 1] = model.vocab.mask
+            logits = model(seq[:, :-1])[0][0, 1:].float()  # the position after the process slot on
+            targets = seq[0, 2:]
+            keep = targets != model.vocab.pad
+            total += float(torch.nn.functional.cross_entropy(logits[keep], targets[keep], reduction="sum"))
+            count += int(keep.sum())
+    unknown, _ = cg.teacher_forced(model, tokenizer, store, "ttbar", guidance=0.0)
+    conditional, _ = cg.teacher_forced(model, tokenizer, store, "ttbar", guidance=1.0)
+    assert abs(unknown - total / count) < 1e-4 and abs(conditional - unknown) > 1e-3

@@ -235,6 +235,10 @@ MUTATIONS = [
              "backbone/sampling.py", "device=device) if unconditional else None",
              "device=device) if False else None",
              ("tests/test_sample.py::test_sample_guidance_changes_the_events_of_the_same_seed",)),
+    Mutation("benchmark-guidance-not-in-teacher-forcing", "conditional_generation.py reports the conditional "
+             "model's held-out loss whatever the guidance", "benchmarks/conditional_generation.py",
+             "logits = free + guidance * (logits - free)", "pass",
+             ("tests/test_conditional_generation.py::test_teacher_forced_loss_is_that_of_the_guided_distribution",)),
     Mutation("unconditional-stream-misses-the-draws", "the unconditional rows are fed their own prompt's "
              "tokens, not the draws of the conditional rows", "backbone/generate.py", "        fed[:, n] = both(token)",
              "        fed[:B, n] = token",
