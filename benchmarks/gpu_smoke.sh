@@ -79,6 +79,9 @@ stage score "$((EVENTS / 4))" events pretrain -- python3 -m finetune.anomaly sco
   --tokenizer "$RUN/tokenizer" --input "$RUN/data/signal.h5" --out "$RUN/scores.h5" --device "$DEVICE" --quiet
 stage sample "$SAMPLE" events pretrain -- python3 sample.py --backbone "$RUN/backbone" --tokenizer "$RUN/tokenizer" \
   --events "$SAMPLE" --process ttbar --out "$RUN/sampled.h5" --device "$DEVICE"
+# classifier-free guidance: two streams per sequence through one CUDA graph
+stage guided "$((SAMPLE / 4))" events pretrain -- python3 sample.py --backbone "$RUN/backbone" --tokenizer "$RUN/tokenizer" \
+  --events "$((SAMPLE / 4))" --process ttbar --guidance 1.5 --out "$RUN/guided.h5" --device "$DEVICE"
 
 python3 - "$RUN" "$DEVICE_NAME" <<'EOF'
 import csv, json, sys, datetime
