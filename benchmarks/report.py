@@ -610,6 +610,18 @@ def conditional_guidance_table() -> str:
     return conditional_summary_table(runs)
 
 
+def conditional_low_lr_table() -> str:
+    """The weight-average runs against the same runs with the learning rate decayed to 1% of its peak,
+    not 10% (`train.min_lr_fraction` 0.01), sampled without and with guidance."""
+    runs = []
+    for seed in (0, 1):
+        runs.append((f"seed {seed}, min_lr_fraction 0.1 (configured)",
+                     RESULTS / f"conditional_generation_ema_seed{seed}_ema.json"))
+        runs += [(f"seed {seed}, min_lr_fraction 0.01, w = {w}",
+                  RESULTS / f"conditional_generation_low_min_lr_seed{seed}_guidance{w}.json") for w in (1, 1.25)]
+    return conditional_summary_table(runs)
+
+
 def conditional_guidance_process_table(seed: int = 0, ws=(1.25, 1.5)) -> str:
     """Per process, W1/floor of a few observables at each guidance w (seed `seed`'s weight-average run)."""
     paths = [RESULTS / f"conditional_generation_ema_seed{seed}_ema.json"] + \
@@ -899,6 +911,7 @@ TABLES = {"nanoaod-speed-table": nanoaod_speed_table, "real-nanoaod-table": real
           "conditional-variants-table": conditional_variants_table,
           "conditional-guidance-table": conditional_guidance_table,
           "conditional-guidance-process-table": conditional_guidance_process_table,
+          "conditional-low-lr-table": conditional_low_lr_table,
           "density-likelihood-table": density_likelihood_table, "masked-study-table": masked_study_table,
           "density-finetune-table": density_finetune_table, "dask-table": dask_table,
           "signal-injection-table": signal_injection_table}
