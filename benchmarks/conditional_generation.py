@@ -90,8 +90,9 @@ def teacher_forced(backbone, tokenizer, store: Path, process: str, guidance: flo
             inputs = None if features is None else features[:, :-1]
             logits = backbone(batch[:, :-1], features=inputs)[0].float()
             if guidance != 1.0:
-                free = backbone(torch.cat([batch[:, :1], torch.full_like(batch[:, 1:2], backbone.vocab.mask),
-                                           batch[:, 2:-1]], 1), features=inputs)[0].float()
+                unknown = batch[:, :-1].clone()
+                unknown[:, 1] = backbone.vocab.mask  # the process left unknown, as guided sampling runs it
+                free = backbone(unknown, features=inputs)[0].float()
                 logits = free + guidance * (logits - free)
             total += float(torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten(),
                                                              ignore_index=-100, reduction="sum"))
