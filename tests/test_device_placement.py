@@ -133,7 +133,9 @@ def test_sampling(pipeline, backbone, hybrid_backbone, decode, hybrid):
     tokenizer = pipeline[0]
     model = hybrid_backbone if hybrid else backbone
     with elsewhere():
-        events = list(sample_events(model, tokenizer, 20, process="ttbar", batch_size=8, decode=decode))
+        # the hybrid backbone samples guided (a second, unknown-process stream), the other one plain
+        events = list(sample_events(model, tokenizer, 20, process="ttbar", batch_size=8, decode=decode,
+                                    guidance=1.5 if hybrid else 1.0))
     assert sum(len(e) for e in events) == 20
 
 

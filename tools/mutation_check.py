@@ -239,6 +239,9 @@ MUTATIONS = [
              "model's held-out loss whatever the guidance", "benchmarks/conditional_generation.py",
              "logits = free + guidance * (logits - free)", "pass",
              ("tests/test_conditional_generation.py::test_teacher_forced_loss_is_that_of_the_guided_distribution",)),
+    Mutation("unconditional-prompts-on-default-device", "the unknown-process prompts are made on the default "
+             "device", "backbone/sampling.py", "torch.tensor([unconditional] * n, device=device) if unconditional",
+             "torch.tensor([unconditional] * n) if unconditional", ("tests/test_device_placement.py::test_sampling",)),
     Mutation("unconditional-stream-misses-the-draws", "the unconditional rows are fed their own prompt's "
              "tokens, not the draws of the conditional rows", "backbone/generate.py", "        fed[:, n] = both(token)",
              "        fed[:B, n] = token",
