@@ -18,6 +18,11 @@ class GPTShape:
     #: the continuous density head (backbone.density): mixture components, 0 for none; pretraining it needs
     #: a token store written with `tokenizer.tokenize --features`
     density_components: int = 0
+    #: the density head's log pt of each object is normalized below that of the object before it in its
+    #: group (the data's descending pt, which the sampler keeps), so it is trained as it is sampled; off,
+    #: the head leaks mass above the bound and truncated sampling moves it below, each jet about 2%
+    #: softer than the one before it should be (docs/results.md)
+    density_pt_order: bool = False
 
     def __post_init__(self):
         if self.n_embd % self.n_head:

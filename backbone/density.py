@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from events.model import ObjectType as T
+from events.model import GROUP_OF_TYPE, GROUPS, ObjectType as T
 
 DENSITY_FEATURES = {"event": ("log_pt", "eta", "phi", "log_mass", "btag"), "constituent": ("log_pt", "eta", "phi")}
 #: the index of the periodic feature of each mode (constituent phi is relative to the jet axis: linear)
@@ -57,6 +57,12 @@ def code_mask(mode: str, code_types: list[int], device=None) -> torch.Tensor:
     """(n_codes, D) 1.0 where code c's object type has feature d as a continuous quantity."""
     names = DENSITY_FEATURES[mode]
     return torch.tensor([[float(n in MODELED[T(t)]) for n in names] for t in code_types], device=device)
+
+
+def code_group(code_types: list[int], device=None) -> torch.Tensor:
+    """(n_codes,) the index in `GROUPS` of each code's object group."""
+    rank = {name: i for i, (name, _) in enumerate(GROUPS)}
+    return torch.tensor([rank[GROUP_OF_TYPE[T(t)]] for t in code_types], dtype=torch.long, device=device)
 
 
 def _soft_clamp(x: torch.Tensor, bounds: tuple[float, float]) -> torch.Tensor:
@@ -89,6 +95,9 @@ class Mixture:
     mu: torch.Tensor  # (N, K, D); at the circular feature, the mean angle
     log_scale: torch.Tensor  # (N, K, D); at the circular feature, log kappa
     circular: int | None
+    #: (N,) where given, each object's log pt (feature 0) is bounded by it (the object before it in its
+    #: group: the data's descending-pt order) and the density is the mixture truncated there (inf: none)
+    upper: torch.Tensor | None = None
 
     def _linear(self) -> torch.Tensor:
         lin = torch.ones(self.mu.shape[-1], dtype=torch.bool, device=self.mu.device)
@@ -121,10 +130,26 @@ class Mixture:
             r2 = r2 + 2 * kappa * one_minus_cos * on
         return logp, r2
 
+    def log_mass_below(self, upper: torch.Tensor) -> torch.Tensor:
+        """(N, K) log of each component's mass with feature 0 (log pt, linear in every mode) at most
+        `upper` (N,) (0 where inf), in float64: finite far into the tail."""
+        beta = (upper.double()[:, None] - self.mu[..., 0].double()) * torch.exp(-self.log_scale[..., 0].double())
+        return torch.special.log_ndtr(beta)
+
     def log_prob(self, z: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """(N,) log-density of z in the coordinates the head works in (normalized linear features)."""
+        """(N,) log-density of z in the coordinates the head works in (normalized linear features),
+        normalized below `upper` where there is one. An object above its bound (input out of pt order;
+        never in the data model's events) gets the untruncated density: finite, not -inf."""
         logp, _ = self.component_terms(z, mask)
-        return torch.logsumexp(torch.log_softmax(self.logits, -1) + logp, -1)
+        log_weights = torch.log_softmax(self.logits, -1)
+        out = torch.logsumexp(log_weights + logp, -1)
+        if self.upper is None:
+            return out
+        bounded = torch.isfinite(self.upper) & (z[:, 0] <= self.upper)
+        # unbounded rows get a finite stand-in: an infinite bound has a NaN gradient through the scale
+        upper = torch.where(bounded, self.upper, z[:, 0].detach())
+        log_below = torch.logsumexp(log_weights.double() + self.log_mass_below(upper), -1).to(out.dtype)
+        return out - torch.where(bounded, log_below, torch.zeros_like(log_below))
 
     def log_tail(self, z: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """(N,) log of each object's tail probability, in (-inf, 0]: about uniform on [0, 1] for
@@ -139,9 +164,9 @@ class Mixture:
         `upper` (N,), feature 0 (log pt) is drawn from the mixture truncated to at most it (inf: no
         bound): components weighted by their mass below it, then an inverse-CDF draw below it."""
         log_weights = torch.log_softmax(self.logits, -1)
-        if upper is not None:  # (assumes feature 0 is linear, as log pt is in every mode)
+        if upper is not None:
             beta = (upper.double()[:, None] - self.mu[..., 0].double()) * torch.exp(-self.log_scale[..., 0].double())
-            log_below = torch.special.log_ndtr(beta)  # (N, K), finite far into the tail
+            log_below = self.log_mass_below(upper)
             log_weights = log_weights + log_below.to(log_weights.dtype)
         noise = torch.empty_like(self.logits).exponential_(generator=generator)
         comp = (log_weights - noise.log()).argmax(-1)  # exponential race: a draw
@@ -199,8 +224,10 @@ class DensityHead(nn.Module):
     into its coordinates and back (the feature normalization) and which features each code's type has.
     """
 
-    def __init__(self, n_embd: int, mode: str, n_codes: int, n_features: int, n_components: int = 8):
+    def __init__(self, n_embd: int, mode: str, n_codes: int, n_features: int, n_components: int = 8,
+                 pt_order: bool = False):
         super().__init__()
+        self.pt_order = pt_order
         self.mode = mode
         self.n_dims = len(DENSITY_FEATURES[mode])
         self.circular = CIRCULAR[mode]
@@ -211,6 +238,8 @@ class DensityHead(nn.Module):
         self.register_buffer("code_centroid", torch.zeros(n_codes, self.n_dims))
         self.register_buffer("feature_mean", torch.zeros(n_features))
         self.register_buffer("feature_std", torch.ones(n_features))
+        if pt_order:  # saved with the weights: the group of a code is the tokenizer's, not the config's
+            self.register_buffer("code_group", torch.zeros(n_codes, dtype=torch.long))
 
     def set_tokenizer(self, code_types: list[int], mean, std, code_features=None) -> None:
         """What the tokenizer's codes and normalization mean (before training): each code's object
@@ -218,6 +247,8 @@ class DensityHead(nn.Module):
         the components are centred (zero: the population's mean)."""
         device = self.code_mask.device  # the model's: to_density mixes these with the buffers
         self.code_mask.copy_(code_mask(self.mode, code_types, device))
+        if self.pt_order:
+            self.code_group.copy_(code_group(code_types, device))
         self.feature_mean.copy_(torch.as_tensor(mean, dtype=torch.float32, device=device))
         self.feature_std.copy_(torch.as_tensor(std, dtype=torch.float32, device=device))
         if code_features is not None:
@@ -238,6 +269,18 @@ class DensityHead(nn.Module):
             scale = scale.clone()
             scale[..., c] = _soft_clamp(raw_scale[..., c], LOG_KAPPA)
         return Mixture(logits, mu, scale, self.circular)
+
+    def upper_log_pt(self, tokens: torch.Tensor, log_pt: torch.Tensor) -> torch.Tensor:
+        """(B, T) the bound on each position's log pt (density coordinates) under the pt order: the log
+        pt (`log_pt` (B, T)) of the position before it where both are objects of one group, else inf.
+        `tokens` (B, T) are the objects' codes (anything else: ids >= n_codes or negative)."""
+        n_codes = len(self.code_mask)
+        is_code = (tokens >= 0) & (tokens < n_codes)
+        group = torch.where(is_code, self.code_group[tokens.clamp(0, n_codes - 1)], -1)
+        same = is_code[:, 1:] & (group[:, 1:] == group[:, :-1])
+        upper = torch.full_like(log_pt, float("inf"))
+        upper[:, 1:] = torch.where(same, log_pt[:, :-1], upper[:, 1:])
+        return upper
 
     # --- coordinates ---------------------------------------------------------------------------------
     def to_density(self, x: torch.Tensor) -> torch.Tensor:

@@ -159,7 +159,8 @@ class GPT(nn.Module):
             from tokenizer.features import FEATURES
 
             self.density = DensityHead(config.n_embd, config.density_mode, config.n_codes,
-                                       len(FEATURES[config.density_mode]), config.density_components)
+                                       len(FEATURES[config.density_mode]), config.density_components,
+                                       config.density_pt_order)
         self.apply(self._init_weights)
         for name, p in self.named_parameters():
             if name.endswith("proj.weight") or name.endswith("mlp.2.weight"):
@@ -251,6 +252,8 @@ class GPT(nn.Module):
         tokens = torch.where(is_object, targets.flatten(), 0)
         mixture = self.density(hidden.flatten(0, 1), self.wte(tokens), tokens)
         z = self.density.to_density(target_features.flatten(0, 1).float())
+        if self.config.density_pt_order:
+            mixture.upper = self.density.upper_log_pt(targets, z[:, 0].view(targets.shape)).flatten()
         log_p = mixture.log_prob(z, self.density.code_mask[tokens])
         return -torch.where(is_object, log_p, 0.0).sum() / is_object.sum().clamp(min=1)
 
@@ -263,7 +266,10 @@ class GPT(nn.Module):
         is_object = (targets >= 0) & (targets < self.config.n_codes)
         tokens = targets[is_object]
         mixture = self.density(hidden[is_object], self.wte(tokens), tokens)
-        return mixture, self.density.to_density(target_features[is_object].float()), self.density.code_mask[tokens]
+        z = self.density.to_density(target_features.flatten(0, 1).float()).view(*targets.shape, -1)
+        if self.config.density_pt_order:
+            mixture.upper = self.density.upper_log_pt(targets, z[..., 0])[is_object]
+        return mixture, z[is_object], self.density.code_mask[tokens]
 
     def decode_step(self, idx: torch.Tensor, pos: torch.Tensor, kv_cache: KVCache,
                     features: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:

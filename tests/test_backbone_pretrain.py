@@ -605,6 +605,47 @@ def test_each_evaluation_is_logged_also_without_progress_bars(store, tmp_path, c
     assert "validation loss next" in lines[0] and "tokens/s" in lines[0]
 
 
+def test_the_pt_ordered_density_normalizes_each_jet_below_the_one_before(density_store, tmp_path):
+    """`model.density_pt_order`: the density loss of each jet that follows a jet is its density over the
+    head's mass below that jet's log pt (first jets and MET unbounded); finite gradients; saved and loaded."""
+    from backbone.model import GPT
+    from backbone.pretrain import build_model
+
+    base = to_dict(density(density_store, tmp_path / "run", 1))
+    data = TokenSequences.from_store(density_store, True)
+    models = {}
+    for on in (False, True):
+        torch.manual_seed(0)
+        cfg = from_dict(PretrainConfig, {**base, "model": {**base["model"], "density_pt_order": on}})
+        models[on] = build_model(cfg, data, data, torch.device("cpu"))
+    weights = models[False].state_dict()
+    assert all(torch.equal(weights[k], v) for k, v in models[True].state_dict().items() if k in weights)
+    assert models[True].density.code_group.tolist() == [0] * 31 + [4]  # codes 0-30 jets, 31 MET
+    idx, f = data.tensors(np.arange(16))
+    f[..., 0] = -0.3 * torch.arange(f.shape[1])  # log pt descending along every event
+    hidden = models[False].hidden_states(idx[:, :-1], features=f[:, :-1])
+    targets, tf = idx[:, 1:], f[:, 1:]
+    off, on = (models[k].density_loss(hidden, targets, tf) for k in (False, True))
+    mixture, _, _ = models[False].object_densities(hidden, targets, tf)
+    is_object, is_jet = (targets >= 0) & (targets < 32), (targets >= 0) & (targets < 31)
+    after_jet = torch.zeros_like(is_jet)
+    after_jet[:, 1:] = is_jet[:, :-1]
+    bounded = (is_jet & after_jet)[is_object]
+    upper = (tf[..., 0] + 0.3)[is_object]  # the log pt of the object before
+    log_below = torch.logsumexp(torch.log_softmax(mixture.logits, -1).double() + mixture.log_mass_below(upper), -1)
+    assert 20 < bounded.sum() < len(bounded)
+    torch.testing.assert_close(on, (off + (log_below * bounded).sum() / len(bounded)).float())
+    ordered, z, mask = models[True].object_densities(hidden, targets, tf)  # what the scores read
+    torch.testing.assert_close(-ordered.log_prob(z, mask).mean(), on)
+    on.backward()
+    assert all(torch.isfinite(p.grad).all() for p in models[True].density.parameters())
+
+    run(from_dict(PretrainConfig, {**base, "out": str(tmp_path / "saved"),
+                                   "model": {**base["model"], "density_pt_order": True}}), progress=False)
+    loaded = GPT.from_pretrained(tmp_path / "saved")
+    assert loaded.config.density_pt_order and loaded.density.code_group.tolist() == [0] * 31 + [4]
+
+
 @pytest.mark.parametrize("type_head", [True, False])
 def test_the_type_head_groups_codes_by_their_object_type(density_store, tmp_path, type_head):
     from backbone.pretrain import build_model

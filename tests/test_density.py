@@ -77,6 +77,49 @@ def test_draws_below_a_bound_follow_the_truncated_density():
     assert (far[0::2, 0] == -50).all() and far[1::2, 0].max() > 3
 
 
+def test_a_pt_ordered_density_is_normalized_below_its_bound():
+    """With a bound on log pt, the density is the mixture truncated there: the untruncated one over its
+    mass below the bound (hand-computed from the normal CDF), integrating to one below it."""
+    logits = torch.tensor([[0.0, math.log(3.0)]])  # weights 1/4, 3/4
+    mu = torch.zeros(1, 2, 5)
+    mu[0, :, 0] = torch.tensor([-1.0, 0.5])
+    log_scale = torch.zeros(1, 2, 5)
+    log_scale[0, 1, 0] = math.log(0.5)
+    bound = 0.3
+    phi = lambda x: 0.5 * (1 + math.erf(x / math.sqrt(2)))  # noqa: E731
+    mass_below = 0.25 * phi((bound + 1.0) / 1.0) + 0.75 * phi((bound - 0.5) / 0.5)
+    free = Mixture(logits, mu, log_scale, 2)
+    z = torch.tensor([[-0.2, 0.0, 0.0, 0.0, 0.0], [0.9, 0.0, 0.0, 0.0, 0.0]])  # below, above the bound
+    mask = _only(0).expand(2, 5)
+    two = lambda upper: Mixture(*(t.expand(2, *t.shape[1:]) for t in (logits, mu, log_scale)), 2, upper)  # noqa: E731
+    ordered = two(torch.tensor([bound, bound])).log_prob(z, mask)
+    unordered = two(None).log_prob(z, mask)
+    assert abs((ordered - unordered)[0].item() + math.log(mass_below)) < 1e-5
+    # out of order (above the bound) or without a bound: the untruncated density, finite
+    assert ordered[1].item() == unordered[1].item()
+    torch.testing.assert_close(two(torch.full((2,), float("inf"))).log_prob(z, mask), unordered)
+    grid = torch.linspace(-12, bound, 20001)
+    zz = torch.zeros(len(grid), 5)
+    zz[:, 0] = grid
+    big = Mixture(*(t.expand(len(grid), *t.shape[1:]) for t in (logits, mu, log_scale)), 2, torch.full((len(grid),), bound))
+    density = torch.exp(big.log_prob(zz, _only(0).expand(len(grid), 5)))
+    assert abs(torch.trapezoid(density, grid).item() - 1) < 1e-3
+    assert free.upper is None
+
+
+def test_the_bound_is_the_log_pt_of_the_object_before_in_its_group():
+    types = [T.JET, T.BJET, T.ELECTRON, T.MUON, T.PHOTON, T.MET]
+    head = DensityHead(8, "event", n_codes=6, n_features=6, pt_order=True)
+    head.set_tokenizer([int(t) for t in types], mean=[0.0] * 6, std=[1.0] * 6)
+    assert head.code_group.tolist() == [0, 0, 1, 1, 2, 4]  # jets, leptons, photons, (constituents), MET
+    # BOS-like special (7), jet, b-jet, electron, muon, photon, MET, EOS-like (8), an ignored target
+    tokens = torch.tensor([[7, 0, 1, 2, 3, 4, 5, 8, -100]])
+    log_pt = torch.tensor([[0.0, 1.0, 0.5, 0.8, 0.2, 0.4, 0.9, 0.0, 0.0]])
+    inf = float("inf")
+    torch.testing.assert_close(head.upper_log_pt(tokens, log_pt), torch.tensor([[inf, inf, 1.0, inf, 0.8, inf, inf, inf, inf]]))
+    assert not hasattr(DensityHead(8, "event", n_codes=6, n_features=6), "code_group")
+
+
 def test_tail_probability_is_uniform_for_draws_and_tiny_far_out():
     mix = _mixture(n=1, seed=1)
     n = 50_000

@@ -246,6 +246,26 @@ MUTATIONS = [
              "tokens, not the draws of the conditional rows", "backbone/generate.py", "        fed[:, n] = both(token)",
              "        fed[:B, n] = token",
              ("tests/test_backbone_model.py::test_guided_sampling_draws_from_the_guided_logits",)),
+    Mutation("pt-order-ignored-in-training", "model.density_pt_order does not reach the density loss",
+             "backbone/model.py",
+             "mixture.upper = self.density.upper_log_pt(targets, z[:, 0].view(targets.shape)).flatten()", "pass",
+             ("tests/test_backbone_pretrain.py::test_the_pt_ordered_density_normalizes_each_jet_below_the_one_before",)),
+    Mutation("pt-order-ignored-in-scoring", "model.density_pt_order does not reach the densities the scores "
+             "read", "backbone/model.py", "mixture.upper = self.density.upper_log_pt(targets, z[..., 0])[is_object]",
+             "pass",
+             ("tests/test_backbone_pretrain.py::test_the_pt_ordered_density_normalizes_each_jet_below_the_one_before",)),
+    Mutation("pt-order-bound-across-groups", "an object is bounded by the object before it of another group",
+             "backbone/density.py", "same = is_code[:, 1:] & (group[:, 1:] == group[:, :-1])",
+             "same = is_code[:, 1:] & is_code[:, :-1]",
+             ("tests/test_density.py::test_the_bound_is_the_log_pt_of_the_object_before_in_its_group",)),
+    Mutation("pt-order-out-of-order-truncated", "an object above its bound is normalized below it too",
+             "backbone/density.py", "bounded = torch.isfinite(self.upper) & (z[:, 0] <= self.upper)",
+             "bounded = torch.isfinite(self.upper)",
+             ("tests/test_density.py::test_a_pt_ordered_density_is_normalized_below_its_bound",)),
+    Mutation("pt-order-infinite-bound-in-the-gradient", "unbounded objects keep their infinite bound in the "
+             "normalization (a NaN gradient through the scale)", "backbone/density.py",
+             "upper = torch.where(bounded, self.upper, z[:, 0].detach())", "upper = self.upper",
+             ("tests/test_backbone_pretrain.py::test_the_pt_ordered_density_normalizes_each_jet_below_the_one_before",)),
 ]
 
 
