@@ -65,6 +65,20 @@ def code_group(code_types: list[int], device=None) -> torch.Tensor:
     return torch.tensor([rank[GROUP_OF_TYPE[T(t)]] for t in code_types], dtype=torch.long, device=device)
 
 
+def upper_log_pt(tokens: torch.Tensor, log_pt: torch.Tensor, group_of_code: torch.Tensor) -> torch.Tensor:
+    """(B, T) the bound on each position's log pt (density coordinates) under the pt order: the log pt
+    (`log_pt` (B, T)) of the position before it where both are objects of one group (`group_of_code`,
+    `code_group`), else inf. `tokens` (B, T) are the objects' codes (anything else: ids >= n_codes or
+    negative)."""
+    n_codes = len(group_of_code)
+    is_code = (tokens >= 0) & (tokens < n_codes)
+    group = torch.where(is_code, group_of_code[tokens.clamp(0, n_codes - 1)], -1)
+    same = is_code[:, 1:] & (group[:, 1:] == group[:, :-1])
+    upper = torch.full_like(log_pt, float("inf"))
+    upper[:, 1:] = torch.where(same, log_pt[:, :-1], upper[:, 1:])
+    return upper
+
+
 def _soft_clamp(x: torch.Tensor, bounds: tuple[float, float]) -> torch.Tensor:
     lo, hi = bounds
     return lo + (hi - lo) * torch.sigmoid(x)
@@ -271,16 +285,8 @@ class DensityHead(nn.Module):
         return Mixture(logits, mu, scale, self.circular)
 
     def upper_log_pt(self, tokens: torch.Tensor, log_pt: torch.Tensor) -> torch.Tensor:
-        """(B, T) the bound on each position's log pt (density coordinates) under the pt order: the log
-        pt (`log_pt` (B, T)) of the position before it where both are objects of one group, else inf.
-        `tokens` (B, T) are the objects' codes (anything else: ids >= n_codes or negative)."""
-        n_codes = len(self.code_mask)
-        is_code = (tokens >= 0) & (tokens < n_codes)
-        group = torch.where(is_code, self.code_group[tokens.clamp(0, n_codes - 1)], -1)
-        same = is_code[:, 1:] & (group[:, 1:] == group[:, :-1])
-        upper = torch.full_like(log_pt, float("inf"))
-        upper[:, 1:] = torch.where(same, log_pt[:, :-1], upper[:, 1:])
-        return upper
+        """`upper_log_pt` with this head's code groups."""
+        return upper_log_pt(tokens, log_pt, self.code_group)
 
     # --- coordinates ---------------------------------------------------------------------------------
     def to_density(self, x: torch.Tensor) -> torch.Tensor:

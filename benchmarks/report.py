@@ -622,6 +622,41 @@ def conditional_low_lr_table() -> str:
     return conditional_summary_table(runs)
 
 
+def conditional_more_data_table() -> str:
+    """Seed 0 of the weight-average recipe on the 60,500-event mix and on four times as many events, each
+    with the density trained plain and pt-ordered (`model.density_pt_order`; benchmarks/conditional_more_data.sh),
+    sampled without and with guidance."""
+    runs = []
+    for events, plain, ordered in (("60,500", "ema_seed0", "anom_pt_order_seed0"),
+                                   ("242,000", "more_data_seed0", "more_data_pt_order_seed0")):
+        for density, name in (("plain", plain), ("pt-ordered", ordered)):
+            for w in (1, 1.25):
+                file = "ema_seed0_ema" if (name, w) == ("ema_seed0", 1) else f"{name}_guidance{w}"
+                runs.append((f"{events} events, {density} density, w = {w}",
+                             RESULTS / f"conditional_generation_{file}.json"))
+    runs.append(("242,000 events, pt-ordered density, w = 1, seed 1",
+                 RESULTS / "conditional_generation_more_data_pt_order_seed1_guidance1.json"))
+    return conditional_summary_table(runs)
+
+
+def density_order_bias_table() -> str:
+    """benchmarks/density_order_bias.py: for objects after one of their group, teacher forced, the head's
+    mass above the bound and the shift of its free and truncated draws, trained plain or pt-ordered."""
+    runs = [("60,500 events, plain density (seed 0)", "ema_seed0"), ("242,000 events, plain density", "more_data_seed0"),
+            ("242,000 events, pt-ordered density", "more_data_pt_order_seed0")]
+    results = [(label, json.loads(path.read_text())["processes"]) for label, name in runs
+               if (path := RESULTS / f"density_order_bias_{name}.json").is_file()]
+    if not results:
+        return "(not measured yet)"
+    lines = ["| run | objects | mass above the bound | free draws' pt shift | truncated draws' pt shift (as sampled) | "
+             "ttbar: above the bound | ttbar: truncated shift |", "|---" * 7 + "|"]
+    for label, r in results:
+        a, t = r["all"], r["ttbar"]
+        lines.append(f"| {label} | {a['objects']:,} | {a['leak']:.3f} | {a['free_shift_percent']:+.2f}% | "
+                     f"{a['truncated_shift_percent']:+.2f}% | {t['leak']:.3f} | {t['truncated_shift_percent']:+.2f}% |")
+    return "\n".join(lines)
+
+
 def conditional_guidance_process_table(seed: int = 0, ws=(1.25, 1.5)) -> str:
     """Per process, W1/floor of a few observables at each guidance w (seed `seed`'s weight-average run)."""
     paths = [RESULTS / f"conditional_generation_ema_seed{seed}_ema.json"] + \
@@ -912,6 +947,10 @@ TABLES = {"nanoaod-speed-table": nanoaod_speed_table, "real-nanoaod-table": real
           "conditional-guidance-table": conditional_guidance_table,
           "conditional-guidance-process-table": conditional_guidance_process_table,
           "conditional-low-lr-table": conditional_low_lr_table,
+          "conditional-more-data-table": conditional_more_data_table,
+          "density-order-bias-table": density_order_bias_table,
+          "conditional-more-data-process-table":
+              lambda: conditional_generation_table("conditional_generation_more_data_pt_order_seed0_guidance1"),
           "density-likelihood-table": density_likelihood_table, "masked-study-table": masked_study_table,
           "density-finetune-table": density_finetune_table, "dask-table": dask_table,
           "signal-injection-table": signal_injection_table}
