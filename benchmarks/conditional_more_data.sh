@@ -4,7 +4,7 @@
 # proportions: 242,000 events in all), tokenized with that run's tokenizer; backbones of
 # configs/backbone/event-cpu.yaml (the same 2,000 steps) on them, seed 0 with and without
 # `model.density_pt_order`, and seed 1 with it; then conditional generation per process at guidance 1
-# and 1.25 (seed 1: 1) against the same held-out store and references as runs/ema/seed{0,1}, and
+# and 1.25 against the same held-out store and references as runs/ema/seed{0,1}, and
 # benchmarks/density_order_bias.py. Trainings run two at a time, one thread each.
 #   bash benchmarks/conditional_more_data.sh    # 2 cores: about 11 min of generation, 100 min of training
 # Needs runs/anom (real_run_anomaly.sh). Samples and backbones that exist are kept: remove them to redo.
@@ -27,7 +27,7 @@ python -m tokenizer.tokenize --tokenizer runs/anom/tokenizer --input $(files "$A
 log "pretrain"
 # name:seed:extra arguments:guidance weights
 RUNS="more_data:0::1,1.25 more_data_pt_order:0:--model.density_pt_order=true:1,1.25 \
-  more_data_pt_order:1:--model.density_pt_order=true:1"
+  more_data_pt_order:1:--model.density_pt_order=true:1,1.25"
 train_and_measure() {
   local name seed extra weights w
   IFS=: read -r name seed extra weights <<< "$1"
@@ -40,7 +40,7 @@ train_and_measure() {
       --guidance $w --out "$OUT/conditional_generation_${name}_seed${seed}_guidance$w.json" \
       > "$RUN/conditional_${name}_seed${seed}_guidance$w.log" 2>&1
   done
-  [ "$seed" != 0 ] || OMP_NUM_THREADS=1 python benchmarks/density_order_bias.py --backbone "$RUN/${name}_seed$seed" \
+  OMP_NUM_THREADS=1 python benchmarks/density_order_bias.py --backbone "$RUN/${name}_seed$seed" \
     --store runs/anom/test_tokens.h5 --out "$OUT/density_order_bias_${name}_seed$seed.json"
 }
 set -- $RUNS

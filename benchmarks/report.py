@@ -634,8 +634,8 @@ def conditional_more_data_table() -> str:
                 file = "ema_seed0_ema" if (name, w) == ("ema_seed0", 1) else f"{name}_guidance{w}"
                 runs.append((f"{events} events, {density} density, w = {w}",
                              RESULTS / f"conditional_generation_{file}.json"))
-    runs.append(("242,000 events, pt-ordered density, w = 1, seed 1",
-                 RESULTS / "conditional_generation_more_data_pt_order_seed1_guidance1.json"))
+    runs += [(f"242,000 events, pt-ordered density, w = {w}, seed 1",
+              RESULTS / f"conditional_generation_more_data_pt_order_seed1_guidance{w}.json") for w in (1, 1.25)]
     return conditional_summary_table(runs)
 
 
@@ -643,7 +643,8 @@ def density_order_bias_table() -> str:
     """benchmarks/density_order_bias.py: for objects after one of their group, teacher forced, the head's
     mass above the bound and the shift of its free and truncated draws, trained plain or pt-ordered."""
     runs = [("60,500 events, plain density (seed 0)", "ema_seed0"), ("242,000 events, plain density", "more_data_seed0"),
-            ("242,000 events, pt-ordered density", "more_data_pt_order_seed0")]
+            ("242,000 events, pt-ordered density", "more_data_pt_order_seed0"),
+            ("242,000 events, pt-ordered density, seed 1", "more_data_pt_order_seed1")]
     results = [(label, json.loads(path.read_text())["processes"]) for label, name in runs
                if (path := RESULTS / f"density_order_bias_{name}.json").is_file()]
     if not results:
