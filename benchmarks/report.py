@@ -623,19 +623,15 @@ def conditional_low_lr_table() -> str:
 
 
 def conditional_more_data_table() -> str:
-    """Seed 0 of the weight-average recipe on the 60,500-event mix and on four times as many events, each
-    with the density trained plain and pt-ordered (`model.density_pt_order`; benchmarks/conditional_more_data.sh),
+    """The weight-average recipe (seed 0) on the 60,500-event mix against four times as many events, with
+    the density trained plain and pt-ordered (`model.density_pt_order`; benchmarks/conditional_more_data.sh),
     sampled without and with guidance."""
-    runs = []
-    for events, plain, ordered in (("60,500", "ema_seed0", "anom_pt_order_seed0"),
-                                   ("242,000", "more_data_seed0", "more_data_pt_order_seed0")):
-        for density, name in (("plain", plain), ("pt-ordered", ordered)):
-            for w in (1, 1.25):
-                file = "ema_seed0_ema" if (name, w) == ("ema_seed0", 1) else f"{name}_guidance{w}"
-                runs.append((f"{events} events, {density} density, w = {w}",
-                             RESULTS / f"conditional_generation_{file}.json"))
-    runs += [(f"242,000 events, pt-ordered density, w = {w}, seed 1",
-              RESULTS / f"conditional_generation_more_data_pt_order_seed1_guidance{w}.json") for w in (1, 1.25)]
+    runs = [("60,500 events, plain density, w = 1", RESULTS / "conditional_generation_ema_seed0_ema.json"),
+            ("60,500 events, plain density, w = 1.25", RESULTS / "conditional_generation_ema_seed0_guidance1.25.json")]
+    for label, name in (("plain density", "more_data_seed0"), ("pt-ordered density", "more_data_pt_order_seed0"),
+                        ("pt-ordered density, seed 1", "more_data_pt_order_seed1")):
+        runs += [(f"242,000 events, {label}, w = {w}", RESULTS / f"conditional_generation_{name}_guidance{w}.json")
+                 for w in (1, 1.25)]
     return conditional_summary_table(runs)
 
 
