@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from events.model import GROUP_OF_TYPE, GROUPS, ObjectType as T
+from events.model import GROUP_INDEX_OF_TYPE, ObjectType as T
 
 DENSITY_FEATURES = {"event": ("log_pt", "eta", "phi", "log_mass", "btag"), "constituent": ("log_pt", "eta", "phi")}
 #: the index of the periodic feature of each mode (constituent phi is relative to the jet axis: linear)
@@ -61,8 +61,7 @@ def code_mask(mode: str, code_types: list[int], device=None) -> torch.Tensor:
 
 def code_group(code_types: list[int], device=None) -> torch.Tensor:
     """(n_codes,) the index in `GROUPS` of each code's object group."""
-    rank = {name: i for i, (name, _) in enumerate(GROUPS)}
-    return torch.tensor([rank[GROUP_OF_TYPE[T(t)]] for t in code_types], dtype=torch.long, device=device)
+    return torch.tensor([GROUP_INDEX_OF_TYPE[T(t)] for t in code_types], dtype=torch.long, device=device)
 
 
 def upper_log_pt(tokens: torch.Tensor, log_pt: torch.Tensor, group_of_code: torch.Tensor) -> torch.Tensor:
@@ -147,8 +146,11 @@ class Mixture:
     def log_mass_below(self, upper: torch.Tensor) -> torch.Tensor:
         """(N, K) log of each component's mass with feature 0 (log pt, linear in every mode) at most
         `upper` (N,) (0 where inf), in float64: finite far into the tail."""
-        beta = (upper.double()[:, None] - self.mu[..., 0].double()) * torch.exp(-self.log_scale[..., 0].double())
-        return torch.special.log_ndtr(beta)
+        return torch.special.log_ndtr(self._standardized(upper))
+
+    def _standardized(self, upper: torch.Tensor) -> torch.Tensor:
+        """(N, K) `upper` (N,) in each component's standard units of feature 0, in float64."""
+        return (upper.double()[:, None] - self.mu[..., 0].double()) * torch.exp(-self.log_scale[..., 0].double())
 
     def log_prob(self, z: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """(N,) log-density of z in the coordinates the head works in (normalized linear features),
@@ -179,8 +181,8 @@ class Mixture:
         bound): components weighted by their mass below it, then an inverse-CDF draw below it."""
         log_weights = torch.log_softmax(self.logits, -1)
         if upper is not None:
-            beta = (upper.double()[:, None] - self.mu[..., 0].double()) * torch.exp(-self.log_scale[..., 0].double())
-            log_below = self.log_mass_below(upper)
+            beta = self._standardized(upper)
+            log_below = torch.special.log_ndtr(beta)  # (N, K), finite far into the tail
             log_weights = log_weights + log_below.to(log_weights.dtype)
         noise = torch.empty_like(self.logits).exponential_(generator=generator)
         comp = (log_weights - noise.log()).argmax(-1)  # exponential race: a draw

@@ -10,10 +10,9 @@ from __future__ import annotations
 import torch
 
 from backbone.vocab import Vocab
-from events.model import GROUP_OF_TYPE, GROUPS, Caps, ObjectType
+from events.model import GROUP_INDEX_OF_TYPE, GROUPS, Caps, ObjectType
 
-_RANK = {name: i for i, (name, _) in enumerate(GROUPS)}
-_MET = _RANK["met"]
+_MET = GROUP_INDEX_OF_TYPE[ObjectType.MET]
 
 
 class Grammar:
@@ -29,7 +28,7 @@ class Grammar:
         rank = torch.full((vocab.size,), -1, dtype=torch.long, device="cpu")  # filled on the host, moved once
         for t in tokenizer.model.types:
             lo, n = tokenizer.model.offsets[t], tokenizer.model.codes_per_type[t]
-            rank[lo:lo + n] = _RANK[GROUP_OF_TYPE[ObjectType(t)]]
+            rank[lo:lo + n] = GROUP_INDEX_OF_TYPE[ObjectType(t)]
         self.rank = rank.to(device)
         caps = caps or Caps()
         self.cap = torch.tensor([getattr(caps, name) if name != "met" else 1 for name, _ in GROUPS], device=device)

@@ -14,7 +14,7 @@ from pathlib import Path
 import awkward as ak
 import numpy as np
 
-from events.model import GROUPS, Caps, Events, ObjectType as T, assemble
+from events.model import GROUP_INDEX_OF_TYPE, GROUPS, Caps, Events, ObjectType as T, assemble
 
 NAMES = {"leading jet pt x5": "planted_pt5", "leading jet at |eta| 4": "planted_eta4",
          "extra 900 GeV muon": "planted_muon"}
@@ -38,8 +38,7 @@ def planted(events: Events, seed: int = 0) -> dict[str, Events]:
         np.ones(n, dtype=np.int64))
     # the muon joins the leptons in the data model's canonical order (by pt: it leads them), as a reader
     # would have put it; a lepton beyond the cap is cut and counted
-    group_index = {t: i for i, (_, types) in enumerate(GROUPS) for t in types}
-    group = ak.unflatten(np.array([group_index[T(int(t))] for t in ak.to_numpy(ak.flatten(o["type"]))], dtype=np.int64),
+    group = ak.unflatten(np.array([GROUP_INDEX_OF_TYPE[T(int(t))] for t in ak.to_numpy(ak.flatten(o["type"]))], dtype=np.int64),
                          ak.num(o))
     groups = [o[group == i] for i in range(len(GROUPS))]
     with_muon, lost = assemble([*groups, muons], Caps())

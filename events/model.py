@@ -80,6 +80,8 @@ GROUPS: tuple[tuple[str, tuple[ObjectType, ...]], ...] = (
     ("met", (ObjectType.MET,)),
 )
 GROUP_OF_TYPE = {t: name for name, types in GROUPS for t in types}
+#: each type's group as its position in `GROUPS` (the canonical order)
+GROUP_INDEX_OF_TYPE = {t: i for i, (_, types) in enumerate(GROUPS) for t in types}
 
 
 def empty_objects(n_events: int) -> ak.Array:
