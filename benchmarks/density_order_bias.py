@@ -65,14 +65,18 @@ def measure(model, seqs, seed: int = 0, batch_size: int = 512) -> dict:
 def main(argv: list[str] | None = None) -> int:
     from backbone.data import TokenSequences
     from backbone.model import GPT
+    from common.cli import nonnegative_int
+    from common.errors import UserError
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backbone", required=True, help="a backbone with a density head")
     parser.add_argument("--store", required=True, type=Path, help="held-out token store with features")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=nonnegative_int, default=0, help="random seed of the draws")
     parser.add_argument("--out", type=Path, help="write the numbers as JSON here")
     args = parser.parse_args(argv)
     model = GPT.from_pretrained(args.backbone)
+    if not model.config.density_components:
+        raise UserError(f"{args.backbone} has no density head: nothing to measure")
     seqs = TokenSequences.from_store(args.store, model.conditional, model.vocab)
     result = {"backbone": args.backbone, "store": str(args.store),
               "pt_order": model.config.density_pt_order, "processes": measure(model, seqs, args.seed)}
@@ -88,4 +92,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from common.cli import run_cli
+
+    run_cli(main, "benchmarks/density_order_bias.py")

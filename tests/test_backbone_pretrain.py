@@ -1,4 +1,5 @@
 """Token sequences, masking, and the pretraining loop (both objectives, exact resume)."""
+import json
 from contextlib import nullcontext
 from dataclasses import replace
 
@@ -644,6 +645,30 @@ def test_the_pt_ordered_density_normalizes_each_jet_below_the_one_before(density
                                    "model": {**base["model"], "density_pt_order": True}}), progress=False)
     loaded = GPT.from_pretrained(tmp_path / "saved")
     assert loaded.config.density_pt_order and loaded.density.code_group.tolist() == [0] * 31 + [4]
+
+
+def test_the_order_bias_benchmark_counts_the_jets_after_a_jet(store, density_store, tmp_path, capsys):
+    """benchmarks/density_order_bias.py on a 1-step backbone: it measures every jet that follows a jet
+    (codes 0-30 jets, 31 MET in the store) and no other object, and refuses a backbone without a head."""
+    import sys
+    from pathlib import Path
+
+    from common.errors import UserError
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import density_order_bias
+
+    _, ids = store
+    expected = sum(int(a < 31 and b < 31) for event in ids.tolist() for a, b in zip(event, event[1:]))
+    run(density(density_store, tmp_path / "head", 1), progress=False)
+    out = tmp_path / "bias.json"
+    density_order_bias.main(["--backbone", str(tmp_path / "head"), "--store", str(density_store), "--out", str(out)])
+    result = json.loads(out.read_text())["processes"]
+    assert result["all"]["objects"] == result["ttbar"]["objects"] == expected > 0
+    assert 0 <= result["all"]["leak"] <= 1
+    run(config(density_store, tmp_path / "no_head", 1), progress=False)
+    with pytest.raises(UserError, match="no density head"):
+        density_order_bias.main(["--backbone", str(tmp_path / "no_head"), "--store", str(density_store)])
 
 
 @pytest.mark.parametrize("type_head", [True, False])

@@ -266,6 +266,11 @@ MUTATIONS = [
              "normalization (a NaN gradient through the scale)", "backbone/density.py",
              "upper = torch.where(bounded, self.upper, z[:, 0].detach())", "upper = self.upper",
              ("tests/test_backbone_pretrain.py::test_the_pt_ordered_density_normalizes_each_jet_below_the_one_before",)),
+    Mutation("order-bias-benchmark-ignores-groups", "density_order_bias.py bounds every object by the one before it, "
+             "whatever its group", "benchmarks/density_order_bias.py",
+             "upper = upper_log_pt(targets, z_all, groups)[is_object]",
+             "upper = upper_log_pt(targets, z_all, torch.zeros_like(groups))[is_object]",
+             ("tests/test_backbone_pretrain.py::test_the_order_bias_benchmark_counts_the_jets_after_a_jet",)),
 ]
 
 
