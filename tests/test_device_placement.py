@@ -63,9 +63,9 @@ def pipeline(tmp_path_factory):
     events.info["process"] = np.zeros(len(events), np.int16)
     with TokenWriter.for_tokenizer(folder / "tokens.h5", tokenizer, folder / "tok", features=True) as writer:
         writer.write(tokenizer.encode(events, features=True))
-    # the type head as the event configs have it: its token -> group index is a buffer of its own
+    # the type head and the pt-ordered density as the event configs have them: each has a buffer of its own
     cfg = from_dict(PretrainConfig, {"model": {"n_layer": 1, "n_head": 2, "n_embd": 16, "density_components": 2,
-                                               "type_head": True},
+                                               "type_head": True, "density_pt_order": True},
                                      "data": {"train": str(folder / "tokens.h5"), "conditional": True},
                                      "train": {"batch_size": 32, "device": "cpu"}, "out": str(folder / "run")})
     return tokenizer, TokenSequences.from_store(folder / "tokens.h5", True), cfg, events

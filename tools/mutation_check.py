@@ -271,6 +271,9 @@ MUTATIONS = [
              "upper = upper_log_pt(targets, z_all, groups)[is_object]",
              "upper = upper_log_pt(targets, z_all, torch.zeros_like(groups))[is_object]",
              ("tests/test_backbone_pretrain.py::test_the_order_bias_benchmark_counts_the_jets_after_a_jet",)),
+    Mutation("code-groups-on-default-device", "the density head's code groups are made on the default device",
+             "backbone/density.py", "            self.code_group.copy_(code_group(code_types, device))",
+             "            self.code_group.copy_(code_group(code_types))", ("tests/test_device_placement.py",)),
 ]
 
 
