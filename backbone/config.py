@@ -107,6 +107,10 @@ class TrainSection:
     weight_next: float = 1.0
     weight_masked: float = 1.0  # 0 skips the bidirectional pass: a next-token-only run at about half the cost
     weight_density: float = 1.0  # the density head's negative log-likelihood, per object
+    #: with a type head, extra weight on each next token's group (object type or end of event), the part
+    #: of the token loss that sets multiplicities: a proper score, so the optimum is the same distribution,
+    #: but the fit spends more of a small model's steps on it (0: the token loss alone)
+    weight_type: float = 0.0
     #: > 0: evaluate and save an exponential moving average of the weights with this decay per step
     #: (common.averaging; 0.998 averages about the last 500 steps), not the last step's weights
     ema_decay: float = 0.0
@@ -127,7 +131,7 @@ class TrainSection:
     def __post_init__(self):
         check_ranges(self, positive=("batch_size", "grad_accum", "max_steps", "eval_every"),
                      nonnegative=("lr", "weight_decay", "warmup_steps", "clip", "weight_next", "weight_masked",
-                                  "weight_density", "seed", "checkpoint_minutes", "stop_grace_s"),
+                                  "weight_density", "weight_type", "seed", "checkpoint_minutes", "stop_grace_s"),
                      fractions=("min_lr_fraction", "mask_rate", "process_dropout", "ema_decay"))
 
 

@@ -214,12 +214,14 @@ class GPT(nn.Module):
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, *, causal: bool = True,
                 pad_mask: torch.Tensor | None = None, kv_cache: KVCache | None = None,
-                features: torch.Tensor | None = None, target_features: torch.Tensor | None = None):
+                features: torch.Tensor | None = None, target_features: torch.Tensor | None = None,
+                type_loss: bool = False):
         """(logits (B, T, vocab), loss or None); targets of -100 are ignored.
 
         With `target_features` (B, T, n_features), the normalized features of the objects the targets
-        are, a model with a density head returns (logits, loss, density loss): the mean negative
-        log-density of the target objects' features (head coordinates)."""
+        are, a model with a density head also returns the density loss: the mean negative log-density
+        of the target objects' features (head coordinates). With `type_loss`, a model with output groups
+        also returns, last, the mean negative log-probability of the targets' groups (`group_loss`)."""
         hidden = self.hidden_states(idx, causal=causal, pad_mask=pad_mask, kv_cache=kv_cache, features=features)
         logits = self.logits(hidden)
         loss = None
@@ -227,9 +229,22 @@ class GPT(nn.Module):
             # with output groups the logits are already log-probabilities: no second log-softmax
             loss = (F.nll_loss if self.config.output_groups else F.cross_entropy)(
                 logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100)
-        if target_features is None:
-            return logits, loss
-        return logits, loss, self.density_loss(hidden, targets, target_features)
+        out = (logits, loss)
+        if target_features is not None:
+            out += (self.density_loss(hidden, targets, target_features),)
+        if type_loss:
+            out += (self.group_loss(hidden, targets),)
+        return out
+
+    def group_loss(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The mean negative log p(group) of the targets (-100 ignored), read off the type head: a part
+        of the token loss (log p(token) = log p(group) + log p(token | group)) that pretraining can weight
+        beyond it (`train.weight_type`) without moving its optimum."""
+        if not self.config.output_groups:
+            raise ValueError("this backbone has no type head (model.type_head = false): no group loss")
+        group = self.group_head(hidden).float().log_softmax(-1)
+        return F.nll_loss(group.flatten(0, 1), torch.where(targets >= 0, self.group_of_token[targets.clamp(min=0)],
+                                                           -100).flatten(), ignore_index=-100)
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """Next-token logits (..., vocab) of final hidden states (..., n_embd). With output groups they are

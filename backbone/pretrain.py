@@ -56,16 +56,19 @@ class Losses(NamedTuple):
     n_next: torch.Tensor
     n_masked: torch.Tensor
     n_density: torch.Tensor
+    #: the next-token targets' mean -log p(group) (a part of `next`; 0 unless asked for), over n_next
+    group: torch.Tensor | None = None
 
 
 def losses(model, batch: torch.Tensor, data: TokenSequences, rate: float, generator: torch.Generator | None, autocast,
            wrapped=None, process_dropout: float = 0.0, features: torch.Tensor | None = None, density: bool = False,
-           uniform: torch.Tensor | None = None, masked: bool = True) -> Losses:
+           uniform: torch.Tensor | None = None, masked: bool = True, group: bool = False) -> Losses:
     """The next-token, masked-token and density losses (0 without a head) of one batch (B, T), with
     its objects' `features` (B, T, F) for a hybrid model or a `density` head (trained on the causal
     pass: each object's features given its token and the objects before it). Masks and process
     dropout are drawn from `generator`, or the masks given as `uniform` draws (B, T). Without
-    `masked` the bidirectional pass is skipped and its loss is 0 (a run that weights it 0). Under DDP,
+    `masked` the bidirectional pass is skipped and its loss is 0 (a run that weights it 0). With `group`
+    (a model with a type head) the next-token targets' group loss is returned too. Under DDP,
     `wrapped` (the DDP module) runs the last pass: DDP prepares one backward per forward call
     through it, and the gradients of both passes, summed in one backward, are all-reduced once."""
     vocab = data.vocab
@@ -80,6 +83,8 @@ def losses(model, batch: torch.Tensor, data: TokenSequences, rate: float, genera
     targets = torch.where(ignore[:, 1:], torch.full_like(batch[:, 1:], -100), batch[:, 1:])
     with autocast:
         extra = {"target_features": features[:, 1:]} if density else {}
+        if group:
+            extra["type_loss"] = True
         out = (model if masked else wrapped or model)(batch[:, :-1], targets, causal=True,
                                                       features=None if features is None else features[:, :-1], **extra)
         loss_next, loss_density = out[1], out[2] if density else torch.zeros((), device=batch.device)
@@ -91,7 +96,7 @@ def losses(model, batch: torch.Tensor, data: TokenSequences, rate: float, genera
             masked_targets, loss_masked = torch.full_like(batch, -100), torch.zeros((), device=batch.device)
     n_density = ((targets >= 0) & (targets < vocab.n_codes)).sum() if density else torch.zeros((), device=batch.device)
     return Losses(loss_next, loss_masked, loss_density, (targets != -100).sum(), (masked_targets != -100).sum(),
-                  n_density)
+                  n_density, out[-1] if group else None)
 
 
 @torch.no_grad()
@@ -99,20 +104,23 @@ def evaluate(model, data: TokenSequences, indices: np.ndarray, cfg: TrainSection
     """Validation losses per target (token or object), whatever the batch size: each event's masks
     depend only on the seed, the event and the position, as in masked scoring."""
     model.eval()
-    density = bool(model.config.density_components)
-    sums, counts = np.zeros(3), np.zeros(3)
+    density, group = bool(model.config.density_components), bool(model.config.output_groups)
+    sums, counts = np.zeros(4), np.zeros(4)
     for start in range(0, len(indices), cfg.batch_size):
         events = indices[start:start + cfg.batch_size]
         batch, features = data.tensors(events, device)
         uniform = torch.from_numpy(counter_uniform(cfg.seed, 17, events[:, None], np.arange(batch.shape[1])[None, :]))
         terms = losses(model, batch, data, cfg.mask_rate, None, autocast, features=features, density=density,
-                       uniform=uniform)
-        n = torch.stack(terms[3:]).double()
-        sums += (torch.stack(terms[:3]).double() * n).cpu().numpy()
+                       uniform=uniform, group=group)
+        n = torch.stack([terms.n_next, terms.n_masked, terms.n_density, terms.n_next]).double()
+        values = [terms.next, terms.masked, terms.density, terms.group if group else torch.zeros_like(terms.next)]
+        sums += (torch.stack(values).double() * n).cpu().numpy()
         counts += n.cpu().numpy()
     model.train()
     mean = sums / np.maximum(counts, 1)
-    out = {f"val_loss_{k}": float(v) for k, v in zip(("next", "masked", "density"), mean) if k != "density" or density}
+    # type: the part of the next-token loss that is the choice of each target's group (type head only)
+    out = {f"val_loss_{k}": float(v) for k, v, on in zip(("next", "masked", "density", "type"), mean,
+                                                         (True, True, density, group)) if on}
     out.update({f"val_perplexity_{k}": math.exp(out[f"val_loss_{k}"]) for k in ("next", "masked")})
     return out
 
@@ -190,6 +198,9 @@ def run(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -> dic
         val_data = data
         train_idx, val_idx = split_indices(len(data), cfg.data.val_fraction, tc.seed)
     model = build_model(cfg, data, val_data, device)
+    if tc.weight_type > 0 and not model.config.output_groups:
+        raise UserError("train.weight_type weights the type head's group loss: set model.type_head=true on a "
+                        "store whose codes have object types (event mode), or train.weight_type=0")
     density = bool(cfg.model.density_components)
     optimizer = torch.optim.AdamW(param_groups(model, tc.weight_decay), lr=tc.lr, betas=(0.9, 0.95),
                                   fused=device.type == "cuda")
@@ -239,11 +250,13 @@ def run(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -> dic
                 # the seeds of earlier versions: their checkpoints resume exactly)
                 gen = torch.Generator().manual_seed(((tc.seed * 1_000_003 + state["step"]) * tc.grad_accum + micro)
                                                     * world + rank)
-                loss_next, loss_masked, loss_density = losses(step_model, batch, data, tc.mask_rate, gen, autocast,
-                                                               ddp, tc.process_dropout, features, density,
-                                                               masked=tc.weight_masked > 0)[:3]
-                loss = (tc.weight_next * loss_next + tc.weight_masked * loss_masked
-                        + tc.weight_density * loss_density) / tc.grad_accum
+                terms = losses(step_model, batch, data, tc.mask_rate, gen, autocast, ddp, tc.process_dropout,
+                               features, density, masked=tc.weight_masked > 0, group=tc.weight_type > 0)
+                loss_next, loss_masked, loss_density = terms[:3]
+                loss = tc.weight_next * loss_next + tc.weight_masked * loss_masked + tc.weight_density * loss_density
+                if tc.weight_type > 0:
+                    loss = loss + tc.weight_type * terms.group
+                loss = loss / tc.grad_accum
                 loss.backward()
                 tokens += int((batch != data.vocab.pad).sum())
             torch.nn.utils.clip_grad_norm_(model.parameters(), tc.clip)

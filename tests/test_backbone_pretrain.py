@@ -682,3 +682,49 @@ def test_the_type_head_groups_codes_by_their_object_type(density_store, tmp_path
     # codes 0-30 are jets and 31 is MET; then PAD, BOS, EOS and MASK; then the process token
     assert model.config.output_groups == ((0, 31, 32, 33, 34, 35, 36) if type_head else ())
     assert hasattr(model, "group_head") == type_head
+
+
+def test_the_group_loss_is_the_type_part_of_the_token_loss():
+    """log p(group) read off the type head is the sum of the group's token probabilities, computed here
+    from the normalized logits; targets of -100 are left out."""
+    from backbone.config import GPTConfig
+    from backbone.model import GPT
+
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(n_layer=1, n_head=2, n_embd=16, vocab_size=10, block_size=8,
+                          output_groups=(0, 6, 7, 8, 9))).eval()
+    idx = torch.randint(0, 10, (3, 5))
+    targets = torch.tensor([[1, 6, 9, -100, 3], [7, 0, 5, 8, 2], [-100, -100, 4, 6, 9]])
+    with torch.no_grad():
+        logits, loss, group = model(idx, targets, type_loss=True)
+    starts = (0, 6, 7, 8, 9, 10)
+    by_hand = []
+    for b, t in zip(*torch.nonzero(targets >= 0, as_tuple=True)):
+        g = next(i for i in range(5) if starts[i] <= targets[b, t] < starts[i + 1])
+        by_hand.append(-float(torch.logsumexp(logits[b, t, starts[g]:starts[g + 1]], 0)))
+    assert float(group) == pytest.approx(np.mean(by_hand), rel=1e-5)
+    assert 0 < float(group) < float(loss)
+    plain = GPT(GPTConfig(n_layer=1, n_head=2, n_embd=16, vocab_size=10, block_size=8))
+    with pytest.raises(ValueError, match="no type head"):
+        plain(idx, targets, type_loss=True)
+
+
+def test_the_type_weight_scales_the_group_loss_in_the_step(density_store, grad_norms, tmp_path, weight=2.5):
+    """With every other loss weighted 0 the first step's gradient is `weight` times that of the group
+    loss: its norm scales with the weight (the same initial weights and batch in both runs)."""
+    base = to_dict(config(density_store, tmp_path / "run", 1, weight_next=0.0, weight_masked=0.0,
+                          weight_type=weight, process_dropout=0.0))
+    result = run(from_dict(PretrainConfig, {**base, "model": {**base["model"], "type_head": True}}), progress=False)
+    unit = tmp_path / "unit"
+    run(from_dict(PretrainConfig, {**base, "out": str(unit), "train": {**base["train"], "weight_type": 1.0},
+                                   "model": {**base["model"], "type_head": True}}), progress=False)
+    assert grad_norms[0] == pytest.approx(weight * grad_norms[1], rel=1e-5) and grad_norms[1] > 0
+    # validation reports the type part of the next-token loss
+    assert 0 < result["history"][-1]["val_loss_type"] < result["val_loss_next"]
+
+
+def test_a_type_weight_without_a_type_head_is_refused(density_store, tmp_path):
+    from common.cli import UserError
+
+    with pytest.raises(UserError, match="model.type_head=true"):
+        run(config(density_store, tmp_path / "run", 1, weight_type=1.0), progress=False)
