@@ -87,6 +87,12 @@ class DataSection:
     val: str = ""  # empty: hold out val_fraction of train
     val_fraction: float = 0.05
     conditional: bool = False  # a process token after BOS, for conditional generation
+    #: each training batch is drawn from a chunk of this many batches' events sorted by length (less
+    #: padding, but each batch then holds events of one length, so one multiplicity); 1: a uniform draw
+    length_bucket: int = 50
+
+    def __post_init__(self):
+        check_ranges(self, positive=("length_bucket",), fractions=("val_fraction",))
 
 
 @dataclass(frozen=True)

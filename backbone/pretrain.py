@@ -56,7 +56,7 @@ class Losses(NamedTuple):
     n_next: torch.Tensor
     n_masked: torch.Tensor
     n_density: torch.Tensor
-    #: the next-token targets' mean -log p(group) (a part of `next`; 0 unless asked for), over n_next
+    #: the next-token targets' mean -log p(group) (a part of `next`; None unless asked for), over n_next
     group: torch.Tensor | None = None
 
 
@@ -226,7 +226,7 @@ def run(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -> dic
     def epoch_batches():
         while True:
             for batch in run.epoch(data.index_batches(np.random.default_rng([tc.seed, state["epoch"]]), tc.batch_size,
-                                                      indices=train_idx)):
+                                                      indices=train_idx, bucket=cfg.data.length_bucket)):
                 # compiled: the epoch's one short batch is left out, as its shape would compile again
                 if not tc.compile or len(batch) == tc.batch_size:
                     yield batch

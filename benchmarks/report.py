@@ -635,6 +635,61 @@ def conditional_more_data_table() -> str:
     return conditional_summary_table(runs)
 
 
+def conditional_type_weight_table() -> str:
+    """The pt-ordered recipe on 242,000 events (seed 0): 2,000 steps (conditional_more_data.sh) against
+    3,000, and 3,000 with the type decisions weighted (`train.weight_type` 4; conditional_type_weight.sh),
+    sampled without and with guidance."""
+    runs = []
+    for label, name in (("2,000 steps", "more_data_pt_order_seed0"), ("3,000 steps", "steps3000_seed0"),
+                        ("3,000 steps, weight_type 4", "steps3000_type_weight4_seed0")):
+        runs += [(f"{label}, w = {w}", RESULTS / f"conditional_generation_{name}_guidance{w}.json") for w in (1, 1.25)]
+    return conditional_summary_table(runs)
+
+
+def batch_gradient_norms_table(name: str = "steps3000_seed0") -> str:
+    """benchmarks/batch_gradient_norms.py: the gradient norm of length-sorted batches by their mean event
+    length, and the weight clipping leaves them, beside uniform batches."""
+    p = RESULTS / f"batch_gradient_norms_{name}.json"
+    if not p.is_file():
+        return "(not measured yet)"
+    r = json.loads(p.read_text())
+    # a conditional sequence is BOS, the process, the objects and EOS
+    rows = [(f"{int(k) - 3} objects", v["batches"], v["mean_norm"]) for k, v in r["sorted"].items()]
+    rows.append(("uniform batches", r["uniform"]["batches"], r["uniform"]["mean_norm"]))
+    return "\n".join(["| batches of events with about | batches | gradient norm | weight left by clipping at "
+                      f"{r['clip']:g} |", "|---|---|---|---|"]
+                     + [f"| {label} | {n} | {g:.2f} | {min(1.0, r['clip'] / g):.3f} |" for label, n, g in rows])
+
+
+def conditional_batching_table() -> str:
+    """The 3,000-step run continued 300 steps at its final learning rate with length-sorted batches (as
+    trained) and with uniform batches (`data.length_bucket` 1), sampled without guidance."""
+    runs = [("3,000 steps", RESULTS / "conditional_generation_steps3000_seed0_guidance1.json")]
+    runs += [(f"+300 steps, {label}", RESULTS / f"conditional_generation_steps3000_then300_bucket{b}_seed0_guidance1.json")
+             for label, b in (("length-sorted batches (length_bucket 50)", 50), ("uniform batches (length_bucket 1)", 1))]
+    return conditional_summary_table(runs)
+
+
+def first_met_table() -> str:
+    """P(the first object is MET: an event with no jet, lepton or photon) in the data, the backbone teacher
+    forced and its generated events, for the processes where it is common and with the process unknown."""
+    runs = [("3,000 steps", "steps3000_seed0"), ("3,000 steps, weight_type 4", "steps3000_type_weight4_seed0"),
+            ("+300 steps, length-sorted batches", "steps3000_then300_bucket50_seed0"),
+            ("+300 steps, uniform batches", "steps3000_then300_bucket1_seed0")]
+    results = [(label, json.loads(p.read_text())) for label, name in runs
+               if (p := RESULTS / f"conditional_generation_{name}_guidance1.json").is_file()]
+    if not results:
+        return "(not measured yet)"
+    processes = ("wjets", "ww", "single_top_s")
+    lines = ["| run | " + " | ".join(f"{p}: data / model / generated" for p in processes) + " | process unknown: model |",
+             "|---" * (2 + len(processes)) + "|"]
+    for label, r in results:
+        cells = [f"{x['real']['first']['met']:.3f} / {x['predicted_first']['met']:.3f} / {x['generated']['first']['met']:.3f}"
+                 for x in (r["processes"][p] for p in processes)]
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {r['unknown']['predicted_first']['met']:.3f} |")
+    return "\n".join(lines)
+
+
 def density_order_bias_table() -> str:
     """benchmarks/density_order_bias.py: for objects after one of their group, teacher forced, the head's
     mass above the bound and the shift of its free and truncated draws, trained plain or pt-ordered."""
@@ -945,6 +1000,12 @@ TABLES = {"nanoaod-speed-table": nanoaod_speed_table, "real-nanoaod-table": real
           "conditional-guidance-process-table": conditional_guidance_process_table,
           "conditional-low-lr-table": conditional_low_lr_table,
           "conditional-more-data-table": conditional_more_data_table,
+          "conditional-type-weight-table": conditional_type_weight_table,
+          "batch-gradient-norms-table": batch_gradient_norms_table,
+          "conditional-batching-table": conditional_batching_table,
+          "first-met-table": first_met_table,
+          "conditional-type-weight-process-table":
+              lambda: conditional_generation_table("conditional_generation_steps3000_type_weight4_seed0_guidance1"),
           "density-order-bias-table": density_order_bias_table,
           "conditional-more-data-process-table":
               lambda: conditional_generation_table("conditional_generation_more_data_pt_order_seed0_guidance1"),

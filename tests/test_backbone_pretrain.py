@@ -728,3 +728,20 @@ def test_a_type_weight_without_a_type_head_is_refused(density_store, tmp_path):
 
     with pytest.raises(UserError, match="model.type_head=true"):
         run(config(density_store, tmp_path / "run", 1, weight_type=1.0), progress=False)
+
+
+@pytest.mark.parametrize("bucket", [50, 1])
+def test_the_length_bucket_sets_how_training_batches_mix_lengths(store, drawn, tmp_path, bucket):
+    """data.length_bucket 50 (the default): the 200 events of an epoch fit in one chunk, sorted by length, so
+    the batches hold disjoint runs of lengths; 1: each batch a uniform draw, lengths mixed."""
+    _, ids = store
+    lengths = np.asarray(ak.num(ids))
+    cfg = to_dict(config(store[0], tmp_path / "run", 6, eval_every=6))
+    cfg["data"]["length_bucket"] = bucket
+    run(from_dict(PretrainConfig, cfg), progress=False)
+    # the first epoch: about 190 training events, five batches of 32 and a short one
+    spans = sorted((lengths[batch].min(), lengths[batch].max()) for _, batch in drawn[:6])
+    disjoint = all(hi <= lo for (_, hi), (lo, _) in zip(spans, spans[1:]))
+    assert disjoint == (bucket == 50) and len(spans) == 6
+    with pytest.raises(ValueError, match="length_bucket must be >= 1"):
+        from_dict(PretrainConfig, {**cfg, "data": {**cfg["data"], "length_bucket": 0}})
