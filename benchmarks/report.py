@@ -1004,8 +1004,6 @@ TABLES = {"nanoaod-speed-table": nanoaod_speed_table, "real-nanoaod-table": real
           "batch-gradient-norms-table": batch_gradient_norms_table,
           "conditional-batching-table": conditional_batching_table,
           "first-met-table": first_met_table,
-          "conditional-type-weight-process-table":
-              lambda: conditional_generation_table("conditional_generation_steps3000_type_weight4_seed0_guidance1"),
           "density-order-bias-table": density_order_bias_table,
           "conditional-more-data-process-table":
               lambda: conditional_generation_table("conditional_generation_more_data_pt_order_seed0_guidance1"),

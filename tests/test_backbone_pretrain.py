@@ -745,3 +745,19 @@ def test_the_length_bucket_sets_how_training_batches_mix_lengths(store, drawn, t
     assert disjoint == (bucket == 50) and len(spans) == 6
     with pytest.raises(ValueError, match="length_bucket must be >= 1"):
         from_dict(PretrainConfig, {**cfg, "data": {**cfg["data"], "length_bucket": 0}})
+
+
+def test_the_gradient_norm_benchmark_groups_the_sorted_batches_by_length(density_store, tmp_path):
+    import sys
+
+    sys.path.insert(0, "benchmarks")
+    import batch_gradient_norms
+
+    run(density(density_store, tmp_path / "head", 1), progress=False)
+    out = tmp_path / "norms.json"
+    batch_gradient_norms.main(["--backbone", str(tmp_path / "head"), "--store", str(density_store), "--batch-size", "32",
+                               "--bucket", "6", "--uniform", "2", "--out", str(out)])
+    result = json.loads(out.read_text())
+    # 200 events, sorted by length in one chunk of 6 batches: the short batches first, 6 in all
+    assert sum(r["batches"] for r in result["sorted"].values()) == 6 and len(result["sorted"]) >= 3
+    assert all(r["mean_norm"] > 0 for r in result["sorted"].values()) and len(result["uniform"]["norms"]) == 2
