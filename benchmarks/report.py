@@ -654,7 +654,7 @@ def batch_gradient_norms_table(name: str = "steps3000_seed0") -> str:
         return "(not measured yet)"
     r = json.loads(p.read_text())
     # a conditional sequence is BOS, the process, the objects and EOS
-    rows = [(f"{int(k) - 3} objects", v["batches"], v["mean_norm"]) for k, v in r["sorted"].items()]
+    rows = [(f"{int(k) - 3} object{'s' * (int(k) != 4)}", v["batches"], v["mean_norm"]) for k, v in r["sorted"].items()]
     rows.append(("uniform batches", r["uniform"]["batches"], r["uniform"]["mean_norm"]))
     return "\n".join(["| batches of events with about | batches | gradient norm | weight left by clipping at "
                       f"{r['clip']:g} |", "|---|---|---|---|"]
@@ -663,10 +663,13 @@ def batch_gradient_norms_table(name: str = "steps3000_seed0") -> str:
 
 def conditional_batching_table() -> str:
     """The 3,000-step run continued 300 steps at its final learning rate with length-sorted batches (as
-    trained) and with uniform batches (`data.length_bucket` 1), sampled without guidance."""
+    trained), with uniform batches (`data.length_bucket` 1) and with sorted batches clipped at 10, not 1,
+    sampled without guidance."""
     runs = [("3,000 steps", RESULTS / "conditional_generation_steps3000_seed0_guidance1.json")]
-    runs += [(f"+300 steps, {label}", RESULTS / f"conditional_generation_steps3000_then300_bucket{b}_seed0_guidance1.json")
-             for label, b in (("length-sorted batches (length_bucket 50)", 50), ("uniform batches (length_bucket 1)", 1))]
+    runs += [(f"+300 steps, {label}", RESULTS / f"conditional_generation_steps3000_then300_{name}_seed0_guidance1.json")
+             for label, name in (("length-sorted batches (length_bucket 50)", "bucket50"),
+                                 ("uniform batches (length_bucket 1)", "bucket1"),
+                                 ("length-sorted batches, clip 10", "clip10"))]
     return conditional_summary_table(runs)
 
 
@@ -675,7 +678,8 @@ def first_met_table() -> str:
     forced and its generated events, for the processes where it is common and with the process unknown."""
     runs = [("3,000 steps", "steps3000_seed0"), ("3,000 steps, weight_type 4", "steps3000_type_weight4_seed0"),
             ("+300 steps, length-sorted batches", "steps3000_then300_bucket50_seed0"),
-            ("+300 steps, uniform batches", "steps3000_then300_bucket1_seed0")]
+            ("+300 steps, uniform batches", "steps3000_then300_bucket1_seed0"),
+            ("+300 steps, length-sorted batches, clip 10", "steps3000_then300_clip10_seed0")]
     results = [(label, json.loads(p.read_text())) for label, name in runs
                if (p := RESULTS / f"conditional_generation_{name}_guidance1.json").is_file()]
     if not results:
