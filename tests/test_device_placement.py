@@ -80,8 +80,8 @@ def test_set_up_and_a_training_step(pipeline):
     with elsewhere():
         model = build_model(cfg, data, data, torch.device("cpu"))
         terms = losses(model, batch, data, 0.35, torch.Generator().manual_seed(0), torch.autocast("cpu", enabled=False),
-                       process_dropout=0.5, features=features, density=True)
-        sum(terms[:3]).backward()
+                       process_dropout=0.5, features=features, density=True, group=True)
+        (sum(terms[:3]) + terms.group).backward()
     assert all(t.device.type == "cpu" and torch.isfinite(t) for t in terms)
 
 
