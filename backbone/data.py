@@ -141,7 +141,9 @@ class TokenSequences:
 
     def index_batches(self, rng: np.random.Generator, batch_size: int, indices: np.ndarray | None = None,
                       bucket: int = 50):
-        """The event indices of each batch of `batches` (for callers that need labels alongside)."""
+        """The event indices of each training batch, shuffled: each run of `bucket` batches is sorted by
+        length first (less padding), so with `bucket` > 1 a batch holds events of about one length; with
+        1 every batch is a uniform draw."""
         indices = np.arange(len(self)) if indices is None else np.asarray(indices)
         order = indices[rng.permutation(len(indices))]
         for start in range(0, len(order), batch_size * bucket):

@@ -673,6 +673,27 @@ def conditional_batching_table() -> str:
     return conditional_summary_table(runs)
 
 
+def finetune_batching_table() -> str:
+    """Process classification fine-tuned with length-sorted or uniform batches (finetune_batching.sh), beside
+    the best one-variable cuts on the same test events (process_cuts.py)."""
+    runs = [(f"seed {seed}, {label}", RESULTS / f"finetune_batching_bucket{bucket}_seed{seed}.json")
+            for seed in (0, 1) for label, bucket in (("length-sorted batches (length_bucket 50)", 50),
+                                                     ("uniform batches (length_bucket 1)", 1))]
+    results = [(label, json.loads(p.read_text())) for label, p in runs if p.is_file()]
+    cuts = RESULTS / "process_cuts.json"
+    if not results or not cuts.is_file():
+        return "(not measured yet)"
+    classes = results[0][1]["classes"]
+    lines = ["| classifier | mean one-vs-rest AUC | accuracy | validation loss | " + " | ".join(classes) + " |",
+             "|---" * (4 + len(classes)) + "|"]
+    lines += [f"| {label} | {m['mean_auc']:.4f} | {m['accuracy']:.4f} | {m['best_val_loss']:.4f} | "
+              + " | ".join(f"{m['auc'][c]:.3f}" for c in classes) + " |" for label, m in results]
+    best = sorted(json.loads(cuts.read_text())["cuts"].items(), key=lambda kv: -kv[1]["mean_auc"])[:3]
+    lines += [f"| cut on {name} | {c['mean_auc']:.4f} | | | " + " | ".join(f"{c['auc'][k]:.3f}" for k in classes) + " |"
+              for name, c in best]
+    return "\n".join(lines) + "\n\n(the three best one-variable cuts, each placed in its better direction per process)"
+
+
 def first_met_table() -> str:
     """P(the first object is MET: an event with no jet, lepton or photon) in the data, the backbone teacher
     forced and its generated events, for the processes where it is common and with the process unknown."""
@@ -1008,6 +1029,7 @@ TABLES = {"nanoaod-speed-table": nanoaod_speed_table, "real-nanoaod-table": real
           "batch-gradient-norms-table": batch_gradient_norms_table,
           "conditional-batching-table": conditional_batching_table,
           "first-met-table": first_met_table,
+          "finetune-batching-table": finetune_batching_table,
           "density-order-bias-table": density_order_bias_table,
           "conditional-more-data-process-table":
               lambda: conditional_generation_table("conditional_generation_more_data_pt_order_seed0_guidance1"),

@@ -56,13 +56,16 @@ class TrainSection:
     warmup_steps: int = 50
     max_train: int = 0  # labelled training events to use (0: all), a random subset (data-efficiency studies)
     class_weights: bool = True  # weight classes by inverse frequency against imbalance
+    #: batches whose events are sorted by length together (backbone.data.TokenSequences.index_batches); 1:
+    #: every batch a uniform draw
+    length_bucket: int = 50
     seed: int = 0
     device: str = "auto"
 
     def __post_init__(self):
         if self.mode not in MODES:
             raise ValueError(f"train.mode must be one of {MODES}, not {self.mode!r}")
-        check_ranges(self, positive=("batch_size", "epochs", "patience"),
+        check_ranges(self, positive=("batch_size", "epochs", "patience", "length_bucket"),
                      nonnegative=("lr", "backbone_lr_scale", "weight_decay", "min_steps", "warmup_steps", "max_train",
                                   "seed"))
 

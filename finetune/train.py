@@ -86,7 +86,7 @@ def fit(model, seqs: TokenSequences, y: np.ndarray, train_idx: np.ndarray, val_s
             epoch = state["epoch"]
             model.train()
             rng = np.random.default_rng([cfg.seed, 3, epoch])
-            for batch_idx in run.epoch(seqs.index_batches(rng, cfg.batch_size, train_idx)):
+            for batch_idx in run.epoch(seqs.index_batches(rng, cfg.batch_size, train_idx, cfg.length_bucket)):
                 # a factor of each group's own rate; at least one step of warm-up, at most a tenth of the steps
                 factor = warmup_cosine(state["step"], total, cfg.warmup_steps, warmup_cap=total // 10 + 1)
                 for g in optimizer.param_groups:

@@ -133,3 +133,19 @@ def backbone(trained, data_files, tmp_path_factory):
 def hybrid_backbone(trained, data_files, tmp_path_factory):
     """The same with the hybrid input (token store written with --features)."""
     return _pretrain(trained, data_files, tmp_path_factory.mktemp("hybrid"), hybrid=True)
+
+
+@pytest.fixture()
+def drawn(monkeypatch):
+    """The event indices of every batch the training loop takes, with the step it is taken at."""
+    from common.training import TrainingRun
+
+    log, epoch = [], TrainingRun.epoch
+
+    def logged(self, batches):
+        for batch in epoch(self, batches):
+            log.append((self.state["step"], sorted(int(i) for i in batch)))
+            yield batch
+    monkeypatch.setattr(TrainingRun, "epoch", logged)
+    monkeypatch.setattr("backbone.pretrain.plot_losses", lambda *args: None)  # not under test: save the time
+    return log

@@ -323,22 +323,6 @@ def grad_norms(monkeypatch):
     return norms
 
 
-@pytest.fixture()
-def drawn(monkeypatch):
-    """The event indices of every batch the training loop takes, with the step it is taken at."""
-    from common.training import TrainingRun
-
-    log, epoch = [], TrainingRun.epoch
-
-    def logged(self, batches):
-        for batch in epoch(self, batches):
-            log.append((self.state["step"], sorted(int(i) for i in batch)))
-            yield batch
-    monkeypatch.setattr(TrainingRun, "epoch", logged)
-    monkeypatch.setattr("backbone.pretrain.plot_losses", lambda *args: None)  # not under test: save the time
-    return log
-
-
 def assert_same_weights(a_folder, b_folder, atol):
     from safetensors.torch import load_file
 

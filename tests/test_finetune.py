@@ -89,6 +89,26 @@ def test_head_swap_keeps_or_replaces_the_backbone(backbone, data_files, trained,
     assert not torch.equal(head_before, model.head[-1].weight)
 
 
+@pytest.mark.parametrize("bucket", [50, 1])
+def test_fine_tuning_batches_follow_the_length_bucket(backbone, data_files, trained, drawn, bucket):
+    """train.length_bucket 50 (the default): the epoch's 625 events fit in one chunk, sorted by length, so
+    the batches hold disjoint runs of lengths (and ttbar, longer than W+jets, apart from it); 1: each batch
+    a uniform draw."""
+    from finetune.data import labels, read_sequences
+    from finetune.train import fit
+
+    model = Classifier.from_backbone(backbone[0], 2, HeadSection(), "frozen")
+    seqs = read_sequences(data_files, trained[0], model.vocab, model.conditional)
+    y, _ = labels(seqs, "process", (), "test")
+    idx = np.arange(len(y))
+    fit(model, seqs, y, idx[::4], seqs, y, idx[1::8],
+        TrainSection(mode="frozen", epochs=1, batch_size=64, length_bucket=bucket), "cpu", progress=False)
+    spans = sorted((seqs.lengths[batch].min(), seqs.lengths[batch].max()) for _, batch in drawn)
+    assert len(spans) == 10 and all(hi <= lo for (_, hi), (lo, _) in zip(spans, spans[1:])) == (bucket == 50)
+    with pytest.raises(ValueError, match="length_bucket must be >= 1"):
+        TrainSection(length_bucket=0)
+
+
 def held_out(ttbar, wjets, folder):
     """The session's samples split into training files (the first 1600 ttbar and 400 W+jets events) and test
     files (the last 400 and 100), which neither training nor early stopping sees: (train, test) paths."""
