@@ -14,31 +14,23 @@ DATA=${DATA:-data/more}
 RUN=${RUN:-runs/more}
 RESULTS=$RUN  # steps.log
 OUT=benchmarks/results
-SM="ttbar wjets ww single_top_t single_top_s tw_proxy"
 mkdir -p "$DATA" "$RUN"
 source "$(dirname "$0")/real_run_lib.sh"
-files() { for p in $SM; do echo -n "$1/${p}_s$2.h5 "; done; }
 
 log "samples"
 generate_samples "$DATA" ttbar:72000:3 wjets:54000:3 ww:15000:3 single_top_t:18000:3 single_top_s:7500:3 tw_proxy:15000:3
 log "tokenize"
-python -m tokenizer.tokenize --tokenizer runs/anom/tokenizer --input $(files "$ANOM" 1) $(files "$DATA" 3) \
+python -m tokenizer.tokenize --tokenizer runs/anom/tokenizer --input $(sm_files "$ANOM" 1) $(sm_files "$DATA" 3) \
   --out "$RUN/tokens.h5" --features --quiet 2>&1 | tail -1
-log "pretrain"
 # name:seed:extra arguments:guidance weights
 RUNS="more_data:0::1,1.25 more_data_pt_order:0:--model.density_pt_order=true:1,1.25 \
   more_data_pt_order:1:--model.density_pt_order=true:1,1.25"
 train_and_measure() {
   local name seed extra weights w
   IFS=: read -r name seed extra weights <<< "$1"
-  [ -f "$RUN/${name}_seed$seed/config.json" ] || OMP_NUM_THREADS=1 python -m backbone.pretrain \
-    --config configs/backbone/event-cpu.yaml --data.train="$RUN/tokens.h5" --train.seed=$seed $extra \
-    --out="$RUN/${name}_seed$seed" --quiet > "$RUN/pretrain_${name}_seed$seed.log" 2>&1
+  pretrain_cpu "${name}_seed$seed" "$seed" $extra
   for w in ${weights//,/ }; do
-    OMP_NUM_THREADS=1 python benchmarks/conditional_generation.py --backbone "$RUN/${name}_seed$seed" \
-      --tokenizer runs/anom/tokenizer --store runs/anom/test_tokens.h5 --real $(files "$ANOM" 1) --events 5000 \
-      --guidance $w --out "$OUT/conditional_generation_${name}_seed${seed}_guidance$w.json" \
-      > "$RUN/conditional_${name}_seed${seed}_guidance$w.log" 2>&1
+    measure_generation "$RUN/${name}_seed$seed" "${name}_seed$seed" "$w"
   done
   OMP_NUM_THREADS=1 python benchmarks/density_order_bias.py --backbone "$RUN/${name}_seed$seed" \
     --store runs/anom/test_tokens.h5 --out "$OUT/density_order_bias_${name}_seed$seed.json"

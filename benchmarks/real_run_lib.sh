@@ -30,3 +30,27 @@ generate_samples() {
       --quiet 2>&1 | tail -1
   done
 }
+
+# The studies of conditional generation (conditional_*.sh) and fine-tuning (finetune_batching.sh) on the
+# six SM processes of real_run_anomaly.sh: its sample files ANOM/PROCESS_sSEED.h5, its tokenizer and
+# held-out store (runs/anom), and backbones in RUN.
+SM_PROCESSES="ttbar wjets ww single_top_t single_top_s tw_proxy"
+# sm_files FOLDER SEED: the six processes' sample files of that seed
+sm_files() { local p; for p in $SM_PROCESSES; do echo -n "$1/${p}_s$2.h5 "; done; }
+# pretrain_cpu NAME SEED [ARGUMENTS...]: the event-cpu recipe on RUN/tokens.h5 into RUN/NAME, one thread
+# (two such trainings share the 2 cores), unless RUN/NAME holds a trained backbone
+pretrain_cpu() {
+  local name=$1 seed=$2; shift 2
+  log "pretrain $name"
+  [ -f "$RUN/$name/config.json" ] || OMP_NUM_THREADS=1 python -m backbone.pretrain \
+    --config configs/backbone/event-cpu.yaml --data.train="$RUN/tokens.h5" --train.seed="$seed" "$@" \
+    --out="$RUN/$name" --quiet > "$RUN/pretrain_$name.log" 2>&1
+}
+# measure_generation BACKBONE NAME GUIDANCE: 5,000 generated events per process against the held-out store
+# and the s1 samples -> benchmarks/results/conditional_generation_NAME_guidanceGUIDANCE.json
+measure_generation() {
+  log "measure $2 at guidance $3"
+  OMP_NUM_THREADS=1 python benchmarks/conditional_generation.py --backbone "$1" --tokenizer runs/anom/tokenizer \
+    --store runs/anom/test_tokens.h5 --real $(sm_files "$ANOM" 1) --events 5000 --guidance "$3" \
+    --out "benchmarks/results/conditional_generation_$2_guidance$3.json" > "$RUN/conditional_$2_guidance$3.log" 2>&1
+}
