@@ -90,9 +90,13 @@ class DataSection:
     #: each training batch is drawn from a chunk of this many batches' events sorted by length (less
     #: padding, but each batch then holds events of one length, so one multiplicity); 1: a uniform draw
     length_bucket: int = 50
+    #: each training batch is sorted by length and run as this many slices, each padded to its own
+    #: longest event, their losses combined as the whole batch's: the same step with less padding (for
+    #: uniform batches on a CPU; compiled steps pad to fixed lengths anyway)
+    length_split: int = 1
 
     def __post_init__(self):
-        check_ranges(self, positive=("length_bucket",), fractions=("val_fraction",))
+        check_ranges(self, positive=("length_bucket", "length_split"), fractions=("val_fraction",))
 
 
 @dataclass(frozen=True)

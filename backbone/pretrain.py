@@ -60,6 +60,26 @@ class Losses(NamedTuple):
     group: torch.Tensor | None = None
 
 
+def length_slices(data: TokenSequences, rows: np.ndarray, n: int) -> list[np.ndarray]:
+    """The events `rows` sorted by length and cut into `n` slices (at most one per event)."""
+    return [piece for piece in np.array_split(rows[np.argsort(data.lengths[rows], kind="stable")], n) if len(piece)]
+
+
+def combined(parts: list[Losses]) -> Losses:
+    """The losses of one batch run as slices `parts`: each term the mean over all its targets."""
+    def mean(name: str, count: str) -> torch.Tensor:
+        n = torch.stack([getattr(p, count) for p in parts])
+        values = torch.stack([getattr(p, name) for p in parts])
+        # a slice without targets of a term (a mean of nothing) adds nothing
+        return torch.where(n > 0, values, torch.zeros_like(values)).mul(n).sum() / n.sum().clamp(min=1)
+
+    if len(parts) == 1:
+        return parts[0]
+    totals = [sum(getattr(p, c) for p in parts) for c in ("n_next", "n_masked", "n_density")]
+    return Losses(mean("next", "n_next"), mean("masked", "n_masked"), mean("density", "n_density"), *totals,
+                  None if parts[0].group is None else mean("group", "n_next"))
+
+
 def losses(model, batch: torch.Tensor, data: TokenSequences, rate: float, generator: torch.Generator | None, autocast,
            wrapped=None, process_dropout: float = 0.0, features: torch.Tensor | None = None, density: bool = False,
            uniform: torch.Tensor | None = None, masked: bool = True, group: bool = False) -> Losses:
@@ -243,22 +263,26 @@ def run(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -> dic
                                             peak=tc.lr)
             tokens = 0
             for micro in range(tc.grad_accum):
-                rows = next(batches)
-                batch, features = data.tensors(rows, device, static_length(data, rows, model.config.block_size)
-                                               if tc.compile else 0)
-                # masks and process dropout of their own for each micro-batch and rank (with grad_accum 1,
-                # the seeds of earlier versions: their checkpoints resume exactly)
-                gen = torch.Generator().manual_seed(((tc.seed * 1_000_003 + state["step"]) * tc.grad_accum + micro)
-                                                    * world + rank)
-                terms = losses(step_model, batch, data, tc.mask_rate, gen, autocast, ddp, tc.process_dropout,
-                               features, density, masked=tc.weight_masked > 0, group=tc.weight_type > 0)
+                slices, parts = length_slices(data, next(batches), cfg.data.length_split), []
+                for k, rows in enumerate(slices):
+                    batch, features = data.tensors(rows, device, static_length(data, rows, model.config.block_size)
+                                                   if tc.compile else 0)
+                    # masks and process dropout of their own for each micro-batch, slice and rank (with
+                    # grad_accum 1 and one slice, the seeds of earlier versions: their checkpoints resume exactly)
+                    gen = torch.Generator().manual_seed((((tc.seed * 1_000_003 + state["step"]) * tc.grad_accum + micro)
+                                                         * world + rank) * len(slices) + k)
+                    # one backward for all slices: only the last forward goes through DDP (see `losses`)
+                    parts.append(losses(step_model, batch, data, tc.mask_rate, gen, autocast,
+                                        ddp if k == len(slices) - 1 else None, tc.process_dropout, features, density,
+                                        masked=tc.weight_masked > 0, group=tc.weight_type > 0))
+                    tokens += int((batch != data.vocab.pad).sum())
+                terms = combined(parts)
                 loss_next, loss_masked, loss_density = terms[:3]
                 loss = tc.weight_next * loss_next + tc.weight_masked * loss_masked + tc.weight_density * loss_density
                 if tc.weight_type > 0:
                     loss = loss + tc.weight_type * terms.group
                 loss = loss / tc.grad_accum
                 loss.backward()
-                tokens += int((batch != data.vocab.pad).sum())
             torch.nn.utils.clip_grad_norm_(model.parameters(), tc.clip)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)

@@ -714,6 +714,51 @@ def test_a_type_weight_without_a_type_head_is_refused(density_store, tmp_path):
         run(config(density_store, tmp_path / "run", 1, weight_type=1.0), progress=False)
 
 
+def test_slices_of_a_batch_combine_to_its_mean_over_every_target():
+    from backbone.pretrain import Losses, combined
+
+    t = torch.tensor
+    parts = [Losses(t(2.0), t(1.0), t(-1.0), t(1), t(3), t(2), t(0.5)),
+             Losses(t(4.0), t(float("nan")), t(-4.0), t(3), t(0), t(1), t(0.25))]
+    # next (2 + 3 x 4) / 4; masked: the second slice has no masked target (its mean is NaN) and adds
+    # nothing; density (2 x -1 - 4) / 3; group over the next-token targets (0.5 + 0.75) / 4
+    both = combined(parts)
+    assert [float(x) for x in both] == pytest.approx([3.5, 1.0, -2.0, 4, 3, 3, 0.3125])
+
+
+def test_a_batch_run_in_length_slices_takes_the_same_step(store, density_store, grad_norms, monkeypatch, tmp_path):
+    """data.length_split 3: each uniform batch (length_bucket 1) of 64 events runs as three slices sorted
+    by length, each padded to its own longest event, and the step's gradient is the whole batch's (no
+    masked loss or process dropout: their draws are per slice)."""
+    from backbone.data import TokenSequences
+
+    widths = []
+    tensors = TokenSequences.tensors
+
+    def recorded(self, indices, device="cpu", length=0):
+        ids, features = tensors(self, indices, device, length)
+        if torch.is_grad_enabled():  # training, not evaluation
+            widths.append((len(indices), ids.shape[1]))
+        return ids, features
+    monkeypatch.setattr(TokenSequences, "tensors", recorded)
+    base = to_dict(density(density_store, tmp_path / "one", 2, batch_size=64, process_dropout=0.0, weight_masked=0.0))
+    base["data"]["length_bucket"] = 1
+    run(from_dict(PretrainConfig, base), progress=False)
+    whole, one_norms = widths[:], grad_norms[:]
+    del widths[:], grad_norms[:]
+    run(from_dict(PretrainConfig, {**base, "out": str(tmp_path / "split"), "data": {**base["data"], "length_split": 3}}),
+        progress=False)
+    assert [n for n, _ in whole] == [64] * 2 and [n for n, _ in widths] == [22, 21, 21] * 2
+    for step, (_, width) in enumerate(whole):  # sorted slices: the shorter events pad less
+        slices = [w for _, w in widths[3 * step:3 * step + 3]]
+        assert slices == sorted(slices) and slices[-1] == width and slices[0] < width
+    assert grad_norms == pytest.approx(one_norms, rel=1e-5, abs=0) and len(one_norms) == 2
+    assert_same_weights(tmp_path / "one", tmp_path / "split", ATOL)
+    assert loop_state(tmp_path / "split")["tokens"] == loop_state(tmp_path / "one")["tokens"]
+    with pytest.raises(ValueError, match="length_split must be >= 1"):
+        from_dict(PretrainConfig, {**base, "data": {**base["data"], "length_split": 0}})
+
+
 @pytest.mark.parametrize("bucket", [50, 1])
 def test_the_length_bucket_sets_how_training_batches_mix_lengths(store, drawn, tmp_path, bucket):
     """data.length_bucket 50 (the default): the 200 events of an epoch fit in one chunk, sorted by length, so
