@@ -673,6 +673,36 @@ def conditional_batching_table() -> str:
     return conditional_summary_table(runs)
 
 
+def conditional_uniform_batches_table() -> str:
+    """The 2,000-step recipe on 242,000 events trained from the start with uniform batches
+    (`data.length_bucket` 1; conditional_uniform_batches.sh) beside the same runs with length-sorted
+    batches (conditional_more_data.sh), seeds 0 and 1, sampled without and with guidance."""
+    runs = []
+    for seed in (0, 1):
+        for label, name in (("length-sorted batches", f"more_data_pt_order_seed{seed}"),
+                            ("uniform batches", f"uniform_batches_seed{seed}")):
+            runs += [(f"seed {seed}, {label}, w = {w}", RESULTS / f"conditional_generation_{name}_guidance{w}.json")
+                     for w in (1, 1.25)]
+    return conditional_summary_table(runs)
+
+
+def length_split_speed_table() -> str:
+    """benchmarks/length_split_speed.sh: seconds per step of the CPU recipe by batching."""
+    p = RESULTS / "length_split_speed.json"
+    if not p.is_file():
+        return "(not measured yet)"
+    r = json.loads(p.read_text())
+    ref = next(x for x in r["runs"] if x["length_bucket"] > 1 and x["length_split"] == 1)
+    lines = [f"| batches ({r['threads']} threads) | length_bucket | length_split | s/step | tokens/s | against sorted |",
+             "|---|---|---|---|---|---|"]
+    for x in r["runs"]:
+        label = "length-sorted" if x["length_bucket"] > 1 else "uniform" + (
+            f", in {x['length_split']} slices" if x["length_split"] > 1 else "")
+        lines.append(f"| {label} | {x['length_bucket']} | {x['length_split']} | {x['seconds_per_step']:.2f} | "
+                     f"{x['tokens_per_s']:,.0f} | {x['seconds_per_step'] / ref['seconds_per_step']:.2f}x |")
+    return "\n".join(lines)
+
+
 def finetune_batching_table() -> str:
     """Process classification fine-tuned with length-sorted or uniform batches (finetune_batching.sh), beside
     the best one-variable cuts on the same test events (process_cuts.py)."""
@@ -700,7 +730,11 @@ def first_met_table() -> str:
     runs = [("3,000 steps", "steps3000_seed0"), ("3,000 steps, weight_type 4", "steps3000_type_weight4_seed0"),
             ("+300 steps, length-sorted batches", "steps3000_then300_bucket50_seed0"),
             ("+300 steps, uniform batches", "steps3000_then300_bucket1_seed0"),
-            ("+300 steps, length-sorted batches, clip 10", "steps3000_then300_clip10_seed0")]
+            ("+300 steps, length-sorted batches, clip 10", "steps3000_then300_clip10_seed0"),
+            ("2,000 steps, length-sorted batches", "more_data_pt_order_seed0"),
+            ("2,000 steps, length-sorted batches, seed 1", "more_data_pt_order_seed1"),
+            ("2,000 steps, uniform batches from the start", "uniform_batches_seed0"),
+            ("2,000 steps, uniform batches from the start, seed 1", "uniform_batches_seed1")]
     results = [(label, json.loads(p.read_text())) for label, name in runs
                if (p := RESULTS / f"conditional_generation_{name}_guidance1.json").is_file()]
     if not results:
@@ -941,18 +975,19 @@ def headline_table() -> str:
                      f"in advance falls lower on some signal (the best worst case, {worst_cut}: "
                      f"{min(row[worst_cut]['auc'] for row in sm.values()):.3f}); the cut that defines each signal "
                      f"beats `density_nll` on {losses} of {len(sm)}", link("anomaly-scores-that-see-kinematics")))
-    p = RESULTS / "conditional_generation_ema_seed0_ema.json"
+    p = RESULTS / "conditional_generation_uniform_batches_seed0_guidance1.json"  # the CPU recipe as configured
     if p.is_file():
         r = json.loads(p.read_text())["processes"]
         ratio = lambda o: max((x["w1_over_floor"][o], proc) for proc, x in r.items())  # noqa: E731
         (jets, where), (ht, _), (mbjj, _) = ratio("jets"), ratio("HT [GeV]"), ratio("m(bjj) [GeV]")
         within = sum(x["w1_over_floor"]["jets"] <= 2 for x in r.values())
         no_jet = r["ttbar"]["generated"]["no_jet"], r["ttbar"]["real"]["no_jet"]
-        rows.append((f"conditional generation (`sample.py --process`), {len(r)} SM processes, the CPU event config",
+        rows.append((f"conditional generation (`sample.py --process`), {len(r)} SM processes, the CPU event config "
+                     "on 242,000 events",
                      f"W1 over its statistical floor (goal: 2x) at worst: jets {jets:.1f}x ({where}), HT {ht:.1f}x, "
                      f"m(bjj) {mbjj:.1f}x; the jet count within 2x for {within} of {len(r)} processes; ttbar events "
                      f"with no jet {100 * no_jet[0]:.1f}% (data {100 * no_jet[1]:.1f}%)",
-                     link("the-default-event-backbone-hybrid-input-and-type-head-together")))
+                     link("conditional-generation-per-process")))
     if (found := _ntop_aucs()) is not None:
         sizes, table = found
         i = len(sizes) - 1
@@ -1028,8 +1063,12 @@ TABLES = {"nanoaod-speed-table": nanoaod_speed_table, "real-nanoaod-table": real
           "conditional-type-weight-table": conditional_type_weight_table,
           "batch-gradient-norms-table": batch_gradient_norms_table,
           "conditional-batching-table": conditional_batching_table,
+          "conditional-uniform-batches-table": conditional_uniform_batches_table,
+          "conditional-uniform-batches-process-table":
+              lambda: conditional_generation_table("conditional_generation_uniform_batches_seed0_guidance1"),
           "first-met-table": first_met_table,
           "finetune-batching-table": finetune_batching_table,
+          "length-split-speed-table": length_split_speed_table,
           "density-order-bias-table": density_order_bias_table,
           "conditional-more-data-process-table":
               lambda: conditional_generation_table("conditional_generation_more_data_pt_order_seed0_guidance1"),
