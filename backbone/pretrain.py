@@ -80,6 +80,12 @@ def combined(parts: list[Losses]) -> Losses:
                   None if parts[0].group is None else mean("group", "n_next"))
 
 
+def weighted_loss(terms: Losses, tc: TrainSection) -> torch.Tensor:
+    """The loss a training step minimizes: the terms weighted as `tc` says (the group loss where asked for)."""
+    loss = tc.weight_next * terms.next + tc.weight_masked * terms.masked + tc.weight_density * terms.density
+    return loss + tc.weight_type * terms.group if tc.weight_type > 0 else loss
+
+
 def losses(model, batch: torch.Tensor, data: TokenSequences, rate: float, generator: torch.Generator | None, autocast,
            wrapped=None, process_dropout: float = 0.0, features: torch.Tensor | None = None, density: bool = False,
            uniform: torch.Tensor | None = None, masked: bool = True, group: bool = False) -> Losses:
@@ -278,11 +284,7 @@ def run(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -> dic
                     tokens += int((batch != data.vocab.pad).sum())
                 terms = combined(parts)
                 loss_next, loss_masked, loss_density = terms[:3]
-                loss = tc.weight_next * loss_next + tc.weight_masked * loss_masked + tc.weight_density * loss_density
-                if tc.weight_type > 0:
-                    loss = loss + tc.weight_type * terms.group
-                loss = loss / tc.grad_accum
-                loss.backward()
+                (weighted_loss(terms, tc) / tc.grad_accum).backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), tc.clip)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)

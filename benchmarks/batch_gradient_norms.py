@@ -27,14 +27,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 def gradient_norm(model, seqs, rows: np.ndarray, seed: int, tc) -> float:
     """The norm of the gradient of the loss pretraining minimizes (the losses weighted as in `tc`, the
     backbone's TrainSection) on the events `rows`, masks drawn from `seed`."""
-    from backbone.pretrain import losses
+    from backbone.pretrain import losses, weighted_loss
 
     model.zero_grad()
     batch, features = seqs.tensors(rows)
     terms = losses(model, batch, seqs, tc.mask_rate, torch.Generator().manual_seed(seed), nullcontext(),
                    features=features, density=bool(model.config.density_components), group=tc.weight_type > 0)
-    loss = tc.weight_next * terms.next + tc.weight_masked * terms.masked + tc.weight_density * terms.density
-    (loss + tc.weight_type * terms.group if tc.weight_type > 0 else loss).backward()
+    weighted_loss(terms, tc).backward()
     return float(torch.nn.utils.clip_grad_norm_(model.parameters(), float("inf")))  # the total norm, unclipped
 
 
@@ -58,14 +57,8 @@ def measure(model, seqs, batch_size: int, bucket: int, n_uniform: int, seed: int
 def main(argv: list[str] | None = None) -> int:
     from backbone.data import TokenSequences
     from backbone.model import GPT
-    from common.cli import finite_float, nonnegative_int, positive_int
+    from common.cli import nonnegative_int, positive_float, positive_int
     from common.errors import UserError
-
-    def positive_float(text: str) -> float:
-        value = finite_float(text)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
-        return value
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backbone", required=True, help="a pretrained backbone")

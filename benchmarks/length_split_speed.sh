@@ -10,23 +10,25 @@ STEPS=${STEPS:-60}
 THREADS=${THREADS:-2}
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
+runs=()
 for spec in 50:1 1:1 1:4 1:8; do
   IFS=: read -r bucket split <<< "$spec"
+  runs+=("$TMP/b${bucket}_s$split")
   OMP_NUM_THREADS=$THREADS python -m backbone.pretrain --config configs/backbone/event-cpu.yaml --data.train="$STORE" \
     --train.seed=0 --train.max_steps="$STEPS" --train.eval_every="$STEPS" --data.length_bucket="$bucket" \
-    --data.length_split="$split" --out="$TMP/b${bucket}_s$split" --quiet > /dev/null
+    --data.length_split="$split" --out="${runs[-1]}" --quiet > /dev/null
 done
-python - "$TMP" "$THREADS" <<'PY'
+python - "$THREADS" "${runs[@]}" <<'PY'
 import json, sys
 from pathlib import Path
 
 rows = []
-for folder in sorted(Path(sys.argv[1]).iterdir(), key=lambda p: (-int(p.name.split("_")[0][1:]), int(p.name.split("_s")[1]))):
+for folder in map(Path, sys.argv[2:]):
+    data = json.loads((folder / "config.json").read_text())["train_config"]["data"]
     loop = json.loads((folder / "checkpoint" / "state.json").read_text())["loop"]
-    bucket, split = int(folder.name.split("_")[0][1:]), int(folder.name.split("_s")[1])
-    rows.append({"length_bucket": bucket, "length_split": split, "steps": loop["step"],
+    rows.append({"length_bucket": data["length_bucket"], "length_split": data["length_split"], "steps": loop["step"],
                  "seconds_per_step": loop["seconds"] / loop["step"], "tokens_per_s": loop["tokens"] / loop["seconds"]})
-    print(f"length_bucket {bucket:>2}, length_split {split}: {rows[-1]['seconds_per_step']:.3f} s/step, "
-          f"{rows[-1]['tokens_per_s']:,.0f} tokens/s")
-Path("benchmarks/results/length_split_speed.json").write_text(json.dumps({"threads": int(sys.argv[2]), "runs": rows}, indent=2))
+    print(f"length_bucket {rows[-1]['length_bucket']:>2}, length_split {rows[-1]['length_split']}: "
+          f"{rows[-1]['seconds_per_step']:.3f} s/step, {rows[-1]['tokens_per_s']:,.0f} tokens/s")
+Path("benchmarks/results/length_split_speed.json").write_text(json.dumps({"threads": int(sys.argv[1]), "runs": rows}, indent=2))
 PY

@@ -73,6 +73,14 @@ def nonnegative_float(text: str) -> float:
     return _number(text, float, 0.0, "a finite number >= 0")
 
 
+def positive_float(text: str) -> float:
+    """A finite number > 0 (scales that 0 would switch off or divide by: a gradient clip)."""
+    value = finite_float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return value
+
+
 def fraction(text: str) -> float:
     """A number strictly between 0 and 1 (rates)."""
     value = _number(text, float, None, "a number in (0, 1)")

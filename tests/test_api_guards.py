@@ -198,6 +198,8 @@ def test_branch_maps_and_configs_refuse_a_working_point_outside_the_rule(tmp_pat
     ("positive_int", True, "n: expected an integer >= 1, got True"),
     ("positive_int", "3", None), ("positive_int", 3, None),
     ("nonnegative_float", float("nan"), "n: expected a finite number, got nan"),
+    ("positive_float", 0.0, "n: expected a number > 0, got 0.0"),
+    ("positive_float", float("nan"), "n: expected a finite number, got nan"),
     ("fraction", 1.0, "n: expected a number in (0, 1), got 1.0"),
     ("device_name", "tpu", "n: expected auto, cpu, cuda or cuda:N, got 'tpu'"),
 ])
