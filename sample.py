@@ -1,7 +1,7 @@
 """python sample.py: generate synthetic events with a pretrained backbone and write them as event files.
 
     python sample.py --backbone runs/backbone/event --tokenizer runs/tokenizer/event --events 100000 \
-        --out synthetic.h5 --process ttbar --temperature 1.0 --top-k 0 --seed 1 --batch-size 4096
+        --out synthetic.h5 --process ttbar --temperature 1.0 --top-k 0 --top-p 0.95 --seed 1 --batch-size 4096
 
 A thin caller of backbone.sampling.sample_events (batched sampling with a KV cache, constrained by the
 data model's grammar; with a density head, `--decode continuous` by default, each object's features
@@ -15,15 +15,15 @@ from pathlib import Path
 
 import torch
 
-from common.cli import (add_model_arguments, check_output, device_name, nonnegative_float, nonnegative_int,
-                        positive_int, resolve_models, run_cli)
+from common.cli import (add_model_arguments, check_output, device_name, kept_fraction, nonnegative_float,
+                        nonnegative_int, positive_int, resolve_models, run_cli)
 
 
 def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
     from backbone.model import GPT
-    from backbone.sampling import SamplingStats, sample_events
+    from backbone.sampling import TOP_P, SamplingStats, sample_events
     from common.runtime import resolve_device
     from events.io import open_writer
     from tokenizer.tokenizer import Tokenizer
@@ -34,7 +34,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, type=Path, help="output file: .h5 or .root")
     parser.add_argument("--process", help="process to generate (conditional backbones; see its config)")
     parser.add_argument("--temperature", type=nonnegative_float, default=1.0, help="sampling temperature (0: greedy)")
-    parser.add_argument("--top-k", type=nonnegative_int, default=0, help="sample from the k most likely tokens (0: all)")
+    parser.add_argument("--top-k", type=nonnegative_int, default=0,
+                        help="draw each object's code from the k likeliest of its type (0: all)")
+    parser.add_argument("--top-p", type=kept_fraction, default=TOP_P,
+                        help="draw each object's code from its type's nucleus, the likeliest codes holding this "
+                             "share of the type's probability (1: all); which type comes next is never cut "
+                             "(default %(default)s)")
     parser.add_argument("--guidance", type=nonnegative_float, default=1.0,
                         help="classifier-free guidance with --process: tokens drawn from p(.|process)^w "
                              "p(.|unknown)^(1-w); 1: the conditional model alone, > 1: further from the mix")
@@ -54,8 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     tokenizer = Tokenizer.from_pretrained(args.tokenizer, device=str(device))
     stats = SamplingStats()
     batches = sample_events(model, tokenizer, args.events, process=args.process, temperature=args.temperature,
-                            top_k=args.top_k, seed=args.seed, guidance=args.guidance, batch_size=args.batch_size,
-                            decode=args.decode, stats=stats)
+                            top_k=args.top_k, top_p=args.top_p, seed=args.seed, guidance=args.guidance,
+                            batch_size=args.batch_size, decode=args.decode, stats=stats)
     start = time.perf_counter()
     with open_writer(args.out) as writer, tqdm(total=args.events, unit="ev", desc="sampling") as bar:
         for events in batches:

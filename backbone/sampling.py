@@ -9,11 +9,16 @@
 
 Batched autoregressive sampling with a preallocated KV cache, constrained by the data model's grammar
 (object groups in canonical order; in event mode one MET, last), so every sequence decodes to a valid
-event. With a density head (`decode="continuous"`, the default where the backbone has one), each
-object's features are drawn from the head right after its token, so that kinematics are not limited
-to the code centroids (a hybrid backbone reads them back as its next input: backbone.generate); `decode="centroid"` decodes each token to its code's centroid. Decoded objects
-are put in canonical order with the multiplicity caps (cuts add to `n_truncated`), and drawn features
-are clamped to physical ranges (|eta| <= 5, b-tag in [0, 1]). The same seed gives the same events.
+event. Truncation (`top_k`, `top_p`) acts within each object type: which type comes next (another jet,
+a lepton, MET, the end) is drawn as the model predicts it, and only the type's unlikeliest codes are cut
+(an 8192-code softmax leaks mass into thousands of codes a process never has: docs/results.md).
+
+With a density head (`decode="continuous"`, the default where the backbone has one), each object's
+features are drawn from the head right after its token, so that kinematics are not limited to the code
+centroids (a hybrid backbone reads them back as its next input: backbone.generate);
+`decode="centroid"` decodes each token to its code's centroid. Decoded objects are put in canonical
+order with the multiplicity caps (cuts add to `n_truncated`), and drawn features are clamped to
+physical ranges (|eta| <= 5, b-tag in [0, 1]). The same seed gives the same events.
 """
 from __future__ import annotations
 
@@ -25,9 +30,13 @@ import numpy as np
 import torch
 
 from backbone.model import GPT, check_pair
-from common.cli import checked, nonnegative_float, nonnegative_int, positive_int
+from common.cli import checked, kept_fraction, nonnegative_float, nonnegative_int, positive_int
 from common.errors import UserError
 from events.model import Caps, Events
+
+#: each object type's nucleus by default: the best of 1, 0.98, 0.95 and 0.9 for the six SM processes at
+#: the CPU size (docs/results.md, "Where ttbar's deficit comes from")
+TOP_P = 0.95
 
 
 @dataclass
@@ -41,12 +50,13 @@ class SamplingStats:
 
 
 def sample_events(backbone: GPT, tokenizer, n_events: int, *, process: str | None = None,
-                  temperature: float = 1.0, top_k: int = 0, seed: int = 1, batch_size: int = 4096,
+                  temperature: float = 1.0, top_k: int = 0, top_p: float = TOP_P, seed: int = 1, batch_size: int = 4096,
                   decode: str | None = None, caps: Caps | None = None, guidance: float = 1.0,
                   stats: SamplingStats | None = None) -> Iterator[Events]:
     """`n_events` events in batches of `batch_size`, on the backbone's device: of `process` (a
     conditional backbone's; without one, the pretraining mixture where it was trained with process
-    dropout), drawn at `temperature` (0: greedy) from the `top_k` likeliest tokens (0: all), decoded
+    dropout), drawn at `temperature` (0: greedy), each token from the `top_k` likeliest codes (0: all) and
+    the `top_p` nucleus of its object type (1: all; see the module), decoded
     `continuous` or `centroid` (see the module), with classifier-free `guidance` w (1: none; > 1, each
     token from p(.|process)^w p(.|unknown)^(1 - w): backbone.generate). Events are numbered 0.. with
     run `seed`; `stats` is filled as batches are drawn. Bad arguments are refused here, before any batch."""
@@ -56,6 +66,7 @@ def sample_events(backbone: GPT, tokenizer, n_events: int, *, process: str | Non
 
     for name, rule, value in (("n_events", positive_int, n_events), ("batch_size", positive_int, batch_size),
                               ("temperature", nonnegative_float, temperature), ("top_k", nonnegative_int, top_k),
+                              ("top_p", kept_fraction, top_p),
                               ("seed", nonnegative_int, seed), ("guidance", nonnegative_float, guidance)):
         checked(rule, value, name)  # as sample.py's --events, --batch-size, ...
     check_pair(backbone, tokenizer)
@@ -80,6 +91,7 @@ def sample_events(backbone: GPT, tokenizer, n_events: int, *, process: str | Non
     caps = caps or Caps()
     centroids = torch.from_numpy(tokenizer.code_features()).to(device) if continuous else None
     generator = torch.Generator(device=device).manual_seed(seed)
+    types = truncation_groups(vocab, tokenizer)
 
     def batches() -> Iterator[Events]:
         done = 0
@@ -90,7 +102,7 @@ def sample_events(backbone: GPT, tokenizer, n_events: int, *, process: str | Non
                            top_k=top_k or None, eos_id=vocab.eos, pad_id=vocab.pad, generator=generator,
                            grammar=Grammar(vocab, tokenizer, n, device, max_new=budget, caps=caps), density=continuous,
                            unconditional=torch.tensor([unconditional] * n, device=device) if unconditional else None,
-                           guidance=guidance)
+                           guidance=guidance, top_p=top_p, groups=types)
             seqs, drawn = out if continuous else (out, None)
             seqs = seqs[:, len(prompt):].cpu().numpy()
             is_code = seqs < vocab.n_codes
@@ -116,6 +128,12 @@ def sample_events(backbone: GPT, tokenizer, n_events: int, *, process: str | Non
             yield capped
 
     return batches()
+
+
+def truncation_groups(vocab, tokenizer) -> tuple[int, ...]:
+    """The first token of each group that top-k and top-p truncate within (backbone.generate.truncate):
+    each object type's codes, each special token (EOS) and each process token alone."""
+    return vocab.output_groups(tokenizer.code_types()) or (0, *range(vocab.n_codes, vocab.size))
 
 
 def sampling_prompt(backbone: GPT, process: str | None) -> list[int]:

@@ -89,6 +89,14 @@ def fraction(text: str) -> float:
     return value
 
 
+def kept_fraction(text: str) -> float:
+    """A number in (0, 1]: a share to keep, 1 keeping all (--top-p)."""
+    value = _number(text, float, None, "a number in (0, 1]")
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}")
+    return value
+
+
 def device_name(text: str) -> str:
     """auto, cpu, cuda or cuda:N (what torch can be asked for here)."""
     if isinstance(text, str) and is_device_name(text):

@@ -201,6 +201,9 @@ def test_branch_maps_and_configs_refuse_a_working_point_outside_the_rule(tmp_pat
     ("positive_float", 0.0, "n: expected a number > 0, got 0.0"),
     ("positive_float", float("nan"), "n: expected a finite number, got nan"),
     ("fraction", 1.0, "n: expected a number in (0, 1), got 1.0"),
+    ("kept_fraction", 0.0, "n: expected a number in (0, 1], got 0.0"),
+    ("kept_fraction", 1.5, "n: expected a number in (0, 1], got 1.5"),
+    ("kept_fraction", float("nan"), "n: expected a finite number, got nan"),
     ("device_name", "tpu", "n: expected auto, cpu, cuda or cuda:N, got 'tpu'"),
 ])
 def test_a_value_given_in_python_is_checked_by_the_command_lines_rule(rule, value, message):
@@ -278,6 +281,7 @@ def test_events_of_no_type_the_tokenizer_knows_are_refused_as_tokenize_refuses_t
     ({"n_events": 3, "temperature": float("nan")}, "temperature: expected a finite number, got nan"),
     ({"n_events": 3, "temperature": -1}, "temperature: expected a finite number >= 0, got -1"),
     ({"n_events": 3, "top_k": -3}, "top_k: expected an integer >= 0, got -3"),
+    ({"n_events": 3, "top_p": 0}, "top_p: expected a number in (0, 1], got 0"),
     ({"n_events": 3, "seed": -1}, "seed: expected an integer >= 0, got -1"),
 ])
 def test_sample_events_refuses_what_sample_py_refuses(backbone, options, message):

@@ -273,6 +273,23 @@ def test_hybrid_sampling_feeds_each_drawn_objects_features_back(use_cache):
 
 
 @pytest.mark.parametrize("use_cache", [True, False])
+def test_a_prompts_objects_are_read_with_the_features_given(use_cache):
+    """Events continued from their first objects: the first step's logits are a full pass over the prompt
+    with the features given for its objects, not with their codes' centroids."""
+    model = hybrid_with_density()
+    prompt = torch.tensor([[41, 3, 25]] * 4)  # BOS, a jet, a muon
+    given = torch.zeros(4, 3, 6)
+    given[:, 1:] = torch.randn(4, 2, 6, generator=torch.Generator().manual_seed(1))
+    spy = LogitSpy()
+    generate(model, prompt, 5, generator=torch.Generator().manual_seed(3), use_cache=use_cache, grammar=spy,
+             density=True, prompt_features=given)
+    with torch.no_grad():
+        with_features, centroids = model(prompt, features=given)[0][:, -1], model(prompt)[0][:, -1]
+    torch.testing.assert_close(spy.logits[0], with_features, rtol=1e-4, atol=1e-4)
+    assert (with_features - centroids).abs().amax() > 0.1
+
+
+@pytest.mark.parametrize("use_cache", [True, False])
 def test_guided_sampling_draws_from_the_guided_logits(use_cache):
     """Classifier-free guidance: each step's logits are l_u + w (l_c - l_u), l_c of a full pass over the
     drawn tokens and features after the conditional prompt and l_u after the unconditional one."""
@@ -345,6 +362,67 @@ def test_top_k_draws_exactly_the_k_most_likely_tokens(k):
     drawn = sample_next(rows, 1.0, k, gen).view(500, 4)
     for r in range(4):
         assert set(drawn[:, r].tolist()) == set(top[r].tolist())
+
+
+# two groups and a lone token: within-group probabilities (0.5, 0.3, 0.2) and (0.9, 0.1), group masses
+# 0.6, 0.3, 0.1; as one group the probabilities are (0.30, 0.18, 0.12, 0.27, 0.03, 0.10)
+TRUNCATED = torch.tensor([0.6 * 0.5, 0.6 * 0.3, 0.6 * 0.2, 0.3 * 0.9, 0.3 * 0.1, 0.1]).log()[None]
+STARTS = (0, 3, 5)
+
+
+@pytest.mark.parametrize("top_k, top_p, starts, expected", [
+    # nucleus 0.7: group 1 keeps 0.5 + 0.3 (0.5 < 0.7 before the third), group 2 its first (0.9 >= 0.7)
+    (None, 0.7, STARTS, [0.6 * 0.5 / 0.8, 0.6 * 0.3 / 0.8, 0, 0.3, 0, 0.1]),
+    (1, 1.0, STARTS, [0.6, 0, 0, 0.3, 0, 0.1]),  # top 1 of each group, each with its group's mass
+    (2, 0.95, STARTS, [0.6 * 0.5 / 0.8, 0.6 * 0.3 / 0.8, 0, 0.3 * 0.9, 0.3 * 0.1, 0.1]),
+    # one group: the plain nucleus, 0.30 + 0.27 + 0.18 reach 0.7, the lone token is cut
+    (None, 0.7, (), [0.30 / 0.75, 0.18 / 0.75, 0, 0.27 / 0.75, 0, 0]),
+    (None, 1.0, STARTS, [0.3, 0.18, 0.12, 0.27, 0.03, 0.1]),  # nothing to cut
+])
+def test_truncation_cuts_within_each_group_and_keeps_its_probability(top_k, top_p, starts, expected):
+    from backbone.generate import truncate
+
+    probs = truncate(TRUNCATED, top_k, top_p, starts).softmax(-1)[0]
+    torch.testing.assert_close(probs, torch.tensor(expected), atol=1e-6, rtol=0)
+
+
+def test_truncation_leaves_a_forbidden_group_forbidden():
+    """A group the grammar masked (all -inf) stays at -inf, without NaN, and the others keep theirs."""
+    from backbone.generate import truncate
+
+    logits = TRUNCATED.clone()
+    logits[0, 3:5] = float("-inf")
+    out = truncate(logits, 1, 0.7, STARTS)
+    assert not out.isnan().any() and out[0, 3:5].eq(float("-inf")).all()
+    torch.testing.assert_close(out.softmax(-1)[0], torch.tensor([6 / 7, 0, 0, 0, 0, 1 / 7]), atol=1e-6, rtol=0)
+
+
+def test_nucleus_draws_follow_the_truncated_probabilities():
+    """20,000 draws from sample_next with each group's 0.7 nucleus: the cut tokens never, the others at
+    their truncated probabilities (within 6 standard deviations), the lone token at its own 0.1."""
+    from backbone.generate import sample_next
+
+    gen = torch.Generator().manual_seed(0)
+    drawn = sample_next(TRUNCATED.repeat(20000, 1), 1.0, None, gen, 0.7, STARTS)
+    freq = torch.bincount(drawn, minlength=6).double() / 20000
+    assert freq[2] == 0 and freq[4] == 0
+    torch.testing.assert_close(freq, torch.tensor([0.375, 0.225, 0, 0.3, 0, 0.1], dtype=torch.float64),
+                               atol=0.02, rtol=0)
+
+
+def test_the_nucleus_is_cut_in_bins_of_log_probability():
+    """200 tokens of one group, each 0.0107 nats less likely than the one before: the 0.5 nucleus is the
+    smallest run of whole 0.05-nat bins below the likeliest token that holds 0.5 of the mass, by hand in
+    float64 (no token lies near a bin edge, where rounding could decide)."""
+    from backbone.generate import NUCLEUS_BIN, truncate
+
+    depth = 0.0107 * torch.arange(200, dtype=torch.float64) / NUCLEUS_BIN
+    assert (depth - depth.round()).abs()[1:].min() > 1e-3
+    p = (-0.0107 * torch.arange(200, dtype=torch.float64)).softmax(-1)
+    bins = depth.floor()
+    needed = next(b for b in range(200) if p[bins < b].sum() >= 0.5)
+    kept = torch.isfinite(truncate(-0.0107 * torch.arange(200.0)[None], None, 0.5))[0]
+    assert kept.tolist() == (bins < needed).tolist() and 0 < int(kept.sum()) < 200
 
 
 def test_the_type_head_gives_each_group_its_own_probability(tmp_path):

@@ -95,6 +95,8 @@ def test_bad_sizes_and_rates_are_refused_at_parse_time(events_file, tmp_path, ar
     (("--temperature", "inf"), "--temperature: expected a finite number"),
     (("--temperature", "-1"), "--temperature: expected a finite number >= 0"),
     (("--top-k", "-3"), "--top-k: expected an integer >= 0"),
+    (("--top-p", "0"), "--top-p: expected a number in (0, 1]"),
+    (("--top-p", "1.5"), "--top-p: expected a number in (0, 1]"),
     (("--device", "tpu"), "--device: expected auto, cpu, cuda or cuda:N"),
     (("--batch-size", "0"), "--batch-size: expected an integer >= 1"),
     (("--process", "nosuch"), "was not trained on process 'nosuch'"),

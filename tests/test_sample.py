@@ -54,6 +54,40 @@ def test_sample_guidance_changes_the_events_of_the_same_seed(backbone, tmp_path)
     assert runs["default"] == runs["one"] and runs["three"] != runs["one"]
 
 
+def test_sample_top_p_changes_the_events_of_the_same_seed(backbone, tmp_path):
+    """--top-p reaches the sampler: the same seed at 1, 0.95 and 0.3 draws different events, and 0.95 is the
+    default."""
+    bb, tok = backbone
+    runs = {}
+    for name, extra in (("default", ()), ("0.95", ("--top-p", "0.95")), ("one", ("--top-p", "1")),
+                        ("third", ("--top-p", "0.3"))):
+        proc = sample(bb, tok, tmp_path / f"{name}.h5", "--events", "60", "--process", "ttbar", "--seed", "2", *extra)
+        assert proc.returncode == 0, proc.stderr
+        runs[name] = ak.to_list(read_events(tmp_path / f"{name}.h5").objects)
+    assert runs["default"] == runs["0.95"] and len({str(runs[k]) for k in ("0.95", "one", "third")}) == 3
+
+
+def test_sample_events_truncates_within_each_object_type(backbone, monkeypatch):
+    """sample_events hands the sampler its top_p and the tokenizer's object types as the truncation groups
+    (each special and process token alone), so that no type is cut as a whole."""
+    import importlib
+
+    from backbone.model import GPT
+    from backbone.sampling import sample_events
+    from tokenizer.tokenizer import Tokenizer
+
+    sampler = importlib.import_module("backbone.generate")  # `backbone` is the fixture here
+    bb, tok = backbone
+    model, tokenizer = GPT.from_pretrained(bb), Tokenizer.from_pretrained(tok)
+    seen, real = [], sampler.generate
+    monkeypatch.setattr(sampler, "generate", lambda *a, **k: seen.append(k) or real(*a, **k))
+    next(sample_events(model, tokenizer, 5, process="ttbar", top_p=0.4, top_k=3))
+    types = tokenizer.code_types()
+    runs = [0] + [i for i in range(1, len(types)) if types[i] != types[i - 1]]
+    assert seen[0]["top_p"] == 0.4 and seen[0]["top_k"] == 3
+    assert seen[0]["groups"] == (*runs, *range(model.vocab.n_codes, model.vocab.size))
+
+
 def variant(bb, folder, edit):
     """A copy of backbone folder `bb` with its config.json changed by `edit(config)`."""
     import json

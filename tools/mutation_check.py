@@ -37,9 +37,26 @@ class Mutation:
 
 
 MUTATIONS = [
-    Mutation("topk-keeps-k-1", "top-k keeps k-1 tokens; top-1 then always returns token 0", "backbone/generate.py",
-             'logits.masked_fill(logits < kth, float("-inf"))', 'logits.masked_fill(logits <= kth, float("-inf"))',
+    Mutation("topk-keeps-k-1", "top-k keeps k-1 tokens; top-1 then keeps none", "backbone/generate.py",
+             "keep &= part >= torch.topk(part, top_k)", "keep &= part > torch.topk(part, top_k)",
              ("tests/test_backbone_model.py",)),
+    Mutation("truncation-drops-group-mass", "a truncated group loses the probability it cut, so truncation moves "
+             "which object type comes next", "backbone/generate.py",
+             "shift = torch.where(allowed, torch.log(total / torch.where(keep, weight, 0.0).sum(-1, keepdim=True)), 0.0)",
+             "shift = 0.0", ("tests/test_backbone_model.py",)),
+    Mutation("nucleus-off-by-a-bin", "the nucleus keeps one bin fewer than it needs", "backbone/generate.py",
+             "(part > top - n_bins * NUCLEUS_BIN)", "(part > top - (n_bins - 1) * NUCLEUS_BIN)",
+             ("tests/test_backbone_model.py",)),
+    Mutation("prompt-features-not-prefilled", "the cached prefill reads a prompt's objects as their codes' centroids, "
+             "not with the features given", "backbone/generate.py",
+             "features=fed_features[:, :T0] if feedback and prompt_features is not None", "features=None if feedback",
+             ("tests/test_backbone_model.py::test_a_prompts_objects_are_read_with_the_features_given",)),
+    Mutation("top-p-ignored", "sample_events draws every code from all of its type's codes, whatever top_p",
+             "backbone/sampling.py", "guidance=guidance, top_p=top_p, groups=types)",
+             "guidance=guidance, groups=types)", ("tests/test_sample.py",)),
+    Mutation("nucleus-across-types", "sample_events truncates the whole vocabulary at once, so a rare object type "
+             "(a lepton, the end) can be cut", "backbone/sampling.py", "guidance=guidance, top_p=top_p, groups=types)",
+             "guidance=guidance, top_p=top_p)", ("tests/test_sample.py",)),
     Mutation("rng-not-restored", "the global RNG is not restored on resume", "common/checkpoint.py",
              'torch.set_rng_state(states["rng.torch"])', 'torch.get_rng_state()',
              ("tests/test_backbone_pretrain.py", "tests/test_training.py")),
