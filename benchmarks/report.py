@@ -686,6 +686,50 @@ def conditional_uniform_batches_table() -> str:
     return conditional_summary_table(runs)
 
 
+def conditional_top_p_table() -> str:
+    """The uniform-batch backbones (seeds 0 and 1) sampled with each object type's codes from its nucleus
+    (sample.py --top-p; conditional_top_p.sh), at guidance 1."""
+    runs = []
+    for seed in (0, 1):
+        runs += [(f"seed {seed}, top-p {p}", RESULTS / f"conditional_generation_uniform_batches_seed{seed}_guidance1"
+                  f"{'' if p == 1 else f'_top_p{p}'}.json") for p in (1, 0.98, 0.95, 0.9)]
+    return conditional_summary_table(runs)
+
+
+def _pt_bin(edges: list) -> str:
+    lo, hi = edges
+    return f"{lo:.0f}-{hi:.0f} GeV" if hi is not None else f"> {lo:.0f} GeV"
+
+
+def generation_drift_table() -> str:
+    """benchmarks/generation_drift.py on ttbar (seed 0's uniform-batch backbone): jet hazards teacher forced
+    with real, drawn and centroid features; completions from the first m real objects with and without
+    the nucleus; the first object's code mass by code pt."""
+    runs = [(p, json.loads(path.read_text())) for p, path in
+            ((1.0, RESULTS / "generation_drift_ttbar_seed0.json"),
+             (0.95, RESULTS / "generation_drift_ttbar_seed0_top_p0.95.json")) if path.is_file()]
+    if len(runs) < 2:
+        return "(not measured yet)"
+    plain, nucleus = runs[0][1], runs[1][1]
+    fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
+    hazards = plain["jet_hazard"]
+    ks = range(len(hazards["data"]))
+    lines = ["| P(another jet after k jets), ttbar | " + " | ".join(f"k = {k}" for k in ks) + " |",
+             "|---" * (1 + len(ks)) + "|"]
+    lines += [f"| {name} | " + " | ".join(fmt(v) for v in values) + " |" for name, values in hazards.items()]
+    lines += ["", "| completed from the first m real objects | m = " + " | m = ".join(
+        str(c["prefix"]) for c in plain["completions"]) + " |", "|---" * (1 + len(plain["completions"])) + "|",
+              "| the same events' own jets | " + " | ".join(f"{c['data_jets']:.3f}" for c in plain["completions"]) + " |"]
+    lines += [f"| completed, top-p {r['top_p']:g} | " + " | ".join(f"{c['completed_jets']:.3f}" for c in r["completions"])
+              + " |" for _, r in runs]
+    bins = plain["first_code_mass"]
+    lines += ["", "| first object's code pt (centroid) | " + " | ".join(_pt_bin(b["pt_bin"]) for b in bins) + " |",
+              "|---" * (1 + len(bins)) + "|", "| codes | " + " | ".join(str(b["codes"]) for b in bins) + " |",
+              "| backbone's probability | " + " | ".join(f"{b['model']:.4f}" for b in bins) + " |",
+              "| data's frequency | " + " | ".join(f"{b['data']:.4f}" for b in bins) + " |"]
+    return "\n".join(lines) + f"\n\n({plain['events']:,} held-out ttbar events; hazards teacher forced on their tokens)"
+
+
 def length_split_speed_table() -> str:
     """benchmarks/length_split_speed.sh: seconds per step of the CPU recipe by batching."""
     p = RESULTS / "length_split_speed.json"
@@ -975,7 +1019,8 @@ def headline_table() -> str:
                      f"in advance falls lower on some signal (the best worst case, {worst_cut}: "
                      f"{min(row[worst_cut]['auc'] for row in sm.values()):.3f}); the cut that defines each signal "
                      f"beats `density_nll` on {losses} of {len(sm)}", link("anomaly-scores-that-see-kinematics")))
-    p = RESULTS / "conditional_generation_uniform_batches_seed0_guidance1.json"  # the CPU recipe as configured
+    # the CPU recipe as configured, sampled as sample.py samples by default (each type's 0.95 nucleus)
+    p = RESULTS / "conditional_generation_uniform_batches_seed0_guidance1_top_p0.95.json"
     if p.is_file():
         r = json.loads(p.read_text())["processes"]
         ratio = lambda o: max((x["w1_over_floor"][o], proc) for proc, x in r.items())  # noqa: E731
@@ -1067,6 +1112,10 @@ TABLES = {"nanoaod-speed-table": nanoaod_speed_table, "real-nanoaod-table": real
           "conditional-uniform-batches-process-table":
               lambda: conditional_generation_table("conditional_generation_uniform_batches_seed0_guidance1"),
           "first-met-table": first_met_table,
+          "conditional-top-p-table": conditional_top_p_table,
+          "conditional-top-p-process-table":
+              lambda: conditional_generation_table("conditional_generation_uniform_batches_seed0_guidance1_top_p0.95"),
+          "generation-drift-table": generation_drift_table,
           "finetune-batching-table": finetune_batching_table,
           "length-split-speed-table": length_split_speed_table,
           "density-order-bias-table": density_order_bias_table,

@@ -58,3 +58,21 @@ def test_teacher_forced_loss_is_that_of_the_guided_distribution(backbone):
     unknown, _ = cg.teacher_forced(model, tokenizer, store, "ttbar", guidance=0.0)
     conditional, _ = cg.teacher_forced(model, tokenizer, store, "ttbar", guidance=1.0)
     assert abs(unknown - masked) < 1e-4 and abs(conditional - given) < 1e-4
+
+
+def test_the_benchmark_samples_with_the_guidance_and_nucleus_it_is_given(backbone, data_files, tmp_path, monkeypatch):
+    """--guidance and --top-p reach the sampler and the saved results."""
+    import json
+
+    import backbone.sampling as sampling
+
+    bb, tok = backbone
+    seen, real = [], sampling.sample_events
+    monkeypatch.setattr(sampling, "sample_events", lambda *a, **k: seen.append(k) or real(*a, **k))
+    out = tmp_path / "cg.json"
+    assert cg.main(["--backbone", str(bb), "--tokenizer", str(tok), "--store", str(bb.parent / "tokens.h5"),
+                    "--real", data_files[0], "--events", "20", "--top-p", "0.5", "--guidance", "1.5",
+                    "--out", str(out)]) == 0
+    assert [(k["top_p"], k["guidance"]) for k in seen] == [(0.5, 1.5)]
+    saved = json.loads(out.read_text())
+    assert (saved["top_p"], saved["guidance"]) == (0.5, 1.5) and saved["processes"]["ttbar"]["n_generated"] == 20
