@@ -696,6 +696,26 @@ def conditional_top_p_table() -> str:
     return conditional_summary_table(runs)
 
 
+def conditional_width_table() -> str:
+    """The uniform-batch recipe (seed 0) at n_embd 128 and 192 (conditional_width.sh), each sampled with the
+    full distribution and each type's 0.95 nucleus, and ttbar's first-code mass under 50 GeV."""
+    runs = []
+    for label, name in (("n_embd 128", "uniform_batches_seed0"), ("n_embd 192", "wide192_seed0")):
+        runs += [(f"{label}, top-p {p}",
+                  RESULTS / f"conditional_generation_{name}_guidance1{'' if p == 1 else f'_top_p{p}'}.json")
+                 for p in (1, 0.95)]
+    table = conditional_summary_table(runs)
+    drift = [(label, json.loads(path.read_text())) for label, path in
+             (("n_embd 128", RESULTS / "generation_drift_ttbar_seed0.json"),
+              ("n_embd 192", RESULTS / "generation_drift_ttbar_wide192_seed0.json")) if path.is_file()]
+    if table.startswith("(") or len(drift) < 2:
+        return "(not measured yet)"
+    below = lambda r, key: sum(b[key] for b in r["first_code_mass"] if b["pt_bin"][1] is not None  # noqa: E731
+                               and b["pt_bin"][1] <= 50)
+    return table + "\n\nttbar's first code under 50 GeV (centroid pt), backbone / data: " + "; ".join(
+        f"{label} {below(r, 'model'):.4f} / {below(r, 'data'):.4f}" for label, r in drift)
+
+
 def _pt_bin(edges: list) -> str:
     lo, hi = edges
     return f"{lo:.0f}-{hi:.0f} GeV" if hi is not None else f"> {lo:.0f} GeV"
@@ -1116,6 +1136,7 @@ TABLES = {"nanoaod-speed-table": nanoaod_speed_table, "real-nanoaod-table": real
           "conditional-top-p-process-table":
               lambda: conditional_generation_table("conditional_generation_uniform_batches_seed0_guidance1_top_p0.95"),
           "generation-drift-table": generation_drift_table,
+          "conditional-width-table": conditional_width_table,
           "finetune-batching-table": finetune_batching_table,
           "length-split-speed-table": length_split_speed_table,
           "density-order-bias-table": density_order_bias_table,
