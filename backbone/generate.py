@@ -171,19 +171,19 @@ def generate(model: GPT, prompt: torch.Tensor, max_new_tokens: int, *, temperatu
         raise ValueError("this backbone has no density head: sample with centroid decoding")
     features = torch.zeros(B, T0 + max_new_tokens, model.density.n_dims, device=device) if density else None
     feedback = density and bool(model.config.n_features)
-    # the hybrid input of every position
+    # the hybrid input of every position: the prompt's objects as given, else their codes' centroids
     fed_features = torch.zeros(len(fed), T0 + max_new_tokens, model.config.n_features, device=device) \
         if feedback else None
-    if feedback and prompt_features is not None:
-        fed_features[:, :T0] = both(prompt_features.to(fed_features))
+    if feedback:
+        fed_features[:, :T0] = model.code_features[fed[:, :T0]] if prompt_features is None \
+            else both(prompt_features.to(fed_features))
     if use_cache:
         dtype = next(model.parameters()).dtype
         cache = KVCache.empty(model.config, len(fed), T0 + max_new_tokens, device, dtype)
         graph = device.type == "cuda" if cuda_graph is None else cuda_graph
         step = DecodeStep(model, cache, len(fed), T0, graph, feedback)  # captured before the prefill fills the cache
         hidden = model.hidden_states(fed[:, :T0], kv_cache=cache,
-                                     features=fed_features[:, :T0] if feedback and prompt_features is not None
-                                     else None)[:, -1]
+                                     features=fed_features[:, :T0] if feedback else None)[:, -1]
         prefill = model.logits(hidden), hidden
     sync_every = sync_every or (SYNC_EVERY if device.type == "cuda" else 1)
     n = T0

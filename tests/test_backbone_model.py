@@ -275,7 +275,8 @@ def test_hybrid_sampling_feeds_each_drawn_objects_features_back(use_cache):
 @pytest.mark.parametrize("use_cache", [True, False])
 def test_a_prompts_objects_are_read_with_the_features_given(use_cache):
     """Events continued from their first objects: the first step's logits are a full pass over the prompt
-    with the features given for its objects, not with their codes' centroids."""
+    with the features given for its objects, not with their codes' centroids; without features given,
+    with the centroids, whether the prefix is cached or recomputed."""
     model = hybrid_with_density()
     prompt = torch.tensor([[41, 3, 25]] * 4)  # BOS, a jet, a muon
     given = torch.zeros(4, 3, 6)
@@ -287,6 +288,10 @@ def test_a_prompts_objects_are_read_with_the_features_given(use_cache):
         with_features, centroids = model(prompt, features=given)[0][:, -1], model(prompt)[0][:, -1]
     torch.testing.assert_close(spy.logits[0], with_features, rtol=1e-4, atol=1e-4)
     assert (with_features - centroids).abs().amax() > 0.1
+    spy = LogitSpy()  # without features the prompt's objects are their codes' centroids, cached or not
+    generate(model, prompt, 5, generator=torch.Generator().manual_seed(3), use_cache=use_cache, grammar=spy,
+             density=True)
+    torch.testing.assert_close(spy.logits[0], centroids, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("use_cache", [True, False])

@@ -49,7 +49,7 @@ MUTATIONS = [
              ("tests/test_backbone_model.py",)),
     Mutation("prompt-features-not-prefilled", "the cached prefill reads a prompt's objects as their codes' centroids, "
              "not with the features given", "backbone/generate.py",
-             "features=fed_features[:, :T0] if feedback and prompt_features is not None", "features=None if feedback",
+             "features=fed_features[:, :T0] if feedback else None)[:, -1]", "features=None)[:, -1]",
              ("tests/test_backbone_model.py::test_a_prompts_objects_are_read_with_the_features_given",)),
     Mutation("nucleus-bins-on-default-device", "the nucleus's bins of probability are made on the default device",
              "backbone/generate.py", "mass = torch.zeros(len(part), NUCLEUS_BINS, device=part.device, dtype=weight.dtype)",
