@@ -116,6 +116,19 @@ def sample_next(logits: torch.Tensor, temperature: float, top_k: int | None,
     return (logits - noise.log()).argmax(dim=-1)
 
 
+def draw_features(model: GPT, hidden: torch.Tensor, code: torch.Tensor, generator: torch.Generator | None,
+                  upper: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(the density coordinates (B, D) drawn by the head for objects of codes `code` (B,) after `hidden`
+    (B, n_embd), log pt at most `upper` (B,) where given; the hybrid input they make (B, n_features),
+    clamped as the written events are, or None without a hybrid input)."""
+    z = model.density(hidden, model.wte(code), code).sample(generator, upper)
+    if not model.config.n_features:
+        return z, None
+    # a b-tag drawn past 1 is not a feature the model ever read
+    mask = model.density.code_mask[code]
+    return z, model.density.clamp_features(model.density.from_density(z, model.code_features[code], mask), mask)
+
+
 @torch.no_grad()
 def generate(model: GPT, prompt: torch.Tensor, max_new_tokens: int, *, temperature: float = 1.0,
              top_k: int | None = None, eos_id: int | None = None, pad_id: int = 0,
@@ -205,16 +218,12 @@ def generate(model: GPT, prompt: torch.Tensor, max_new_tokens: int, *, temperatu
             # every row draws (fixed shapes, the same random stream whatever ends when); rows whose
             # token is not an object keep zeros
             code = token.clamp(max=model.config.n_codes - 1)
-            z = model.density(hidden, model.wte(code), code).sample(
-                generator, None if grammar is None else grammar.upper_log_pt(token))
+            z, drawn = draw_features(model, hidden, code, generator,
+                                     None if grammar is None else grammar.upper_log_pt(token))
             is_object = (token < model.config.n_codes) & ~done
             features[:, n] = torch.where(is_object[:, None], z.to(features.dtype), features[:, n])
-            if feedback:
-                # rows without an object: the model reads no features at non-object tokens. Clamped as
-                # the written events are: a b-tag drawn past 1 is not a feature the model ever read
-                mask = model.density.code_mask[code]
-                fed_features[:, n] = both(model.density.clamp_features(
-                    model.density.from_density(z, model.code_features[code], mask), mask))
+            if feedback:  # rows without an object too: the model reads no features at non-object tokens
+                fed_features[:, n] = both(drawn)
         out[:, n] = torch.where(done, torch.full_like(token, pad_id), token)
         if eos_id is not None:
             token = torch.where(done, torch.full_like(token, eos_id), token)

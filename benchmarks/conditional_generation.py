@@ -69,6 +69,29 @@ def jet_codes(backbone, tokenizer) -> torch.Tensor:
     return mask
 
 
+def leading_jets(tokens: torch.Tensor, is_jet: torch.Tensor) -> torch.Tensor:
+    """(B,) the number of jets each sequence (BOS, process, objects...) opens its objects with; `is_jet` is
+    `jet_codes`' mask."""
+    objects = tokens[:, 2:]
+    n_codes = len(is_jet)
+    return ((objects < n_codes) & is_jet[objects.clamp(0, n_codes - 1)]).cumprod(1).sum(1)
+
+
+def hazard_sums(logits: torch.Tensor, tokens: torch.Tensor, is_jet: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Per k, (the sum of the predicted chance that a jet follows k jets, restricted to codes, over the
+    sequences `tokens` (B, T) with at least k jets; their number), from `logits` (B, T - 1, vocab), the
+    predictions teacher forced on them: objects start at position 2 and jets come first, so the logits at
+    1 + k predict the object after k jets."""
+    n_codes = len(is_jet)
+    p_jet = (logits[:, 1:1 + MAX_JETS, :n_codes].float().softmax(-1) * is_jet).sum(-1)  # (B, <= MAX_JETS)
+    n_jets = leading_jets(tokens, is_jet)
+    total, count = np.zeros(MAX_JETS), np.zeros(MAX_JETS)
+    for k in range(p_jet.shape[1]):
+        at = n_jets >= k
+        total[k], count[k] = float(p_jet[at, k].sum()), int(at.sum())
+    return total, count
+
+
 def teacher_forced(backbone, tokenizer, store: Path, process: str, guidance: float = 1.0,
                    batch_size: int = 512) -> tuple[float, list]:
     """On the store's events of `process`, each given its process token: the mean next-token cross-entropy per
@@ -79,7 +102,6 @@ def teacher_forced(backbone, tokenizer, store: Path, process: str, guidance: flo
     data = TokenSequences.from_store(store, True, backbone.vocab)
     rows = np.flatnonzero(data.process_tokens == backbone.vocab.process_token(process))
     is_jet = jet_codes(backbone, tokenizer).to(backbone.wte.weight.device)
-    n_codes = backbone.vocab.n_codes
     total, count = 0.0, 0
     hazard_sum, hazard_n = np.zeros(MAX_JETS), np.zeros(MAX_JETS)
     with torch.no_grad():
@@ -97,15 +119,9 @@ def teacher_forced(backbone, tokenizer, store: Path, process: str, guidance: flo
             total += float(torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten(),
                                                              ignore_index=-100, reduction="sum"))
             count += int((targets != -100).sum())
-            # objects start at position 2 and jets come first: the logits at 1 + k predict the object after k jets
-            objects = batch[:, 2:]
-            n_jets = ((objects < n_codes) & is_jet[objects.clamp(max=n_codes - 1)]).cumprod(1).sum(1)
-            p = logits[:, 1:1 + MAX_JETS, :n_codes].float().softmax(-1)
-            p_jet = (p * is_jet).sum(-1)  # (B, <= MAX_JETS)
-            for k in range(p_jet.shape[1]):
-                at = n_jets >= k
-                hazard_sum[k] += float(p_jet[at, k].sum())
-                hazard_n[k] += int(at.sum())
+            total_k, count_k = hazard_sums(logits, batch, is_jet)
+            hazard_sum += total_k
+            hazard_n += count_k
     return total / count, [float(s / n) if n else None for s, n in zip(hazard_sum, hazard_n)]
 
 

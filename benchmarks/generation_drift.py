@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from conditional_generation import MAX_JETS, jet_codes
+from conditional_generation import MAX_JETS, hazard_sums, jet_codes, leading_jets
 
 PREFIXES = (0, 1, 2, 3)
 PT_BINS = (0, 30, 50, 70, 100, 150, 200, 300, np.inf)  # GeV, of the first object's code centroid
@@ -33,52 +33,32 @@ PT_BINS = (0, 30, 50, 70, 100, 150, 200, 300, np.inf)  # GeV, of the first objec
 
 @torch.no_grad()
 def drawn_features(backbone, tokenizer, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """(B, T, n_features) hybrid input features for the objects of `batch`, each drawn by the density
-    head after the tokens and drawn features before it, bounded by the pt of the object before it in its
-    group (as the sampler's grammar bounds it)."""
-    from backbone.density import code_group
+    """(B, T, n_features) hybrid input features for the objects of `batch`, each drawn after the tokens and
+    drawn features before it as the sampler draws and feeds them back (`draw_features`, bounded by the
+    grammar's pt order)."""
+    from backbone.generate import draw_features
+    from backbone.grammar import Grammar
 
-    n_codes, head = backbone.config.n_codes, backbone.density
-    group = code_group(tokenizer.code_types().tolist())
+    n_codes = backbone.config.n_codes
     fed = torch.zeros(*batch.shape, backbone.config.n_features)
-    log_pt = torch.full(batch.shape, float("inf"))
-    is_code = batch < n_codes
-    code = batch.clamp(max=n_codes - 1)
+    grammar = Grammar(backbone.vocab, tokenizer, len(batch), "cpu")
     for t in range(1, batch.shape[1]):
-        if not is_code[:, t].any():
-            continue
-        hidden = backbone.hidden_states(batch[:, :t], features=fed[:, :t])[:, -1]
-        tokens = code[:, t]
-        same_group = is_code[:, t - 1] & (group[code[:, t - 1]] == group[tokens])
-        upper = torch.where(same_group, log_pt[:, t - 1], torch.full_like(log_pt[:, t - 1], float("inf")))
-        z = head(hidden, backbone.wte(tokens), tokens).sample(generator, upper)
-        mask = head.code_mask[tokens]
-        x = head.clamp_features(head.from_density(z, backbone.code_features[tokens], mask), mask)
-        fed[:, t] = torch.where(is_code[:, t, None], x, fed[:, t])
-        log_pt[:, t] = torch.where(is_code[:, t], z[:, 0], log_pt[:, t])
+        tokens, z = batch[:, t], None
+        is_code = tokens < n_codes
+        if is_code.any():
+            hidden = backbone.hidden_states(batch[:, :t], features=fed[:, :t])[:, -1]
+            z, x = draw_features(backbone, hidden, tokens.clamp(max=n_codes - 1), generator,
+                                 grammar.upper_log_pt(tokens))
+            fed[:, t] = torch.where(is_code[:, None], x, fed[:, t])
+        grammar.update(tokens, None if z is None else z[:, 0])
     return fed
-
-
-def leading_jets(tokens: torch.Tensor, is_jet: torch.Tensor) -> torch.Tensor:
-    """(B,) the number of jets each sequence (BOS, process, objects...) opens its objects with."""
-    objects = tokens[:, 2:]
-    n_codes = len(is_jet)
-    return ((objects < n_codes) & is_jet[objects.clamp(0, n_codes - 1)]).cumprod(1).sum(1)
 
 
 @torch.no_grad()
 def predicted_hazards(backbone, batch: torch.Tensor, features: torch.Tensor, is_jet: torch.Tensor
                       ) -> tuple[np.ndarray, np.ndarray]:
-    """(sum of the predicted P(jet next) per k, count per k) over the rows of `batch` with >= k jets."""
-    n_codes = backbone.config.n_codes
-    logits = backbone(batch[:, :-1], features=features[:, :-1])[0].float()
-    p = (logits[:, 1:1 + MAX_JETS, :n_codes].softmax(-1) * is_jet).sum(-1)
-    n_jets = leading_jets(batch, is_jet)
-    total, count = np.zeros(MAX_JETS), np.zeros(MAX_JETS)
-    for k in range(p.shape[1]):
-        at = n_jets >= k
-        total[k], count[k] = float(p[at, k].sum()), int(at.sum())
-    return total, count
+    """`hazard_sums` of the backbone's predictions on `batch` read with `features`."""
+    return hazard_sums(backbone(batch[:, :-1], features=features[:, :-1])[0], batch, is_jet)
 
 
 @torch.no_grad()

@@ -686,13 +686,18 @@ def conditional_uniform_batches_table() -> str:
     return conditional_summary_table(runs)
 
 
+def _generation_result(name: str, top_p: float) -> Path:
+    """conditional_generation.py's JSON for backbone `name` at guidance 1 (real_run_lib.sh measure_generation)."""
+    return RESULTS / f"conditional_generation_{name}_guidance1{'' if top_p == 1 else f'_top_p{top_p}'}.json"
+
+
 def conditional_top_p_table() -> str:
     """The uniform-batch backbones (seeds 0 and 1) sampled with each object type's codes from its nucleus
     (sample.py --top-p; conditional_top_p.sh), at guidance 1."""
     runs = []
     for seed in (0, 1):
-        runs += [(f"seed {seed}, top-p {p}", RESULTS / f"conditional_generation_uniform_batches_seed{seed}_guidance1"
-                  f"{'' if p == 1 else f'_top_p{p}'}.json") for p in (1, 0.98, 0.95, 0.9)]
+        runs += [(f"seed {seed}, top-p {p}", _generation_result(f"uniform_batches_seed{seed}", p))
+                 for p in (1, 0.98, 0.95, 0.9)]
     return conditional_summary_table(runs)
 
 
@@ -701,9 +706,7 @@ def conditional_width_table() -> str:
     full distribution and each type's 0.95 nucleus, and ttbar's first-code mass under 50 GeV."""
     runs = []
     for label, name in (("n_embd 128", "uniform_batches_seed0"), ("n_embd 192", "wide192_seed0")):
-        runs += [(f"{label}, top-p {p}",
-                  RESULTS / f"conditional_generation_{name}_guidance1{'' if p == 1 else f'_top_p{p}'}.json")
-                 for p in (1, 0.95)]
+        runs += [(f"{label}, top-p {p}", _generation_result(name, p)) for p in (1, 0.95)]
     table = conditional_summary_table(runs)
     drift = [(label, json.loads(path.read_text())) for label, path in
              (("n_embd 128", RESULTS / "generation_drift_ttbar_seed0.json"),

@@ -215,8 +215,8 @@ MUTATIONS = [
              "fed_features = torch.zeros(len(fed), T0 + max_new_tokens, model.config.n_features)",
              ("tests/test_device_placement.py::test_sampling",)),
     Mutation("fed-back-features-unclamped", "a hybrid backbone reads back b-tags and etas drawn outside their "
-             "physical ranges", "backbone/generate.py", "fed_features[:, n] = both(model.density.clamp_features(",
-             "fed_features[:, n] = both((lambda x, _: x)(",
+             "physical ranges", "backbone/generate.py", "return z, model.density.clamp_features(model.density.from_density(",
+             "return z, (lambda x, _: x)(model.density.from_density(",
              ("tests/test_backbone_model.py::test_hybrid_sampling_feeds_each_drawn_objects_features_back",)),
     Mutation("masked-pass-never-skipped", "a run that weights the masked loss 0 still pays for its pass",
              "backbone/pretrain.py", "masked=tc.weight_masked > 0,", "masked=True,",
@@ -235,8 +235,8 @@ MUTATIONS = [
              "common/averaging.py", "weight = 1 - min(self.decay, (1 + step) / (10 + step))",
              "weight = 1 - self.decay", ("tests/test_training.py::test_a_weight_average_by_hand",)),
     Mutation("pt-order-not-kept", "the sampler draws each object's log pt without the bound of the last object "
-             "of its group", "backbone/generate.py", "generator, None if grammar is None else grammar.upper_log_pt(token))",
-             "generator, None)", ("tests/test_sample.py::test_hybrid_sampling_keeps_each_group_in_descending_pt",)),
+             "of its group", "backbone/generate.py", "None if grammar is None else grammar.upper_log_pt(token))",
+             "None)", ("tests/test_sample.py::test_hybrid_sampling_keeps_each_group_in_descending_pt",)),
     Mutation("truncated-components-not-reweighted", "a bounded draw picks components by their weights alone, "
              "not by their mass below the bound", "backbone/density.py",
              "log_weights = log_weights + log_below.to(log_weights.dtype)", "log_weights = log_weights",
