@@ -23,6 +23,11 @@ class GPTShape:
     #: the head leaks mass above the bound and truncated sampling moves it below, each jet about 2%
     #: softer than the one before it should be (docs/results.md)
     density_pt_order: bool = False
+    #: the hybrid's next-code logits also get a learnt tilt over each code's features and their squares
+    #: (what the code decodes to): log p(code) gains w(h) . [x, x^2], so a smooth preference in pt, eta or
+    #: phi (a jet back to back with the leading one) is one small linear map, not thousands of code logits
+    #: each learnt on its own
+    feature_logits: bool = False
 
     def __post_init__(self):
         if self.n_embd % self.n_head:
@@ -57,6 +62,9 @@ class GPTConfig(GPTShape):
                        or groups[-1] >= self.vocab_size):
             raise ValueError(f"output_groups must rise from 0 and start below vocab_size {self.vocab_size}, "
                              f"got {groups}")
+        if self.feature_logits and not self.n_features:
+            raise ValueError("feature_logits tilts the logits by each code's features: it needs the hybrid input "
+                             "(model.hybrid=true, a token store written with --features)")
         if self.density_components and self.density_mode not in ("event", "constituent"):
             raise ValueError(f"density_mode must be event or constituent, got {self.density_mode!r}")
 

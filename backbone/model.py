@@ -154,6 +154,8 @@ class GPT(nn.Module):
         if config.n_features:
             self.wfe = nn.Linear(config.n_features, config.n_embd, bias=False)
             self.register_buffer("code_features", torch.zeros(config.vocab_size, config.n_features))
+        if config.feature_logits:
+            self.feature_tilt = nn.Linear(config.n_embd, 2 * config.n_features, bias=False)
         if config.density_components:
             from backbone.density import DensityHead
             from tokenizer.features import FEATURES
@@ -250,6 +252,10 @@ class GPT(nn.Module):
         """Next-token logits (..., vocab) of final hidden states (..., n_embd). With output groups they are
         normalized log-probabilities (float32): log p(group) + log p(token | group)."""
         logits = self.lm_head(hidden)
+        if self.config.feature_logits:
+            # special tokens' table rows are zero: their logits are not tilted
+            basis = torch.cat([self.code_features, self.code_features.square()], -1).to(hidden.dtype)
+            logits = logits + self.feature_tilt(hidden) @ basis.T
         starts = self.config.output_groups
         if not starts:
             return logits

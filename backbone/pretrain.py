@@ -183,6 +183,8 @@ def build_model(cfg: PretrainConfig, data: TokenSequences, val_data: TokenSequen
     density head's view of the tokenizer set from the training store."""
     m = cfg.model
     block = max(data.longest_possible(), val_data.longest_possible())
+    if m.feature_logits and not m.hybrid:
+        raise UserError("model.feature_logits tilts the logits by each code's features: set model.hybrid=true too")
     table = hybrid_table(cfg, data, val_data) if m.hybrid else None
     if m.density_components:
         check_density_data(cfg, data, val_data)

@@ -467,3 +467,33 @@ def test_the_type_head_gives_each_group_its_own_probability(tmp_path):
         shifted = model.lm_head(hidden) + torch.tensor([1000.0] * 6 + [0.0] * 4)
         model.lm_head.forward = lambda h: shifted
         torch.testing.assert_close(model.logits(hidden), logits, rtol=0, atol=2e-4)  # float32 steps at 1,000: 6e-5
+
+
+def test_feature_logits_tilt_each_code_by_its_features_and_their_squares(tmp_path):
+    """With feature_logits a code's logit gains w(h) . [x, x^2] of its table row x, on top of the token
+    head; special tokens (zero rows) gain nothing; saving and loading keep the tilt."""
+    with pytest.raises(ValueError, match="hybrid"):
+        GPTConfig(vocab_size=8, block_size=8, n_layer=1, n_head=2, n_embd=16, feature_logits=True)
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=9, block_size=8, n_layer=1, n_head=2, n_embd=16, n_features=2, n_codes=5,
+                          feature_logits=True)).eval()
+    model.set_code_features(torch.tensor([[0.0, 1.0], [1.0, 0.0], [-1.0, 2.0], [0.5, 0.5], [2.0, -1.0]]))
+    idx = torch.tensor([[6, 0, 3, 1], [6, 4, 2, 7]])
+    with torch.no_grad():
+        hidden = model.hidden_states(idx)
+        w = model.feature_tilt(hidden)  # per position: (w_x1, w_x2, w_x1^2, w_x2^2)
+        logits = model.logits(hidden)
+        tilt = logits - model.lm_head(hidden)
+    by_hand = {0: w[..., 1] + w[..., 3], 1: w[..., 0] + w[..., 2], 2: -w[..., 0] + 2 * w[..., 1] + w[..., 2] + 4 * w[..., 3],
+               3: 0.5 * (w[..., 0] + w[..., 1]) + 0.25 * (w[..., 2] + w[..., 3]),
+               4: 2 * w[..., 0] - w[..., 1] + 4 * w[..., 2] + w[..., 3]}
+    for code, expected in by_hand.items():
+        torch.testing.assert_close(tilt[..., code], expected)
+    assert not tilt[..., 5:].any() and tilt[..., :5].abs().min() > 0
+    model.vocab = Vocab(5)
+    model.save_pretrained(tmp_path / "m")
+    again = GPT.from_pretrained(tmp_path / "m")
+    assert again.config.feature_logits
+    with torch.no_grad():
+        torch.testing.assert_close(again.logits(again.hidden_states(idx)), logits)
+    assert not hasattr(tiny_hybrid(), "feature_tilt")

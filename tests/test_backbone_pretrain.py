@@ -668,6 +668,22 @@ def test_the_type_head_groups_codes_by_their_object_type(density_store, tmp_path
     assert hasattr(model, "group_head") == type_head
 
 
+@pytest.mark.parametrize("feature_logits", [True, False])
+def test_feature_logits_are_built_on_the_hybrid_input_only(density_store, tmp_path, feature_logits):
+    from backbone.pretrain import build_model
+    from common.cli import UserError
+
+    base = to_dict(density(density_store, tmp_path / "run", 1))
+    data = TokenSequences.from_store(density_store, True)
+    model = build_model(from_dict(PretrainConfig, {**base, "model": {**base["model"], "hybrid": True,
+                                                                     "feature_logits": feature_logits}}),
+                        data, data, torch.device("cpu"))
+    assert model.config.feature_logits == feature_logits == hasattr(model, "feature_tilt")
+    with pytest.raises(UserError, match="model.hybrid=true"):
+        build_model(from_dict(PretrainConfig, {**base, "model": {**base["model"], "feature_logits": True}}),
+                    data, data, torch.device("cpu"))
+
+
 def test_the_group_loss_is_the_type_part_of_the_token_loss():
     """log p(group) read off the type head is the sum of the group's token probabilities, computed here
     from the normalized logits; targets of -100 are left out."""
