@@ -18,7 +18,9 @@ features are drawn from the head right after its token, so that kinematics are n
 centroids (a hybrid backbone reads them back as its next input: backbone.generate);
 `decode="centroid"` decodes each token to its code's centroid. Decoded objects are put in canonical
 order with the multiplicity caps (cuts add to `n_truncated`), and drawn features are clamped to
-physical ranges (|eta| <= 5, b-tag in [0, 1]). The same seed gives the same events.
+physical ranges (|eta| <= 5, b-tag in [0, 1]). A tokenizer that encodes each event turned to its leading
+jet (`azimuth: leading_jet`) gets each generated event turned by a uniform angle. The same seed gives the
+same events.
 """
 from __future__ import annotations
 
@@ -92,6 +94,9 @@ def sample_events(backbone: GPT, tokenizer, n_events: int, *, process: str | Non
     centroids = torch.from_numpy(tokenizer.code_features()).to(device) if continuous else None
     generator = torch.Generator(device=device).manual_seed(seed)
     types = truncation_groups(vocab, tokenizer)
+    # a tokenizer that encodes events turned to their leading jet decodes them at these angles: uniform,
+    # as the physics is, and drawn apart from the tokens so that they do not change which events are made
+    turn = np.random.default_rng([seed, 1]) if tokenizer.model.config.azimuth != "absolute" else None
 
     def batches() -> Iterator[Events]:
         done = 0
@@ -120,6 +125,8 @@ def sample_events(backbone: GPT, tokenizer, n_events: int, *, process: str | Non
                 features = ak.unflatten(x.cpu().numpy(), lengths)
             info = {"run": np.full(n, seed), "event": np.arange(done, done + n),
                     "process": np.zeros(n) if process else np.full(n, -1)}
+            if turn is not None:
+                info["azimuth"] = turn.uniform(-np.pi, np.pi, n)
             events = tokenizer.decode(TokenBatch(ak.unflatten(seqs[kept], lengths), info,
                                                  (process,) if process else (), features))
             capped = events.recap(caps)

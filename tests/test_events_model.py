@@ -60,3 +60,47 @@ def test_recap_counts_newly_dropped():
     tight = ev.recap(Caps(jets=1, leptons=0))
     assert tight.info["n_truncated"].tolist() == [3, 2]
     assert tight.count(T.JET, T.BJET).tolist() == [1, 0]
+
+
+def test_events_are_turned_to_their_leading_jet():
+    """The reference is the highest-pt jet or b-jet, else the highest-pt object, else 0; every object,
+    MET included, turns by its event's angle, wrapped into [-pi, pi)."""
+    from events.azimuth import leading_azimuth, rotate_azimuth
+    from events.model import make_objects
+
+    rows = [[(T.BJET, 50.0, 2.0), (T.JET, 80.0, 1.0), (T.MUON, 90.0, -0.5), (T.MET, 30.0, -3.0)],
+            [(T.ELECTRON, 30.0, 0.5), (T.MET, 40.0, 1.5)], []]
+    flat = [o for r in rows for o in r]
+    objects = make_objects([len(r) for r in rows], type=[int(o[0]) for o in flat], pt=[o[1] for o in flat],
+                           eta=0.0, phi=[o[2] for o in flat], mass=0.0, btag=0.0, charge=0)
+    events = Events(objects, {"event": np.arange(3)})
+    angle = leading_azimuth(events)
+    np.testing.assert_array_equal(angle, [1.0, 1.5, 0.0])
+    turned = rotate_azimuth(events, angle)
+    np.testing.assert_allclose(ak.to_list(ak.flatten(turned.objects.phi)),
+                               [1.0, 0.0, -1.5, -4.0 + 2 * np.pi, -1.0, 0.0], rtol=0, atol=1e-6)
+    assert ak.to_list(turned.objects.pt) == ak.to_list(events.objects.pt)
+    assert turned.info["event"].tolist() == [0, 1, 2]
+    with pytest.raises(ValueError, match="one angle per event"):
+        rotate_azimuth(events, angle[:2])
+
+
+def test_turn_events_writes_each_file_turned_to_its_leading_jets(tmp_path):
+    import sys
+
+    from events.azimuth import leading_azimuth
+    from events.io import read_events, write_events
+    from tests.conftest import REPO
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import turn_events
+
+    objects = make_objects([2, 1], type=[int(T.JET), int(T.MET), int(T.MET)], pt=[50.0, 20.0, 10.0],
+                           eta=0.0, phi=[1.0, -1.0, 2.5], mass=0.0, btag=0.0, charge=0)
+    write_events(Events(objects, {"event": np.arange(2)}), tmp_path / "in.h5")
+    assert turn_events.main([str(tmp_path / "in.h5"), str(tmp_path / "out" / "turned.h5")]) == 0
+    turned = read_events(tmp_path / "out" / "turned.h5")
+    np.testing.assert_allclose(ak.to_list(ak.flatten(turned.objects.phi)), [0.0, -2.0, 0.0], atol=1e-6)
+    np.testing.assert_array_equal(leading_azimuth(turned), [0.0, 0.0])
+    with pytest.raises(SystemExit):
+        turn_events.main([str(tmp_path / "in.h5")])

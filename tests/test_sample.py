@@ -244,3 +244,27 @@ def test_conditional_sampling_follows_each_process(tmp_path):
             assert events.count(T.JET, T.BJET).tolist() == [jets] * 100, name
     finally:
         torch.set_num_threads(threads)
+
+
+def test_a_leading_jet_frame_tokenizer_gets_each_sampled_event_turned_by_a_uniform_angle(backbone):
+    """With azimuth: leading_jet the same seed draws the same tokens, and each event is turned by the angle
+    numpy's generator [seed, 1] draws for it (uniform in [-pi, pi)): not left at its leading jet's phi = 0."""
+    import copy
+    from dataclasses import replace
+
+    import numpy as np
+
+    from backbone.model import GPT
+    from backbone.sampling import sample_events
+    from events.azimuth import rotate_azimuth
+    from tokenizer.tokenizer import Tokenizer
+
+    bb, tok = backbone
+    model, absolute = GPT.from_pretrained(bb), Tokenizer.from_pretrained(tok)
+    framed = copy.deepcopy(absolute)
+    framed.model.config = replace(framed.model.config, azimuth="leading_jet")
+    plain = next(sample_events(model, absolute, 40, process="ttbar", seed=5))
+    turned = next(sample_events(model, framed, 40, process="ttbar", seed=5))
+    angle = np.random.default_rng([5, 1]).uniform(-np.pi, np.pi, 40)
+    assert ak.to_list(turned.objects) == ak.to_list(rotate_azimuth(plain, -angle).objects)
+    assert "azimuth" not in turned.info

@@ -246,3 +246,37 @@ def test_non_finite_objects_are_refused_naming_the_event(trained, value):
     events = events_of([[(T.JET, 50.0, 0.1, 0.2, 5.0, 0.5, 0)], [(T.JET, 40.0, value, 0.2, 5.0, 0.5, 0)]])
     with pytest.raises(EventDataError, match="non-finite object eta in event 8"):
         trained[0].encode(events, source="file.root")
+
+
+def test_a_leading_jet_frame_tokenizer_is_blind_to_where_events_point(tmp_path, ttbar, trained):
+    """azimuth: leading_jet trains on events turned to their leading jet (its feature means are theirs),
+    gives an event and the same event turned by any angle the same codes (an absolute tokenizer does not),
+    keeps the angle in the tokens' info and turns decoded events back by it."""
+    from dataclasses import replace
+
+    from events.azimuth import leading_azimuth, rotate_azimuth
+
+    with pytest.raises(ValueError, match="constituents"):
+        replace(TokenizerTrainConfig().model, mode="constituent", azimuth="leading_jet")
+    cfg = load_config(TokenizerTrainConfig, REPO / "configs/tokenizer/event.yaml",
+                      SMALL + ["train.epochs=2", "model.azimuth=leading_jet"])
+    tok, _ = train_model(cfg, cfg.model, ttbar[:400], ttbar[400:500], tmp_path / "tok", progress=False)
+    turned = rotate_azimuth(ttbar[:400], leading_azimuth(ttbar[:400]))
+    np.testing.assert_allclose(tok.transform.mean, FeatureTransform.fit("event", flat_objects(turned.objects)).mean,
+                               rtol=1e-6)
+    # phi on a 1/16 grid within +-1.5 and a turn of 0.75: every difference is exact in float32
+    grid = np.random.default_rng(0)
+    rows = [[(T.JET, 120.0 - 10 * i, 0.3 * i - 1.0, grid.integers(-24, 25) / 16, 8.0, 0.2, 0) for i in range(k)]
+            + [(T.MET, 40.0, 0.0, grid.integers(-24, 25) / 16, 0.0, 0.0, 0)] for k in range(1, 6)]
+    events = events_of(rows)
+    again = rotate_azimuth(events, np.full(len(events), 0.75))
+    tokens = tok.encode(events)
+    assert ak.to_list(tok.encode(again).ids) == ak.to_list(tokens.ids)
+    assert ak.to_list(trained[0].encode(again).ids) != ak.to_list(trained[0].encode(events).ids)
+    np.testing.assert_array_equal(tokens.info["azimuth"], leading_azimuth(events).astype(np.float32))
+    back = tok.decode(tokens)
+    assert set(back.info) == set(events.info)
+    unturned = tok.decode(TokenBatch(tokens.ids, {"event": tokens.info["event"]}))
+    expected = rotate_azimuth(unturned, -tokens.info["azimuth"])
+    assert ak.to_list(back.objects) == ak.to_list(expected.objects)
+    assert ak.to_list(back.objects) != ak.to_list(unturned.objects)

@@ -8,6 +8,9 @@ from events.model import Caps
 from events.options import ReadOptions
 
 
+AZIMUTHS = ("absolute", "leading_jet")
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """The VQ-VAE. `quantizer: none` gives the quantization-free autoencoder of the same size."""
@@ -33,6 +36,12 @@ class ModelConfig:
     #: runs of a few hundred steps need decay 0.9 and 0.3 (16 % -> 83 % usage), as configs/tokenizer/demo.yaml
     dead_code_fraction: float = 0.03
     min_codes_per_type: int = 16
+    #: absolute: objects are encoded where they point; leading_jet (event mode): each event is first turned
+    #: about the beam so its leading jet is at phi = 0, its angle kept in the tokens' info (`azimuth`) and
+    #: added back on decoding. The physics is the same at every angle, so the codes and the backbone then
+    #: spend nothing on where an event points, and the angles between objects (a jet back to back with
+    #: the leading one) become where codes sit, which a backbone learns from counts (docs/results.md)
+    azimuth: str = "absolute"
 
     def __post_init__(self):
         if self.mode not in ("event", "constituent"):
@@ -41,6 +50,10 @@ class ModelConfig:
             raise ValueError(f"encoder must be mlp or transformer, got {self.encoder!r}")
         if self.quantizer not in ("vq", "none"):
             raise ValueError(f"quantizer must be vq or none, got {self.quantizer!r}")
+        if self.azimuth not in AZIMUTHS:
+            raise ValueError(f"azimuth must be {' or '.join(AZIMUTHS)}, got {self.azimuth!r}")
+        if self.azimuth != "absolute" and self.mode != "event":
+            raise ValueError("azimuth: leading_jet turns whole events; constituents are already relative to their jet")
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import awkward as ak
 import numpy as np
 
-from events.model import ObjectType
+from events.model import Events, ObjectType
 
 FEATURES = {
     "event": ("log_pt", "eta", "cos_phi", "sin_phi", "log_mass", "btag"),
@@ -22,6 +22,17 @@ TYPES = {
     "constituent": (ObjectType.CONSTITUENT,),
 }
 PT_FLOOR = 1e-3  # GeV; log pt of a zero-pt object (e.g. MET exactly 0) is taken at this floor
+
+
+def in_frame(events: Events, azimuth: str) -> tuple[Events, np.ndarray | None]:
+    """The events as a tokenizer of this `azimuth` (ModelConfig) sees them, with the angle each was turned
+    by (None: as they are)."""
+    if azimuth == "absolute":
+        return events, None
+    from events.azimuth import leading_azimuth, rotate_azimuth
+
+    angle = leading_azimuth(events)
+    return rotate_azimuth(events, angle), angle
 
 
 def flat_objects(objects: ak.Array) -> dict[str, np.ndarray]:

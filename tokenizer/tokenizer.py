@@ -13,7 +13,7 @@ import torch
 from events.errors import EventDataError
 from events.model import Events, ObjectType, make_objects
 from tokenizer.config import ModelConfig
-from tokenizer.features import TYPES, FeatureTransform, event_chunks, flat_objects
+from tokenizer.features import TYPES, FeatureTransform, event_chunks, flat_objects, in_frame
 from tokenizer.model import ObjectVQVAE
 
 FORMAT_VERSION = 1
@@ -131,9 +131,26 @@ class Tokenizer:
         """(vocab_size,) the object type of each code."""
         return self.model.types_of_ids(torch.arange(self.vocab_size, device=self.device)).cpu().numpy()
 
+    def to_frame(self, events: Events) -> tuple[Events, dict[str, np.ndarray]]:
+        """(the events as this tokenizer encodes them, info to add: the angle each was turned by)."""
+        events, angle = in_frame(events, self.model.config.azimuth)
+        return events, ({} if angle is None else {"azimuth": angle.astype(np.float32)})
+
+    def from_frame(self, events: Events) -> Events:
+        """Decoded events turned back by the angle of their info (`azimuth`), which is then dropped; events
+        without one (generated, unless the sampler draws it) stay with their leading jet at phi = 0."""
+        if self.model.config.azimuth == "absolute" or "azimuth" not in events.info:
+            return events
+        from events.azimuth import rotate_azimuth
+
+        info = dict(events.info)
+        angle = info.pop("azimuth")
+        return rotate_azimuth(Events(events.objects, info, events.process_names), -angle)
+
     @torch.no_grad()
     def _encode(self, events: Events, batch_size: int, source: str, residuals: bool, features: bool = False):
         self.check(events, source)
+        events, turned = self.to_frame(events)
         obj = flat_objects(events.objects)
         x = self.transform.transform(obj)
         ids = np.empty(len(x), dtype=np.int32)
@@ -148,7 +165,7 @@ class Tokenizer:
             ids[sl] = sl_ids.cpu()
             if residuals:
                 res[sl] = ((self.model.decode(zq, types)[0].float() - xs) ** 2).mean(1).cpu()
-        tokens = TokenBatch(ak.unflatten(ids, obj["counts"]), dict(events.info), events.process_names,
+        tokens = TokenBatch(ak.unflatten(ids, obj["counts"]), {**events.info, **turned}, events.process_names,
                             ak.unflatten(x.astype(np.float32), obj["counts"]) if features else None)
         return tokens, (ak.unflatten(res, obj["counts"]) if residuals else None)
 
@@ -176,7 +193,8 @@ class Tokenizer:
         if tokens.features is not None:
             feats = ak.to_numpy(ak.flatten(tokens.features, axis=1)).astype(np.float32).reshape(
                 len(flat), len(self.transform.names))
-        return _events(self.transform.inverse(feats), charge, types, counts, tokens.info, tokens.process_names)
+        return self.from_frame(_events(self.transform.inverse(feats), charge, types, counts, tokens.info,
+                                       tokens.process_names))
 
     def round_trip(self, events: Events) -> Events:
         """decode(encode(events)); for the quantization-free autoencoder, its reconstruction."""
@@ -231,6 +249,7 @@ def build_model(config: ModelConfig, n_features: int, types: list[int], codes_pe
 @torch.no_grad()
 def reconstruct_without_quantizer(tok: Tokenizer, events: Events) -> Events:
     """Round trip through the quantization-free autoencoder (the discretization-free reference)."""
+    events, turned = tok.to_frame(events)
     obj = flat_objects(events.objects)
     dev = tok.device
     x = tok.transform.transform(obj)
@@ -241,7 +260,8 @@ def reconstruct_without_quantizer(tok: Tokenizer, events: Events) -> Events:
                         torch.from_numpy(obj["type"][sl].astype(np.int64)).to(dev), torch.from_numpy(counts).to(dev))
         feats[sl] = out["features"].float().cpu().numpy()
         charge[sl] = (out["charge_logits"].argmax(dim=1) - 1).cpu().numpy()
-    return _events(tok.transform.inverse(feats), charge, obj["type"], obj["counts"], events.info, events.process_names)
+    return tok.from_frame(_events(tok.transform.inverse(feats), charge, obj["type"], obj["counts"],
+                                  {**events.info, **turned}, events.process_names))
 
 
 def _object_slices(counts: np.ndarray, batch_size: int):

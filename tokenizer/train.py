@@ -21,7 +21,7 @@ from common.config import load_config, to_dict
 from common.runtime import resolve_device
 from events.model import Events
 from tokenizer.config import ModelConfig, TokenizerTrainConfig, TrainConfig
-from tokenizer.features import FeatureTransform, event_chunks, flat_objects
+from tokenizer.features import FeatureTransform, event_chunks, flat_objects, in_frame
 from tokenizer.model import split_codebook
 from tokenizer.tokenizer import Tokenizer, build_model, types_for_mode
 
@@ -153,6 +153,7 @@ def train_model(cfg: TokenizerTrainConfig, model_cfg: ModelConfig, train_events:
     tc = cfg.train
     device = resolve_device(tc.device)
     torch.manual_seed(tc.seed)
+    train_events, val_events = (in_frame(e, model_cfg.azimuth)[0] for e in (train_events, val_events))
     transform = FeatureTransform.fit(model_cfg.mode, flat_objects(train_events.objects))
     train, val = ObjectData(train_events, transform, device), ObjectData(val_events, transform, device)
     if len(train) < 2:
