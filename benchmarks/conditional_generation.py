@@ -5,6 +5,8 @@ that process's own events:
   after [BOS, process] and in generated events;
 - mean numbers of jets (b-jets included), b-jets and leptons, the fraction of events with no jet;
 - W1 over its floor (events.compare) of the multiplicities, HT, m(jj), m(bjj), leading-jet pt and MET;
+- how the leading two jets lie (mean |dphi| and |deta|, events with two) and the fractions of top
+  candidates (events.physics) with m(jj) in the W window and m(bjj) in the top window;
 - the next-token loss per target of the process's events in the token store (given their process);
 - where multiplicities go wrong: the chance that another jet follows k jets, P(n_jets > k | n_jets >= k), in
   the data, in generated events, and as the backbone predicts it on the store's events (teacher forced,
@@ -29,6 +31,7 @@ FIRST_GROUPS = ("jets", "leptons", "photons", "met")
 W1_OBSERVABLES = ("jets", "b-jets", "leptons", "HT [GeV]", "m(jj) [GeV]", "m(bjj) [GeV]", "leading jet pt [GeV]",
                   "MET [GeV]")
 MAX_JETS = 8  # hazards for k = 0..MAX_JETS-1 jets so far
+W_WINDOW, TOP_WINDOW = (60.0, 100.0), (140.0, 200.0)  # GeV
 
 
 def first_groups(events) -> dict[str, float]:
@@ -133,13 +136,30 @@ def jet_hazards(events) -> list:
     return [float((jets[jets >= k] > k).mean()) if (jets >= k).any() else None for k in range(MAX_JETS)]
 
 
+def pair_angles(events) -> dict[str, float]:
+    """Mean |dphi| and |deta| of the leading two jets (b-jets count; events with two), and the fractions of
+    top candidates with m(jj) in W_WINDOW and m(bjj) in TOP_WINDOW (NaN where there are none)."""
+    from events.kinematics import wrap_phi
+    from events.model import ObjectType as T
+    from events.physics import top_candidates
+
+    jets = events.of_type(T.JET, T.BJET)
+    two = jets[ak.num(jets) >= 2]
+    tops = top_candidates(events)
+    inside = lambda m, window: float(((m > window[0]) & (m < window[1])).mean()) if len(m) else float("nan")  # noqa: E731
+    mean = lambda x: float(np.mean(x)) if len(x) else float("nan")  # noqa: E731
+    return {"dphi_j1j2": mean(np.abs(wrap_phi(ak.to_numpy(two.phi[:, 0] - two.phi[:, 1]).astype(np.float64)))),
+            "deta_j1j2": mean(np.abs(ak.to_numpy(two.eta[:, 0] - two.eta[:, 1]))),
+            "w_window": inside(tops.m_jj, W_WINDOW), "top_window": inside(tops.m_bjj, TOP_WINDOW)}
+
+
 def summary(events) -> dict[str, float]:
     from events.model import ObjectType as T
 
     jets = events.count(T.JET, T.BJET)
     return {"mean_jets": float(jets.mean()), "mean_bjets": float(events.count(T.BJET).mean()),
             "mean_leptons": float(events.count(T.ELECTRON, T.MUON).mean()), "no_jet": float((jets == 0).mean()),
-            "first": first_groups(events), "jet_hazard": jet_hazards(events)}
+            "first": first_groups(events), "jet_hazard": jet_hazards(events), **pair_angles(events)}
 
 
 def measure(backbone, tokenizer, store: Path, real, process: str, n: int, seed: int, guidance: float,
@@ -177,6 +197,11 @@ def print_table(results: dict) -> None:
     for process, r in results.items():
         rows = zip(r["real"]["jet_hazard"], r["predicted_jet_hazard"], r["generated"]["jet_hazard"])
         print(f"{process:14s} " + "  ".join(f"{fmt(d)}/{fmt(m)}/{fmt(g)}" for d, m, g in rows))
+    print(f"leading two jets and mass windows, generated / data: |dphi(j1, j2)|, |deta(j1, j2)|, "
+          f"m(jj) in {W_WINDOW[0]:.0f}-{W_WINDOW[1]:.0f} GeV, m(bjj) in {TOP_WINDOW[0]:.0f}-{TOP_WINDOW[1]:.0f} GeV")
+    for process, r in results.items():
+        print(f"{process:14s} " + "  ".join(f"{r['generated'][k]:.3f}/{r['real'][k]:.3f}"
+                                            for k in ("dphi_j1j2", "deta_j1j2", "w_window", "top_window")))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -47,13 +47,15 @@ pretrain_cpu() {
     --out="$RUN/$name" --quiet > "$RUN/pretrain_$name.log" 2>&1
 }
 # measure_generation BACKBONE NAME GUIDANCE [TOP_P]: 5,000 generated events per process against the held-out
-# store and the s1 samples, each object type's codes from its TOP_P nucleus (default 1: all) ->
+# store (STORE, default runs/anom/test_tokens.h5) and the s1 samples, each object type's codes from its TOP_P
+# nucleus (default 1: all) ->
 # benchmarks/results/conditional_generation_NAME_guidanceGUIDANCE[_top_pTOP_P].json
 measure_generation() {
   local top_p=${4:-1} tag=$2_guidance$3
   [ "$top_p" = 1 ] || tag=${tag}_top_p$top_p
   log "measure $2 at guidance $3, top-p $top_p"
   OMP_NUM_THREADS=1 python benchmarks/conditional_generation.py --backbone "$1" --tokenizer runs/anom/tokenizer \
-    --store runs/anom/test_tokens.h5 --real $(sm_files "$ANOM" 1) --events 5000 --guidance "$3" --top-p "$top_p" \
+    --store "${STORE:-runs/anom/test_tokens.h5}" --real $(sm_files "$ANOM" 1) --events 5000 --guidance "$3" \
+    --top-p "$top_p" \
     --out "benchmarks/results/conditional_generation_$tag.json" > "$RUN/conditional_$tag.log" 2>&1
 }

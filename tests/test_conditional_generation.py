@@ -4,6 +4,7 @@ from __future__ import annotations
 import sys
 
 import numpy as np
+import pytest
 
 from events.model import Caps, Events, ObjectType as T, assemble, make_objects
 from tests.conftest import REPO
@@ -76,3 +77,18 @@ def test_the_benchmark_samples_with_the_guidance_and_nucleus_it_is_given(backbon
     assert [(k["top_p"], k["guidance"]) for k in seen] == [(0.5, 1.5)]
     saved = json.loads(out.read_text())
     assert (saved["top_p"], saved["guidance"]) == (0.5, 1.5) and saved["processes"]["ttbar"]["n_generated"] == 20
+
+
+def test_pair_angles_of_the_leading_jets_and_the_mass_windows_by_hand():
+    """Leading pairs (phi 0.5, -1.0; eta 1.0, 0.5) and (phi 1.0, -2.9, which wraps to 2 pi - 3.9; eta 0.1,
+    -0.5); a one-jet event counts in neither. The top candidates, massless jets by hand: m(jj) 81.6 and
+    48.0 GeV (one in the W window), m(bjj) 169.1 and 170.2 GeV (both in the top window)."""
+    rows = [[(T.JET, 100.0, 1.0, 0.5), (T.BJET, 60.0, 0.5, -1.0), (T.JET, 50.0, 0.0, 1.0)],
+            [(T.JET, 80.0, 0.1, 1.0), (T.BJET, 60.0, -0.5, -2.9), (T.JET, 30.0, 0.3, 0.0)], [(T.JET, 40.0, 0.0, 0.0)]]
+    flat = [o for r in rows for o in r]
+    objects = make_objects([len(r) for r in rows], type=[o[0] for o in flat], pt=[o[1] for o in flat],
+                           eta=[o[2] for o in flat], phi=[o[3] for o in flat])
+    got = cg.pair_angles(Events(objects, {}))
+    assert got["dphi_j1j2"] == pytest.approx((1.5 + 2 * np.pi - 3.9) / 2, abs=1e-6)
+    assert got["deta_j1j2"] == pytest.approx(0.55, abs=1e-6)
+    assert got["w_window"] == 0.5 and got["top_window"] == 1.0

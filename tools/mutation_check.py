@@ -61,6 +61,25 @@ MUTATIONS = [
     Mutation("nucleus-across-types", "sample_events truncates the whole vocabulary at once, so a rare object type "
              "(a lepton, the end) can be cut", "backbone/sampling.py", "guidance=guidance, top_p=top_p, groups=types)",
              "guidance=guidance, top_p=top_p)", ("tests/test_sample.py",)),
+    Mutation("feature-logits-without-squares", "the code logits are tilted by the features only, twice, not by "
+             "their squares", "backbone/model.py",
+             "torch.cat([self.code_features, self.code_features.square()], -1)",
+             "torch.cat([self.code_features, self.code_features], -1)",
+             ("tests/test_backbone_model.py::test_feature_logits_tilt_each_code_by_its_features_and_their_squares",)),
+    Mutation("tokenizer-trained-in-the-absolute-frame", "a leading_jet tokenizer is trained on events as they point",
+             "tokenizer/train.py", "(in_frame(e, model_cfg.azimuth)[0] for e in (train_events, val_events))",
+             "(e for e in (train_events, val_events))",
+             ("tests/test_tokenizer.py::test_a_leading_jet_frame_tokenizer_is_blind_to_where_events_point",)),
+    Mutation("decoded-events-not-turned-back", "decoding leaves events at their leading jet's phi = 0, whatever "
+             "angle the tokens carry", "tokenizer/tokenizer.py",
+             "return rotate_azimuth(Events(events.objects, info, events.process_names), -angle)",
+             "return Events(events.objects, info, events.process_names)",
+             ("tests/test_tokenizer.py::test_a_leading_jet_frame_tokenizer_is_blind_to_where_events_point",
+              "tests/test_sample.py::test_a_leading_jet_frame_tokenizer_gets_each_sampled_event_turned_by_a_uniform_angle")),
+    Mutation("sampled-events-not-turned", "a leading_jet tokenizer's generated events all point their leading jet "
+             "at phi = 0", "backbone/sampling.py", 'info["azimuth"] = turn.uniform(-np.pi, np.pi, n)',
+             "pass",
+             ("tests/test_sample.py::test_a_leading_jet_frame_tokenizer_gets_each_sampled_event_turned_by_a_uniform_angle",)),
     Mutation("rng-not-restored", "the global RNG is not restored on resume", "common/checkpoint.py",
              'torch.set_rng_state(states["rng.torch"])', 'torch.get_rng_state()',
              ("tests/test_backbone_pretrain.py", "tests/test_training.py")),
