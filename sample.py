@@ -1,7 +1,7 @@
 """python sample.py: generate synthetic events with a pretrained backbone and write them as event files.
 
     python sample.py --backbone runs/backbone/event --tokenizer runs/tokenizer/event --events 100000 \
-        --out synthetic.h5 --process ttbar --temperature 1.0 --top-k 0 --top-p 0.95 --seed 1 --batch-size 4096
+        --out synthetic.h5 --process ttbar --temperature 1.0 --top-k 0 --top-p 0.98 --seed 1 --batch-size 4096
 
 A thin caller of backbone.sampling.sample_events (batched sampling with a KV cache, constrained by the
 data model's grammar; with a density head, `--decode continuous` by default, each object's features

@@ -3,8 +3,9 @@
 # the data's 2.15; 1.57 for independent angles), as each code's logit is learnt on its own. The uniform-
 # batch recipe of conditional_uniform_batches.sh (seed 0, the same 242,000 events) with
 # --model.feature_logits=true (each code's logit tilted by a learnt function of its features), measured as
-# that run: conditional generation per process with each object type's full distribution and its 0.95 nucleus.
-#   bash benchmarks/conditional_feature_logits.sh   # 2 cores: about 40 min of training (1 thread), 10 of measuring
+# that run: conditional generation per process with each object type's full distribution and its 0.95 and
+# 0.98 nuclei.
+#   bash benchmarks/conditional_feature_logits.sh   # 2 cores: 55 min of training (1 thread), 15 of measuring
 # Needs runs/anom/{tokenizer,test_tokens.h5} and runs/more/tokens.h5 (conditional_more_data.sh).
 set -euo pipefail
 ANOM=${ANOM:-data/anom}
@@ -17,4 +18,5 @@ pretrain_cpu "$name" 0 --data.length_bucket=1 --model.feature_logits=true
 measure_generation "$RUN/$name" "$name" 1 1 &
 measure_generation "$RUN/$name" "$name" 1 0.95 &
 wait
+measure_generation "$RUN/$name" "$name" 1 0.98
 log "done"

@@ -16,7 +16,7 @@ source "$(dirname "$0")/real_run_lib.sh"
 
 train_and_measure() {  # seed
   local name=uniform_batches_seed$1 w
-  pretrain_cpu "$name" "$1" --data.length_bucket=1
+  pretrain_cpu "$name" "$1" --data.length_bucket=1 --model.feature_logits=false
   for w in 1 1.25; do measure_generation "$RUN/$name" "$name" $w; done
 }
 train_and_measure 0 &

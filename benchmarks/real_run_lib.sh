@@ -37,12 +37,12 @@ generate_samples() {
 SM_PROCESSES="ttbar wjets ww single_top_t single_top_s tw_proxy"
 # sm_files FOLDER SEED: the six processes' sample files of that seed
 sm_files() { local p; for p in $SM_PROCESSES; do echo -n "$1/${p}_s$2.h5 "; done; }
-# pretrain_cpu NAME SEED [ARGUMENTS...]: the event-cpu recipe on RUN/tokens.h5 into RUN/NAME, one thread
-# (two such trainings share the 2 cores), unless RUN/NAME holds a trained backbone
+# pretrain_cpu NAME SEED [ARGUMENTS...]: the event-cpu recipe on RUN/tokens.h5 into RUN/NAME, THREADS threads
+# (default 1: two such trainings share the 2 cores), unless RUN/NAME holds a trained backbone
 pretrain_cpu() {
   local name=$1 seed=$2; shift 2
   log "pretrain $name"
-  [ -f "$RUN/$name/config.json" ] || OMP_NUM_THREADS=1 python -m backbone.pretrain \
+  [ -f "$RUN/$name/config.json" ] || OMP_NUM_THREADS=${THREADS:-1} python -m backbone.pretrain \
     --config configs/backbone/event-cpu.yaml --data.train="$RUN/tokens.h5" --train.seed="$seed" "$@" \
     --out="$RUN/$name" --quiet > "$RUN/pretrain_$name.log" 2>&1
 }
