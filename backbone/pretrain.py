@@ -184,7 +184,8 @@ def build_model(cfg: PretrainConfig, data: TokenSequences, val_data: TokenSequen
     m = cfg.model
     block = max(data.longest_possible(), val_data.longest_possible())
     if m.feature_logits and not m.hybrid:
-        raise UserError("model.feature_logits tilts the logits by each code's features: set model.hybrid=true too")
+        raise UserError("model.feature_logits tilts the logits by each code's features, which only the hybrid input "
+                        "has: set model.hybrid=true, or model.feature_logits=false")
     table = hybrid_table(cfg, data, val_data) if m.hybrid else None
     if m.density_components:
         check_density_data(cfg, data, val_data)
