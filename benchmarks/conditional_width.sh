@@ -12,11 +12,7 @@ RESULTS=$RUN  # steps.log
 source "$(dirname "$0")/real_run_lib.sh"
 
 name=wide192_seed0
-log "pretrain $name"
-[ -f "$RUN/$name/config.json" ] || OMP_NUM_THREADS=2 python -m backbone.pretrain --config configs/backbone/event-cpu.yaml \
-  --data.train="$RUN/tokens.h5" --train.seed=0 --model.n_embd=192 --model.n_head=6 --model.feature_logits=false \
-  --out="$RUN/$name" \
-  > "$RUN/pretrain_$name.log" 2>&1
+THREADS=2 pretrain_cpu "$name" 0 --model.n_embd=192 --model.n_head=6 --model.feature_logits=false
 measure_generation "$RUN/$name" "$name" 1 1 &
 measure_generation "$RUN/$name" "$name" 1 0.95 &
 wait
