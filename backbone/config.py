@@ -28,10 +28,17 @@ class GPTShape:
     #: phi (a jet back to back with the leading one) is one small linear map, not thousands of code logits
     #: each learnt on its own
     feature_logits: bool = False
+    #: with feature_logits, the tilt's basis also holds a small MLP (this width) of each code's features,
+    #: learnt with the rest: a preference that is not a bump in each feature on its own (a second jet at
+    #: the W mass with the first) becomes learnable; 0: the features and their squares only
+    feature_logits_width: int = 0
 
     def __post_init__(self):
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd ({self.n_embd}) must be a multiple of n_head ({self.n_head})")
+        check_ranges(self, nonnegative=("feature_logits_width",), devices=())
+        if self.feature_logits_width and not self.feature_logits:
+            raise ValueError("feature_logits_width widens the feature logits' basis: it needs feature_logits=true")
 
 
 @dataclass(frozen=True, kw_only=True)

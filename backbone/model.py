@@ -155,7 +155,11 @@ class GPT(nn.Module):
             self.wfe = nn.Linear(config.n_features, config.n_embd, bias=False)
             self.register_buffer("code_features", torch.zeros(config.vocab_size, config.n_features))
         if config.feature_logits:
-            self.feature_tilt = nn.Linear(config.n_embd, 2 * config.n_features, bias=False)
+            width = config.feature_logits_width
+            self.feature_tilt = nn.Linear(config.n_embd, 2 * config.n_features + width, bias=False)
+            if width:
+                self.feature_basis = nn.Sequential(nn.Linear(config.n_features, width), nn.GELU(),
+                                                   nn.Linear(width, width), nn.GELU())
         if config.density_components:
             from backbone.density import DensityHead
             from tokenizer.features import FEATURES
@@ -253,9 +257,7 @@ class GPT(nn.Module):
         normalized log-probabilities (float32): log p(group) + log p(token | group)."""
         logits = self.lm_head(hidden)
         if self.config.feature_logits:
-            # special tokens' table rows are zero: their logits are not tilted
-            basis = torch.cat([self.code_features, self.code_features.square()], -1).to(hidden.dtype)
-            logits = logits + self.feature_tilt(hidden) @ basis.T
+            logits = logits + self.feature_tilt(hidden) @ self.tilt_basis().to(hidden.dtype).T
         starts = self.config.output_groups
         if not starts:
             return logits
@@ -264,6 +266,15 @@ class GPT(nn.Module):
         # one offset per group (log p(group) minus its logsumexp), gathered back to its tokens
         offset = group - group_logsumexp(logits, self.group_of_token, len(starts))
         return logits + offset.gather(-1, self.group_of_token.expand_as(logits))
+
+    def tilt_basis(self) -> torch.Tensor:
+        """(vocab, 2 n_features + feature_logits_width) what each code's logit tilt is a linear map of: its
+        features, their squares and the learnt MLP of them; zero for special tokens, which are not tilted."""
+        parts = [self.code_features, self.code_features.square()]
+        if self.config.feature_logits_width:
+            is_code = torch.arange(self.config.vocab_size, device=self.code_features.device) < self.config.n_codes
+            parts.append(self.feature_basis(self.code_features) * is_code[:, None])
+        return torch.cat(parts, -1)
 
     def density_loss(self, hidden: torch.Tensor, targets: torch.Tensor, target_features: torch.Tensor) -> torch.Tensor:
         """The mean negative log-density (head coordinates) of the target objects' features, the head

@@ -497,3 +497,39 @@ def test_feature_logits_tilt_each_code_by_its_features_and_their_squares(tmp_pat
     with torch.no_grad():
         torch.testing.assert_close(again.logits(again.hidden_states(idx)), logits)
     assert not hasattr(tiny_hybrid(), "feature_tilt")
+
+
+def test_feature_logits_width_adds_a_learnt_mlp_of_each_codes_features_to_the_tilt_basis(tmp_path):
+    """With feature_logits_width W the tilt is w(h) . [x, x^2, g(x)], g(x) = gelu(B gelu(A x + a) + b) of
+    width W (by hand below); special tokens still gain nothing; saving and loading keep it."""
+    for bad, match in (({"feature_logits_width": 4}, "needs feature_logits=true"),
+                       ({"feature_logits": True, "feature_logits_width": -1}, "must be >= 0")):
+        with pytest.raises(ValueError, match=match):
+            GPTConfig(vocab_size=9, block_size=8, n_layer=1, n_head=2, n_embd=16, n_features=2, n_codes=5, **bad)
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=9, block_size=8, n_layer=1, n_head=2, n_embd=16, n_features=2, n_codes=5,
+                          feature_logits=True, feature_logits_width=3)).eval()
+    x = torch.tensor([[0.0, 1.0], [1.0, 0.0], [-1.0, 2.0], [0.5, 0.5], [2.0, -1.0]])
+    model.set_code_features(x)
+    idx = torch.tensor([[6, 0, 3, 1], [6, 4, 2, 7]])
+    (A, a), (B, b) = ((layer.weight, layer.bias) for layer in model.feature_basis if isinstance(layer, torch.nn.Linear))
+    with torch.no_grad():  # biases start at zero, where g(0) = 0 would hide a tilt of the special tokens
+        a.normal_(), b.normal_()
+    gelu = torch.nn.functional.gelu
+    with torch.no_grad():
+        hidden = model.hidden_states(idx)
+        w = model.feature_tilt(hidden)  # (..., 2 + 2 + 3)
+        logits = model.logits(hidden)
+        tilt = logits - model.lm_head(hidden)
+        g = gelu(gelu(x @ A.T + a) @ B.T + b)
+    assert w.shape[-1] == 7 and g.shape == (5, 3)
+    for code in range(5):
+        basis = torch.cat([x[code], x[code].square(), g[code]])
+        torch.testing.assert_close(tilt[..., code], w @ basis)
+    assert not tilt[..., 5:].any() and g.abs().min() > 0
+    model.vocab = Vocab(5)
+    model.save_pretrained(tmp_path / "m")
+    again = GPT.from_pretrained(tmp_path / "m")
+    assert again.config.feature_logits_width == 3
+    with torch.no_grad():
+        torch.testing.assert_close(again.logits(again.hidden_states(idx)), logits)

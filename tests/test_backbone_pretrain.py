@@ -676,9 +676,11 @@ def test_feature_logits_are_built_on_the_hybrid_input_only(density_store, tmp_pa
     base = to_dict(density(density_store, tmp_path / "run", 1))
     data = TokenSequences.from_store(density_store, True)
     model = build_model(from_dict(PretrainConfig, {**base, "model": {**base["model"], "hybrid": True,
-                                                                     "feature_logits": feature_logits}}),
+                                                                     "feature_logits": feature_logits,
+                                                                     "feature_logits_width": 4 * feature_logits}}),
                         data, data, torch.device("cpu"))
     assert model.config.feature_logits == feature_logits == hasattr(model, "feature_tilt")
+    assert model.config.feature_logits_width == 4 * feature_logits == (feature_logits and model.feature_basis[0].out_features)
     with pytest.raises(UserError, match="model.hybrid=true"):
         build_model(from_dict(PretrainConfig, {**base, "model": {**base["model"], "feature_logits": True}}),
                     data, data, torch.device("cpu"))
