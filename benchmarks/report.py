@@ -707,11 +707,12 @@ FRAME_RUNS = (("as before", "uniform_batches_seed0", (1, 0.95)),
               ("leading jet's frame + feature logits", "rot_feature_logits_seed0", (1, 0.95)))
 
 
-def conditional_frame_table() -> str:
+def conditional_frame_table(specs: tuple = FRAME_RUNS) -> str:
     """The uniform-batch recipe (seed 0) as before, with feature logits (conditional_feature_logits.sh), on
     events turned to their leading jet (conditional_azimuth.sh) and both, each sampled with the full
-    distribution and each type's nucleus; then ttbar's leading jet pair and mass windows."""
-    runs = [(f"{label}, top-p {p}", _generation_result(name, p)) for label, name, ps in FRAME_RUNS for p in ps]
+    distribution and each type's nucleus; then ttbar's leading jet pair and mass windows. `specs`: (label,
+    run name, top-p values) of the runs to show."""
+    runs = [(f"{label}, top-p {p}", _generation_result(name, p)) for label, name, ps in specs for p in ps]
     table = conditional_summary_table(runs)
     results = [(label, json.loads(path.read_text())["processes"]["ttbar"]) for label, path in runs if path.is_file()]
     results = [(label, x) for label, x in results if "dphi_j1j2" in x["generated"]]
@@ -724,6 +725,12 @@ def conditional_frame_table() -> str:
     lines += [f"| {label} | " + " | ".join(f"{x['generated'][k]:.3f}" for k in keys) + " |" for label, x in results]
     return table + "\n\n" + "\n".join(lines) + ("\n\n(5,000 generated ttbar events against the 24,000 of its "
                                               "training file; the mass windows as fractions of the top candidates)")
+
+
+#: conditional_feature_logits.sh: two seeds, and the basis widened by a 64-wide MLP (WIDTH=64)
+FEATURE_BASIS_RUNS = tuple((f"{label}, seed {seed}", f"{name}_seed{seed}", (1, 0.98, 0.95))
+                           for label, name in (("features and squares", "feature_logits"),
+                                               ("+ MLP of width 64", "feature_logits_w64")) for seed in (0, 1))
 
 
 def conditional_width_table() -> str:
@@ -1166,6 +1173,7 @@ TABLES = {"nanoaod-speed-table": nanoaod_speed_table, "real-nanoaod-table": real
           "generation-drift-table": generation_drift_table,
           "conditional-width-table": conditional_width_table,
           "conditional-frame-table": conditional_frame_table,
+          "conditional-feature-basis-table": lambda: conditional_frame_table(FEATURE_BASIS_RUNS),
           "conditional-frame-process-table":
               lambda: conditional_generation_table("conditional_generation_feature_logits_seed0_guidance1_top_p0.98"),
           "finetune-batching-table": finetune_batching_table,
