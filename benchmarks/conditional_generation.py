@@ -163,15 +163,16 @@ def summary(events) -> dict[str, float]:
 
 
 def measure(backbone, tokenizer, store: Path, real, process: str, n: int, seed: int, guidance: float,
-            top_p: float) -> dict:
+            top_p: float, decode: str | None = None) -> dict:
     """Everything above for one process, `n` generated events against `real`, the process's events,
-    sampled with classifier-free `guidance` and each object type's `top_p` nucleus."""
+    sampled with classifier-free `guidance` and each object type's `top_p` nucleus, decoded as `decode`
+    (None: the sampler's default)."""
     from backbone.sampling import sample_events
     from events.compare import ratio, w1_table
     from events.model import Events
 
     generated = Events.concatenate(sample_events(backbone, tokenizer, n, process=process, seed=seed,
-                                                 guidance=guidance, top_p=top_p))
+                                                 guidance=guidance, top_p=top_p, decode=decode))
     table = w1_table(real, generated, seed=seed)
     loss, hazard = teacher_forced(backbone, tokenizer, store, process, guidance)
     return {"real": summary(real), "generated": summary(generated),
@@ -224,6 +225,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance w (sample.py --guidance)")
     parser.add_argument("--top-p", type=kept_fraction, default=TOP_P,
                         help="each object type's nucleus (sample.py --top-p; default %(default)s)")
+    parser.add_argument("--decode", choices=("continuous", "centroid"),
+                        help="how generated codes become kinematics (sample.py --decode; default: continuous where "
+                        "the backbone has a density head): centroid tells the codes' part from the density head's")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/conditional_generation_cpu.json"))
     args = parser.parse_args(argv)
@@ -244,13 +248,13 @@ def main(argv: list[str] | None = None) -> int:
         for process in backbone.vocab.processes:
             if (events.process == process).any():
                 results[process] = measure(backbone, tokenizer, args.store, events[events.process == process],
-                                           process, args.events, args.seed, args.guidance, args.top_p)
+                                           process, args.events, args.seed, args.guidance, args.top_p, args.decode)
     mixture = {"predicted_first": predicted_first_groups(backbone, tokenizer, None)}
     print_table(results)
     print(f"process unknown (MASK): P(first jet) = {mixture['predicted_first']['jets']:.3f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"backbone": str(args.backbone), "snapshot": args.snapshot and str(args.snapshot),
-                                    "guidance": args.guidance, "top_p": args.top_p,
+                                    "guidance": args.guidance, "top_p": args.top_p, "decode": args.decode,
                                     "store": str(args.store),
                                     "config": backbone.pretrained_config.get("train_config"),
                                     "processes": results, "unknown": mixture}, indent=1))

@@ -62,7 +62,7 @@ def test_teacher_forced_loss_is_that_of_the_guided_distribution(backbone):
 
 
 def test_the_benchmark_samples_with_the_guidance_and_nucleus_it_is_given(backbone, data_files, tmp_path, monkeypatch):
-    """--guidance and --top-p reach the sampler and the saved results."""
+    """--guidance, --top-p and --decode reach the sampler and the saved results."""
     import json
 
     import backbone.sampling as sampling
@@ -73,10 +73,10 @@ def test_the_benchmark_samples_with_the_guidance_and_nucleus_it_is_given(backbon
     out = tmp_path / "cg.json"
     assert cg.main(["--backbone", str(bb), "--tokenizer", str(tok), "--store", str(bb.parent / "tokens.h5"),
                     "--real", data_files[0], "--events", "20", "--top-p", "0.5", "--guidance", "1.5",
-                    "--out", str(out)]) == 0
-    assert [(k["top_p"], k["guidance"]) for k in seen] == [(0.5, 1.5)]
+                    "--decode", "centroid", "--out", str(out)]) == 0
+    assert [(k["top_p"], k["guidance"], k["decode"]) for k in seen] == [(0.5, 1.5, "centroid")]
     saved = json.loads(out.read_text())
-    assert (saved["top_p"], saved["guidance"]) == (0.5, 1.5) and saved["processes"]["ttbar"]["n_generated"] == 20
+    assert (saved["top_p"], saved["guidance"], saved["decode"]) == (0.5, 1.5, "centroid") and saved["processes"]["ttbar"]["n_generated"] == 20
 
 
 def test_pair_angles_of_the_leading_jets_and_the_mass_windows_by_hand():
