@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
     from backbone.model import GPT
-    from backbone.sampling import TOP_P, SamplingStats, sample_events
+    from backbone.sampling import DECODES, TOP_P, SamplingStats, sample_events
     from common.runtime import resolve_device
     from events.io import open_writer
     from tokenizer.tokenizer import Tokenizer
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=nonnegative_int, default=1, help="random seed; same seed, same events")
     parser.add_argument("--batch-size", type=positive_int, default=4096, help="sequences generated at once")
     parser.add_argument("--device", type=device_name, default="auto", help="auto, cpu or cuda")
-    parser.add_argument("--decode", choices=("continuous", "centroid"),
+    parser.add_argument("--decode", choices=DECODES,
                         help="object kinematics drawn from the density head (continuous; the default where the "
                              "backbone has one) or each code's centroid")
     args = parser.parse_args(argv)

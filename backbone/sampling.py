@@ -40,6 +40,8 @@ from events.model import Caps, Events
 #: 0.95 for a backbone with feature logits (the event configs'), as 0.95 was of 1, 0.98, 0.95 and 0.9 before
 #: (docs/results.md, "Jets that point the right way", "Where ttbar's deficit comes from")
 TOP_P = 0.98
+#: how drawn codes become kinematics: the density head's draws, or each code's centroid
+DECODES = ("continuous", "centroid")
 
 
 @dataclass
@@ -75,7 +77,7 @@ def sample_events(backbone: GPT, tokenizer, n_events: int, *, process: str | Non
     check_pair(backbone, tokenizer)
     vocab, device = backbone.vocab, backbone.wte.weight.device
     decode = decode or ("continuous" if backbone.config.density_components else "centroid")
-    if decode not in ("continuous", "centroid"):
+    if decode not in DECODES:
         raise UserError(f"decode must be continuous or centroid, got {decode!r}")
     continuous = decode == "continuous"
     if continuous and not backbone.config.density_components:

@@ -207,7 +207,7 @@ def print_table(results: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     from backbone.model import GPT
-    from backbone.sampling import TOP_P
+    from backbone.sampling import DECODES, TOP_P
     from common.cli import kept_fraction
     from common.errors import UserError
     from events.io import read_events
@@ -225,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance w (sample.py --guidance)")
     parser.add_argument("--top-p", type=kept_fraction, default=TOP_P,
                         help="each object type's nucleus (sample.py --top-p; default %(default)s)")
-    parser.add_argument("--decode", choices=("continuous", "centroid"),
+    parser.add_argument("--decode", choices=DECODES,
                         help="how generated codes become kinematics (sample.py --decode; default: continuous where "
                         "the backbone has a density head): centroid tells the codes' part from the density head's")
     parser.add_argument("--device", default="cpu")

@@ -708,10 +708,10 @@ FRAME_RUNS = (("as before", "uniform_batches_seed0", (1, 0.95)),
 
 
 def conditional_frame_table(specs: tuple = FRAME_RUNS) -> str:
-    """The uniform-batch recipe (seed 0) as before, with feature logits (conditional_feature_logits.sh), on
-    events turned to their leading jet (conditional_azimuth.sh) and both, each sampled with the full
-    distribution and each type's nucleus; then ttbar's leading jet pair and mass windows. `specs`: (label,
-    run name, top-p values) of the runs to show."""
+    """Conditional generation of each run in `specs` (label, run name, top-p values; by default FRAME_RUNS:
+    the uniform-batch recipe as before, with feature logits, on events turned to their leading jet, and
+    both), each sampled with the full distribution and each type's nuclei; then ttbar's leading jet pair
+    and mass windows."""
     runs = [(f"{label}, top-p {p}", _generation_result(name, p)) for label, name, ps in specs for p in ps]
     table = conditional_summary_table(runs)
     results = [(label, json.loads(path.read_text())["processes"]["ttbar"]) for label, path in runs if path.is_file()]
