@@ -7,7 +7,7 @@
 # conditional_uniform_batches.sh (seed 0) is trained and measured on it, against the same events turned
 # the same way (every observable measured is the same at any angle).
 #   bash benchmarks/conditional_azimuth.sh   # 2 cores: 55 min of training (1 thread), 10 of measuring
-#   NAME=rot_feature_logits_seed0 EXTRA=--model.feature_logits=true THREADS=2 bash benchmarks/conditional_azimuth.sh
+#   NAME=rot_feature_logits_seed0 EXTRA=--model.feature_logits=true TOP_PS="1 0.98" bash benchmarks/conditional_azimuth.sh
 # Needs data/anom/*_s{1,2}.h5 and data/more/*_s3.h5 (conditional_more_data.sh) and runs/anom/tokenizer.
 set -euo pipefail
 export ANOM=data/rot RUN=${RUN:-runs/rot} STORE=${RUN:-runs/rot}/test_tokens.h5
@@ -27,7 +27,6 @@ log "tokenize"
   --input $(sm_files "$ANOM" 1) $(sm_files "$ANOM" 3) --out "$RUN/tokens.h5" --features --quiet
 name=${NAME:-rot_seed0}
 pretrain_cpu "$name" 0 --data.length_bucket=1 ${EXTRA:---model.feature_logits=false}
-measure_generation "$RUN/$name" "$name" 1 1 &
-measure_generation "$RUN/$name" "$name" 1 0.95 &
+for top_p in ${TOP_PS:-1 0.95}; do measure_generation "$RUN/$name" "$name" 1 "$top_p" & done
 wait
 log "done"

@@ -31,6 +31,7 @@ FIRST_GROUPS = ("jets", "leptons", "photons", "met")
 W1_OBSERVABLES = ("jets", "b-jets", "leptons", "HT [GeV]", "m(jj) [GeV]", "m(bjj) [GeV]", "leading jet pt [GeV]",
                   "MET [GeV]")
 MAX_JETS = 8  # hazards for k = 0..MAX_JETS-1 jets so far
+COUNT_TOP = 3  # b-jet and lepton counts as fractions of events with 0, 1, 2 and 3 or more
 W_WINDOW, TOP_WINDOW = (60.0, 100.0), (140.0, 200.0)  # GeV
 
 
@@ -153,12 +154,20 @@ def pair_angles(events) -> dict[str, float]:
             "w_window": inside(tops.m_jj, W_WINDOW), "top_window": inside(tops.m_bjj, TOP_WINDOW)}
 
 
+def count_fractions(counts: np.ndarray, top: int = COUNT_TOP) -> list[float]:
+    """Fractions of events with 0, 1, ..., top - 1 and at least `top` of something: the shape a mean hides
+    (b-jets with the right mean can still be too often 0 and 2)."""
+    return [float((counts == k).mean()) for k in range(top)] + [float((counts >= top).mean())]
+
+
 def summary(events) -> dict[str, float]:
     from events.model import ObjectType as T
 
     jets = events.count(T.JET, T.BJET)
-    return {"mean_jets": float(jets.mean()), "mean_bjets": float(events.count(T.BJET).mean()),
-            "mean_leptons": float(events.count(T.ELECTRON, T.MUON).mean()), "no_jet": float((jets == 0).mean()),
+    bjets, leptons = events.count(T.BJET), events.count(T.ELECTRON, T.MUON)
+    return {"mean_jets": float(jets.mean()), "mean_bjets": float(bjets.mean()),
+            "mean_leptons": float(leptons.mean()), "no_jet": float((jets == 0).mean()),
+            "bjet_fractions": count_fractions(bjets), "lepton_fractions": count_fractions(leptons),
             "first": first_groups(events), "jet_hazard": jet_hazards(events), **pair_angles(events)}
 
 

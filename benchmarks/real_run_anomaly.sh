@@ -8,12 +8,12 @@
 # with the same backbone trained without the head.
 #   bash benchmarks/real_run_anomaly.sh             # 2 cores: about 50 minutes
 # DATA (default data/anom), RUN (default runs/anom), STEPS (default 2000), SIZES / SEEDS of the
-# data-efficiency table (default 100 1000 10000 / 0). Results: benchmarks/results/anomaly_density_cpu/.
+# data-efficiency table (default 100 1000 10000 / 0). Results: RESULTS (default benchmarks/results/anomaly_density_cpu/).
 # Steps whose outputs exist (tokenizer, backbones, score files, synthetic samples) are kept: remove them to redo.
 set -euo pipefail
 DATA=${DATA:-data/anom}
 RUN=${RUN:-runs/anom}
-RESULTS=benchmarks/results/anomaly_density_cpu
+RESULTS=${RESULTS:-benchmarks/results/anomaly_density_cpu}
 SM="ttbar wjets ww single_top_t single_top_s tw_proxy"
 SIGNALS="zprime_ttbar zprime2500_ttbar wprime_tb wprime_lnu qstar_qg scalar_zz4l ttt_proxy tttt_proxy"
 PLANTED="planted_pt5 planted_eta4 planted_muon"
@@ -58,7 +58,7 @@ python -m finetune.anomaly score --backbone "$RUN/backbone" --tokenizer "$RUN/to
 python benchmarks/anomaly_table.py --events "$DATA" --scores "$RUN/scores" --background $SM \
   --mix ttbar=24000 wjets=18000 ww=5000 single_top_t=6000 single_top_s=2500 tw_proxy=5000 \
   --signals $SIGNALS $PLANTED --out "$RESULTS/anomaly_table.json" \
-  --note "benchmarks/real_run_anomaly.sh: configs/backbone/event-cpu.yaml (4 x 128, density head K=8, hybrid input, type head), ${STEPS:-2000} steps" \
+  --note "benchmarks/real_run_anomaly.sh: configs/backbone/event-cpu.yaml (4 x 128, density head K=8, hybrid input, type head, feature logits), ${STEPS:-2000} steps" \
   | tee "$RESULTS/anomaly_table.log"
 
 log "generation: centroid against continuous decoding"

@@ -92,3 +92,19 @@ def test_pair_angles_of_the_leading_jets_and_the_mass_windows_by_hand():
     assert got["dphi_j1j2"] == pytest.approx((1.5 + 2 * np.pi - 3.9) / 2, abs=1e-6)
     assert got["deta_j1j2"] == pytest.approx(0.55, abs=1e-6)
     assert got["w_window"] == 0.5 and got["top_window"] == 1.0
+
+
+def test_count_fractions_by_hand():
+    """Counts 0, 1, 1, 2, 5 and 7: fractions with 0, 1, 2 and at least 3 are 1/6, 2/6, 1/6 and 2/6."""
+    assert cg.count_fractions(np.array([0, 1, 1, 2, 5, 7])) == pytest.approx([1 / 6, 2 / 6, 1 / 6, 2 / 6])
+    assert cg.count_fractions(np.array([0, 1, 1, 2, 5, 7]), top=2) == pytest.approx([1 / 6, 2 / 6, 3 / 6])
+
+
+def test_summary_gives_the_b_jet_and_lepton_count_shapes():
+    """Three events: two b-jets and a muon; one b-jet and a jet; nothing but MET."""
+    flat = [(T.BJET, 90.0), (T.BJET, 50.0), (T.MUON, 30.0), (T.BJET, 70.0), (T.JET, 40.0), (T.MET, 20.0)]
+    objects = make_objects([3, 2, 1], type=[o[0] for o in flat], pt=[o[1] for o in flat])
+    got = cg.summary(Events(objects, {}))
+    assert got["bjet_fractions"] == pytest.approx([1 / 3, 1 / 3, 1 / 3, 0.0])
+    assert got["lepton_fractions"] == pytest.approx([2 / 3, 1 / 3, 0.0, 0.0])
+    assert got["mean_bjets"] == pytest.approx(1.0) and got["no_jet"] == pytest.approx(1 / 3)
