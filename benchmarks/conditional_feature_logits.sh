@@ -8,6 +8,7 @@
 #   bash benchmarks/conditional_feature_logits.sh   # 2 cores: 55 min of training (1 thread), 15 of measuring
 #   SEED=1 bash benchmarks/conditional_feature_logits.sh             # another seed
 #   WIDTH=64 bash benchmarks/conditional_feature_logits.sh           # the basis widened by a 64-wide MLP
+#   GUIDANCE=1.1 TOP_PS=0.98 bash benchmarks/conditional_feature_logits.sh  # a trained backbone, guided
 # Needs runs/anom/{tokenizer,test_tokens.h5} and runs/more/tokens.h5 (conditional_more_data.sh).
 set -euo pipefail
 ANOM=${ANOM:-data/anom}
@@ -19,8 +20,6 @@ source "$(dirname "$0")/real_run_lib.sh"
 
 name=feature_logits$([ "$WIDTH" = 0 ] || echo "_w$WIDTH")_seed$SEED
 pretrain_cpu "$name" "$SEED" --data.length_bucket=1 --model.feature_logits=true --model.feature_logits_width="$WIDTH"
-measure_generation "$RUN/$name" "$name" 1 1 &
-measure_generation "$RUN/$name" "$name" 1 0.95 &
+for top_p in ${TOP_PS:-1 0.95 0.98}; do measure_generation "$RUN/$name" "$name" "${GUIDANCE:-1}" "$top_p" & done
 wait
-measure_generation "$RUN/$name" "$name" 1 0.98
 log "done"
