@@ -24,7 +24,8 @@ import torch
 @torch.no_grad()
 def head_decoded(model, tokenizer, tokens, vocab, conditional: bool, seed: int = 0):
     """The events of `tokens` with every object's features drawn from the head, given the real tokens
-    before it; (events, objects clamped)."""
+    before it: in the hybrid with their real features, and under the pt order below the real pt of the
+    object before it, as in training; (events, objects clamped)."""
     from finetune.data import unlabelled_sequences
 
     seqs = unlabelled_sequences([tokens], vocab.n_codes, conditional, model.config.block_size, "tokens")
@@ -32,12 +33,12 @@ def head_decoded(model, tokenizer, tokens, vocab, conditional: bool, seed: int =
     drawn = np.empty(seqs.features.shape, dtype=np.float32)
     generator = torch.Generator().manual_seed(seed)
     clamped = 0
-    for rows, idx, _ in seqs.sorted_batches(512):
-        hidden = model.hidden_states(idx[:, :-1])
+    for rows, idx, features in seqs.sorted_batches(512):
+        hidden = model.hidden_states(idx[:, :-1], features=features[:, :-1] if model.config.n_features else None)
         targets = idx[:, 1:]
-        is_object = (targets >= 0) & (targets < vocab.n_codes)
-        codes = targets[is_object]
-        z = model.density(hidden[is_object], model.wte(codes), codes).sample(generator)
+        mixture, _, _ = model.object_densities(hidden, targets, features[:, 1:])
+        z = mixture.sample(generator, mixture.upper)
+        codes = targets[(targets >= 0) & (targets < vocab.n_codes)]
         mask = model.density.code_mask[codes]
         x, n = model.density.clamp(model.density.from_density(z, centroids[codes], mask), mask)
         clamped += n

@@ -11,7 +11,8 @@ HZZ = REPO.parent / "shared" / "data" / "cms-hep-tutorial-hzz.root"
 
 
 #: session fixtures built by Pythia generation and training: a test that uses one is end to end
-GENERATED = {"ttbar", "wjets", "top_jets", "qcd_jets", "data_files", "trained", "backbone", "hybrid_backbone"}
+GENERATED = {"ttbar", "wjets", "top_jets", "qcd_jets", "data_files", "trained", "backbone", "hybrid_backbone",
+             "ordered_backbone"}
 
 
 def pytest_configure(config):
@@ -103,9 +104,9 @@ def trained(tmp_path_factory, data_files):
     return Tokenizer.from_pretrained(out), metrics, out
 
 
-def _pretrain(trained, data_files, folder: Path, hybrid: bool = False):
-    """A tiny conditional backbone with a density head pretrained on the tokenized ttbar sample:
-    (backbone folder, tokenizer folder)."""
+def _pretrain(trained, data_files, folder: Path, **model):
+    """A tiny conditional backbone with a density head pretrained on the tokenized ttbar sample, with the
+    `model` settings given: (backbone folder, tokenizer folder)."""
     from backbone.config import PretrainConfig
     from backbone.pretrain import run
     from common.config import from_dict
@@ -115,8 +116,8 @@ def _pretrain(trained, data_files, folder: Path, hybrid: bool = False):
     tokenizer, _, tok_folder = trained
     with TokenWriter.for_tokenizer(folder / "tokens.h5", tokenizer, tok_folder, features=True) as writer:
         tokenize_into(writer, tokenizer, data_files[0], features=True)
-    cfg = from_dict(PretrainConfig, {"model": {"n_layer": 2, "n_head": 2, "n_embd": 32, "hybrid": hybrid,
-                                               "density_components": 4},
+    cfg = from_dict(PretrainConfig, {"model": {"n_layer": 2, "n_head": 2, "n_embd": 32, "density_components": 4,
+                                               **model},
                                      "data": {"train": str(folder / "tokens.h5"), "conditional": True},
                                      "train": {"batch_size": 64, "max_steps": 300, "eval_every": 100, "lr": 0.003,
                                                "warmup_steps": 10, "device": "cpu"}, "out": str(folder / "run")})
@@ -133,6 +134,12 @@ def backbone(trained, data_files, tmp_path_factory):
 def hybrid_backbone(trained, data_files, tmp_path_factory):
     """The same with the hybrid input (token store written with --features)."""
     return _pretrain(trained, data_files, tmp_path_factory.mktemp("hybrid"), hybrid=True)
+
+
+@pytest.fixture(scope="session")
+def ordered_backbone(trained, data_files, tmp_path_factory):
+    """The hybrid with the density head trained on the pt-ordered density (as the event configs)."""
+    return _pretrain(trained, data_files, tmp_path_factory.mktemp("ordered"), hybrid=True, density_pt_order=True)
 
 
 @pytest.fixture()

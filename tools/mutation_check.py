@@ -349,6 +349,13 @@ MUTATIONS = [
     Mutation("code-groups-on-default-device", "the density head's code groups are made on the default device",
              "backbone/density.py", "            self.code_group.copy_(code_group(code_types, device))",
              "            self.code_group.copy_(code_group(code_types))", ("tests/test_device_placement.py",)),
+    Mutation("decode-fidelity-feeds-centroids", "decode_fidelity.py teacher forces the hybrid with the codes' "
+             "centroids, not the real features before each object", "benchmarks/decode_fidelity.py",
+             "features=features[:, :-1] if model.config.n_features else None", "features=None",
+             ("tests/test_decode_fidelity.py",)),
+    Mutation("decode-fidelity-without-pt-bound", "decode_fidelity.py draws a pt-ordered head's objects without "
+             "their bound", "benchmarks/decode_fidelity.py", "z = mixture.sample(generator, mixture.upper)",
+             "z = mixture.sample(generator)", ("tests/test_decode_fidelity.py",)),
 ]
 
 

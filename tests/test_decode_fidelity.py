@@ -1,0 +1,51 @@
+"""benchmarks/decode_fidelity.py: the head's draws teacher forced as the backbone was trained."""
+from __future__ import annotations
+
+import sys
+
+import awkward as ak
+import numpy as np
+import torch
+
+from tests.conftest import REPO
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+import decode_fidelity as df  # noqa: E402
+
+
+def _decoded(model, tokenizer, tokens):
+    events, _ = df.head_decoded(model, tokenizer, tokens, model.vocab, model.conditional)
+    return np.concatenate([ak.to_numpy(ak.flatten(events.objects[f])) for f in ("pt", "eta", "phi")])
+
+
+def test_head_draws_read_the_real_features_of_the_objects_before(hybrid_backbone, ttbar):
+    """The hybrid reads each earlier object's features: moving the first object's features moves the later
+    draws (same seed). A pass that fed the codes' centroids instead would draw the same events."""
+    from backbone.model import GPT
+    from tokenizer.tokenizer import Tokenizer
+
+    folder, tok = hybrid_backbone
+    model, tokenizer = GPT.from_pretrained(folder).eval(), Tokenizer.from_pretrained(tok)
+    tokens = tokenizer.encode(ttbar[:64], features=True)
+    first = ak.local_index(tokens.features, axis=1) == 0
+    other = type(tokens)(tokens.ids, tokens.info, tokens.process_names,
+                         ak.where(first, tokens.features + 0.5, tokens.features))
+    assert not np.allclose(_decoded(model, tokenizer, tokens), _decoded(model, tokenizer, other))
+
+
+def test_head_draws_keep_the_pt_order_bound(ordered_backbone, ttbar, monkeypatch):
+    """Under the pt order each object's log pt is drawn below the real one of the object before it of its
+    group: the draw is given that bound (finite where such an object precedes)."""
+    from backbone.density import Mixture
+    from backbone.model import GPT
+    from tokenizer.tokenizer import Tokenizer
+
+    folder, tok = ordered_backbone
+    model, tokenizer = GPT.from_pretrained(folder).eval(), Tokenizer.from_pretrained(tok)
+    bounds = []
+    sample = Mixture.sample
+    monkeypatch.setattr(Mixture, "sample", lambda self, generator=None, upper=None: (
+        bounds.append(upper), sample(self, generator, upper))[1])
+    df.head_decoded(model, tokenizer, tokenizer.encode(ttbar[:64], features=True), model.vocab, model.conditional)
+    assert bounds and all(b is not None for b in bounds)
+    assert any(torch.isfinite(b).any() for b in bounds)
