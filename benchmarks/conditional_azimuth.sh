@@ -8,6 +8,7 @@
 # the same way (every observable measured is the same at any angle).
 #   bash benchmarks/conditional_azimuth.sh   # 2 cores: 55 min of training (1 thread), 10 of measuring
 #   NAME=rot_feature_logits_seed0 EXTRA=--model.feature_logits=true TOP_PS="1 0.98" bash benchmarks/conditional_azimuth.sh
+#   SEED=1 NAME=rot_feature_logits_seed1 ...                          # another seed
 # Needs data/anom/*_s{1,2}.h5 and data/more/*_s3.h5 (conditional_more_data.sh) and runs/anom/tokenizer.
 set -euo pipefail
 export ANOM=data/rot RUN=${RUN:-runs/rot} STORE=${RUN:-runs/rot}/test_tokens.h5
@@ -25,8 +26,9 @@ log "tokenize"
   --out "$STORE" --features --quiet
 [ -f "$RUN/tokens.h5" ] || python -m tokenizer.tokenize --tokenizer runs/anom/tokenizer \
   --input $(sm_files "$ANOM" 1) $(sm_files "$ANOM" 3) --out "$RUN/tokens.h5" --features --quiet
-name=${NAME:-rot_seed0}
-pretrain_cpu "$name" 0 --data.length_bucket=1 ${EXTRA:---model.feature_logits=false}
+SEED=${SEED:-0}
+name=${NAME:-rot_seed$SEED}
+pretrain_cpu "$name" "$SEED" --data.length_bucket=1 ${EXTRA:---model.feature_logits=false}
 for top_p in ${TOP_PS:-1 0.95}; do measure_generation "$RUN/$name" "$name" 1 "$top_p" & done
 wait
 log "done"

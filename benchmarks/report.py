@@ -474,16 +474,18 @@ def density_anomaly_table() -> str:
     return "\n".join(lines)
 
 
-def density_backbone_comparison_table() -> str:
-    """AUC against the SM mix of the scores of two backbones on the same test events: the bundled event-small
-    (density head, one softmax, token input) and the event configs' default (hybrid input, type head),
-    beside the best one-variable cut (anomaly_table_event_small.json against anomaly_table.json)."""
-    paths = (_density_run() / "anomaly_table_event_small.json", _density_run() / "anomaly_table.json")
+def density_backbone_comparison_table(paths: tuple[Path, Path] | None = None,
+                                      labels: tuple[str, str] = ("event-small", "default")) -> str:
+    """AUC against the SM mix of the scores of two backbones on the same test events, beside the best
+    one-variable cut: by default the bundled event-small (density head, one softmax, token input) against
+    the event configs' default of the time (hybrid input, type head): anomaly_table_event_small.json against
+    anomaly_table.json."""
+    paths = paths or (_density_run() / "anomaly_table_event_small.json", _density_run() / "anomaly_table.json")
     if not all(p.is_file() for p in paths):
         return "(not measured yet)"
     old, new = (json.loads(p.read_text()) for p in paths)
     scores = [c for c in ("density_nll", "surprise", "nll") if c in old["scores"] and c in new["scores"]]
-    lines = ["| signal | " + " | ".join(f"`{c}` event-small / default" for c in scores) + " | best cut |",
+    lines = ["| signal | " + " | ".join(f"`{c}` {labels[0]} / {labels[1]}" for c in scores) + " | best cut |",
              "|---" * (2 + len(scores)) + "|"]
     worst = {c: [1.0, 1.0] for c in scores}
     for signal, by_bkg in new["signals"].items():
@@ -495,8 +497,9 @@ def density_backbone_comparison_table() -> str:
                      + f" | {ref} {b[ref]['auc']:.3f} |")
     lines.append("| *worst* | " + " | ".join(f"*{w[0]:.3f} / {w[1]:.3f}*" for w in worst.values()) + " | |")
     rho = lambda r, c: r["spearman_with_objects_sm"][c]  # noqa: E731
-    return "\n".join(lines) + ("\n\nSpearman with the object count on the SM mix, event-small / default: " + ", ".join(
-        f"`{c}` {rho(old, c):+.2f} / {rho(new, c):+.2f}" for c in scores) + f" ({new['date']})")
+    return "\n".join(lines) + (f"\n\nSpearman with the object count on the SM mix, {labels[0]} / {labels[1]}: "
+                               + ", ".join(f"`{c}` {rho(old, c):+.2f} / {rho(new, c):+.2f}" for c in scores)
+                               + f" ({new['date']})")
 
 
 def conditional_generation_table(name: str, hazards: bool = True) -> str:
@@ -686,9 +689,9 @@ def conditional_uniform_batches_table() -> str:
     return conditional_summary_table(runs)
 
 
-def _generation_result(name: str, top_p: float) -> Path:
-    """conditional_generation.py's JSON for backbone `name` at guidance 1 (real_run_lib.sh measure_generation)."""
-    return RESULTS / f"conditional_generation_{name}_guidance1{'' if top_p == 1 else f'_top_p{top_p}'}.json"
+def _generation_result(name: str, top_p: float, guidance: float = 1) -> Path:
+    """conditional_generation.py's JSON for backbone `name` (real_run_lib.sh measure_generation)."""
+    return RESULTS / f"conditional_generation_{name}_guidance{guidance:g}{'' if top_p == 1 else f'_top_p{top_p}'}.json"
 
 
 def conditional_top_p_table() -> str:
@@ -704,7 +707,8 @@ def conditional_top_p_table() -> str:
 FRAME_RUNS = (("as before", "uniform_batches_seed0", (1, 0.95)),
               ("feature logits", "feature_logits_seed0", (1, 0.98, 0.95)),
               ("leading jet's frame", "rot_seed0", (1, 0.95)),
-              ("leading jet's frame + feature logits", "rot_feature_logits_seed0", (1, 0.95)))
+              ("leading jet's frame + feature logits", "rot_feature_logits_seed0", (1, 0.98)),
+              ("leading jet's frame + feature logits, seed 1", "rot_feature_logits_seed1", (1, 0.98)))
 
 
 def conditional_frame_table(specs: tuple = FRAME_RUNS) -> str:
@@ -731,6 +735,28 @@ def conditional_frame_table(specs: tuple = FRAME_RUNS) -> str:
 FEATURE_BASIS_RUNS = tuple((f"{label}, seed {seed}", f"{name}_seed{seed}", (1, 0.98, 0.95))
                            for label, name in (("features and squares", "feature_logits"),
                                                ("+ MLP of width 64", "feature_logits_w64")) for seed in (0, 1))
+
+
+def feature_logits_guidance_table() -> str:
+    """The feature-logit backbones (seeds 0 and 1) at the 0.98 nucleus, unguided and with classifier-free
+    guidance 1.1 (conditional_feature_logits.sh GUIDANCE=1.1), then the b-jet and lepton count shapes of
+    each process: data against the runs that recorded them."""
+    runs = [(f"seed {seed}, guidance {g:g}", _generation_result(f"feature_logits_seed{seed}", 0.98, g))
+            for g in (1, 1.1) for seed in (0, 1)]
+    table = conditional_summary_table(runs)
+    results = [(label, json.loads(path.read_text())["processes"]) for label, path in runs if path.is_file()]
+    results = [(label, r) for label, r in results if "bjet_fractions" in next(iter(r.values()))["generated"]]
+    if table.startswith("(") or not results:
+        return "(not measured yet)"
+    shape = lambda x: (" / ".join(f"{f:.3f}" for f in x["bjet_fractions"]) + " | "  # noqa: E731
+                       + " / ".join(f"{f:.3f}" for f in x["lepton_fractions"]))
+    lines = ["| process | events | b-jets: 0 / 1 / 2 / 3+ | leptons: 0 / 1 / 2 / 3+ | W1/floor b-jets | leptons |",
+             "|---|---|---|---|---|---|"]
+    for process, data in results[0][1].items():
+        lines.append(f"| {process} | data | {shape(data['real'])} | | |")
+        lines += [f"| | {label} | {shape(r[process]['generated'])} | {r[process]['w1_over_floor']['b-jets']:.1f} | "
+                  f"{r[process]['w1_over_floor']['leptons']:.1f} |" for label, r in results]
+    return table + "\n\n" + "\n".join(lines) + "\n\n(fractions of events; 5,000 generated per process and run)"
 
 
 def conditional_width_table() -> str:
@@ -884,12 +910,13 @@ def conditional_guidance_process_table(seed: int = 0, ws=(1.25, 1.5)) -> str:
     return "\n".join(lines)
 
 
-def density_generation_table() -> str:
+def density_generation_table(run: Path | None = None) -> str:
     """W1 to the floor of every observable, centroid against continuous decoding: sampled from scratch
-    (sample.py) and decoded from real events' own tokens (decode_fidelity.py; real_run_anomaly.sh)."""
-    runs = {m: json.loads(p.read_text()) for m in ("centroid", "continuous")
-            if (p := _density_run() / f"w1_{m}.json").is_file()}
-    p = _density_run() / "decode_fidelity.json"
+    (sample.py) and decoded from real events' own tokens (decode_fidelity.py), of real_run_anomaly.sh's
+    results in `run` (default the first anomaly run's)."""
+    run = run or _density_run()
+    runs = {m: json.loads(p.read_text()) for m in ("centroid", "continuous") if (p := run / f"w1_{m}.json").is_file()}
+    p = run / "decode_fidelity.json"
     if len(runs) < 2 or not p.is_file():
         return "(not measured yet)"
     teacher = json.loads(p.read_text())
@@ -904,9 +931,10 @@ def density_generation_table() -> str:
                                f"decoded from their own tokens against {teacher['reference']:,} others)")
 
 
-def density_likelihood_table() -> str:
-    """Held-out log-density per object: the head against the per-code Gaussian (python -m backbone.likelihood)."""
-    p = _density_run() / "likelihood.json"
+def density_likelihood_table(run: Path | None = None) -> str:
+    """Held-out log-density per object: the head against the per-code Gaussian (python -m backbone.likelihood),
+    of real_run_anomaly.sh's results in `run` (default the first anomaly run's)."""
+    p = (run or _density_run()) / "likelihood.json"
     if not p.is_file():
         return "(not measured yet)"
     r = json.loads(p.read_text())
@@ -935,15 +963,15 @@ def masked_study_table() -> str:
     return "\n".join(lines)
 
 
-def density_finetune_table() -> str:
-    """0t..4t mean AUC by labels and mode, the backbone with the density head against the same backbone
-    without it (real_run_anomaly.sh)."""
-    runs = {v: json.loads(p.read_text()) for v in ("backbone", "backbone_no_head")
-            if (p := _density_run() / f"data_efficiency_{v}.json").is_file()}
-    if len(runs) < 2:
+def density_finetune_table(paths: tuple[Path, Path] | None = None,
+                           labels: tuple[str, str] = ("with the density head", "without")) -> str:
+    """0t..4t mean AUC by labels and mode of two backbones' data-efficiency runs: by default the backbone
+    with the density head against the same backbone without it (real_run_anomaly.sh)."""
+    paths = paths or tuple(_density_run() / f"data_efficiency_{v}.json" for v in ("backbone", "backbone_no_head"))
+    if not all(p.is_file() for p in paths):
         return "(not measured yet)"
-    head, plain = runs["backbone"], runs["backbone_no_head"]
-    lines = ["| labelled events | mode | with the density head | without | difference |", "|---|---|---|---|---|"]
+    head, plain = (json.loads(p.read_text()) for p in paths)
+    lines = [f"| labelled events | mode | {labels[0]} | {labels[1]} | difference |", "|---|---|---|---|---|"]
     for n in sorted({r["n_train"] for r in head["rows"]}):
         for mode in ("frozen", "full", "scratch"):
             rows = [[r for r in x["rows"] if r["n_train"] == n and r["mode"] == mode] for x in (head, plain)]
@@ -1069,8 +1097,15 @@ def headline_table() -> str:
         aucs = [row["density_nll"]["auc"] for row in sm.values()]
         worst_cut = max(r["references"], key=lambda c: min(row[c]["auc"] for row in sm.values()))
         losses = sum(row["density_nll"]["auc"] < max(row[c]["auc"] for c in r["references"]) for row in sm.values())
+        today = RESULTS / "anomaly_feature_logits_cpu" / "anomaly_table.json"
+        if today.is_file():
+            now = [b["SM mix"]["density_nll"]["auc"] for b in json.loads(today.read_text())["signals"].values()]
+            aucs_text = (f"AUC {min(aucs):.3f} to {max(aucs):.3f} (with the event configs as they are today: "
+                         f"{min(now):.3f} to {max(now):.3f})")
+        else:
+            aucs_text = f"AUC {min(aucs):.3f} to {max(aucs):.3f}"
         rows.append((f"anomaly detection: {len(sm)} signals never seen, against the SM mix",
-                     f"default score `density_nll`: AUC {min(aucs):.3f} to {max(aucs):.3f}. A one-variable cut chosen "
+                     f"default score `density_nll`: {aucs_text}. A one-variable cut chosen "
                      f"in advance falls lower on some signal (the best worst case, {worst_cut}: "
                      f"{min(row[worst_cut]['auc'] for row in sm.values()):.3f}); the cut that defines each signal "
                      f"beats `density_nll` on {losses} of {len(sm)}", link("anomaly-scores-that-see-kinematics")))
@@ -1178,6 +1213,15 @@ TABLES = {"nanoaod-speed-table": nanoaod_speed_table, "real-nanoaod-table": real
           "conditional-width-table": conditional_width_table,
           "conditional-frame-table": conditional_frame_table,
           "conditional-feature-basis-table": lambda: conditional_frame_table(FEATURE_BASIS_RUNS),
+          "feature-logits-guidance-table": feature_logits_guidance_table,
+          "feature-logits-generation-table": lambda: density_generation_table(RESULTS / "anomaly_feature_logits_cpu"),
+          "feature-logits-likelihood-table": lambda: density_likelihood_table(RESULTS / "anomaly_feature_logits_cpu"),
+          "feature-logits-finetune-table": lambda: density_finetune_table(
+              (RESULTS / "anomaly_feature_logits_cpu" / "data_efficiency_backbone.json",
+               _density_run() / "data_efficiency_backbone.json"), ("today's backbone", "2026-11-29 backbone")),
+          "feature-logits-anomaly-table": lambda: density_backbone_comparison_table(
+              (_density_run() / "anomaly_table.json", RESULTS / "anomaly_feature_logits_cpu" / "anomaly_table.json"),
+              ("before", "feature logits")),
           "conditional-frame-process-table":
               lambda: conditional_generation_table("conditional_generation_feature_logits_seed0_guidance1_top_p0.98"),
           "finetune-batching-table": finetune_batching_table,
