@@ -431,6 +431,11 @@ def _density_run() -> Path:
     return RESULTS / "anomaly_density_cpu"
 
 
+def _configured_run() -> Path:
+    """real_run_anomaly.sh on the event configs as they are since feature logits (RESULTS= this folder)."""
+    return RESULTS / "anomaly_feature_logits_cpu"
+
+
 def density_anomaly_table() -> str:
     """Every anomaly score beside the one-variable cuts, per signal, against ttbar and against the SM mix
     (benchmarks/real_run_anomaly.sh -> anomaly_table.json)."""
@@ -1097,7 +1102,7 @@ def headline_table() -> str:
         aucs = [row["density_nll"]["auc"] for row in sm.values()]
         worst_cut = max(r["references"], key=lambda c: min(row[c]["auc"] for row in sm.values()))
         losses = sum(row["density_nll"]["auc"] < max(row[c]["auc"] for c in r["references"]) for row in sm.values())
-        today = RESULTS / "anomaly_feature_logits_cpu" / "anomaly_table.json"
+        today = _configured_run() / "anomaly_table.json"
         if today.is_file():
             now = [b["SM mix"]["density_nll"]["auc"] for b in json.loads(today.read_text())["signals"].values()]
             aucs_text = (f"AUC {min(aucs):.3f} to {max(aucs):.3f} (with the event configs as they are today: "
@@ -1214,14 +1219,14 @@ TABLES = {"nanoaod-speed-table": nanoaod_speed_table, "real-nanoaod-table": real
           "conditional-frame-table": conditional_frame_table,
           "conditional-feature-basis-table": lambda: conditional_frame_table(FEATURE_BASIS_RUNS),
           "feature-logits-guidance-table": feature_logits_guidance_table,
-          "feature-logits-generation-table": lambda: density_generation_table(RESULTS / "anomaly_feature_logits_cpu"),
-          "feature-logits-likelihood-table": lambda: density_likelihood_table(RESULTS / "anomaly_feature_logits_cpu"),
+          "feature-logits-generation-table": lambda: density_generation_table(_configured_run()),
+          "feature-logits-likelihood-table": lambda: density_likelihood_table(_configured_run()),
           "feature-logits-finetune-table": lambda: density_finetune_table(
-              (RESULTS / "anomaly_feature_logits_cpu" / "data_efficiency_backbone.json",
-               _density_run() / "data_efficiency_backbone.json"), ("today's backbone", "2026-11-29 backbone")),
+              (_configured_run() / "data_efficiency_backbone.json", _density_run() / "data_efficiency_backbone.json"),
+              ("today's backbone", "2026-11-29 backbone")),
           "feature-logits-anomaly-table": lambda: density_backbone_comparison_table(
-              (_density_run() / "anomaly_table.json", RESULTS / "anomaly_feature_logits_cpu" / "anomaly_table.json"),
-              ("before", "feature logits")),
+              (_density_run() / "anomaly_table.json", _configured_run() / "anomaly_table.json"),
+              ("2026-12-04", "today")),
           "conditional-frame-process-table":
               lambda: conditional_generation_table("conditional_generation_feature_logits_seed0_guidance1_top_p0.98"),
           "finetune-batching-table": finetune_batching_table,
