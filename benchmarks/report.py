@@ -764,6 +764,21 @@ def feature_logits_guidance_table() -> str:
     return table + "\n\n" + "\n".join(lines) + "\n\n(fractions of events; 5,000 generated per process and run)"
 
 
+def second_lepton_table() -> str:
+    """Teacher forced, the chance of a second lepton right after the first, per process, of the two
+    feature-logit seeds beside the held-out data (benchmarks/second_lepton.py)."""
+    runs = [json.loads(p.read_text()) for seed in (0, 1)
+            if (p := RESULTS / f"second_lepton_feature_logits_seed{seed}.json").is_file()]
+    if len(runs) < 2:
+        return "(not measured yet)"
+    lines = ["| process | held-out events with a lepton | with a second, data | model seed 0 | model seed 1 |",
+             "|---|---|---|---|---|"]
+    for process, x in runs[0]["processes"].items():
+        lines.append(f"| {process} | {x['events_with_a_lepton']:,} | {x['data']:.4f} | {x['model']:.4f} | "
+                     f"{runs[1]['processes'][process]['model']:.4f} |")
+    return "\n".join(lines)
+
+
 def conditional_width_table() -> str:
     """The uniform-batch recipe (seed 0) at n_embd 128 and 192 (conditional_width.sh), each sampled with the
     full distribution and each type's 0.95 nucleus, and ttbar's first-code mass under 50 GeV."""
@@ -1219,6 +1234,7 @@ TABLES = {"nanoaod-speed-table": nanoaod_speed_table, "real-nanoaod-table": real
           "conditional-frame-table": conditional_frame_table,
           "conditional-feature-basis-table": lambda: conditional_frame_table(FEATURE_BASIS_RUNS),
           "feature-logits-guidance-table": feature_logits_guidance_table,
+          "second-lepton-table": second_lepton_table,
           "feature-logits-generation-table": lambda: density_generation_table(_configured_run()),
           "feature-logits-likelihood-table": lambda: density_likelihood_table(_configured_run()),
           "feature-logits-finetune-table": lambda: density_finetune_table(

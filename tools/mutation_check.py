@@ -356,6 +356,9 @@ MUTATIONS = [
     Mutation("decode-fidelity-without-pt-bound", "decode_fidelity.py draws a pt-ordered head's objects without "
              "their bound", "benchmarks/decode_fidelity.py", "z = mixture.sample(generator, mixture.upper)",
              "z = mixture.sample(generator)", ("tests/test_decode_fidelity.py",)),
+    Mutation("second-lepton-read-at-the-first", "second_lepton.py reads the chance of a lepton where the first "
+             "lepton is predicted, not after it", "benchmarks/second_lepton.py",
+             "probs[rows, at + 1, :n_codes]", "probs[rows, at, :n_codes]", ("tests/test_second_lepton.py",)),
 ]
 
 
