@@ -61,16 +61,21 @@ def predicted_first_groups(backbone, tokenizer, process: str | None) -> dict[str
     return out
 
 
-def jet_codes(backbone, tokenizer) -> torch.Tensor:
-    """A (n_codes,) mask of the codes of jets and b-jets."""
-    from events.model import ObjectType as T
-
+def codes_of(backbone, tokenizer, *types) -> torch.Tensor:
+    """A (n_codes,) mask of the codes of objects of `types` (ObjectType)."""
     mask = torch.zeros(backbone.vocab.n_codes, dtype=torch.bool)
-    for t in (T.JET, T.BJET):
+    for t in types:
         if int(t) in tokenizer.model.types:
             lo, n = tokenizer.model.offsets[int(t)], tokenizer.model.codes_per_type[int(t)]
             mask[lo:lo + n] = True
     return mask
+
+
+def jet_codes(backbone, tokenizer) -> torch.Tensor:
+    """A (n_codes,) mask of the codes of jets and b-jets."""
+    from events.model import ObjectType as T
+
+    return codes_of(backbone, tokenizer, T.JET, T.BJET)
 
 
 def leading_jets(tokens: torch.Tensor, is_jet: torch.Tensor) -> torch.Tensor:

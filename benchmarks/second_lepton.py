@@ -18,18 +18,6 @@ import numpy as np
 import torch
 
 
-def lepton_codes(backbone, tokenizer) -> torch.Tensor:
-    """A (n_codes,) mask of the codes of electrons and muons."""
-    from events.model import ObjectType as T
-
-    mask = torch.zeros(backbone.vocab.n_codes, dtype=torch.bool)
-    for t in (T.ELECTRON, T.MUON):
-        if int(t) in tokenizer.model.types:
-            lo, n = tokenizer.model.offsets[int(t)], tokenizer.model.codes_per_type[int(t)]
-            mask[lo:lo + n] = True
-    return mask
-
-
 def after_first_lepton(probs: torch.Tensor, targets: torch.Tensor, is_lepton: torch.Tensor) -> tuple[list, int]:
     """(the predicted chance of a lepton code at the token after each sequence's first lepton, the number
     of sequences with two or more leptons), from `probs` (B, T, vocab) predicting `targets` (B, T)."""
@@ -44,6 +32,8 @@ def after_first_lepton(probs: torch.Tensor, targets: torch.Tensor, is_lepton: to
 def main(argv: list[str] | None = None) -> int:
     from backbone.data import TokenSequences
     from backbone.model import GPT
+    from conditional_generation import codes_of
+    from events.model import ObjectType as T
     from tokenizer.tokenizer import Tokenizer
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -53,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, type=Path)
     args = parser.parse_args(argv)
     backbone = GPT.from_pretrained(args.backbone).eval()
-    is_lepton = lepton_codes(backbone, Tokenizer.from_pretrained(args.tokenizer))
+    is_lepton = codes_of(backbone, Tokenizer.from_pretrained(args.tokenizer), T.ELECTRON, T.MUON)
     data = TokenSequences.from_store(args.store, True, backbone.vocab)
     result = {"backbone": str(args.backbone), "store": str(args.store), "processes": {}}
     for process in backbone.vocab.processes:
