@@ -1117,13 +1117,10 @@ def headline_table() -> str:
         aucs = [row["density_nll"]["auc"] for row in sm.values()]
         worst_cut = max(r["references"], key=lambda c: min(row[c]["auc"] for row in sm.values()))
         losses = sum(row["density_nll"]["auc"] < max(row[c]["auc"] for c in r["references"]) for row in sm.values())
-        today = _configured_run() / "anomaly_table.json"
-        if today.is_file():
+        aucs_text = f"AUC {min(aucs):.3f} to {max(aucs):.3f}"
+        if (today := _configured_run() / "anomaly_table.json").is_file():
             now = [b["SM mix"]["density_nll"]["auc"] for b in json.loads(today.read_text())["signals"].values()]
-            aucs_text = (f"AUC {min(aucs):.3f} to {max(aucs):.3f} (with the event configs as they are today: "
-                         f"{min(now):.3f} to {max(now):.3f})")
-        else:
-            aucs_text = f"AUC {min(aucs):.3f} to {max(aucs):.3f}"
+            aucs_text += f" (with the event configs as they are today: {min(now):.3f} to {max(now):.3f})"
         rows.append((f"anomaly detection: {len(sm)} signals never seen, against the SM mix",
                      f"default score `density_nll`: {aucs_text}. A one-variable cut chosen "
                      f"in advance falls lower on some signal (the best worst case, {worst_cut}: "
