@@ -109,6 +109,9 @@ class DataSection:
     #: longest event, their losses combined as the whole batch's: the same step with less padding (for
     #: uniform batches on a CPU; compiled steps pad to fixed lengths anyway)
     length_split: int = 1
+    #: a multiplicity token after the prompt: the event's numbers of jets, b-jets and leptons (or a jet's
+    #: constituents) drawn first as one choice, then exactly those objects (backbone.multiplicity)
+    multiplicity_token: bool = False
 
     def __post_init__(self):
         check_ranges(self, positive=("length_bucket", "length_split"), fractions=("val_fraction",))

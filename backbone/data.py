@@ -1,11 +1,12 @@
 """Token sequences for the backbone, from a token store (`python -m tokenizer.tokenize`) or from
 token batches in memory (`Tokenizer.encode`).
 
-An event (or jet) is the sequence  BOS [process] code_1 ... code_n EOS,  the codes in the data model's
-canonical object order (jets and b-jets by descending pt, then leptons, photons, constituents, MET).
-The optional process token (conditional generation) is set by `conditional=True`; an event of unknown
-process (data, or a process the vocabulary lacks) gets MASK in its place, which pretraining teaches
-by process dropout.
+An event (or jet) is the sequence  BOS [process] [N] code_1 ... code_n EOS,  the codes in the data
+model's canonical object order (jets and b-jets by descending pt, then leptons, photons, constituents,
+MET). The optional process token (conditional generation) is set by `conditional=True`; an event of
+unknown process (data, or a process the vocabulary lacks) gets MASK in its place, which pretraining
+teaches by process dropout. N, the multiplicity token, is there where the vocabulary has one
+(`multiplicity=True`, backbone.multiplicity): it is read off the event's own codes.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import awkward as ak
 import numpy as np
 import torch
 
+from backbone.multiplicity import Multiplicities
 from backbone.vocab import Vocab
 from events.errors import EventDataError, require_file
 
@@ -25,12 +27,19 @@ class TokenSequences:
     columns concatenated (`info`, process indices into `process_names`)."""
 
     def __init__(self, chunks: Sequence, n_codes: int, conditional: bool = False, vocab: Vocab | None = None,
-                 source: str = "tokens", mode: str = "", fingerprint: str = ""):
+                 source: str = "tokens", mode: str = "", fingerprint: str = "", multiplicity: bool = False,
+                 code_types: np.ndarray | None = None):
         if not chunks or not sum(len(c) for c in chunks):
             raise EventDataError(f"{source}: no events")
         # one process table for chunks that may come from files with tables of their own
         self.process_names = tuple(dict.fromkeys(n for c in chunks for n in c.process_names))
-        self.vocab = vocab or Vocab(n_codes, self.process_names if conditional else ())
+        if vocab is None:
+            if multiplicity and code_types is None:
+                raise EventDataError(f"{source}: the multiplicity token needs each code's object type, which this "
+                                     "store does not record: write it again with python -m tokenizer.tokenize")
+            announced = Multiplicities.of(code_types) if multiplicity else None
+            vocab = Vocab(n_codes, self.process_names if conditional else (), announced)
+        self.vocab = vocab
         if self.vocab.n_codes != n_codes:
             raise EventDataError(f"{source}: tokens from a tokenizer of {n_codes} codes, but the backbone's "
                                  f"vocabulary has {self.vocab.n_codes}: pair it with its own tokenizer")
@@ -56,7 +65,12 @@ class TokenSequences:
                      if n in self.vocab.processes}
             self.process_tokens = np.array([known.get(p, self.vocab.mask) for p in self.info["process"]],
                                            dtype=np.int64)
-        self.lengths = counts + 2 + int(conditional)
+        self.count_tokens = None
+        if self.vocab.multiplicities is not None:
+            self.count_tokens = self.vocab.first_count + self.vocab.multiplicities.tokens_of(ids, self.offsets, source)
+        #: tokens before the first object: BOS, the process, the multiplicity token
+        self.prefix = 1 + int(conditional) + int(self.count_tokens is not None)
+        self.lengths = counts + 1 + self.prefix
         self.mode = mode  # event or constituent, where known
         self.fingerprint = fingerprint  # of the tokenizer that made the tokens, where a store records it
         #: (each code's object type, the tokenizer's feature normalization), where a store records them
@@ -70,10 +84,11 @@ class TokenSequences:
 
         caps = caps or Caps()
         objects = {"event": caps.jets + caps.leptons + caps.photons + 1, "constituent": caps.constituents}
-        return max(self.max_length, objects.get(self.mode, 0) + 2 + int(self.conditional))
+        return max(self.max_length, objects.get(self.mode, 0) + 1 + self.prefix)
 
     @classmethod
-    def from_store(cls, path: str | Path, conditional: bool = False, vocab: Vocab | None = None) -> "TokenSequences":
+    def from_store(cls, path: str | Path, conditional: bool = False, vocab: Vocab | None = None,
+                   multiplicity: bool = False) -> "TokenSequences":
         import h5py
 
         from tokenizer.store import iter_tokens
@@ -85,8 +100,10 @@ class TokenSequences:
             fingerprint = str(f.attrs.get("tokenizer_fingerprint", ""))
         from tokenizer.store import read_code_info
 
-        seqs = cls(chunks, n_codes, conditional, vocab, source=str(path), mode=mode, fingerprint=fingerprint)
-        seqs.code_info = read_code_info(path)
+        code_info = read_code_info(path)
+        seqs = cls(chunks, n_codes, conditional, vocab, source=str(path), mode=mode, fingerprint=fingerprint,
+                   multiplicity=multiplicity, code_types=None if code_info is None else code_info[0])
+        seqs.code_info = code_info
         return seqs
 
     def __len__(self) -> int:
@@ -97,7 +114,8 @@ class TokenSequences:
         return int(self.lengths.max())
 
     def sequence(self, i: int) -> np.ndarray:
-        head = [self.vocab.bos] + ([int(self.process_tokens[i])] if self.conditional else [])
+        head = [self.vocab.bos] + ([int(self.process_tokens[i])] if self.conditional else []) \
+            + ([int(self.count_tokens[i])] if self.count_tokens is not None else [])
         return np.concatenate([head, self.codes[self.offsets[i]:self.offsets[i + 1]], [self.vocab.eos]])
 
     def batch(self, indices: np.ndarray, length: int = 0) -> torch.Tensor:
@@ -115,7 +133,7 @@ class TokenSequences:
             return None
         out = np.zeros((len(indices), max(length, int(self.lengths[indices].max())), self.features.shape[1]),
                        dtype=np.float32)
-        first = 1 + int(self.conditional)
+        first = self.prefix
         for row, i in enumerate(indices):
             a, b = self.offsets[i], self.offsets[i + 1]
             out[row, first:first + b - a] = self.features[a:b]

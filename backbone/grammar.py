@@ -4,7 +4,10 @@ once, last, right before EOS, and every sequence ends within its length budget (
 forced when only room for them is left). Within a group objects come in descending pt, as in the
 data the backbone learnt from: `upper_log_pt` bounds each object's drawn log pt by the one before it
 in its group (a density head leaks some mass above it: an event drawn out of order is a prefix the
-backbone never saw, and what it draws after one drifts from its process)."""
+backbone never saw, and what it draws after one drifts from its process). With a multiplicity token
+(backbone.multiplicity) the first token drawn is one, and then exactly the objects it announces are
+drawn: each counted kind until its count is reached, and nothing uncounted (photons, MET) or EOS before
+every count is."""
 from __future__ import annotations
 
 import torch
@@ -38,6 +41,22 @@ class Grammar:
         self.max_new, self.steps = max_new, 0
         # the density coordinate (normalized log pt) of each sequence's last object
         self.last_log_pt = torch.full((batch,), float("inf"), device=device)
+        self.announced = vocab.multiplicities
+        if self.announced is not None:
+            self.kind = torch.full((vocab.size,), -1, dtype=torch.long)
+            self.kind[:vocab.n_codes] = torch.from_numpy(self.announced.kind_of_code)
+            self.kind = self.kind.to(device)
+            self.table = torch.from_numpy(self.announced.table).to(device)
+            group = torch.tensor(self.announced.groups)
+            # (kinds, kinds) 1 where kind j's group comes before kind k's: j must be done before k starts
+            self.before = (group[:, None] < group[None, :]).long().to(device)
+            self.is_count = torch.arange(vocab.size, device=device) >= vocab.first_count
+            # the counts these caps allow (sampling may cap lower than the token's table goes)
+            cap = torch.tensor([getattr(caps, GROUPS[g][0]) for g in self.announced.groups], device=device)
+            fits = ((self.table @ (group[:, None] == group[None, :]).long().to(device)) <= cap).all(1)
+            self.count_ok = self.is_count.clone()
+            self.count_ok[vocab.first_count:] = fits
+            self.left = torch.full((batch, len(self.announced.kinds)), -1, dtype=torch.long, device=device)
 
     def mask(self, logits: torch.Tensor) -> torch.Tensor:
         """(B, vocab) logits with forbidden tokens at -inf."""
@@ -54,7 +73,21 @@ class Grammar:
             elif left == 2 and self.needs_met:
                 allowed &= (self.rank == _MET)[None, :]
         allowed[:, self.vocab.eos] = eos_ok
+        if self.announced is not None:
+            allowed = self._announced(allowed)
         return logits.masked_fill(~allowed, float("-inf"))
+
+    def _announced(self, allowed: torch.Tensor) -> torch.Tensor:
+        """`allowed` (B, vocab) narrowed to what the multiplicity token allows: before it, only it; after it,
+        a counted kind while its count is not reached and every earlier group's is, the rest (uncounted
+        objects, EOS) once every count is."""
+        left = self.left.clamp(min=0)
+        announced = (self.left >= 0).all(1, keepdim=True)
+        open_kind = (left > 0) & (left @ self.before == 0)  # (B, kinds)
+        done = (left.sum(1, keepdim=True) == 0)
+        kind = self.kind.clamp(min=0)
+        allowed = allowed & torch.where(self.kind >= 0, open_kind[:, kind], done)
+        return torch.where(announced, allowed & ~self.is_count, self.count_ok.expand_as(allowed))
 
     def upper_log_pt(self, tokens: torch.Tensor) -> torch.Tensor:
         """(B,) the bound on the log pt (density coordinates) of the objects `tokens` just drawn: the
@@ -68,6 +101,13 @@ class Grammar:
         """After drawing `tokens` (B,), with their objects' drawn `log_pt` (B,) where features are drawn."""
         rank = self.rank[tokens]
         is_code = rank >= 0
+        if self.announced is not None:
+            rows = torch.arange(len(tokens), device=tokens.device)
+            is_count = self.is_count[tokens]
+            announced = self.table[(tokens - self.vocab.first_count).clamp(0, len(self.table) - 1)]
+            self.left = torch.where(is_count[:, None], announced, self.left)
+            kind = self.kind[tokens]
+            self.left[rows[kind >= 0], kind[kind >= 0]] -= 1
         if log_pt is not None:
             self.last_log_pt = torch.where(is_code, log_pt.to(self.last_log_pt.dtype), self.last_log_pt)
         self.current = torch.where(is_code, torch.maximum(self.current, rank), self.current)

@@ -217,7 +217,7 @@ def run(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -> dic
     tc = cfg.train
     rank, world, device = init_distributed(resolve_device(tc.device))
     torch.manual_seed(tc.seed)  # the same initial weights on every rank
-    data = TokenSequences.from_store(cfg.data.train, cfg.data.conditional)
+    data = TokenSequences.from_store(cfg.data.train, cfg.data.conditional, multiplicity=cfg.data.multiplicity_token)
     if cfg.data.val:
         val_data = TokenSequences.from_store(cfg.data.val, cfg.data.conditional, data.vocab)
         if data.fingerprint and val_data.fingerprint and data.fingerprint != val_data.fingerprint:

@@ -101,6 +101,8 @@ def sample_events(backbone: GPT, tokenizer, n_events: int, *, process: str | Non
     # as the physics is, and drawn apart from the tokens so that they do not change which events are made
     turn = np.random.default_rng([seed, 1]) if tokenizer.model.config.azimuth != "absolute" else None
 
+    skip = len(prompt) + int(vocab.multiplicities is not None)  # the events' objects start after these
+
     def batches() -> Iterator[Events]:
         done = 0
         while done < n_events:
@@ -112,7 +114,7 @@ def sample_events(backbone: GPT, tokenizer, n_events: int, *, process: str | Non
                            unconditional=torch.tensor([unconditional] * n, device=device) if unconditional else None,
                            guidance=guidance, top_p=top_p, groups=types)
             seqs, drawn = out if continuous else (out, None)
-            seqs = seqs[:, len(prompt):].cpu().numpy()
+            seqs = seqs[:, skip:].cpu().numpy()
             is_code = seqs < vocab.n_codes
             # codes up to the first non-code (EOS or padding) form the event
             lengths = np.where(is_code.all(axis=1), seqs.shape[1], (~is_code).argmax(axis=1))
@@ -121,7 +123,7 @@ def sample_events(backbone: GPT, tokenizer, n_events: int, *, process: str | Non
             features = None
             if continuous:
                 codes = torch.from_numpy(seqs[kept]).to(device)
-                x = backbone.density.from_density(drawn[:, len(prompt):][torch.from_numpy(kept).to(device)].float(),
+                x = backbone.density.from_density(drawn[:, skip:][torch.from_numpy(kept).to(device)].float(),
                                                   centroids[codes], backbone.density.code_mask[codes])
                 x, n_clamped = backbone.density.clamp(x, backbone.density.code_mask[codes])
                 stats.clamped += n_clamped
@@ -142,8 +144,9 @@ def sample_events(backbone: GPT, tokenizer, n_events: int, *, process: str | Non
 
 def truncation_groups(vocab, tokenizer) -> tuple[int, ...]:
     """The first token of each group that top-k and top-p truncate within (backbone.generate.truncate):
-    each object type's codes, each special token (EOS) and each process token alone."""
-    return vocab.output_groups(tokenizer.code_types()) or (0, *range(vocab.n_codes, vocab.size))
+    each object type's codes, and each special, process and multiplicity token alone (never cut: a
+    nucleus over multiplicities would cut the counts' tails, which it exists to keep)."""
+    return tuple(sorted(set(vocab.output_groups(tokenizer.code_types())) | {0, *range(vocab.n_codes, vocab.size)}))
 
 
 def sampling_prompt(backbone: GPT, process: str | None) -> list[int]:

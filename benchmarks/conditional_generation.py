@@ -46,19 +46,51 @@ def first_groups(events) -> dict[str, float]:
 
 def predicted_first_groups(backbone, tokenizer, process: str | None) -> dict[str, float]:
     """The backbone's probability, after [BOS, process] (MASK for None), that the first object is of each
-    group, restricted to codes (what the grammar allows first)."""
+    group, restricted to codes (what the grammar allows first). With a multiplicity token, the first
+    counted group its distribution announces, and where it announces none, the codes' after it."""
     from backbone.sampling import sampling_prompt
-    from events.model import GROUP_OF_TYPE, ObjectType
+    from events.model import GROUP_OF_TYPE, GROUPS, ObjectType
 
-    with torch.no_grad():
-        prompt = torch.tensor([sampling_prompt(backbone, process)], device=backbone.wte.weight.device)
-        logits = backbone(prompt)[0][0, -1, :backbone.vocab.n_codes]
-    p = logits.float().softmax(-1).cpu().numpy()
+    prompt = sampling_prompt(backbone, process)
+    counts = backbone.vocab.multiplicities
     out = dict.fromkeys(FIRST_GROUPS, 0.0)
+    weight = 1.0
+    if counts is not None:
+        p_counts = count_distribution(backbone, prompt)
+        first = [next((GROUPS[g][0] for n, g in zip(row, counts.groups) if n), None) for row in counts.table]
+        for group, p in zip(first, p_counts):
+            if group:
+                out[group] += float(p)
+        none = int(np.flatnonzero([g is None for g in first])[0])
+        weight = float(p_counts[none])  # nothing counted: photons or MET first, as the codes after it say
+        prompt = prompt + [backbone.vocab.first_count + none]
+    with torch.no_grad():
+        logits = backbone(torch.tensor([prompt], device=backbone.wte.weight.device))[0][0, -1, :backbone.vocab.n_codes]
+    p = logits.float().softmax(-1).cpu().numpy()
     for t in tokenizer.model.types:
         lo, n = tokenizer.model.offsets[t], tokenizer.model.codes_per_type[t]
-        out[GROUP_OF_TYPE[ObjectType(t)]] += float(p[lo:lo + n].sum())
+        out[GROUP_OF_TYPE[ObjectType(t)]] += weight * float(p[lo:lo + n].sum())
     return out
+
+
+def count_distribution(backbone, prompt: list[int], guidance: float = 1.0, unconditional: list[int] | None = None
+                       ) -> np.ndarray:
+    """The backbone's distribution over its multiplicity tokens (rows of `multiplicities.table`) after
+    `prompt`, guided by `guidance` against the `unconditional` prompt as sampling does."""
+    vocab = backbone.vocab
+    with torch.no_grad():
+        logits = backbone(torch.tensor([prompt], device=backbone.wte.weight.device))[0][0, -1].float()
+        if guidance != 1.0:
+            free = backbone(torch.tensor([unconditional], device=logits.device))[0][0, -1].float()
+            logits = free + guidance * (logits - free)
+    return logits[vocab.first_count:vocab.size].softmax(-1).cpu().numpy()
+
+
+def count_hazards(table: np.ndarray, p: np.ndarray) -> list:
+    """P(n_jets > k | n_jets >= k), k = 0..MAX_JETS-1, of the distribution `p` over multiplicity tokens whose
+    counts are `table` (tokens, kinds; jets and b-jets the first two)."""
+    jets = table[:, :2].sum(1)
+    return [float(p[jets > k].sum() / p[jets >= k].sum()) if p[jets >= k].sum() > 0 else None for k in range(MAX_JETS)]
 
 
 def codes_of(backbone, tokenizer, *types) -> torch.Tensor:
@@ -108,8 +140,9 @@ def teacher_forced(backbone, tokenizer, store: Path, process: str, guidance: flo
     event has k jets), of the distribution sampled with classifier-free `guidance`."""
     from backbone.data import TokenSequences, to_device
 
-    data = TokenSequences.from_store(store, True, backbone.vocab)
-    rows = np.flatnonzero(data.process_tokens == backbone.vocab.process_token(process))
+    vocab = backbone.vocab
+    data = TokenSequences.from_store(store, True, vocab)
+    rows = np.flatnonzero(data.process_tokens == vocab.process_token(process))
     is_jet = jet_codes(backbone, tokenizer).to(backbone.wte.weight.device)
     total, count = 0.0, 0
     hazard_sum, hazard_n = np.zeros(MAX_JETS), np.zeros(MAX_JETS)
@@ -127,10 +160,21 @@ def teacher_forced(backbone, tokenizer, store: Path, process: str, guidance: flo
                 logits = free + guidance * (logits - free)
             total += float(torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten(),
                                                              ignore_index=-100, reduction="sum"))
-            count += int((targets != -100).sum())
-            total_k, count_k = hazard_sums(logits, batch, is_jet)
-            hazard_sum += total_k
-            hazard_n += count_k
+            # per target of the events' objects and end: the multiplicity token's loss is in the total, so
+            # that backbones with and without one are compared by the same -log p(event)
+            count += int(((targets != -100) & (targets < vocab.first_count)).sum())
+            if vocab.multiplicities is None:
+                total_k, count_k = hazard_sums(logits, batch, is_jet)
+                hazard_sum += total_k
+                hazard_n += count_k
+    if vocab.multiplicities is not None:
+        # teacher forced after its multiplicity token, each object's type is announced: the fit of the
+        # multiplicities is the token's distribution
+        from backbone.sampling import sampling_prompt
+
+        p = count_distribution(backbone, sampling_prompt(backbone, process), guidance, sampling_prompt(backbone, None)
+                               if guidance != 1.0 else None)
+        return total / count, count_hazards(vocab.multiplicities.table, p)
     return total / count, [float(s / n) if n else None for s, n in zip(hazard_sum, hazard_n)]
 
 

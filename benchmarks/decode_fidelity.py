@@ -28,7 +28,7 @@ def head_decoded(model, tokenizer, tokens, vocab, conditional: bool, seed: int =
     object before it, as in training; (events, objects clamped)."""
     from finetune.data import unlabelled_sequences
 
-    seqs = unlabelled_sequences([tokens], vocab.n_codes, conditional, model.config.block_size, "tokens")
+    seqs = unlabelled_sequences([tokens], vocab, conditional, model.config.block_size, "tokens")
     centroids = torch.from_numpy(tokenizer.code_features())
     drawn = np.empty(seqs.features.shape, dtype=np.float32)
     generator = torch.Generator().manual_seed(seed)

@@ -136,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(f"{args.backbone} was not trained on process {args.process!r}")
     if not backbone.config.density_components or not backbone.config.n_features:
         raise UserError(f"{args.backbone}: the study needs a hybrid backbone with a density head")
+    if backbone.vocab.multiplicities is not None:
+        raise UserError(f"{args.backbone} draws each event's multiplicities first (data.multiplicity_token): its "
+                        "jets cannot drift from them; benchmarks/conditional_generation.py measures its counts")
     data = TokenSequences.from_store(args.store, True, backbone.vocab)
     if data.features is None:
         raise UserError(f"{args.store}: no object features (tokenize with --features)")

@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for snap in args.snapshots:
         model, step = load_snapshot(args.backbone, snap)
-        scores = {p: masked_scores(model, unlabelled_sequences([t], model.vocab.n_codes, model.conditional,
+        scores = {p: masked_scores(model, unlabelled_sequences([t], model.vocab, model.conditional,
                                                                model.config.block_size, str(p)), "cpu",
                                    n_masks=args.n_masks) for p, t in tokens.items()}
         row = {"step": step}

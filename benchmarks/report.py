@@ -744,10 +744,24 @@ FEATURE_BASIS_RUNS = tuple((f"{label}, seed {seed}", f"{name}_seed{seed}", (1, 0
 
 def feature_logits_guidance_table() -> str:
     """The feature-logit backbones (seeds 0 and 1) at the 0.98 nucleus, unguided and with classifier-free
-    guidance 1.1 (conditional_feature_logits.sh GUIDANCE=1.1), then the b-jet and lepton count shapes of
-    each process: data against the runs that recorded them."""
-    runs = [(f"seed {seed}, guidance {g:g}", _generation_result(f"feature_logits_seed{seed}", 0.98, g))
-            for g in (1, 1.1) for seed in (0, 1)]
+    guidance 1.1 (conditional_feature_logits.sh GUIDANCE=1.1), then the count shapes (`count_shape_table`)."""
+    return count_shape_table([(f"seed {seed}, guidance {g:g}", _generation_result(f"feature_logits_seed{seed}", 0.98, g))
+                              for g in (1, 1.1) for seed in (0, 1)])
+
+
+def multiplicity_table() -> str:
+    """The configured recipe with the multiplicity token (conditional_multiplicity.sh, seeds 0 and 1) with the
+    full distribution and the 0.98 nucleus, beside the same recipe without it at 0.98 (`count_shape_table`)."""
+    runs = [(f"without, seed {seed}, top-p 0.98", _generation_result(f"feature_logits_seed{seed}", 0.98))
+            for seed in (0, 1)]
+    runs += [(f"multiplicity token, seed {seed}, top-p {p:g}", _generation_result(f"multiplicity_seed{seed}", p))
+             for seed in (0, 1) for p in (1, 0.98)]
+    return count_shape_table(runs)
+
+
+def count_shape_table(runs: list[tuple[str, Path]]) -> str:
+    """`conditional_summary_table` of `runs` (label, result), then the b-jet and lepton count shapes of each
+    process: data against the runs that recorded them."""
     table = conditional_summary_table(runs)
     results = [(label, json.loads(path.read_text())["processes"]) for label, path in runs if path.is_file()]
     results = [(label, r) for label, r in results if "bjet_fractions" in next(iter(r.values()))["generated"]]
@@ -1231,6 +1245,9 @@ TABLES = {"nanoaod-speed-table": nanoaod_speed_table, "real-nanoaod-table": real
           "conditional-frame-table": conditional_frame_table,
           "conditional-feature-basis-table": lambda: conditional_frame_table(FEATURE_BASIS_RUNS),
           "feature-logits-guidance-table": feature_logits_guidance_table,
+          "multiplicity-table": multiplicity_table,
+          "multiplicity-process-table":
+              lambda: conditional_generation_table("conditional_generation_multiplicity_seed0_guidance1_top_p0.98"),
           "second-lepton-table": second_lepton_table,
           "feature-logits-generation-table": lambda: density_generation_table(_configured_run()),
           "feature-logits-likelihood-table": lambda: density_likelihood_table(_configured_run()),

@@ -99,6 +99,7 @@ def random_sequences(n_events: int, n_codes: int, block_size: int, seed: int = 0
     """`n_events` unlabelled event-mode sequences of random codes and features (see RANDOM_OBJECTS)."""
     import awkward as ak
 
+    from backbone.vocab import Vocab
     from finetune.data import unlabelled_sequences
     from tokenizer.features import FEATURES
     from tokenizer.tokenizer import TokenBatch
@@ -110,7 +111,7 @@ def random_sequences(n_events: int, n_codes: int, block_size: int, seed: int = 0
     features = rng.standard_normal((counts.sum(), len(FEATURES["event"]))).astype(np.float32)
     batch = TokenBatch(ak.unflatten(ids, counts), {"process": np.full(n_events, -1)}, (),
                        ak.unflatten(features, counts))
-    return unlabelled_sequences([batch], n_codes, True, block_size, "random")
+    return unlabelled_sequences([batch], Vocab(n_codes), True, block_size, "random")
 
 
 def score_random(args) -> None:

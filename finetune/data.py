@@ -46,12 +46,14 @@ def token_chunks(files: Sequence[str], tokenizer, format: str = "auto", max_even
                 break
 
 
-def unlabelled_sequences(chunks: Sequence[TokenBatch], n_codes: int, conditional: bool, block_size: int | None,
+def unlabelled_sequences(chunks: Sequence[TokenBatch], vocab: Vocab, conditional: bool, block_size: int | None,
                          source: str) -> TokenSequences:
-    """Token batches as the backbone's sequences with the process token (conditional backbones) always
-    MASK, unknown: a classifier must not be told the answer, and data has none. Refuses events longer
-    than `block_size`."""
-    seqs = TokenSequences(chunks, n_codes, conditional, Vocab(n_codes, ()), source=source)
+    """Token batches as the sequences of a backbone of vocabulary `vocab`, with the process token
+    (conditional backbones) always MASK, unknown: a classifier must not be told the answer, and data has
+    none. Refuses events longer than `block_size`."""
+    seqs = TokenSequences(chunks, vocab.n_codes, conditional, vocab, source=source)
+    if conditional:
+        seqs.process_tokens[:] = vocab.mask
     if block_size is not None:
         check_fits(seqs, block_size, source)
     return seqs
@@ -61,7 +63,7 @@ def read_sequences(files: Sequence[str], tokenizer, vocab: Vocab, conditional: b
                    block_size: int | None = None, max_events: int = 0, options=None) -> TokenSequences:
     """Every event of `files` (at most `max_events` per file), in order, as unlabelled sequences."""
     chunks = list(token_chunks(files, tokenizer, format, max_events, options))
-    return unlabelled_sequences(chunks, vocab.n_codes, conditional, block_size, ", ".join(files))
+    return unlabelled_sequences(chunks, vocab, conditional, block_size, ", ".join(files))
 
 
 def check_fits(seqs: TokenSequences, block_size: int, source: str) -> None:

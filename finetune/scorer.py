@@ -296,7 +296,7 @@ class AnomalyScorer:
     def _sequences(self, batches: list[TokenBatch], source: str) -> TokenSequences:
         from finetune.data import unlabelled_sequences
 
-        return unlabelled_sequences(batches, self.backbone.vocab.n_codes, self.backbone.conditional,
+        return unlabelled_sequences(batches, self.backbone.vocab, self.backbone.conditional,
                                     self.backbone.config.block_size, source)
 
     def _scored(self, chunks: Iterable[Events], source: str) -> Iterator[tuple[Events, np.ndarray, dict]]:

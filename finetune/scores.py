@@ -58,11 +58,17 @@ def nll_scores(model, seqs: TokenSequences, device, batch_size: int = 512) -> di
         hidden = model.hidden_states(idx[:, :-1], causal=True,
                                      features=None if features is None else features[:, :-1])
         targets = idx[:, 1:]
-        scored = (targets < vocab.n_codes) | (targets == vocab.eos)  # not PAD, not the process position
+        scored = event_targets(targets, vocab)
         nll = -target_log_probs(model.logits, hidden, targets, scored)[0]
         total[rows] = nll.sum(1).cpu().numpy()
         per_token[rows] = (nll.sum(1) / scored.sum(1)).cpu().numpy()
     return {"nll": total, "nll_per_token": per_token}
+
+
+def event_targets(targets: torch.Tensor, vocab) -> torch.Tensor:
+    """Where `targets` are what an event's likelihood is made of: its objects, its end and its multiplicity
+    token (not PAD, not the process)."""
+    return (targets < vocab.n_codes) | (targets == vocab.eos) | (targets >= vocab.first_count)
 
 
 #: positions whose language-model logits are held at once while scoring: a few (SLICE_ROWS, vocab) float32
@@ -169,7 +175,7 @@ def density_scores(model, seqs: TokenSequences, device, batch_size: int = 512) -
         idx, features = to_device(idx, features, device)
         hidden = model.hidden_states(idx[:, :-1], causal=True, features=features[:, :-1] if hybrid else None)
         targets = idx[:, 1:]
-        scored = (targets < vocab.n_codes) | (targets == vocab.eos)  # not PAD, not the process position
+        scored = event_targets(targets, vocab)
         log_p, log_tail = target_log_probs(model.logits, hidden, targets, scored, tail=True)
         nll, token_tail = -log_p, -log_tail
         feature_nll, (mixture, z, mask) = object_feature_nll(model, hidden, targets, features[:, 1:])
@@ -187,11 +193,13 @@ def density_scores(model, seqs: TokenSequences, device, batch_size: int = 512) -
 
 def type_groups(code_types: np.ndarray, vocab, size: int, device) -> torch.Tensor:
     """(size,) the group of each of a model's `size` output tokens: the index of its code's object type
-    among `code_types`' types, the end token one more, -1 for the rest (PAD, BOS, MASK, processes)."""
+    among `code_types`' types, the end token one more, each multiplicity token one of its own (it says
+    which objects come), -1 for the rest (PAD, BOS, MASK, processes)."""
     types = np.unique(code_types)
     group = torch.full((size,), -1, dtype=torch.long, device=device)
     group[:vocab.n_codes] = torch.as_tensor(np.searchsorted(types, code_types), device=device)
     group[vocab.eos] = len(types)
+    group[vocab.first_count:vocab.size] = torch.arange(len(types) + 1, len(types) + 1 + vocab.size - vocab.first_count)
     return group
 
 
@@ -234,7 +242,7 @@ def composition_kinematics(model, seqs: TokenSequences, device, code_types: np.n
         idx, features = to_device(idx, features, device)
         inputs, targets = idx[:, :-1], idx[:, 1:]
         given = features[:, :-1] if hybrid else None
-        scored = (targets < vocab.n_codes) | (targets == vocab.eos)  # not PAD, not the process position
+        scored = event_targets(targets, vocab)
         is_object = (targets >= 0) & (targets < vocab.n_codes)
         hidden = model.hidden_states(inputs, causal=True, features=given)  # one pass for both parts
         log_p, log_type = output_log_probs(model.logits, hidden, targets, group)

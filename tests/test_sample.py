@@ -208,10 +208,12 @@ def synthetic_tokenizer():
     return Tokenizer(model, FeatureTransform("event", np.zeros(n), np.ones(n)))
 
 
-def test_conditional_sampling_follows_each_process(tmp_path):
+@pytest.mark.parametrize("multiplicity", [False, True])
+def test_conditional_sampling_follows_each_process(tmp_path, multiplicity):
     """Two processes of disjoint multiplicities share every code (jets 0-3, then a MET code): only the
     process token tells them apart, at training and at sampling. Trained to convergence, greedy
-    decoding gives each process its own number of jets, exactly."""
+    decoding gives each process its own number of jets, exactly; with data.multiplicity_token too, where
+    the backbone then carries the token."""
     import numpy as np
 
     from backbone.config import PretrainConfig
@@ -227,7 +229,7 @@ def test_conditional_sampling_follows_each_process(tmp_path):
     rng = np.random.default_rng(0)
     process = np.arange(256) % 2  # two: 2 jets, four: 4 jets
     ids = [list(rng.integers(0, 4, 2 + 2 * p)) + [met] for p in process]
-    with TokenWriter(tmp_path / "tokens.h5", tok.vocab_size, "synthetic", "event") as writer:
+    with TokenWriter(tmp_path / "tokens.h5", tok.vocab_size, "synthetic", "event", code_types=tok.code_types()) as writer:
         writer.write(TokenBatch(ak.Array(ids), {"event": np.arange(256), "process": process.astype(np.int16)},
                                 ("two", "four")))
     threads = torch.get_num_threads()
@@ -235,10 +237,12 @@ def test_conditional_sampling_follows_each_process(tmp_path):
     try:
         run(from_dict(PretrainConfig, {
             "model": {"n_layer": 1, "n_head": 2, "n_embd": 32}, "data": {"train": str(tmp_path / "tokens.h5"),
-                                                                        "conditional": True},
+                                                                        "conditional": True,
+                                                                        "multiplicity_token": multiplicity},
             "train": {"batch_size": 64, "lr": 0.01, "warmup_steps": 5, "max_steps": 300, "eval_every": 300,
                       "device": "cpu"}, "out": str(tmp_path / "backbone")}), progress=False)
         backbone = GPT.from_pretrained(tmp_path / "backbone")
+        assert (backbone.vocab.multiplicities is not None) == multiplicity
         for name, jets in (("two", 2), ("four", 4)):
             events = next(sample_events(backbone, tok, 100, process=name, temperature=0.0, seed=3))
             assert events.count(T.JET, T.BJET).tolist() == [jets] * 100, name

@@ -359,6 +359,25 @@ MUTATIONS = [
     Mutation("second-lepton-read-at-the-first", "second_lepton.py reads the chance of a lepton where the first "
              "lepton is predicted, not after it", "benchmarks/second_lepton.py",
              "probs[rows, at + 1, :n_codes]", "probs[rows, at, :n_codes]", ("tests/test_second_lepton.py",)),
+    Mutation("sampling-keeps-the-multiplicity-token", "sampled sequences are cut after the prompt only, so the "
+             "multiplicity token is read as the events' end", "backbone/sampling.py",
+             "skip = len(prompt) + int(vocab.multiplicities is not None)", "skip = len(prompt)",
+             ("tests/test_multiplicity.py",)),
+    Mutation("grammar-ignores-announced-counts", "after the multiplicity token the grammar allows any object",
+             "backbone/grammar.py", "allowed = allowed & torch.where(self.kind >= 0, open_kind[:, kind], done)",
+             "allowed = allowed", ("tests/test_multiplicity.py",)),
+    Mutation("grammar-counts-down-nothing", "the grammar does not count drawn objects against the announcement",
+             "backbone/grammar.py", "self.left[rows[kind >= 0], kind[kind >= 0]] -= 1", "pass",
+             ("tests/test_multiplicity.py",)),
+    Mutation("scores-leave-out-the-multiplicity-token", "event likelihoods leave out the multiplicity token",
+             "finetune/scores.py", " | (targets >= vocab.first_count)", "", ("tests/test_multiplicity.py",)),
+    Mutation("unlabelled-sequences-own-vocabulary", "finetune sequences number the multiplicity tokens without "
+             "the backbone's process tokens", "finetune/data.py",
+             "seqs = TokenSequences(chunks, vocab.n_codes, conditional, vocab, source=source)",
+             "seqs = TokenSequences(chunks, vocab.n_codes, conditional, Vocab(vocab.n_codes, (), vocab.multiplicities), "
+             "source=source)", ("tests/test_multiplicity.py",)),
+    Mutation("multiplicity-caps-ignored-at-sampling", "the grammar offers counts beyond the sampling caps",
+             "backbone/grammar.py", "self.count_ok[vocab.first_count:] = fits", "pass", ("tests/test_multiplicity.py",)),
 ]
 
 
