@@ -82,7 +82,7 @@ def count_distribution(backbone, prompt: list[int], guidance: float = 1.0, uncon
         logits = backbone(torch.tensor([prompt], device=backbone.wte.weight.device))[0][0, -1].float()
         if guidance != 1.0:
             free = backbone(torch.tensor([unconditional], device=logits.device))[0][0, -1].float()
-            logits = free + guidance * (logits - free)
+            logits = torch.lerp(free, logits, guidance)  # free + guidance (logits - free), as sampling guides
     return logits[vocab.first_count:vocab.size].softmax(-1).cpu().numpy()
 
 

@@ -14,11 +14,9 @@ set -euo pipefail
 DATA=${DATA:-data/anom}
 RUN=${RUN:-runs/anom}
 RESULTS=${RESULTS:-benchmarks/results/anomaly_density_cpu}
-SM="ttbar wjets ww single_top_t single_top_s tw_proxy"
-SIGNALS="zprime_ttbar zprime2500_ttbar wprime_tb wprime_lnu qstar_qg scalar_zz4l ttt_proxy tttt_proxy"
-PLANTED="planted_pt5 planted_eta4 planted_muon"
 mkdir -p "$DATA" "$RUN" "$RESULTS"
 source "$(dirname "$0")/real_run_lib.sh"
+SM=$SM_PROCESSES SIGNALS=$ANOMALY_SIGNALS
 files() { for p in $1; do echo -n "$DATA/${p}_s$2.h5 "; done; }
 list() { local out=""; for p in $1; do out="$out${out:+, }$DATA/${p}_s$2.h5"; done; echo "[$out]"; }
 
@@ -51,15 +49,7 @@ python -m backbone.likelihood --backbone "$RUN/backbone" --train "$RUN/tokens.h5
   --out "$RESULTS/likelihood.json" | tee "$RESULTS/likelihood.log"
 
 log "anomaly scores"
-# one job over every file: a rerun keeps only the score files whose recorded signature (input, backbone and
-# tokenizer digests, settings) matches this run's, and redoes those of an earlier backbone
-python -m finetune.anomaly score --backbone "$RUN/backbone" --tokenizer "$RUN/tokenizer" \
-  --input $(files "$SM $SIGNALS $PLANTED" 2) --out "$RUN/scores/" --quiet 2>&1 | tail -2 | tee -a "$RESULTS/anomaly.log"
-python benchmarks/anomaly_table.py --events "$DATA" --scores "$RUN/scores" --background $SM \
-  --mix ttbar=24000 wjets=18000 ww=5000 single_top_t=6000 single_top_s=2500 tw_proxy=5000 \
-  --signals $SIGNALS $PLANTED --out "$RESULTS/anomaly_table.json" \
-  --note "benchmarks/real_run_anomaly.sh: configs/backbone/event-cpu.yaml (4 x 128, density head K=8, hybrid input, type head, feature logits), ${STEPS:-2000} steps" \
-  | tee "$RESULTS/anomaly_table.log"
+score_anomalies "$RUN/backbone" "$RUN/scores" "benchmarks/real_run_anomaly.sh: configs/backbone/event-cpu.yaml (4 x 128, density head K=8, hybrid input, type head, feature logits), ${STEPS:-2000} steps"
 
 log "generation: centroid against continuous decoding"
 for mode in centroid continuous; do

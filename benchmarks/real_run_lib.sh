@@ -37,6 +37,23 @@ generate_samples() {
 SM_PROCESSES="ttbar wjets ww single_top_t single_top_s tw_proxy"
 # sm_files FOLDER SEED: the six processes' sample files of that seed
 sm_files() { local p; for p in $SM_PROCESSES; do echo -n "$1/${p}_s$2.h5 "; done; }
+# The anomaly benchmark's signals and planted tails, each tested on DATA/NAME_s2.h5 beside the SM processes'
+ANOMALY_SIGNALS="zprime_ttbar zprime2500_ttbar wprime_tb wprime_lnu qstar_qg scalar_zz4l ttt_proxy tttt_proxy"
+PLANTED_TAILS="planted_pt5 planted_eta4 planted_muon"
+# score_anomalies BACKBONE SCORES NOTE: every test file of DATA scored by BACKBONE (with RUN/tokenizer) into
+# SCORES, then the AUCs against the SM mix beside the one-variable cuts into RESULTS/anomaly_table.json. One
+# job over every file: a rerun keeps only the score files whose recorded signature (input, backbone and
+# tokenizer digests, settings) matches this run's, and redoes those of an earlier backbone.
+score_anomalies() {
+  local p inputs=""
+  for p in $SM_PROCESSES $ANOMALY_SIGNALS $PLANTED_TAILS; do inputs="$inputs $DATA/${p}_s2.h5"; done
+  python -m finetune.anomaly score --backbone "$1" --tokenizer "$RUN/tokenizer" --input $inputs --out "$2/" \
+    --quiet 2>&1 | tail -2 | tee -a "$RESULTS/anomaly.log"
+  python benchmarks/anomaly_table.py --events "$DATA" --scores "$2" --background $SM_PROCESSES \
+    --mix ttbar=24000 wjets=18000 ww=5000 single_top_t=6000 single_top_s=2500 tw_proxy=5000 \
+    --signals $ANOMALY_SIGNALS $PLANTED_TAILS --out "$RESULTS/anomaly_table.json" --note "$3" \
+    | tee "$RESULTS/anomaly_table.log"
+}
 # pretrain_cpu NAME SEED [ARGUMENTS...]: the event-cpu recipe on RUN/tokens.h5 into RUN/NAME, THREADS threads
 # (default 1: two such trainings share the 2 cores), unless RUN/NAME holds a trained backbone
 pretrain_cpu() {

@@ -1246,6 +1246,9 @@ TABLES = {"nanoaod-speed-table": nanoaod_speed_table, "real-nanoaod-table": real
           "conditional-feature-basis-table": lambda: conditional_frame_table(FEATURE_BASIS_RUNS),
           "feature-logits-guidance-table": feature_logits_guidance_table,
           "multiplicity-table": multiplicity_table,
+          "multiplicity-anomaly-table": lambda: density_backbone_comparison_table(
+              (_configured_run() / "anomaly_table.json", RESULTS / "anomaly_multiplicity_cpu" / "anomaly_table.json"),
+              ("without", "with the token")),
           "multiplicity-process-table":
               lambda: conditional_generation_table("conditional_generation_multiplicity_seed0_guidance1_top_p0.98"),
           "second-lepton-table": second_lepton_table,

@@ -199,7 +199,8 @@ def type_groups(code_types: np.ndarray, vocab, size: int, device) -> torch.Tenso
     group = torch.full((size,), -1, dtype=torch.long, device=device)
     group[:vocab.n_codes] = torch.as_tensor(np.searchsorted(types, code_types), device=device)
     group[vocab.eos] = len(types)
-    group[vocab.first_count:vocab.size] = torch.arange(len(types) + 1, len(types) + 1 + vocab.size - vocab.first_count)
+    group[vocab.first_count:vocab.size] = torch.arange(len(types) + 1, len(types) + 1 + vocab.size - vocab.first_count,
+                                                       device=device)
     return group
 
 
