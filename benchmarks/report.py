@@ -1145,18 +1145,26 @@ def headline_table() -> str:
     found = {seed: json.loads(p.read_text())["processes"] for seed, p in found.items() if p.is_file()}
     seeds = list(found.values())
     if seeds:
-        def worst(o: str) -> str:
+        def worst(o: str, runs: list = seeds) -> str:
             return " / ".join(f"{v:.1f}x" + (f" ({proc})" if o == "jets" else "") for v, proc in
-                              (max((x["w1_over_floor"][o], proc) for proc, x in r.items()) for r in seeds))
+                              (max((x["w1_over_floor"][o], proc) for proc, x in r.items()) for r in runs))
 
         within = " / ".join(str(sum(x["w1_over_floor"]["jets"] <= 2 for x in r.values())) for r in seeds)
         no_jet = " / ".join(f"{100 * r['ttbar']['generated']['no_jet']:.1f}%" for r in seeds)
+        counts = lambda r: str(sum(x["w1_over_floor"][o] <= 2 for x in r.values()  # noqa: E731
+                                   for o in ("jets", "b-jets", "leptons")))
+        token = [json.loads(p.read_text())["processes"] for p in
+                 (_generation_result(f"multiplicity_seed{seed}", 0.98) for seed in (0, 1)) if p.is_file()]
+        opt_in = "" if len(token) < 2 else (
+            f"; with the multiplicity token (`data.multiplicity_token`, opt-in) the jet, b-jet and lepton counts are "
+            f"within 2x in {' / '.join(map(counts, token))} of 18 cells (without: {' / '.join(map(counts, seeds))}), "
+            f"m(bjj) {worst('m(bjj) [GeV]', token)}")
         rows.append((f"conditional generation (`sample.py --process`), {len(seeds[0])} SM processes, the CPU event "
                      "config on 242,000 events",
                      f"W1 over its statistical floor (goal: 2x) at worst, seed {' / '.join(map(str, found))}: "
                      f"jets {worst('jets')}, HT {worst('HT [GeV]')}, m(bjj) {worst('m(bjj) [GeV]')}; the jet count "
                      f"within 2x for {within} of {len(seeds[0])} processes; ttbar events with no jet {no_jet} (data "
-                     f"{100 * seeds[0]['ttbar']['real']['no_jet']:.1f}%)",
+                     f"{100 * seeds[0]['ttbar']['real']['no_jet']:.1f}%){opt_in}",
                      link("conditional-generation-per-process")))
     if (found := _ntop_aucs()) is not None:
         sizes, table = found
