@@ -32,6 +32,7 @@ def after_first_lepton(probs: torch.Tensor, targets: torch.Tensor, is_lepton: to
 def main(argv: list[str] | None = None) -> int:
     from backbone.data import TokenSequences
     from backbone.model import GPT
+    from common.errors import UserError
     from conditional_generation import codes_of
     from events.model import ObjectType as T
     from tokenizer.tokenizer import Tokenizer
@@ -43,6 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, type=Path)
     args = parser.parse_args(argv)
     backbone = GPT.from_pretrained(args.backbone).eval()
+    if backbone.vocab.multiplicities is not None:
+        raise UserError(f"{args.backbone} announces each event's leptons in its multiplicity token: teacher forced, "
+                        "the lepton after the first is told, not predicted; conditional_generation.py measures the "
+                        "count shapes")
     is_lepton = codes_of(backbone, Tokenizer.from_pretrained(args.tokenizer), T.ELECTRON, T.MUON)
     data = TokenSequences.from_store(args.store, True, backbone.vocab)
     result = {"backbone": str(args.backbone), "store": str(args.store), "processes": {}}
