@@ -51,11 +51,8 @@ class Grammar:
             # (kinds, kinds) 1 where kind j's group comes before kind k's: j must be done before k starts
             self.before = (group[:, None] < group[None, :]).long().to(device)
             self.is_count = torch.arange(vocab.size, device=device) >= vocab.first_count
-            # the counts these caps allow (sampling may cap lower than the token's table goes)
-            cap = torch.tensor([getattr(caps, GROUPS[g][0]) for g in self.announced.groups], device=device)
-            fits = ((self.table @ (group[:, None] == group[None, :]).long().to(device)) <= cap).all(1)
             self.count_ok = self.is_count.clone()
-            self.count_ok[vocab.first_count:] = fits
+            self.count_ok[vocab.first_count:] = torch.from_numpy(self.announced.within(caps)).to(device)
             self.left = torch.full((batch, len(self.announced.kinds)), -1, dtype=torch.long, device=device)
 
     def mask(self, logits: torch.Tensor) -> torch.Tensor:

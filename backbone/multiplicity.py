@@ -53,7 +53,7 @@ class Multiplicities:
         starts = np.flatnonzero(np.r_[True, code_types[1:] != code_types[:-1]])
         ends = np.r_[starts[1:], len(code_types)]
         runs = tuple((int(code_types[a]), int(a), int(b - a)) for a, b in zip(starts, ends))
-        return cls(kinds, tuple(getattr(caps, GROUP_OF_TYPE[ObjectType(k[0])]) for k in kinds), runs)
+        return cls(kinds, _kind_caps(kinds, caps), runs)
 
     @property
     def groups(self) -> tuple[int, ...]:
@@ -64,10 +64,17 @@ class Multiplicities:
     def table(self) -> np.ndarray:
         """(tokens, kinds) the counts each token stands for: every combination within the caps, the
         kinds of one group together within its cap."""
-        rows = [c for c in itertools.product(*(range(cap + 1) for cap in self.caps))
-                if all(sum(n for n, g in zip(c, self.groups) if g == group) <= cap
-                       for group, cap in zip(self.groups, self.caps))]
-        return np.array(rows, dtype=np.int64).reshape(len(rows), len(self.kinds))
+        grid = np.array(list(itertools.product(*(range(cap + 1) for cap in self.caps))), dtype=np.int64)
+        return grid[self._fit(grid, self.caps)]
+
+    def within(self, caps: Caps) -> np.ndarray:
+        """(tokens,) whether `caps` allow each token's counts (sampling may cap lower than the table goes)."""
+        return self._fit(self.table, _kind_caps(self.kinds, caps))
+
+    def _fit(self, counts: np.ndarray, caps: tuple[int, ...]) -> np.ndarray:
+        """(rows,) whether each row of `counts` (per kind) keeps every group within its kinds' cap `caps`."""
+        groups = np.array(self.groups)
+        return (counts @ (groups[:, None] == groups[None, :]) <= np.array(caps)).all(1)
 
     def __len__(self) -> int:
         return len(self.table)
@@ -90,12 +97,9 @@ class Multiplicities:
         event = np.repeat(np.arange(n), np.diff(offsets))
         counts = np.zeros((n, len(self.kinds)), dtype=np.int64)
         np.add.at(counts, (event[kind >= 0], kind[kind >= 0]), 1)
-        radix = np.array(self.caps) + 1
-        lookup = np.full(int(np.prod(radix)), -1, dtype=np.int64)
-        lookup[np.ravel_multi_index(self.table.T, radix)] = np.arange(len(self.table))
         index = np.full(n, -1, dtype=np.int64)
         fine = (counts <= np.array(self.caps)).all(1)
-        index[fine] = lookup[np.ravel_multi_index(counts[fine].T, radix)]
+        index[fine] = self._lookup[np.ravel_multi_index(counts[fine].T, np.array(self.caps) + 1)]
         bad = np.flatnonzero(index < 0)
         if len(bad):
             i = int(bad[0])
@@ -103,6 +107,14 @@ class Multiplicities:
                                  f"the multiplicity token's caps {dict(zip(self.names, self.caps))}"
                                  + (f" ({len(bad)} such events)" if len(bad) > 1 else ""))
         return index
+
+    @cached_property
+    def _lookup(self) -> np.ndarray:
+        """Each count combination's token (-1 beyond the caps), at its index in the grid of counts."""
+        radix = np.array(self.caps) + 1
+        lookup = np.full(int(np.prod(radix)), -1, dtype=np.int64)
+        lookup[np.ravel_multi_index(self.table.T, radix)] = np.arange(len(self.table))
+        return lookup
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -115,3 +127,8 @@ class Multiplicities:
     @classmethod
     def from_dict(cls, d: dict) -> "Multiplicities":
         return cls(tuple(tuple(k) for k in d["kinds"]), tuple(d["caps"]), tuple(tuple(r) for r in d["type_runs"]))
+
+
+def _kind_caps(kinds: tuple[tuple[int, ...], ...], caps: Caps) -> tuple[int, ...]:
+    """Each kind's cap in `caps`: its group's."""
+    return tuple(getattr(caps, GROUP_OF_TYPE[ObjectType(k[0])]) for k in kinds)

@@ -28,6 +28,8 @@ def test_the_table_holds_every_count_within_the_caps():
     # jets + b-jets <= 2: (0,0) (0,1) (0,2) (1,0) (1,1) (2,0); leptons 0, 1
     small = Multiplicities.of(CODE_TYPES, Caps(jets=2, leptons=1))
     assert len(small) == 12 and sorted(map(tuple, small.table[:, :2].tolist()))[:3] == [(0, 0), (0, 0), (0, 1)]
+    # the same 12 among the full table's tokens, in the table's order: what the sampler offers under those caps
+    assert counts.table[counts.within(Caps(jets=2, leptons=1))].tolist() == small.table.tolist()
     assert counts.kind_of_code.tolist() == [0] * 4 + [1] * 4 + [2] * 8 + [-1] * 8
     constituents = Multiplicities.of(np.full(8, int(T.CONSTITUENT)))
     assert constituents.kinds == ((6,),) and len(constituents) == 129 and constituents.table[-1, 0] == 128

@@ -377,7 +377,8 @@ MUTATIONS = [
              "seqs = TokenSequences(chunks, vocab.n_codes, conditional, Vocab(vocab.n_codes, (), vocab.multiplicities), "
              "source=source)", ("tests/test_multiplicity.py",)),
     Mutation("multiplicity-caps-ignored-at-sampling", "the grammar offers counts beyond the sampling caps",
-             "backbone/grammar.py", "self.count_ok[vocab.first_count:] = fits", "pass", ("tests/test_multiplicity.py",)),
+             "backbone/grammar.py",
+             "self.count_ok[vocab.first_count:] = torch.from_numpy(self.announced.within(caps)).to(device)", "pass", ("tests/test_multiplicity.py",)),
 ]
 
 
