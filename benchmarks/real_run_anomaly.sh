@@ -51,18 +51,7 @@ python -m backbone.likelihood --backbone "$RUN/backbone" --train "$RUN/tokens.h5
 log "anomaly scores"
 score_anomalies "$RUN/backbone" "$RUN/scores" "benchmarks/real_run_anomaly.sh: configs/backbone/event-cpu.yaml (4 x 128, density head K=8, hybrid input, type head, feature logits), ${STEPS:-2000} steps"
 
-log "generation: centroid against continuous decoding"
-for mode in centroid continuous; do
-  [ -f "$RUN/synthetic_ttbar_$mode.h5" ] || python sample.py --backbone "$RUN/backbone" --tokenizer "$RUN/tokenizer" --events 10000 --process ttbar \
-      --out "$RUN/synthetic_ttbar_$mode.h5" --seed 1 --decode $mode --device cpu 2>&1 | tail -1 | tee -a "$RESULTS/sample.log"
-  python -m backbone.evaluate --real "$DATA/ttbar_s1.h5" --generated "$RUN/synthetic_ttbar_$mode.h5" \
-    --out "$RUN/eval_$mode" > "$RESULTS/evaluate_$mode.log" 2>&1
-  cp "$RUN/eval_$mode/w1.json" "$RESULTS/w1_$mode.json"
-  cp "$RUN/eval_$mode/real_vs_generated.png" "$RESULTS/real_vs_generated_$mode.png"
-done
-
-python benchmarks/decode_fidelity.py --backbone "$RUN/backbone" --tokenizer "$RUN/tokenizer" \
-  --events "$DATA/ttbar_s1.h5" --n 10000 --out "$RESULTS/decode_fidelity.json" | tee "$RESULTS/decode_fidelity.log"
+generation_from_scratch "$RUN/backbone" "$RUN"
 
 log "masked-token score across pretraining"
 python benchmarks/masked_study.py --backbone "$RUN/backbone" --tokenizer "$RUN/tokenizer" \
@@ -77,13 +66,5 @@ if [ ! -f "$RUN/backbone_no_head/config.json" ]; then
     > "$RESULTS/pretrain_no_head.log" 2>&1
 fi
 cp "$RUN/backbone_no_head/metrics.json" "$RESULTS/pretrain_metrics_no_head.json"
-for variant in backbone backbone_no_head; do
-  log "data efficiency (0t..4t): $variant"
-  python -m finetune.data_efficiency --backbone "$RUN/$variant" --tokenizer "$RUN/tokenizer" \
-    --train $(files "$SM ttt_proxy tttt_proxy" 1) --test $(files "$SM ttt_proxy tttt_proxy" 2) \
-    --sizes ${SIZES:-100 1000 10000} --seeds ${SEEDS:-0} --out "$RUN/data_efficiency_$variant" --quiet \
-    --data.max_events_per_file=3000 --train.epochs=8 --train.min_steps=300 --train.patience=3 \
-    > "$RESULTS/data_efficiency_$variant.log" 2>&1
-  cp "$RUN/data_efficiency_$variant/data_efficiency.json" "$RESULTS/data_efficiency_$variant.json"
-done
+for variant in backbone backbone_no_head; do data_efficiency $variant; done
 log "done"

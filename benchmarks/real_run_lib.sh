@@ -54,6 +54,37 @@ score_anomalies() {
     --signals $ANOMALY_SIGNALS $PLANTED_TAILS --out "$RESULTS/anomaly_table.json" --note "$3" \
     | tee "$RESULTS/anomaly_table.log"
 }
+# generation_from_scratch BACKBONE FOLDER: 10,000 ttbar events sampled by BACKBONE (with RUN/tokenizer) into
+# FOLDER, once with centroid and once with continuous decoding, each against DATA/ttbar_s1.h5 (W1 over the floor:
+# RESULTS/w1_MODE.json and a plot); then BACKBONE's decoding of real events' own tokens (decode_fidelity.py)
+generation_from_scratch() {
+  local mode
+  log "generation: centroid against continuous decoding"
+  for mode in centroid continuous; do
+    [ -f "$2/synthetic_ttbar_$mode.h5" ] || python sample.py --backbone "$1" --tokenizer "$RUN/tokenizer" --events 10000 \
+        --process ttbar --out "$2/synthetic_ttbar_$mode.h5" --seed 1 --decode $mode --device cpu 2>&1 | tail -1 \
+        | tee -a "$RESULTS/sample.log"
+    python -m backbone.evaluate --real "$DATA/ttbar_s1.h5" --generated "$2/synthetic_ttbar_$mode.h5" \
+      --out "$2/eval_$mode" > "$RESULTS/evaluate_$mode.log" 2>&1
+    cp "$2/eval_$mode/w1.json" "$RESULTS/w1_$mode.json"
+    cp "$2/eval_$mode/real_vs_generated.png" "$RESULTS/real_vs_generated_$mode.png"
+  done
+  python benchmarks/decode_fidelity.py --backbone "$1" --tokenizer "$RUN/tokenizer" \
+    --events "$DATA/ttbar_s1.h5" --n 10000 --out "$RESULTS/decode_fidelity.json" | tee "$RESULTS/decode_fidelity.log"
+}
+# data_efficiency VARIANT: the 0t..4t table (RUN/tokenizer; the SM processes and the three- and four-top proxies,
+# seed-1 files to train, seed-2 to test) fine-tuned from the backbone RUN/VARIANT, into
+# RESULTS/data_efficiency_VARIANT.json
+data_efficiency() {
+  local p train="" test=""
+  for p in $SM_PROCESSES ttt_proxy tttt_proxy; do train="$train $DATA/${p}_s1.h5"; test="$test $DATA/${p}_s2.h5"; done
+  log "data efficiency (0t..4t): $1"
+  python -m finetune.data_efficiency --backbone "$RUN/$1" --tokenizer "$RUN/tokenizer" --train $train --test $test \
+    --sizes ${SIZES:-100 1000 10000} --seeds ${SEEDS:-0} --out "$RUN/data_efficiency_$1" --quiet \
+    --data.max_events_per_file=3000 --train.epochs=8 --train.min_steps=300 --train.patience=3 \
+    > "$RESULTS/data_efficiency_$1.log" 2>&1
+  cp "$RUN/data_efficiency_$1/data_efficiency.json" "$RESULTS/data_efficiency_$1.json"
+}
 # pretrain_cpu NAME SEED [ARGUMENTS...]: the event-cpu recipe on RUN/tokens.h5 into RUN/NAME, THREADS threads
 # (default 1: two such trainings share the 2 cores), unless RUN/NAME holds a trained backbone
 pretrain_cpu() {
