@@ -12,6 +12,11 @@ that process's own events:
   the data, in generated events, and as the backbone predicts it on the store's events (teacher forced,
   restricted to codes as the grammar is there). A backbone that matches the data teacher forced but not
   in its own events drifts on its own prefixes; one that misses it teacher forced has not fitted it.
+- with a multiplicity token, the W1 of the counts its distribution gives, exactly (no sampling noise),
+  over the same floor: what the generated counts' W1 would be without the noise of drawing them.
+
+Each process is sampled from its own random stream (`process_seed`), the same for every backbone: two
+backbones are compared on the same noise, but one process's draw does not repeat in the next.
 
     python benchmarks/conditional_generation.py --backbone runs/x/backbone --tokenizer runs/x/tokenizer \
         --store runs/x/tokens.h5 --real data/ttbar.h5 data/wjets.h5 --events 2000 \
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import zlib
 from pathlib import Path
 
 import awkward as ak
@@ -91,6 +97,34 @@ def count_hazards(table: np.ndarray, p: np.ndarray) -> list:
     counts are `table` (tokens, kinds; jets and b-jets the first two)."""
     jets = table[:, :2].sum(1)
     return [float(p[jets > k].sum() / p[jets >= k].sum()) if p[jets >= k].sum() > 0 else None for k in range(MAX_JETS)]
+
+
+def count_fit_w1(table: np.ndarray, names: tuple[str, ...], p: np.ndarray, real) -> dict[str, float]:
+    """Exact W1 between the counts of the multiplicity-token distribution `p` (over `table`'s rows, kinds
+    `names`) and those of the events `real`: jets (b-jets included), b-jets and leptons, under
+    W1_OBSERVABLES' names. On integers W1 is the sum over k of |F_model(k) - F_real(k)|."""
+    from events.model import ObjectType as T
+
+    kinds = {"jets": ("jet", "bjet"), "b-jets": ("bjet",), "leptons": ("electron+muon",)}
+    real_counts = {"jets": real.count(T.JET, T.BJET), "b-jets": real.count(T.BJET),
+                   "leptons": real.count(T.ELECTRON, T.MUON)}
+    out = {}
+    for name, kind in kinds.items():
+        if not set(kind) <= set(names):
+            continue
+        model = table[:, [names.index(k) for k in kind]].sum(1)
+        top = int(max(model.max(), real_counts[name].max())) + 1
+        f_model = np.cumsum(np.bincount(model, weights=p, minlength=top)[:top])
+        f_real = np.cumsum(np.bincount(real_counts[name], minlength=top)[:top]) / len(real_counts[name])
+        out[name] = float(np.abs(f_model / p.sum() - f_real).sum())
+    return out
+
+
+def process_seed(seed: int, process: str) -> int:
+    """The sampling seed of `process`'s events under run `seed`: a stream of its own, so that the processes'
+    sampling noise is independent (one seed for all drew every process with the same noise), and the
+    same for every backbone, so that two backbones are compared on the same noise."""
+    return int(np.random.SeedSequence([seed, zlib.crc32(process.encode())]).generate_state(1)[0])
 
 
 def codes_of(backbone, tokenizer, *types) -> torch.Tensor:
@@ -229,15 +263,25 @@ def measure(backbone, tokenizer, store: Path, real, process: str, n: int, seed: 
     from events.compare import ratio, w1_table
     from events.model import Events
 
+    seed = process_seed(seed, process)
     generated = Events.concatenate(sample_events(backbone, tokenizer, n, process=process, seed=seed,
                                                  guidance=guidance, top_p=top_p, decode=decode))
     table = w1_table(real, generated, seed=seed)
     loss, hazard = teacher_forced(backbone, tokenizer, store, process, guidance)
-    return {"real": summary(real), "generated": summary(generated),
-            "predicted_first": predicted_first_groups(backbone, tokenizer, process),
-            "next_token_loss": loss, "predicted_jet_hazard": hazard,
-            "w1_over_floor": {k: ratio(table[k]) for k in W1_OBSERVABLES if k in table}, "n_generated": n,
-            "n_real": len(real)}
+    out = {"real": summary(real), "generated": summary(generated),
+           "predicted_first": predicted_first_groups(backbone, tokenizer, process),
+           "next_token_loss": loss, "predicted_jet_hazard": hazard,
+           "w1_over_floor": {k: ratio(table[k]) for k in W1_OBSERVABLES if k in table}, "n_generated": n,
+           "n_real": len(real), "seed": seed}
+    counts = backbone.vocab.multiplicities
+    if counts is not None:
+        from backbone.sampling import sampling_prompt
+
+        p = count_distribution(backbone, sampling_prompt(backbone, process), guidance,
+                               sampling_prompt(backbone, None) if guidance != 1.0 else None)
+        out["count_fit_w1_over_floor"] = {k: ratio({"w1": w1, "floor": table[k]["floor"]}) for k, w1 in
+                                          count_fit_w1(counts.table, counts.names, p, real).items()}
+    return out
 
 
 def print_table(results: dict) -> None:
@@ -256,6 +300,11 @@ def print_table(results: dict) -> None:
     for process, r in results.items():
         rows = zip(r["real"]["jet_hazard"], r["predicted_jet_hazard"], r["generated"]["jet_hazard"])
         print(f"{process:14s} " + "  ".join(f"{fmt(d)}/{fmt(m)}/{fmt(g)}" for d, m, g in rows))
+    fits = {process: r["count_fit_w1_over_floor"] for process, r in results.items() if "count_fit_w1_over_floor" in r}
+    if fits:
+        print("the multiplicity token's counts, exactly: W1/floor of jets, b-jets, leptons")
+        for process, fit in fits.items():
+            print(f"{process:14s} " + " ".join(f"{v:.1f}" for v in fit.values()))
     print(f"leading two jets and mass windows, generated / data: |dphi(j1, j2)|, |deta(j1, j2)|, "
           f"m(jj) in {W_WINDOW[0]:.0f}-{W_WINDOW[1]:.0f} GeV, m(bjj) in {TOP_WINDOW[0]:.0f}-{TOP_WINDOW[1]:.0f} GeV")
     for process, r in results.items():

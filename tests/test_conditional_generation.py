@@ -77,6 +77,30 @@ def test_the_benchmark_samples_with_the_guidance_and_nucleus_it_is_given(backbon
     assert [(k["top_p"], k["guidance"], k["decode"]) for k in seen] == [(0.5, 1.5, "centroid")]
     saved = json.loads(out.read_text())
     assert (saved["top_p"], saved["guidance"], saved["decode"]) == (0.5, 1.5, "centroid") and saved["processes"]["ttbar"]["n_generated"] == 20
+    # --seed reaches the sampler, through the process's own stream
+    assert cg.main(["--backbone", str(bb), "--tokenizer", str(tok), "--store", str(bb.parent / "tokens.h5"),
+                    "--real", data_files[0], "--events", "20", "--seed", "5", "--out", str(out)]) == 0
+    assert seen[-1]["seed"] == cg.process_seed(5, "ttbar") == json.loads(out.read_text())["processes"]["ttbar"]["seed"]
+
+
+def test_each_process_samples_from_a_stream_of_its_own():
+    """One seed for every process drew them all with the same noise; each backbone keeps the same streams."""
+    seeds = {p: cg.process_seed(1, p) for p in ("ttbar", "wjets", "ww")}
+    assert len(set(seeds.values())) == 3 and seeds["ttbar"] == cg.process_seed(1, "ttbar") != cg.process_seed(2, "ttbar")
+
+
+def test_the_exact_count_fit_w1_by_hand():
+    """Token rows (jets, b-jets, leptons) (0,0,0) (1,0,0) (1,1,0) (2,0,1) with P 0.1 0.2 0.3 0.4; real events
+    with (jets incl. b-jets, b-jets, leptons) (1,0,0) and (2,1,1).
+    jets: model 0 / 1 / 2 / 3 with 0.1 / 0.2 / 0.3 + 0.4 / 0 (the third row has 2: a jet and a b-jet),
+    CDF 0.1, 0.3, 1; real CDF 0, 0.5, 1: W1 0.1 + 0.2 = 0.3.
+    b-jets: model P(1) 0.3, CDF(0) 0.7; real CDF(0) 0.5: W1 0.2. leptons: model CDF(0) 0.6, real 0.5: 0.1."""
+    table = np.array([[0, 0, 0], [1, 0, 0], [1, 1, 0], [2, 0, 1]])
+    flat = [T.JET, T.MET, T.JET, T.BJET, T.MUON, T.MET]
+    real = Events(make_objects([2, 4], type=flat, pt=[50.0] * 6), {})
+    got = cg.count_fit_w1(table, ("jet", "bjet", "electron+muon"), np.array([0.1, 0.2, 0.3, 0.4]), real)
+    assert got == pytest.approx({"jets": 0.3, "b-jets": 0.2, "leptons": 0.1})
+    assert cg.count_fit_w1(table[:, :1], ("constituent",), np.array([0.1, 0.2, 0.3, 0.4]), real) == {}
 
 
 def test_pair_angles_of_the_leading_jets_and_the_mass_windows_by_hand():

@@ -376,6 +376,12 @@ MUTATIONS = [
              "seqs = TokenSequences(chunks, vocab.n_codes, conditional, vocab, source=source)",
              "seqs = TokenSequences(chunks, vocab.n_codes, conditional, Vocab(vocab.n_codes, (), vocab.multiplicities), "
              "source=source)", ("tests/test_multiplicity.py",)),
+    Mutation("conditional-generation-one-seed-for-all", "every process sampled with the run's seed, the same noise",
+             "benchmarks/conditional_generation.py", "seed = process_seed(seed, process)", "seed = seed",
+             ("tests/test_conditional_generation.py",)),
+    Mutation("count-fit-ignores-the-distribution", "the exact count fit weighs every multiplicity token alike",
+             "benchmarks/conditional_generation.py", "np.bincount(model, weights=p, minlength=top)",
+             "np.bincount(model, minlength=top) * p.mean()", ("tests/test_conditional_generation.py",)),
     Mutation("multiplicity-caps-ignored-at-sampling", "the grammar offers counts beyond the sampling caps",
              "backbone/grammar.py",
              "self.count_ok[vocab.first_count:] = torch.from_numpy(self.announced.within(caps)).to(device)", "pass", ("tests/test_multiplicity.py",)),
