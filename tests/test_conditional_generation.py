@@ -132,3 +132,22 @@ def test_summary_gives_the_b_jet_and_lepton_count_shapes():
     assert got["bjet_fractions"] == pytest.approx([1 / 3, 1 / 3, 1 / 3, 0.0])
     assert got["lepton_fractions"] == pytest.approx([2 / 3, 1 / 3, 0.0, 0.0])
     assert got["mean_bjets"] == pytest.approx(1.0) and got["no_jet"] == pytest.approx(1 / 3)
+
+
+def test_sampling_noise_draws_once_per_seed_as_it_is_told(backbone, data_files, tmp_path, monkeypatch):
+    """benchmarks/sampling_noise.py: --process, --events, --seeds and --top-p reach the sampler, one draw a seed."""
+    import json
+
+    import backbone.sampling as sampling
+    import sampling_noise
+
+    bb, tok = backbone
+    seen, real = [], sampling.sample_events
+    monkeypatch.setattr(sampling, "sample_events", lambda *a, **k: seen.append((a[2], k)) or real(*a, **k))
+    out = tmp_path / "noise.json"
+    assert sampling_noise.main(["--backbone", str(bb), "--tokenizer", str(tok), "--real", data_files[0],
+                                "--process", "ttbar", "--events", "30", "--seeds", "3", "4", "--top-p", "0.9",
+                                "--out", str(out)]) == 0
+    assert [(n, k["seed"], k["top_p"], k["process"]) for n, k in seen] == [(30, 3, 0.9, "ttbar"), (30, 4, 0.9, "ttbar")]
+    saved = json.loads(out.read_text())
+    assert [d["seed"] for d in saved["draws"]] == [3, 4] and saved["process"] == "ttbar" and "fit" not in saved
