@@ -531,6 +531,12 @@ def conditional_generation_table(name: str, hazards: bool = True) -> str:
     lines.append("| *worst* | | | | | | | " + " | ".join(f"*{w:.1f}*" for w in worst.values()) + " |")
     lines.append(f"\n({first['n_generated']:,} generated events per process against its training file; process "
                  f"unknown (MASK): P(first is jet) = {r['unknown']['predicted_first']['jets']:.3f})")
+    if "count_fit_w1_over_floor" in first:
+        kinds = list(first["count_fit_w1_over_floor"])
+        lines += ["", "The multiplicity token's counts, exactly (its distribution, no sampling noise): W1/floor", "",
+                  "| process | " + " | ".join(kinds) + " |", "|---" * (1 + len(kinds)) + "|"]
+        lines += [f"| {process} | " + " | ".join(f"{x['count_fit_w1_over_floor'][k]:.1f}" for k in kinds) + " |"
+                  for process, x in r["processes"].items()]
     if hazards and "predicted_jet_hazard" in first:
         ks = range(len(first["predicted_jet_hazard"]))
         fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
@@ -997,22 +1003,69 @@ def masked_study_table() -> str:
     return "\n".join(lines)
 
 
-def density_finetune_table(paths: tuple[Path, Path] | None = None,
-                           labels: tuple[str, str] = ("with the density head", "without")) -> str:
-    """0t..4t mean AUC by labels and mode of two backbones' data-efficiency runs: by default the backbone
-    with the density head against the same backbone without it (real_run_anomaly.sh)."""
+def density_finetune_table(paths: tuple[Path, ...] | None = None,
+                           labels: tuple[str, ...] = ("with the density head", "without")) -> str:
+    """0t..4t mean AUC by labels and mode of backbones' data-efficiency runs, each against the last: by
+    default the backbone with the density head against the same backbone without it (real_run_anomaly.sh)."""
     paths = paths or tuple(_density_run() / f"data_efficiency_{v}.json" for v in ("backbone", "backbone_no_head"))
     if not all(p.is_file() for p in paths):
         return "(not measured yet)"
-    head, plain = (json.loads(p.read_text()) for p in paths)
-    lines = [f"| labelled events | mode | {labels[0]} | {labels[1]} | difference |", "|---|---|---|---|---|"]
-    for n in sorted({r["n_train"] for r in head["rows"]}):
+    runs = [json.loads(p.read_text()) for p in paths]
+    differences = ["difference"] if len(runs) == 2 else [f"{label} - {labels[-1]}" for label in labels[:-1]]
+    lines = ["| labelled events | mode | " + " | ".join(labels) + " | " + " | ".join(differences) + " |",
+             "|---" * (2 + len(runs) + len(differences)) + "|"]
+    for n in sorted({r["n_train"] for r in runs[0]["rows"]}):
         for mode in ("frozen", "full", "scratch"):
-            rows = [[r for r in x["rows"] if r["n_train"] == n and r["mode"] == mode] for x in (head, plain)]
+            rows = [[r for r in x["rows"] if r["n_train"] == n and r["mode"] == mode] for x in runs]
             if all(rows):
-                a, b = (_mean(r, "mean_auc") for r in rows)
-                lines.append(f"| {n:,} | {mode} | {a:.3f} | {b:.3f} | {a - b:+.3f} |")
-    return "\n".join(lines) + f"\n\n({head['test_events']:,} test events; mean one-vs-rest AUC of 0t..4t)"
+                aucs = [_mean(r, "mean_auc") for r in rows]
+                lines.append(f"| {n:,} | {mode} | " + " | ".join(f"{a:.3f}" for a in aucs) + " | "
+                             + " | ".join(f"{a - aucs[-1]:+.3f}" for a in aucs[:-1]) + " |")
+    return "\n".join(lines) + f"\n\n({runs[0]['test_events']:,} test events; mean one-vs-rest AUC of 0t..4t)"
+
+
+def generation_comparison_table(runs: dict[str, Path]) -> str:
+    """ttbar sampled from scratch with continuous decoding, and real events decoded from their own tokens by
+    the head, W1 over the floor of each observable, for real_run_anomaly.sh-style results folders `runs`
+    (label: folder)."""
+    paths = {label: (run / "w1_continuous.json", run / "decode_fidelity.json") for label, run in runs.items()}
+    if not all(p.is_file() for pair in paths.values() for p in pair):
+        return "(not measured yet)"
+    sampled = {label: json.loads(a.read_text()) for label, (a, _) in paths.items()}
+    teacher = {label: json.loads(b.read_text())["continuous"] for label, (_, b) in paths.items()}
+    ratio = lambda row: f"{row['w1'] / row['floor']:.1f}"  # noqa: E731
+    lines = ["| observable | " + " | ".join(f"sampled: {label}" for label in runs) + " | "
+             + " | ".join(f"real tokens, head: {label}" for label in runs) + " |", "|---" * (1 + 2 * len(runs)) + "|"]
+    for name in next(iter(sampled.values())):
+        lines.append(f"| {name} | " + " | ".join(ratio(sampled[label][name]) for label in runs) + " | "
+                     + " | ".join(ratio(teacher[label][name]) for label in runs) + " |")
+    return "\n".join(lines) + ("\n\n(W1 / floor; sampled: 10,000 ttbar events from `sample.py --process ttbar`, "
+                               "continuous decoding, against Pythia ttbar; real tokens: Pythia ttbar events decoded "
+                               "from their own tokens by the density head, as in the table above)")
+
+
+def sampling_noise_table(names: tuple[str, ...] = ("sampling_noise_wjets_multiplicity",)) -> str:
+    """benchmarks/sampling_noise.py: W1 over the floor of one backbone's process under several sampler seeds,
+    beside the multiplicity token's exact count fit."""
+    paths = [RESULTS / f"{name}.json" for name in names]
+    if not all(p.is_file() for p in paths):
+        return "(not measured yet)"
+    lines = []
+    for r in (json.loads(p.read_text()) for p in paths):
+        observables = list(r["draws"][0]["w1_over_floor"])
+        if not lines:
+            lines = ["| process | draw | mean jets | " + " | ".join(f"W1/floor {k}" for k in observables) + " |",
+                     "|---" * (3 + len(observables)) + "|"]
+        lines.append(f"| {r['process']} | data | {r['real_mean_jets']:.3f} |" + " |" * len(observables))
+        for d in r["draws"]:
+            lines.append(f"| | seed {d['seed']} | {d['mean_jets']:.3f} | "
+                         + " | ".join(f"{d['w1_over_floor'][k]:.1f}" for k in observables) + " |")
+        if "fit" in r:
+            fit = r["fit"]
+            lines.append(f"| | the token's distribution, exactly | {fit['mean_jets']:.3f} | "
+                         + " | ".join(f"{fit['w1_over_floor'][k]:.1f}" if k in fit["w1_over_floor"] else ""
+                                      for k in observables) + " |")
+    return "\n".join(lines) + f"\n\n({r['events']:,} generated events per draw, top-p {r['top_p']}; `{r['backbone']}`)"
 
 
 def real_nanoaod_table() -> str:
@@ -1155,10 +1208,16 @@ def headline_table() -> str:
                                    for o in ("jets", "b-jets", "leptons")))
         token = [json.loads(p.read_text())["processes"] for p in
                  (_generation_result(f"multiplicity_seed{seed}", 0.98) for seed in (0, 1)) if p.is_file()]
-        opt_in = "" if len(token) < 2 else (
-            f"; with the multiplicity token (`data.multiplicity_token`, opt-in) the jet, b-jet and lepton counts are "
-            f"within 2x in {' / '.join(map(counts, token))} of 18 cells (without: {' / '.join(map(counts, seeds))}), "
-            f"m(bjj) {worst('m(bjj) [GeV]', token)}")
+        own = _generation_result("anom_multiplicity_seed0", 0.98)  # each process its own draw, the exact fit
+        own = json.loads(own.read_text())["processes"] if own.is_file() else None
+        opt_in = "" if len(token) < 2 or own is None else (
+            f"; with the multiplicity token (`data.multiplicity_token`, in the event configs since 2026-12-06) the "
+            f"jet, b-jet and lepton counts are within 2x in {' / '.join(map(counts, token))} of 18 cells (without: "
+            f"{' / '.join(map(counts, seeds))}; one draw for every process), m(bjj) {worst('m(bjj) [GeV]', token)}; "
+            f"on 60,500 events with each process's own draw, "
+            f"{counts(own)} of 18, and "
+            f"{sum(v <= 2 for x in own.values() for v in x['count_fit_w1_over_floor'].values())} of 18 in the "
+            f"token's own distribution")
         rows.append((f"conditional generation (`sample.py --process`), {len(seeds[0])} SM processes, the CPU event "
                      "config on 242,000 events",
                      f"W1 over its statistical floor (goal: 2x) at worst, seed {' / '.join(map(str, found))}: "
@@ -1260,6 +1319,17 @@ TABLES = {"nanoaod-speed-table": nanoaod_speed_table, "real-nanoaod-table": real
           "multiplicity-process-table":
               lambda: conditional_generation_table("conditional_generation_multiplicity_seed0_guidance1_top_p0.98"),
           "second-lepton-table": second_lepton_table,
+          "sampling-noise-table": sampling_noise_table,
+          "multiplicity-own-draws-table":
+              lambda: conditional_generation_table("conditional_generation_anom_multiplicity_seed0_guidance1_top_p0.98"),
+          "multiplicity-finetune-table": lambda: density_finetune_table(
+              (RESULTS / "anomaly_multiplicity_cpu" / "data_efficiency_backbone_multiplicity.json",
+               RESULTS / "anomaly_multiplicity_cpu_seed1" / "data_efficiency_backbone_multiplicity_seed1.json",
+               _configured_run() / "data_efficiency_backbone.json"),
+              ("with the token, seed 0", "with the token, seed 1", "without")),
+          "multiplicity-generation-table": lambda: generation_comparison_table(
+              {"without": _configured_run(), "with the token, seed 0": RESULTS / "anomaly_multiplicity_cpu",
+               "with the token, seed 1": RESULTS / "anomaly_multiplicity_cpu_seed1"}),
           "feature-logits-generation-table": lambda: density_generation_table(_configured_run()),
           "feature-logits-likelihood-table": lambda: density_likelihood_table(_configured_run()),
           "feature-logits-finetune-table": lambda: density_finetune_table(
