@@ -12,7 +12,8 @@ RESULTS=$RUN  # steps.log
 source "$(dirname "$0")/real_run_lib.sh"
 
 name=wide192_seed0
-THREADS=2 pretrain_cpu "$name" 0 --model.n_embd=192 --model.n_head=6 --model.feature_logits=false
+THREADS=2 pretrain_cpu "$name" 0 --model.n_embd=192 --model.n_head=6 --model.feature_logits=false \
+  --data.multiplicity_token=false
 measure_generation "$RUN/$name" "$name" 1 1 &
 measure_generation "$RUN/$name" "$name" 1 0.95 &
 wait

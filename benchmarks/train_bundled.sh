@@ -39,11 +39,11 @@ if [ "$STAGE" = all ] || [ "$STAGE" = train ]; then
   python -m tokenizer.tokenize --tokenizer "$RUN/tokenizer" --input $(files "$SM" 2) --out "$RUN/test_tokens.h5" \
     --features --quiet
   log "pretrain"
-  # the shipped event-small predates the type head, the hybrid input and feature logits, which event-cpu.yaml
-  # now turns on
+  # the shipped event-small predates the type head, the hybrid input, feature logits and the multiplicity
+  # token, which event-cpu.yaml now turns on
   python -m backbone.pretrain --config configs/backbone/event-cpu.yaml --data.train="$RUN/tokens.h5" \
     --data.val="$RUN/test_tokens.h5" --train.max_steps="$STEPS" --train.seed=0 --model.type_head=false \
-    --model.hybrid=false --model.feature_logits=false --out="$RUN/backbone" --quiet
+    --model.hybrid=false --model.feature_logits=false --data.multiplicity_token=false --out="$RUN/backbone" --quiet
 fi
 
 NTOP="$SM ttt_proxy tttt_proxy"

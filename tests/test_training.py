@@ -406,7 +406,7 @@ def test_sigterm_in_a_stalled_first_step_exits_within_the_grace(store, tmp_path,
                              str(REPO / "configs/backbone/event-cpu.yaml"), f"--data.train={store[0]}",
                              f"--out={tmp_path / 'run'}", "--model.n_layer=1", "--model.n_embd=16",
                              "--model.n_head=2", "--model.density_components=0", "--model.hybrid=false",
-                             "--model.feature_logits=false",
+                             "--model.feature_logits=false", "--data.multiplicity_token=false",
                              f"--train.stop_grace_s={grace}",
                              "--quiet"], cwd=REPO, stderr=subprocess.PIPE, text=True)
     start = time.time()
