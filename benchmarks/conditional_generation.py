@@ -99,20 +99,28 @@ def count_hazards(table: np.ndarray, p: np.ndarray) -> list:
     return [float(p[jets > k].sum() / p[jets >= k].sum()) if p[jets >= k].sum() > 0 else None for k in range(MAX_JETS)]
 
 
+#: the W1_OBSERVABLES counts that a multiplicity token announces, as sums of its kinds (Multiplicities.names)
+COUNTED = {"jets": ("jet", "bjet"), "b-jets": ("bjet",), "leptons": ("electron+muon",)}
+
+
+def counted(table: np.ndarray, names: tuple[str, ...], observable: str) -> np.ndarray:
+    """(tokens,) the `observable` (a COUNTED key) that each row of a multiplicity table of kinds `names` holds."""
+    return table[:, [names.index(k) for k in COUNTED[observable]]].sum(1)
+
+
 def count_fit_w1(table: np.ndarray, names: tuple[str, ...], p: np.ndarray, real) -> dict[str, float]:
     """Exact W1 between the counts of the multiplicity-token distribution `p` (over `table`'s rows, kinds
     `names`) and those of the events `real`: jets (b-jets included), b-jets and leptons, under
     W1_OBSERVABLES' names. On integers W1 is the sum over k of |F_model(k) - F_real(k)|."""
     from events.model import ObjectType as T
 
-    kinds = {"jets": ("jet", "bjet"), "b-jets": ("bjet",), "leptons": ("electron+muon",)}
     real_counts = {"jets": real.count(T.JET, T.BJET), "b-jets": real.count(T.BJET),
                    "leptons": real.count(T.ELECTRON, T.MUON)}
     out = {}
-    for name, kind in kinds.items():
+    for name, kind in COUNTED.items():
         if not set(kind) <= set(names):
             continue
-        model = table[:, [names.index(k) for k in kind]].sum(1)
+        model = counted(table, names, name)
         top = int(max(model.max(), real_counts[name].max())) + 1
         f_model = np.cumsum(np.bincount(model, weights=p, minlength=top)[:top])
         f_real = np.cumsum(np.bincount(real_counts[name], minlength=top)[:top]) / len(real_counts[name])

@@ -950,6 +950,11 @@ def conditional_guidance_process_table(seed: int = 0, ws=(1.25, 1.5)) -> str:
     return "\n".join(lines)
 
 
+def _over_floor(row: dict) -> str:
+    """A w1_table row's W1 over its floor, as the tables print it."""
+    return f"{row['w1'] / row['floor']:.1f}"
+
+
 def density_generation_table(run: Path | None = None) -> str:
     """W1 to the floor of every observable, centroid against continuous decoding: sampled from scratch
     (sample.py) and decoded from real events' own tokens (decode_fidelity.py), of real_run_anomaly.sh's
@@ -962,10 +967,9 @@ def density_generation_table(run: Path | None = None) -> str:
     teacher = json.loads(p.read_text())
     lines = ["| observable | sampled, centroid | sampled, continuous | real tokens, centroid | real tokens, head |",
              "|---|---|---|---|---|"]
-    ratio = lambda row: f"{row['w1'] / row['floor']:.1f}"  # noqa: E731
     for name, row in runs["centroid"].items():
-        lines.append(f"| {name} | {ratio(row)} | {ratio(runs['continuous'][name])} | "
-                     f"{ratio(teacher['centroid'][name])} | {ratio(teacher['continuous'][name])} |")
+        lines.append(f"| {name} | {_over_floor(row)} | {_over_floor(runs['continuous'][name])} | "
+                     f"{_over_floor(teacher['centroid'][name])} | {_over_floor(teacher['continuous'][name])} |")
     return "\n".join(lines) + (f"\n\n(W1 / floor; sampled: 10,000 ttbar events from `sample.py --process ttbar` "
                                f"against Pythia ttbar; real tokens: {teacher['decoded']:,} Pythia ttbar events "
                                f"decoded from their own tokens against {teacher['reference']:,} others)")
@@ -1033,12 +1037,11 @@ def generation_comparison_table(runs: dict[str, Path]) -> str:
         return "(not measured yet)"
     sampled = {label: json.loads(a.read_text()) for label, (a, _) in paths.items()}
     teacher = {label: json.loads(b.read_text())["continuous"] for label, (_, b) in paths.items()}
-    ratio = lambda row: f"{row['w1'] / row['floor']:.1f}"  # noqa: E731
     lines = ["| observable | " + " | ".join(f"sampled: {label}" for label in runs) + " | "
              + " | ".join(f"real tokens, head: {label}" for label in runs) + " |", "|---" * (1 + 2 * len(runs)) + "|"]
     for name in next(iter(sampled.values())):
-        lines.append(f"| {name} | " + " | ".join(ratio(sampled[label][name]) for label in runs) + " | "
-                     + " | ".join(ratio(teacher[label][name]) for label in runs) + " |")
+        lines.append(f"| {name} | " + " | ".join(_over_floor(sampled[label][name]) for label in runs) + " | "
+                     + " | ".join(_over_floor(teacher[label][name]) for label in runs) + " |")
     return "\n".join(lines) + ("\n\n(W1 / floor; sampled: 10,000 ttbar events from `sample.py --process ttbar`, "
                                "continuous decoding, against Pythia ttbar; real tokens: Pythia ttbar events decoded "
                                "from their own tokens by the density head, as in the table above)")
