@@ -17,14 +17,14 @@ import json
 from pathlib import Path
 
 import numpy as np
-import torch
 
 
 def main(argv: list[str] | None = None) -> int:
     from backbone.model import GPT
     from backbone.sampling import TOP_P, sample_events, sampling_prompt
     from common.cli import kept_fraction, positive_int
-    from conditional_generation import W1_OBSERVABLES, count_distribution, count_fit_w1
+    from common.errors import UserError
+    from conditional_generation import W1_OBSERVABLES, count_distribution, count_fit_w1, counted
     from events.compare import ratio, w1_table
     from events.io import read_events
     from events.model import Events, ObjectType as T
@@ -44,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     tokenizer = Tokenizer.from_pretrained(args.tokenizer, device="cpu")
     real = read_events(args.real)
     real = real[real.process == args.process]
+    if not len(real):
+        raise UserError(f"{args.real}: no events of process {args.process!r}")
     draws = []
     for seed in args.seeds:
         generated = Events.concatenate(sample_events(backbone, tokenizer, args.events, process=args.process,
@@ -57,9 +59,8 @@ def main(argv: list[str] | None = None) -> int:
            "real_mean_jets": float(real.count(T.JET, T.BJET).mean()), "draws": draws}
     counts = backbone.vocab.multiplicities
     if counts is not None:
-        with torch.no_grad():
-            p = count_distribution(backbone, sampling_prompt(backbone, args.process))
-        jets = counts.table[:, [counts.names.index(k) for k in ("jet", "bjet") if k in counts.names]].sum(1)
+        p = count_distribution(backbone, sampling_prompt(backbone, args.process))
+        jets = counted(counts.table, counts.names, "jets")
         out["fit"] = {"mean_jets": float((jets * p).sum() / p.sum()),  # over the last draw's floor (the same size)
                       "w1_over_floor": {k: ratio({"w1": w1, "floor": table[k]["floor"]})
                                         for k, w1 in count_fit_w1(counts.table, counts.names, p, real).items()}}
@@ -77,4 +78,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from common.cli import run_cli
+
+    run_cli(main, "python benchmarks/sampling_noise.py")

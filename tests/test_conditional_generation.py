@@ -6,6 +6,7 @@ import sys
 import numpy as np
 import pytest
 
+from common.errors import UserError
 from events.model import Caps, Events, ObjectType as T, assemble, make_objects
 from tests.conftest import REPO
 
@@ -151,3 +152,6 @@ def test_sampling_noise_draws_once_per_seed_as_it_is_told(backbone, data_files, 
     assert [(n, k["seed"], k["top_p"], k["process"]) for n, k in seen] == [(30, 3, 0.9, "ttbar"), (30, 4, 0.9, "ttbar")]
     saved = json.loads(out.read_text())
     assert [d["seed"] for d in saved["draws"]] == [3, 4] and saved["process"] == "ttbar" and "fit" not in saved
+    with pytest.raises(UserError, match="no events of process 'wjets'"):  # data_files[0] holds ttbar only
+        sampling_noise.main(["--backbone", str(bb), "--tokenizer", str(tok), "--real", data_files[0],
+                             "--process", "wjets", "--out", str(out)])
