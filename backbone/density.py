@@ -112,6 +112,11 @@ class Mixture:
     #: group: the data's descending-pt order) and the density is the mixture truncated there (inf: none)
     upper: torch.Tensor | None = None
 
+    def select(self, rows: torch.Tensor) -> "Mixture":
+        """The mixtures of `rows` (a boolean mask or indices over N)."""
+        return Mixture(self.logits[rows], self.mu[rows], self.log_scale[rows], self.circular,
+                       None if self.upper is None else self.upper[rows])
+
     def _linear(self) -> torch.Tensor:
         lin = torch.ones(self.mu.shape[-1], dtype=torch.bool, device=self.mu.device)
         if self.circular is not None:

@@ -3,9 +3,10 @@
     python benchmarks/decode_fidelity.py --backbone runs/anom/backbone --tokenizer runs/anom/tokenizer \
         --events data/anom/ttbar_s1.h5 --n 10000 --out benchmarks/results/anomaly_density_cpu/decode_fidelity.json
 
-Real events are tokenized, then decoded two ways from their own tokens: each code's centroid, and
-features drawn from the head given the real tokens before each object (teacher forcing). Both are
-compared with other real events of the same file (W1 against the floor, events.compare). Sampling
+Real events are tokenized, then decoded three ways from their own tokens: each code's centroid,
+features drawn from the head given the real tokens and features before each object (teacher forcing:
+`continuous`), and drawn given the real tokens with the features drawn before fed back (`fed_back`, as
+sampling does). Each is compared with other real events of the same file (W1 against the floor, events.compare). Sampling
 from scratch adds the token model's own errors (multiplicities, which jets are b-tagged); this shows
 what the head itself does to pt, masses and angles.
 """
@@ -22,10 +23,12 @@ import torch
 
 
 @torch.no_grad()
-def head_decoded(model, tokenizer, tokens, vocab, conditional: bool, seed: int = 0):
+def head_decoded(model, tokenizer, tokens, vocab, conditional: bool, seed: int = 0, feedback: bool = False):
     """The events of `tokens` with every object's features drawn from the head, given the real tokens
     before it: in the hybrid with their real features, and under the pt order below the real pt of the
-    object before it, as in training; (events, objects clamped)."""
+    object before it, as in training; (events, objects clamped). With `feedback` the objects before
+    each draw bring the features drawn for them instead (as sampling does), one position at a time: the
+    head's own joint over an event's objects, with the token model's choices taken from the data."""
     from finetune.data import unlabelled_sequences
 
     seqs = unlabelled_sequences([tokens], vocab, conditional, model.config.block_size, "tokens")
@@ -34,14 +37,23 @@ def head_decoded(model, tokenizer, tokens, vocab, conditional: bool, seed: int =
     generator = torch.Generator().manual_seed(seed)
     clamped = 0
     for rows, idx, features in seqs.sorted_batches(512):
-        hidden = model.hidden_states(idx[:, :-1], features=features[:, :-1] if model.config.n_features else None)
         targets = idx[:, 1:]
-        mixture, _, _ = model.object_densities(hidden, targets, features[:, 1:])
-        z = mixture.sample(generator, mixture.upper)
-        codes = targets[(targets >= 0) & (targets < vocab.n_codes)]
+        is_object = (targets >= 0) & (targets < vocab.n_codes)
+        codes = targets[is_object]
         mask = model.density.code_mask[codes]
-        x, n = model.density.clamp(model.density.from_density(z, centroids[codes], mask), mask)
-        clamped += n
+        column = torch.arange(targets.shape[1]).expand_as(targets)[is_object]
+        fed = features.clone()  # (B, T, n_features): what each position brings as input
+        x = torch.empty(len(codes), fed.shape[-1])
+        for step in range(targets.shape[1]) if feedback else (None,):
+            hidden = model.hidden_states(idx[:, :-1], features=fed[:, :-1] if model.config.n_features else None)
+            mixture, _, _ = model.object_densities(hidden, targets, fed[:, 1:])
+            pick = column == step if feedback else torch.ones_like(column, dtype=torch.bool)
+            part = mixture.select(pick)
+            z = part.sample(generator, part.upper)
+            x[pick], n = model.density.clamp(model.density.from_density(z, centroids[codes[pick]], mask[pick]), mask[pick])
+            clamped += n
+            if feedback:
+                fed[:, step + 1][is_object[:, step]] = x[pick]
         drawn[seqs.object_indices(rows)] = x.numpy()
     batch = type(tokens)(tokens.ids, tokens.info, tokens.process_names, ak.unflatten(drawn, np.diff(seqs.offsets)))
     return tokenizer.decode(batch), clamped
@@ -67,15 +79,17 @@ def main(argv: list[str] | None = None) -> int:
     tokens = tokenizer.encode(decoded, features=True)
     centroid = tokenizer.decode(type(tokens)(tokens.ids, tokens.info, tokens.process_names))
     continuous, clamped = head_decoded(model, tokenizer, tokens, model.vocab, model.conditional)
+    fed_back, clamped_fed_back = head_decoded(model, tokenizer, tokens, model.vocab, model.conditional, feedback=True)
     result = {"date": time.strftime("%Y-%m-%d"), "events": str(args.events), "decoded": len(decoded),
-              "reference": len(reference), "clamped_objects": clamped,
-              "centroid": w1_table(reference, centroid), "continuous": w1_table(reference, continuous)}
+              "reference": len(reference), "clamped_objects": clamped, "clamped_objects_fed_back": clamped_fed_back,
+              "centroid": w1_table(reference, centroid), "continuous": w1_table(reference, continuous),
+              "fed_back": w1_table(reference, fed_back)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
-    print(f"{'observable':<24}{'centroid W1/floor':>18}{'head W1/floor':>16}")
-    for name, row in result["centroid"].items():
-        cont = result["continuous"][name]
-        print(f"{name:<24}{row['w1'] / row['floor']:>18.1f}{cont['w1'] / cont['floor']:>16.1f}")
+    columns = ("centroid", "continuous", "fed_back")
+    print(f"{'W1/floor':<24}" + "".join(f"{c:>12}" for c in columns))
+    for name in result["centroid"]:
+        print(f"{name:<24}" + "".join(f"{result[c][name]['w1'] / result[c][name]['floor']:>12.1f}" for c in columns))
     print(f"wrote {args.out}")
     return 0
 

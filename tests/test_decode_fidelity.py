@@ -13,8 +13,8 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 import decode_fidelity as df  # noqa: E402
 
 
-def _decoded(model, tokenizer, tokens):
-    events, _ = df.head_decoded(model, tokenizer, tokens, model.vocab, model.conditional)
+def _decoded(model, tokenizer, tokens, feedback=False):
+    events, _ = df.head_decoded(model, tokenizer, tokens, model.vocab, model.conditional, feedback=feedback)
     return np.concatenate([ak.to_numpy(ak.flatten(events.objects[f])) for f in ("pt", "eta", "phi")])
 
 
@@ -31,6 +31,8 @@ def test_head_draws_read_the_real_features_of_the_objects_before(hybrid_backbone
     other = type(tokens)(tokens.ids, tokens.info, tokens.process_names,
                          ak.where(first, tokens.features + 0.5, tokens.features))
     assert not np.allclose(_decoded(model, tokenizer, tokens), _decoded(model, tokenizer, other))
+    # fed back, every object reads the features drawn before it: the real ones play no part
+    np.testing.assert_array_equal(_decoded(model, tokenizer, tokens, True), _decoded(model, tokenizer, other, True))
 
 
 def test_head_draws_keep_the_pt_order_bound(ordered_backbone, ttbar, monkeypatch):
@@ -49,3 +51,24 @@ def test_head_draws_keep_the_pt_order_bound(ordered_backbone, ttbar, monkeypatch
     df.head_decoded(model, tokenizer, tokenizer.encode(ttbar[:64], features=True), model.vocab, model.conditional)
     assert bounds and all(b is not None for b in bounds)
     assert any(torch.isfinite(b).any() for b in bounds)
+
+
+def test_draws_fed_back_keep_the_pt_order_of_their_own_draws(ordered_backbone, ttbar):
+    """Fed back, each object's log pt is bounded by the pt drawn for the object before it of its group, so
+    the decoded jets come out in descending pt, as sampled events do; bounded by the real pt instead, two
+    independent draws below about the same bound would cross."""
+    from backbone.model import GPT
+    from events.model import ObjectType as T
+    from tokenizer.tokenizer import Tokenizer
+
+    folder, tok = ordered_backbone
+    model, tokenizer = GPT.from_pretrained(folder).eval(), Tokenizer.from_pretrained(tok)
+    tokens = tokenizer.encode(ttbar[:200], features=True)
+
+    def crossings(feedback):
+        events, _ = df.head_decoded(model, tokenizer, tokens, model.vocab, model.conditional, feedback=feedback)
+        jets = events.objects[events.objects["type"] == int(T.JET)]
+        pt = jets.pt
+        return int(ak.sum(pt[:, 1:] > pt[:, :-1]))
+
+    assert crossings(True) == 0 < crossings(False)
