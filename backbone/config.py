@@ -32,6 +32,11 @@ class GPTShape:
     #: learnt with the rest: a preference that is not a bump in each feature on its own (a second jet at
     #: the W mass with the first) becomes learnable; 0: the features and their squares only
     feature_logits_width: int = 0
+    #: with feature_logits (event mode), the tilt's basis also holds each code's four-momentum (E, px, py,
+    #: pz) and their ten products, each standardized over the codes: the invariant mass of a code with an
+    #: earlier object, m^2 = m1^2 + m2^2 + 2 p1.p2, is linear in them, so a bump at the W mass with an
+    #: earlier jet is one quadratic form whose coefficients the context gives
+    momentum_logits: bool = False
 
     def __post_init__(self):
         if self.n_embd % self.n_head:
@@ -39,6 +44,8 @@ class GPTShape:
         check_ranges(self, nonnegative=("feature_logits_width",), devices=())
         if self.feature_logits_width and not self.feature_logits:
             raise ValueError("feature_logits_width widens the feature logits' basis: it needs feature_logits=true")
+        if self.momentum_logits and not self.feature_logits:
+            raise ValueError("momentum_logits widens the feature logits' basis: it needs feature_logits=true")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -33,6 +33,16 @@ from backbone.vocab import Vocab
 from common.errors import ModelMismatchError
 
 FORMAT = "colliderfm.backbone"
+#: four-momentum components and their products (upper triangle with the diagonal): 4 + 10
+MOMENTUM_TERMS = 14
+
+
+def momentum_terms(pt: torch.Tensor, eta: torch.Tensor, phi: torch.Tensor, mass: torch.Tensor) -> torch.Tensor:
+    """(N, MOMENTUM_TERMS) (E, px, py, pz) in units of 100 GeV, then p_i p_j for i <= j."""
+    pz = pt * torch.sinh(eta)
+    p = torch.stack([torch.sqrt(pt ** 2 + pz ** 2 + mass ** 2), pt * torch.cos(phi), pt * torch.sin(phi), pz], 1) / 100
+    i, j = torch.triu_indices(4, 4)
+    return torch.cat([p, p[:, i] * p[:, j]], 1)
 
 
 @dataclass
@@ -156,7 +166,10 @@ class GPT(nn.Module):
             self.register_buffer("code_features", torch.zeros(config.vocab_size, config.n_features))
         if config.feature_logits:
             width = config.feature_logits_width
-            self.feature_tilt = nn.Linear(config.n_embd, 2 * config.n_features + width, bias=False)
+            momenta = MOMENTUM_TERMS if config.momentum_logits else 0
+            self.feature_tilt = nn.Linear(config.n_embd, 2 * config.n_features + width + momenta, bias=False)
+            if config.momentum_logits:  # data, as the code table; saved with the weights
+                self.register_buffer("momentum_basis", torch.zeros(config.vocab_size, MOMENTUM_TERMS))
             if width:
                 self.feature_basis = nn.Sequential(nn.Linear(config.n_features, width), nn.GELU(),
                                                    nn.Linear(width, width), nn.GELU())
@@ -185,6 +198,16 @@ class GPT(nn.Module):
         """The hybrid input of each code (n_codes, n_features); special tokens keep zero."""
         self.code_features.zero_()
         self.code_features[:len(table)] = table.to(self.code_features)
+
+    def set_code_momenta(self, pt, eta, phi, mass) -> None:
+        """The momentum part of the tilt basis from what each code decodes to (n_codes each; GeV): the
+        four-momentum and its ten products, each standardized over the codes; special tokens keep zero."""
+        cols = [torch.as_tensor(c, dtype=torch.float64) for c in (pt, eta, phi, mass)]
+        basis = momentum_terms(*cols)
+        std = basis.std(0)
+        basis = (basis - basis.mean(0)) / torch.where(std > 0, std, 1.0)
+        self.momentum_basis.zero_()
+        self.momentum_basis[:len(basis)] = basis.to(self.momentum_basis)
 
     def embed(self, idx: torch.Tensor, features: torch.Tensor | None) -> torch.Tensor:
         """Token embeddings, plus, in the hybrid, the embedded features: `features` (B, T, n_features)
@@ -268,12 +291,15 @@ class GPT(nn.Module):
         return logits + offset.gather(-1, self.group_of_token.expand_as(logits))
 
     def tilt_basis(self) -> torch.Tensor:
-        """(vocab, 2 n_features + feature_logits_width) what each code's logit tilt is a linear map of: its
-        features, their squares and the learnt MLP of them; zero for special tokens, which are not tilted."""
+        """(vocab, 2 n_features + feature_logits_width [+ MOMENTUM_TERMS]) what each code's logit tilt is a
+        linear map of: its features, their squares, the learnt MLP of them and its four-momentum terms; zero
+        for special tokens, which are not tilted."""
         parts = [self.code_features, self.code_features.square()]
         if self.config.feature_logits_width:
             is_code = torch.arange(self.config.vocab_size, device=self.code_features.device) < self.config.n_codes
             parts.append(self.feature_basis(self.code_features) * is_code[:, None])
+        if self.config.momentum_logits:
+            parts.append(self.momentum_basis)
         return torch.cat(parts, -1)
 
     def density_loss(self, hidden: torch.Tensor, targets: torch.Tensor, target_features: torch.Tensor) -> torch.Tensor:
@@ -324,6 +350,8 @@ class GPT(nn.Module):
         fresh = GPT(self.config).to(self.wte.weight.device)
         if self.config.n_features:
             fresh.code_features.copy_(self.code_features)
+        if self.config.momentum_logits:
+            fresh.momentum_basis.copy_(self.momentum_basis)
         for name in ("vocab", "conditional", "tokenizer_fingerprint", "process_dropout", "source", "pretrained_config"):
             setattr(fresh, name, getattr(self, name))
         return fresh

@@ -187,6 +187,10 @@ def build_model(cfg: PretrainConfig, data: TokenSequences, val_data: TokenSequen
         raise UserError("model.feature_logits tilts the logits by each code's features, which only the hybrid input "
                         "has: set model.hybrid=true, or model.feature_logits=false")
     table = hybrid_table(cfg, data, val_data) if m.hybrid else None
+    if m.momentum_logits and (data.mode != "event" or data.code_info is None):
+        raise UserError(f"model.momentum_logits needs each code's kinematics: an event-mode token store written with "
+                        f"--features by this version (data.train is {data.mode or 'of unknown mode'}"
+                        f"{'' if data.code_info else ', without its normalization'})")
     if m.density_components:
         check_density_data(cfg, data, val_data)
     groups = data.vocab.output_groups(None if data.code_info is None else data.code_info[0])
@@ -195,6 +199,11 @@ def build_model(cfg: PretrainConfig, data: TokenSequences, val_data: TokenSequen
                           data.mode, groups))
     if table is not None:
         model.set_code_features(torch.from_numpy(table))
+    if m.momentum_logits:
+        from tokenizer.features import FeatureTransform
+
+        code = FeatureTransform.from_dict(data.code_info[1]).inverse(table[:data.vocab.n_codes])
+        model.set_code_momenta(code["pt"], code["eta"], code["phi"], code["mass"])
     if m.density_components:
         from tokenizer.store import read_code_features
 

@@ -1,4 +1,6 @@
 """The GPT core: causality, bidirectional mode and padding, KV cache vs full recomputation, sampling."""
+import math
+
 import pytest
 import torch
 
@@ -533,3 +535,64 @@ def test_feature_logits_width_adds_a_learnt_mlp_of_each_codes_features_to_the_ti
     assert again.config.feature_logits_width == 3
     with torch.no_grad():
         torch.testing.assert_close(again.logits(again.hidden_states(idx)), logits)
+
+
+def test_momentum_terms_make_a_pair_mass_linear_in_the_second_object():
+    """Two massless 40 GeV jets back to back at eta = 0: m^2 = 2 (E1 E2 - p1.p2) = 6400 GeV^2, the W mass,
+    is a linear map (given by the first jet) of the second jet's four-momentum terms."""
+    from backbone.model import momentum_terms
+
+    terms = momentum_terms(torch.tensor([40.0, 40.0]), torch.tensor([0.0, 0.0]), torch.tensor([0.0, math.pi]),
+                           torch.tensor([0.0, 0.0]))
+    p1, p2 = terms[0, :4], terms[1, :4]  # units of 100 GeV
+    torch.testing.assert_close(p1, torch.tensor([0.4, 0.4, 0.0, 0.0]))
+    minkowski = torch.tensor([1.0, -1.0, -1.0, -1.0])
+    assert float(100 * torch.sqrt(2 * (minkowski * p1 * p2).sum())) == pytest.approx(80.0)
+    # the products, upper triangle row by row: E^2, E px, E py, E pz, px^2, px py, ...
+    torch.testing.assert_close(terms[1, 4:], torch.tensor([0.16, -0.16, 0, 0, 0.16, 0, 0, 0, 0, 0]), atol=1e-6, rtol=0)
+    eta = momentum_terms(torch.tensor([30.0]), torch.tensor([1.0]), torch.tensor([0.0]), torch.tensor([4.0]))
+    torch.testing.assert_close(eta[0, 3], torch.tensor(0.3 * math.sinh(1.0)))
+    torch.testing.assert_close(eta[0, 0], torch.tensor(math.sqrt((0.3 * math.cosh(1.0)) ** 2 + 0.04 ** 2)))
+
+
+def test_momentum_logits_tilt_each_code_by_its_standardized_momentum_terms(tmp_path):
+    """With momentum_logits the tilt basis gains each code's 14 momentum terms, each standardized over the
+    codes (special tokens: zero); saving, loading and reinitializing keep them."""
+    from backbone.model import MOMENTUM_TERMS, momentum_terms
+
+    with pytest.raises(ValueError, match="needs feature_logits=true"):
+        GPTConfig(vocab_size=9, block_size=8, n_layer=1, n_head=2, n_embd=16, n_features=2, n_codes=5,
+                  momentum_logits=True)
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=9, block_size=8, n_layer=1, n_head=2, n_embd=16, n_features=2, n_codes=5,
+                          feature_logits=True, momentum_logits=True)).eval()
+    x = torch.tensor([[0.0, 1.0], [1.0, 0.0], [-1.0, 2.0], [0.5, 0.5], [2.0, -1.0]])
+    model.set_code_features(x)
+    pt, eta = torch.tensor([20.0, 40.0, 60.0, 80.0, 100.0]), torch.tensor([0.0, 0.0, 0.0, 0.0, 0.0])
+    phi, mass = torch.tensor([0.0, 1.0, 2.0, 3.0, -1.0]), torch.zeros(5)
+    model.set_code_momenta(pt.numpy(), eta.numpy(), phi.numpy(), mass.numpy())
+    # at eta = 0 and no mass, E = pt: pt 20..100 GeV standardized is (-2, -1, 0, 1, 2) / sqrt(2.5)
+    torch.testing.assert_close(model.momentum_basis[:5, 0], torch.tensor([-2.0, -1.0, 0.0, 1.0, 2.0]) / math.sqrt(2.5))
+    terms = momentum_terms(pt.double(), eta.double(), phi.double(), mass.double())
+    expected = ((terms - terms.mean(0)) / terms.std(0).clamp(min=1e-12)).float()
+    expected[:, terms.std(0) == 0] = 0  # pz and its products vanish at eta = 0: a column of zeros, not NaN
+    torch.testing.assert_close(model.momentum_basis[:5], expected)
+    assert not model.momentum_basis[5:].any()
+    idx = torch.tensor([[6, 0, 3, 1], [6, 4, 2, 7]])
+    with torch.no_grad():
+        hidden = model.hidden_states(idx)
+        w = model.feature_tilt(hidden)
+        logits = model.logits(hidden)
+        tilt = logits - model.lm_head(hidden)
+    assert w.shape[-1] == 4 + MOMENTUM_TERMS
+    for code in range(5):
+        torch.testing.assert_close(tilt[..., code], w @ torch.cat([x[code], x[code].square(), expected[code]]))
+    assert not tilt[..., 5:].any()
+    model.vocab = Vocab(5)
+    model.save_pretrained(tmp_path / "m")
+    again = GPT.from_pretrained(tmp_path / "m")
+    assert again.config.momentum_logits
+    torch.testing.assert_close(again.momentum_basis, model.momentum_basis)
+    with torch.no_grad():
+        torch.testing.assert_close(again.logits(again.hidden_states(idx)), logits)
+    torch.testing.assert_close(model.reinitialized().momentum_basis, model.momentum_basis)

@@ -686,6 +686,50 @@ def test_feature_logits_are_built_on_the_hybrid_input_only(density_store, tmp_pa
                     data, data, torch.device("cpu"))
 
 
+def kinematic_store(ids, path, mode):
+    """`ids` with a code table of known kinematics: code c decodes to a massless object of pt 10 (c + 1) GeV
+    at eta 0 and phi c (event mode; log pt normalized by mean 3 and std 0.5)."""
+    from events.model import ObjectType as T
+
+    c = np.arange(32)
+    table = np.stack([(np.log(10.0 * (c + 1)) - 3) / 0.5, 0 * c, np.cos(c) / 0.7, np.sin(c) / 0.7, 0 * c, 0 * c], 1)
+    names, kind = (6, T.JET) if mode == "event" else (4, T.CONSTITUENT)
+    table = table[:, :names].astype(np.float32)
+    transform = {"mode": mode, "mean": [3.0] + [0.0] * (names - 1), "std": [0.5, 1.0, 0.7, 0.7, 1.0, 1.0][:names]}
+    flat = ak.to_numpy(ak.flatten(ids))
+    with TokenWriter(path, 32, "none", mode, code_features=table, code_types=np.full(32, int(kind)),
+                     feature_transform=transform) as writer:
+        writer.write(TokenBatch(ids, {"event": np.arange(len(ids)), "process": np.zeros(len(ids), np.int16)},
+                                ("ttbar",), ak.unflatten(table[flat], ak.num(ids))))
+    return path
+
+
+def test_momentum_logits_read_each_codes_kinematics_in_gev(store, tmp_path):
+    """The momentum basis is built from what each code decodes to in GeV (the store's table through its
+    normalization), not from the normalized features; it needs event-mode kinematics."""
+    from backbone.pretrain import build_model
+    from common.cli import UserError
+
+    _, ids = store
+
+    def built(mode):
+        path = kinematic_store(ids, tmp_path / f"{mode}.h5", mode)
+        base = to_dict(config(path, tmp_path / "run", 1))
+        cfg = from_dict(PretrainConfig, {**base, "model": {**base["model"], "hybrid": True, "feature_logits": True,
+                                                           "momentum_logits": True}})
+        data = TokenSequences.from_store(path, True)
+        return build_model(cfg, data, data, torch.device("cpu"))
+
+    model = built("event")
+    pt = 10.0 * np.arange(1, 33)  # at eta 0 and no mass, E = pt
+    np.testing.assert_allclose(model.momentum_basis[:32, 0].numpy(), (pt - pt.mean()) / pt.std(ddof=1), atol=1e-5)
+    px = pt * np.cos(np.arange(32))
+    np.testing.assert_allclose(model.momentum_basis[:32, 1].numpy(), (px - px.mean()) / px.std(ddof=1), atol=1e-5)
+    assert not model.momentum_basis[32:].any()
+    with pytest.raises(UserError, match="momentum_logits needs each code's kinematics.*constituent"):
+        built("constituent")
+
+
 def test_the_group_loss_is_the_type_part_of_the_token_loss():
     """log p(group) read off the type head is the sum of the group's token probabilities, computed here
     from the normalized logits; targets of -100 are left out."""
