@@ -60,6 +60,7 @@ def head_decoded(model, tokenizer, tokens, vocab, conditional: bool, seed: int =
 
 
 def main(argv: list[str] | None = None) -> int:
+    from conditional_generation import pair_angles
     from events.compare import w1_table
     from backbone.model import GPT
     from events.io import read_events
@@ -83,13 +84,18 @@ def main(argv: list[str] | None = None) -> int:
     result = {"date": time.strftime("%Y-%m-%d"), "events": str(args.events), "decoded": len(decoded),
               "reference": len(reference), "clamped_objects": clamped, "clamped_objects_fed_back": clamped_fed_back,
               "centroid": w1_table(reference, centroid), "continuous": w1_table(reference, continuous),
-              "fed_back": w1_table(reference, fed_back)}
+              "fed_back": w1_table(reference, fed_back),
+              # the leading jet pair's angles and the top candidates' mass windows, the data's first
+              "pairs": {k: pair_angles(e) for k, e in (("data", reference), ("centroid", centroid),
+                                                       ("continuous", continuous), ("fed_back", fed_back))}}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
     columns = ("centroid", "continuous", "fed_back")
     print(f"{'W1/floor':<24}" + "".join(f"{c:>12}" for c in columns))
     for name in result["centroid"]:
         print(f"{name:<24}" + "".join(f"{result[c][name]['w1'] / result[c][name]['floor']:>12.1f}" for c in columns))
+    print("m(jj) in the W window / m(bjj) in the top window: " + ", ".join(
+        f"{k} {v['w_window']:.3f} / {v['top_window']:.3f}" for k, v in result["pairs"].items()))
     print(f"wrote {args.out}")
     return 0
 

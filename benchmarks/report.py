@@ -1047,6 +1047,31 @@ def generation_comparison_table(runs: dict[str, Path]) -> str:
                                "from their own tokens by the density head, as in the table above)")
 
 
+def decode_feedback_table(runs: dict[str, Path]) -> str:
+    """Real ttbar events decoded from their own tokens (decode_fidelity.py in each real_run_anomaly.sh-style
+    results folder of `runs`, label: folder): at the codes' centroids (the tokenizer's, the same for every
+    run), and by each run's head teacher forced and fed its own draws; W1 over the floor."""
+    paths = {label: run / "decode_fidelity.json" for label, run in runs.items()}
+    results = {label: json.loads(p.read_text()) for label, p in paths.items() if p.is_file()}
+    if len(results) < len(runs) or not all("fed_back" in r for r in results.values()):
+        return "(not measured yet)"
+    first = next(iter(results.values()))
+    lines = ["| observable | centroids | " + " | ".join(f"head, real features before: {label} | head, its own draws "
+                                                       f"before: {label}" for label in runs) + " |",
+             "|---" * (2 + 2 * len(runs)) + "|"]
+    for name, row in first["centroid"].items():
+        lines.append(f"| {name} | {_over_floor(row)} | " + " | ".join(
+            f"{_over_floor(r['continuous'][name])} | {_over_floor(r['fed_back'][name])}" for r in results.values()) + " |")
+    if all("pairs" in r for r in results.values()):
+        for key, what in (("w_window", "m(jj) in 60-100 GeV"), ("top_window", "m(bjj) in 140-200 GeV")):
+            lines.append(f"| top candidates with {what} (data {first['pairs']['data'][key]:.3f}) | "
+                         f"{first['pairs']['centroid'][key]:.3f} | " + " | ".join(
+                             f"{r['pairs']['continuous'][key]:.3f} | {r['pairs']['fed_back'][key]:.3f}"
+                             for r in results.values()) + " |")
+    return "\n".join(lines) + (f"\n\n(W1 / floor; {first['decoded']:,} Pythia ttbar events decoded from their own "
+                               f"tokens against {first['reference']:,} others)")
+
+
 def sampling_noise_table(names: tuple[str, ...] = ("sampling_noise_wjets_multiplicity",)) -> str:
     """benchmarks/sampling_noise.py: W1 over the floor of one backbone's process under several sampler seeds,
     beside the multiplicity token's exact count fit."""
@@ -1330,6 +1355,8 @@ TABLES = {"nanoaod-speed-table": nanoaod_speed_table, "real-nanoaod-table": real
                RESULTS / "anomaly_multiplicity_cpu_seed1" / "data_efficiency_backbone_multiplicity_seed1.json",
                _configured_run() / "data_efficiency_backbone.json"),
               ("with the token, seed 0", "with the token, seed 1", "without")),
+          "decode-feedback-table": lambda: decode_feedback_table(
+              {"token, seed 0": RESULTS / "anomaly_multiplicity_cpu", "token, seed 1": RESULTS / "anomaly_multiplicity_cpu_seed1"}),
           "multiplicity-generation-table": lambda: generation_comparison_table(
               {"without": _configured_run(), "with the token, seed 0": RESULTS / "anomaly_multiplicity_cpu",
                "with the token, seed 1": RESULTS / "anomaly_multiplicity_cpu_seed1"}),

@@ -72,3 +72,23 @@ def test_draws_fed_back_keep_the_pt_order_of_their_own_draws(ordered_backbone, t
         return int(ak.sum(pt[:, 1:] > pt[:, :-1]))
 
     assert crossings(True) == 0 < crossings(False)
+
+
+def test_the_cli_compares_three_decodings_with_the_rest_of_the_file(ordered_backbone, data_files, tmp_path):
+    """`--n` events are decoded, the rest of the file is the reference: its own mass windows are reported as
+    the data's, beside those of the centroids, the head teacher forced and the head fed its own draws."""
+    import json
+
+    from conditional_generation import pair_angles
+    from events.io import read_events
+
+    folder, tok = ordered_backbone
+    out = tmp_path / "fidelity.json"
+    assert df.main(["--backbone", str(folder), "--tokenizer", str(tok), "--events", str(data_files[0]),
+                    "--n", "150", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    events = read_events(data_files[0])
+    assert (result["decoded"], result["reference"]) == (150, len(events) - 150)
+    assert result["pairs"]["data"] == pair_angles(events[150:])
+    assert set(result["pairs"]) == {"data", "centroid", "continuous", "fed_back"}
+    assert result["fed_back"].keys() == result["centroid"].keys() and result["fed_back"] != result["continuous"]
