@@ -41,7 +41,7 @@ def momentum_terms(pt: torch.Tensor, eta: torch.Tensor, phi: torch.Tensor, mass:
     """(N, MOMENTUM_TERMS) (E, px, py, pz) in units of 100 GeV, then p_i p_j for i <= j."""
     pz = pt * torch.sinh(eta)
     p = torch.stack([torch.sqrt(pt ** 2 + pz ** 2 + mass ** 2), pt * torch.cos(phi), pt * torch.sin(phi), pz], 1) / 100
-    i, j = torch.triu_indices(4, 4)
+    i, j = torch.triu_indices(4, 4, device=pt.device)
     return torch.cat([p, p[:, i] * p[:, j]], 1)
 
 

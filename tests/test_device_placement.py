@@ -86,15 +86,16 @@ def test_set_up_and_a_training_step(pipeline):
 
 
 def saved_backbone(pipeline, folder, hybrid: bool = False):
-    """The backbone of `pipeline` (with the hybrid input and feature logits, their basis widened by an MLP,
-    where `hybrid`), saved and loaded as users load it."""
+    """The backbone of `pipeline` (with the hybrid input and feature logits, their basis widened by an MLP and
+    the four-momentum terms, where `hybrid`), saved and loaded as users load it."""
     from dataclasses import replace
 
     from backbone.model import GPT
     from backbone.pretrain import build_model, save_backbone
 
     _, data, cfg, _ = pipeline
-    cfg = replace(cfg, model=replace(cfg.model, hybrid=hybrid, feature_logits=hybrid, feature_logits_width=8 * hybrid))
+    cfg = replace(cfg, model=replace(cfg.model, hybrid=hybrid, feature_logits=hybrid, feature_logits_width=8 * hybrid,
+                                     momentum_logits=hybrid))
     save_backbone(build_model(cfg, data, data, torch.device("cpu")), data, cfg, folder, {})
     return GPT.from_pretrained(folder)
 
