@@ -1355,6 +1355,15 @@ TABLES = {"nanoaod-speed-table": nanoaod_speed_table, "real-nanoaod-table": real
                RESULTS / "anomaly_multiplicity_cpu_seed1" / "data_efficiency_backbone_multiplicity_seed1.json",
                _configured_run() / "data_efficiency_backbone.json"),
               ("with the token, seed 0", "with the token, seed 1", "without")),
+          "momentum-process-table": lambda: conditional_frame_table(
+              (("token, seed 0", "anom_multiplicity_seed0", (0.98,)), ("token, seed 1", "anom_multiplicity_seed1", (0.98,)),
+               ("token + momentum logits, seed 0", "anom_momentum_seed0", (0.98,)))),
+          "momentum-generation-table": lambda: generation_comparison_table(
+              {"token, seed 0": RESULTS / "anomaly_multiplicity_cpu", "token, seed 1": RESULTS / "anomaly_multiplicity_cpu_seed1",
+               "token + momentum logits, seed 0": RESULTS / "anomaly_momentum_cpu"}),
+          "momentum-feedback-table": lambda: decode_feedback_table(
+              {"token, seed 0": RESULTS / "anomaly_multiplicity_cpu",
+               "token + momentum logits, seed 0": RESULTS / "anomaly_momentum_cpu"}),
           "decode-feedback-table": lambda: decode_feedback_table(
               {"token, seed 0": RESULTS / "anomaly_multiplicity_cpu", "token, seed 1": RESULTS / "anomaly_multiplicity_cpu_seed1"}),
           "multiplicity-generation-table": lambda: generation_comparison_table(
