@@ -188,9 +188,9 @@ def build_model(cfg: PretrainConfig, data: TokenSequences, val_data: TokenSequen
                         "has: set model.hybrid=true, or model.feature_logits=false")
     table = hybrid_table(cfg, data, val_data) if m.hybrid else None
     if m.momentum_logits and (data.mode != "event" or data.code_info is None):
-        raise UserError(f"model.momentum_logits needs each code's kinematics: an event-mode token store written with "
-                        f"--features by this version (data.train is {data.mode or 'of unknown mode'}"
-                        f"{'' if data.code_info else ', without its normalization'})")
+        raise UserError(f"model.momentum_logits needs each code's kinematics, which an event-mode token store records "
+                        f"(python -m tokenizer.tokenize --features): {cfg.data.train} is "
+                        f"{data.mode or 'of unknown mode'}{'' if data.code_info else ', without its normalization'}")
     if m.density_components:
         check_density_data(cfg, data, val_data)
     groups = data.vocab.output_groups(None if data.code_info is None else data.code_info[0])
