@@ -45,10 +45,11 @@ def head_decoded(model, tokenizer, tokens, vocab, conditional: bool, seed: int =
         column = torch.arange(targets.shape[1]).expand_as(targets)[is_object]
         fed = features.clone()  # (B, T, n_features): what each position brings as input
         x = torch.empty(len(codes), fed.shape[-1])
-        for step in range(targets.shape[1]) if feedback else (None,):
+        # fed back, one pass per position that holds an object (the prefix and the ends hold none)
+        for step in column.unique().tolist() if feedback else (None,):
             hidden = model.hidden_states(idx[:, :-1], features=fed[:, :-1] if model.config.n_features else None)
             mixture, _, _ = model.object_densities(hidden, targets, fed[:, 1:])
-            pick = column == step if feedback else torch.ones_like(column, dtype=torch.bool)
+            pick = column == step if feedback else slice(None)
             part = mixture.select(pick)
             z = part.sample(generator, part.upper)
             x[pick], n = model.density.clamp(model.density.from_density(z, centroids[codes[pick]], mask[pick]), mask[pick])
@@ -61,8 +62,9 @@ def head_decoded(model, tokenizer, tokens, vocab, conditional: bool, seed: int =
 
 
 def main(argv: list[str] | None = None) -> int:
+    from common.cli import UserError, positive_int
     from conditional_generation import pair_angles
-    from events.compare import w1_table
+    from events.compare import ratio, w1_table
     from backbone.model import GPT
     from events.io import read_events
     from tokenizer.tokenizer import Tokenizer
@@ -71,12 +73,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backbone", required=True, type=Path)
     parser.add_argument("--tokenizer", required=True, type=Path)
     parser.add_argument("--events", required=True, type=Path, help="real events (one process)")
-    parser.add_argument("--n", type=int, default=10000, help="events decoded; the rest of the file is the reference")
+    parser.add_argument("--n", type=positive_int, default=10000, help="events decoded; the rest of the file is the reference")
     parser.add_argument("--out", required=True, type=Path)
     args = parser.parse_args(argv)
     model = GPT.from_pretrained(args.backbone)
     tokenizer = Tokenizer.from_pretrained(args.tokenizer)
     events = read_events(args.events)
+    if args.n >= len(events):
+        raise UserError(f"{args.events}: {len(events)} events, so --n {args.n} leaves none as the reference: "
+                        "decode fewer")
     decoded, reference = events[:args.n], events[args.n:]
     tokens = tokenizer.encode(decoded, features=True)
     centroid = tokenizer.decode(type(tokens)(tokens.ids, tokens.info, tokens.process_names))
@@ -94,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     columns = ("centroid", "continuous", "fed_back")
     print(f"{'W1/floor':<24}" + "".join(f"{c:>12}" for c in columns))
     for name in result["centroid"]:
-        print(f"{name:<24}" + "".join(f"{result[c][name]['w1'] / result[c][name]['floor']:>12.1f}" for c in columns))
+        print(f"{name:<24}" + "".join(f"{ratio(result[c][name]):>12.1f}" for c in columns))
     print("m(jj) in the W window / m(bjj) in the top window: " + ", ".join(
         f"{k} {v['w_window']:.3f} / {v['top_window']:.3f}" for k, v in result["pairs"].items()))
     print(f"wrote {args.out}")

@@ -12,6 +12,8 @@ import re
 import statistics
 from pathlib import Path
 
+from events.compare import ratio
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -137,8 +139,7 @@ def real_run_table() -> str:
             w1 = json.loads((folder / "w1.json").read_text())
             lines += ["| generated ttbar vs Pythia (seed 2) | W1 | floor W1(real, real) | ratio |", "|---|---|---|---|"]
             for name, row in w1.items():
-                ratio = row["w1"] / row["floor"] if row["floor"] > 0 else float("inf")
-                lines.append(f"| {name} | {row['w1']:.4g} | {row['floor']:.4g} | {ratio:.1f} |")
+                lines.append(f"| {name} | {row['w1']:.4g} | {row['floor']:.4g} | {_over_floor(row)} |")
             lines.append("")
         if (folder / "data_efficiency.json").is_file():
             de = json.loads((folder / "data_efficiency.json").read_text())
@@ -182,8 +183,7 @@ def _comparison_rows(folder: Path) -> dict[str, tuple[float, float, bool]]:
                                                   False)
     if (folder / "w1.json").is_file():
         for name, r in json.loads((folder / "w1.json").read_text()).items():
-            ratio = r["w1"] / r["floor"] if r["floor"] else float("inf")
-            rows[f"generated ttbar W1/floor: {name}"] = (ratio, 0.05 * ratio, False)
+            rows[f"generated ttbar W1/floor: {name}"] = (ratio(r), 0.05 * ratio(r), False)
     if (folder / "data_efficiency.json").is_file():
         de = json.loads((folder / "data_efficiency.json").read_text())
         for n in sorted({r["n_train"] for r in de["rows"]}):
@@ -952,7 +952,7 @@ def conditional_guidance_process_table(seed: int = 0, ws=(1.25, 1.5)) -> str:
 
 def _over_floor(row: dict) -> str:
     """A w1_table row's W1 over its floor, as the tables print it."""
-    return f"{row['w1'] / row['floor']:.1f}"
+    return f"{ratio(row):.1f}"
 
 
 def density_generation_table(run: Path | None = None) -> str:
@@ -1114,7 +1114,7 @@ def real_nanoaod_table() -> str:
     none, reco = r["compare"]["none"], r["compare"]["reco"]
     for name in none:
         a, b = none[name], reco[name]
-        lines.append(f"| {name} | {a['w1'] / a['floor']:.1f} | {a['p_value']:.3f} | {b['w1'] / b['floor']:.1f} | "
+        lines.append(f"| {name} | {_over_floor(a)} | {a['p_value']:.3f} | {_over_floor(b)} | "
                      f"{b['p_value']:.3f} |")
     flags = ", ".join(f"{sel}: " + ", ".join(f"flag {k}: {v}" for k, v in f.items()) for sel, f in r["flags"].items())
     return "\n".join(lines) + (f"\n\n({r['n_real']} real events against {r['n_simulated']} simulated, "

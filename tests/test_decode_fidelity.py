@@ -5,6 +5,7 @@ import sys
 
 import awkward as ak
 import numpy as np
+import pytest
 import torch
 
 from tests.conftest import REPO
@@ -92,3 +93,10 @@ def test_the_cli_compares_three_decodings_with_the_rest_of_the_file(ordered_back
     assert result["pairs"]["data"] == pair_angles(events[150:])
     assert set(result["pairs"]) == {"data", "centroid", "continuous", "fed_back"}
     assert result["fed_back"].keys() == result["centroid"].keys() and result["fed_back"] != result["continuous"]
+    from common.cli import UserError
+
+    args = ["--backbone", str(folder), "--tokenizer", str(tok), "--events", str(data_files[0]), "--out", str(out)]
+    with pytest.raises(UserError, match=f"{len(events)} events, so --n {len(events)} leaves none as the reference"):
+        df.main(args + ["--n", str(len(events))])
+    with pytest.raises(SystemExit):
+        df.main(args + ["--n", "0"])
