@@ -11,11 +11,8 @@
 set -euo pipefail
 DATA=${DATA:-data/anom}
 RUN=${RUN:-runs/anom}
-SEED=${SEED:-0}
-suffix=$([ "$SEED" = 0 ] || echo "_seed$SEED")
-RESULTS=${RESULTS:-benchmarks/results/anomaly_multiplicity_cpu$suffix}
-mkdir -p "$RESULTS"
 source "$(dirname "$0")/real_run_lib.sh"
+seeded_results anomaly_multiplicity
 backbone=$RUN/backbone_multiplicity$suffix
 
 if [ ! -f "$backbone/config.json" ]; then

@@ -11,11 +11,8 @@ set -euo pipefail
 ANOM=${ANOM:-data/anom}
 DATA=$ANOM
 RUN=${RUN:-runs/anom}
-SEED=${SEED:-0}
-suffix=$([ "$SEED" = 0 ] || echo "_seed$SEED")
-RESULTS=${RESULTS:-benchmarks/results/anomaly_momentum_cpu$suffix}
-mkdir -p "$RESULTS"
 source "$(dirname "$0")/real_run_lib.sh"
+seeded_results anomaly_momentum
 name=backbone_momentum$suffix
 
 THREADS=${THREADS:-2} pretrain_cpu "$name" "$SEED" --data.multiplicity_token=true --model.momentum_logits=true

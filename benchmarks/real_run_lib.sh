@@ -11,6 +11,14 @@ run_settings() {
   PRETRAIN_ARGS=$([ "$HYBRID" = 1 ] && echo --model.hybrid=true || true)
   CONFIG=configs/backbone/$([ "$PROFILE" = cpu ] && echo event-cpu || echo event).yaml
 }
+# seeded_results NAME: SEED (default 0), suffix (empty for seed 0, else _seedSEED) and RESULTS (default
+# benchmarks/results/NAME_cpu<suffix>, made): where a seeded study of the anomaly benchmark's backbone writes
+seeded_results() {
+  SEED=${SEED:-0}
+  suffix=$([ "$SEED" = 0 ] || echo "_seed$SEED")
+  RESULTS=${RESULTS:-benchmarks/results/$1_cpu$suffix}
+  mkdir -p "$RESULTS"
+}
 log() { echo "$(date +%T) $*" | tee -a "$RESULTS/steps.log"; }
 # reuse STEP SOURCE DEST: when SOURCE is set (a trained tokenizer or a token store), copy it to DEST and
 # succeed; otherwise fail, so that `reuse ... || { make it; }` makes it.
