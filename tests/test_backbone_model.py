@@ -596,3 +596,99 @@ def test_momentum_logits_tilt_each_code_by_its_standardized_momentum_terms(tmp_p
     with torch.no_grad():
         torch.testing.assert_close(again.logits(again.hidden_states(idx)), logits)
     torch.testing.assert_close(model.reinitialized().momentum_basis, model.momentum_basis)
+
+
+def with_density_pairs(pairs=8, seed=0):
+    """An event-mode model (not hybrid: its hidden states do not read features) whose density head reads
+    pairs, over 40 codes (jets, muons, a MET); its pair map weighs heavily, so that the pairs visibly move
+    the mixtures."""
+    from events.model import ObjectType as T
+
+    torch.manual_seed(seed)
+    model = GPT(GPTConfig(vocab_size=50, block_size=24, n_layer=2, n_head=2, n_embd=32, n_codes=40,
+                          density_components=3, density_mode="event", density_pairs=pairs)).eval()
+    model.density.set_tokenizer([int(T.JET)] * 20 + [int(T.MUON)] * 19 + [int(T.MET)], [3.0, 0, 0, 0, 1, 0.2],
+                                [1.0] * 6, torch.randn(40, 6))
+    if pairs:
+        with torch.no_grad():
+            model.density.pair_net[-1].weight.mul_(50.0)
+            model.density.net[0].weight[:, -pairs:].mul_(50.0)
+    return model
+
+
+def test_density_pairs_read_the_objects_before_each_and_nothing_else(tmp_path):
+    """With density_pairs, each object's mixture moves with the features of the objects before it, not
+    with its own, those after it or those at special tokens; density_loss and object_densities agree; the
+    pair map is saved with the weights. Without pairs (and without the hybrid input) nothing moves."""
+    # BOS, a process, objects, EOS, padding
+    idx = torch.tensor([[41, 45, 3, 25, 7, 39, 42], [41, 45, 12, 30, 42, 40, 40]])
+    targets = idx[:, 1:]
+    features = torch.randn(2, 6, 6, generator=torch.Generator().manual_seed(1))
+
+    def mixtures(model, tf):
+        with torch.no_grad():
+            return model.object_densities(model.hidden_states(idx[:, :-1]), targets, tf)[0].mu
+
+    model = with_density_pairs()
+    base = mixtures(model, features)  # row 0: objects at targets 1..4; row 1: objects at targets 1, 2
+    moved = features.clone()
+    moved[0, 2] += 0.5  # the second object of row 0 (a muon)
+    change = (mixtures(model, moved) - base).abs().amax(dim=(1, 2))
+    assert change[:2].eq(0).all() and change[2:4].gt(1e-3).all() and change[4:].eq(0).all()
+    special = features.clone()
+    special[:, 0] += 0.5  # the process token
+    special[:, 4:] += 0.5  # row 0's MET and EOS; row 1's EOS and padding: only the MET is an object
+    change = (mixtures(model, special) - base).abs().amax(dim=(1, 2))
+    assert change.eq(0).all()
+    with torch.no_grad():
+        hidden = model.hidden_states(idx[:, :-1])
+        mixture, z, mask = model.object_densities(hidden, targets, features)
+        torch.testing.assert_close(model.density_loss(hidden, targets, features), -mixture.log_prob(z, mask).mean())
+    with pytest.raises(ValueError, match="reads the objects before each one"):
+        model.density(hidden[0], model.wte(targets[0].clamp(max=39)), targets[0].clamp(max=39))
+    model.vocab = Vocab(40)
+    model.save_pretrained(tmp_path / "m")
+    again = GPT.from_pretrained(tmp_path / "m")
+    assert again.config.density_pairs == 8
+    torch.testing.assert_close(mixtures(again, features), base)
+    plain = with_density_pairs(pairs=0)
+    torch.testing.assert_close(mixtures(plain, moved), mixtures(plain, features))
+    with pytest.raises(ValueError, match="needs density_components"):
+        GPTConfig(vocab_size=50, block_size=24, n_layer=1, n_head=2, n_embd=16, n_codes=40, density_pairs=8)
+    with pytest.raises(ValueError, match="event mode only"):
+        GPT(GPTConfig(vocab_size=50, block_size=24, n_layer=1, n_head=2, n_embd=16, n_codes=40,
+                      density_components=2, density_mode="constituent", density_pairs=8))
+
+
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_sampling_with_density_pairs_reads_the_prompt_and_each_drawn_object(use_cache):
+    """Each draw comes from the mixture the head gives, teacher forced, on the final sequence with the
+    features drawn before it and the prompt's objects at their codes' centroids (which are not returned:
+    only drawn objects have features)."""
+    model = with_density_pairs()
+    prompt = torch.tensor([[41, 3, 25]] * 4)  # BOS, a jet, a muon
+    recorded, forward = [], model.density.forward
+
+    def spy(*args):
+        mixture = forward(*args)
+        recorded.append(mixture.mu)
+        return mixture
+
+    model.density.forward = spy
+    tokens, z = generate(model, prompt, 8, generator=torch.Generator().manual_seed(3), use_cache=use_cache,
+                         density=True)
+    del model.density.forward
+    assert (z[:, :3] == 0).all()
+    centroids = z.clone()
+    centroids[:, 1:3] = model.density.code_centroid[prompt[:, 1:]]
+    n = centroids.flatten(0, 1)
+    x = model.density.from_density(n, torch.zeros(len(n), 6), torch.ones(len(n), 5)).view(*tokens.shape, 6)
+    targets = tokens[:, 1:]
+    with torch.no_grad():
+        mixture = model.object_densities(model.hidden_states(tokens[:, :-1]), targets, x[:, 1:])[0]
+    is_object = targets < 40
+    drawn = is_object.clone()
+    drawn[:, :2] = False  # the prompt's objects
+    steps = torch.stack(recorded, 1)  # (B, steps, K, D): one mixture per row at every step
+    assert drawn.sum() > 4
+    torch.testing.assert_close(steps[drawn[:, 2:]], mixture.mu[drawn[is_object]], rtol=1e-4, atol=1e-4)
