@@ -5,7 +5,8 @@
 
 A thin caller of backbone.sampling.sample_events (batched sampling with a KV cache, constrained by the
 data model's grammar; with a density head, `--decode continuous` by default, each object's features
-drawn from the head; `--decode centroid`: each code's centroid). Same seed, same events.
+drawn from the head; `--decode mean`: the head's mean; `--decode centroid`: each code's centroid). Same
+seed, same events.
 """
 from __future__ import annotations
 
@@ -48,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", type=device_name, default="auto", help="auto, cpu or cuda")
     parser.add_argument("--decode", choices=DECODES,
                         help="object kinematics drawn from the density head (continuous; the default where the "
-                             "backbone has one) or each code's centroid")
+                             "backbone has one), the head's mean given the event so far (mean: closer pair "
+                             "masses, no spread within a code) or each code's centroid")
     args = parser.parse_args(argv)
     resolve_models(args)
     check_output(args.out, [args.backbone, args.tokenizer])
@@ -69,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     seconds = time.perf_counter() - start
     print(f"wrote {args.events} events to {args.out} in {seconds:.1f} s ({args.events / seconds:,.0f} events/s on "
           f"{device}, {stats.decode} decoding); {stats.unfinished} reached the length limit without an end token"
-          + (f"; {stats.clamped} objects clamped to physical ranges" if stats.decode == "continuous" else ""))
+          + (f"; {stats.clamped} objects clamped to physical ranges" if stats.decode != "centroid" else ""))
     return 0
 
 

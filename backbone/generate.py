@@ -117,13 +117,15 @@ def sample_next(logits: torch.Tensor, temperature: float, top_k: int | None,
 
 
 def draw_features(model: GPT, hidden: torch.Tensor, code: torch.Tensor, generator: torch.Generator | None,
-                  upper: torch.Tensor | None, earlier: tuple[torch.Tensor, torch.Tensor] | None = None
-                  ) -> tuple[torch.Tensor, torch.Tensor | None]:
+                  upper: torch.Tensor | None, earlier: tuple[torch.Tensor, torch.Tensor] | None = None,
+                  mean: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(the density coordinates (B, D) drawn by the head for objects of codes `code` (B,) after `hidden`
-    (B, n_embd), log pt at most `upper` (B,) where given; the hybrid input they make (B, n_features),
-    clamped as the written events are, or None without a hybrid input). A head with pairs reads the
-    `earlier` objects: their tokens (B, H) and density coordinates (B, H, D)."""
-    z = model.density(hidden, model.wte(code), code, earlier).sample(generator, upper)
+    (B, n_embd), log pt at most `upper` (B,) where given, or with `mean` the mixture's mean there; the
+    hybrid input they make (B, n_features), clamped as the written events are, or None without a hybrid
+    input). A head with pairs reads the `earlier` objects: their tokens (B, H) and density coordinates
+    (B, H, D)."""
+    mixture = model.density(hidden, model.wte(code), code, earlier)
+    z = mixture.mean(upper) if mean else mixture.sample(generator, upper)
     if not model.config.n_features:
         return z, None
     # a b-tag drawn past 1 is not a feature the model ever read
@@ -137,7 +139,8 @@ def generate(model: GPT, prompt: torch.Tensor, max_new_tokens: int, *, temperatu
              generator: torch.Generator | None = None, use_cache: bool = True,
              grammar=None, cuda_graph: bool | None = None, sync_every: int | None = None,
              density: bool = False, unconditional: torch.Tensor | None = None, guidance: float = 1.0,
-             top_p: float = 1.0, groups: tuple[int, ...] = (), prompt_features: torch.Tensor | None = None):
+             top_p: float = 1.0, groups: tuple[int, ...] = (), prompt_features: torch.Tensor | None = None,
+             mean: bool = False):
     """Continue `prompt` (B, T0) by up to `max_new_tokens` tokens; returns (B, T0 + n).
 
     Each token is drawn at `temperature` from the `top_k` likeliest and the `top_p` nucleus of its group,
@@ -145,7 +148,8 @@ def generate(model: GPT, prompt: torch.Tensor, max_new_tokens: int, *, temperatu
     (default: the whole vocabulary is one).
 
     With `density` (a model with a density head), each object's features are drawn from the head
-    right after its token, and the result is (tokens (B, T0 + n), features (B, T0 + n, D)) in the
+    right after its token (with `mean`, they are the head's mean instead: its best estimate given the
+    token and the event so far), and the result is (tokens (B, T0 + n), features (B, T0 + n, D)) in the
     head's coordinates (backbone.density), zero where no object was drawn. A hybrid model reads them
     back (as the tokenizer's normalized features) as the next step's input, and reads a prompt's
     objects (events continued from their first objects) with `prompt_features` (B, T0, n_features)
@@ -227,7 +231,7 @@ def generate(model: GPT, prompt: torch.Tensor, max_new_tokens: int, *, temperatu
             code = token.clamp(max=model.config.n_codes - 1)
             z, drawn = draw_features(model, hidden, code, generator,
                                      None if grammar is None else grammar.upper_log_pt(token),
-                                     (fed[:B, :n], features[:, :n]) if pairs else None)
+                                     (fed[:B, :n], features[:, :n]) if pairs else None, mean)
             is_object = (token < model.config.n_codes) & ~done
             features[:, n] = torch.where(is_object[:, None], z.to(features.dtype), features[:, n])
             if feedback:  # rows without an object too: the model reads no features at non-object tokens

@@ -15,8 +15,10 @@ a lepton, MET, the end) is drawn as the model predicts it, and only the type's u
 
 With a density head (`decode="continuous"`, the default where the backbone has one), each object's
 features are drawn from the head right after its token, so that kinematics are not limited to the code
-centroids (a hybrid backbone reads them back as its next input: backbone.generate);
-`decode="centroid"` decodes each token to its code's centroid. Decoded objects are put in canonical
+centroids (a hybrid backbone reads them back as its next input: backbone.generate); `decode="mean"`
+takes the head's mean instead of a draw (each object where its code and the event before it place it
+best: no noise within a code, which widens pair masses); `decode="centroid"` decodes each token to its
+code's centroid. Decoded objects are put in canonical
 order with the multiplicity caps (cuts add to `n_truncated`), and drawn features are clamped to
 physical ranges (|eta| <= 5, b-tag in [0, 1]). A tokenizer that encodes each event turned to its leading
 jet (`azimuth: leading_jet`) gets each generated event turned by a uniform angle. The same seed gives the
@@ -40,17 +42,17 @@ from events.model import Caps, Events
 #: 0.95 for a backbone with feature logits (the event configs'), as 0.95 was of 1, 0.98, 0.95 and 0.9 before
 #: (docs/results.md, "Jets that point the right way", "Where ttbar's deficit comes from")
 TOP_P = 0.98
-#: how drawn codes become kinematics: the density head's draws, or each code's centroid
-DECODES = ("continuous", "centroid")
+#: how drawn codes become kinematics: the density head's draws, its means, or each code's centroid
+DECODES = ("continuous", "mean", "centroid")
 
 
 @dataclass
 class SamplingStats:
     """What a sampling run did, counted as batches are drawn."""
 
-    decode: str = ""  # continuous or centroid
+    decode: str = ""  # one of DECODES
     unfinished: int = 0  # sequences that reached the length limit without an end token
-    clamped: int = 0  # drawn objects clamped to physical ranges (continuous decoding)
+    clamped: int = 0  # objects from the head clamped to physical ranges (continuous and mean decoding)
     truncated: int = 0  # decoded objects beyond the multiplicity caps, cut
 
 
@@ -62,7 +64,7 @@ def sample_events(backbone: GPT, tokenizer, n_events: int, *, process: str | Non
     conditional backbone's; without one, the pretraining mixture where it was trained with process
     dropout), drawn at `temperature` (0: greedy), each token from the `top_k` likeliest codes (0: all) and
     the `top_p` nucleus of its object type (1: all; see the module), decoded
-    `continuous` or `centroid` (see the module), with classifier-free `guidance` w (1: none; > 1, each
+    `continuous`, `mean` or `centroid` (see the module), with classifier-free `guidance` w (1: none; > 1, each
     token from p(.|process)^w p(.|unknown)^(1 - w): backbone.generate). Events are numbered 0.. with
     run `seed`; `stats` is filled as batches are drawn. Bad arguments are refused here, before any batch."""
     from backbone.generate import generate
@@ -78,8 +80,8 @@ def sample_events(backbone: GPT, tokenizer, n_events: int, *, process: str | Non
     vocab, device = backbone.vocab, backbone.wte.weight.device
     decode = decode or ("continuous" if backbone.config.density_components else "centroid")
     if decode not in DECODES:
-        raise UserError(f"decode must be continuous or centroid, got {decode!r}")
-    continuous = decode == "continuous"
+        raise UserError(f"decode must be one of {', '.join(DECODES)}, got {decode!r}")
+    continuous = decode != "centroid"  # the head gives the features
     if continuous and not backbone.config.density_components:
         raise UserError(f"{backbone.source or 'the backbone'} has no density head: use --decode centroid")
     prompt = sampling_prompt(backbone, process)
@@ -112,7 +114,7 @@ def sample_events(backbone: GPT, tokenizer, n_events: int, *, process: str | Non
                            top_k=top_k or None, eos_id=vocab.eos, pad_id=vocab.pad, generator=generator,
                            grammar=Grammar(vocab, tokenizer, n, device, max_new=budget, caps=caps), density=continuous,
                            unconditional=torch.tensor([unconditional] * n, device=device) if unconditional else None,
-                           guidance=guidance, top_p=top_p, groups=types)
+                           guidance=guidance, top_p=top_p, groups=types, mean=decode == "mean")
             seqs, drawn = out if continuous else (out, None)
             seqs = seqs[:, skip:].cpu().numpy()
             is_code = seqs < vocab.n_codes

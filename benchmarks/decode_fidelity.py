@@ -3,10 +3,10 @@
     python benchmarks/decode_fidelity.py --backbone runs/anom/backbone --tokenizer runs/anom/tokenizer \
         --events data/anom/ttbar_s1.h5 --n 10000 --out benchmarks/results/anomaly_density_cpu/decode_fidelity.json
 
-Real events are tokenized, then decoded three ways from their own tokens: each code's centroid,
+Real events are tokenized, then decoded four ways from their own tokens: each code's centroid,
 features drawn from the head given the real tokens and features before each object (teacher forcing:
-`continuous`), and drawn given the real tokens with the features drawn before fed back (`fed_back`, as
-sampling does). Each is compared with other real events of the same file (W1 against the floor,
+`continuous`), drawn given the real tokens with the features drawn before fed back (`fed_back`, as
+sampling does), and the head's means fed back (`mean`, as `sample.py --decode mean` does). Each is compared with other real events of the same file (W1 against the floor,
 events.compare; and the top candidates' mass windows). Sampling from scratch adds the token model's own
 errors (multiplicities, which jets are b-tagged); this shows what the head itself does to pt, masses and
 angles.
@@ -24,12 +24,14 @@ import torch
 
 
 @torch.no_grad()
-def head_decoded(model, tokenizer, tokens, vocab, conditional: bool, seed: int = 0, feedback: bool = False):
+def head_decoded(model, tokenizer, tokens, vocab, conditional: bool, seed: int = 0, feedback: bool = False,
+                 mean: bool = False):
     """The events of `tokens` with every object's features drawn from the head, given the real tokens
     before it: in the hybrid with their real features, and under the pt order below the real pt of the
     object before it, as in training; (events, objects clamped). With `feedback` the objects before
     each draw bring the features drawn for them instead (as sampling does), one position at a time: the
-    head's own joint over an event's objects, with the token model's choices taken from the data."""
+    head's own joint over an event's objects, with the token model's choices taken from the data. With
+    `mean`, each object gets its mixture's mean instead of a draw."""
     from finetune.data import unlabelled_sequences
 
     seqs = unlabelled_sequences([tokens], vocab, conditional, model.config.block_size, "tokens")
@@ -51,7 +53,7 @@ def head_decoded(model, tokenizer, tokens, vocab, conditional: bool, seed: int =
             mixture, _, _ = model.object_densities(hidden, targets, fed[:, 1:])
             pick = column == step if feedback else slice(None)
             part = mixture.select(pick)
-            z = part.sample(generator, part.upper)
+            z = part.mean(part.upper) if mean else part.sample(generator, part.upper)
             x[pick], n = model.density.clamp(model.density.from_density(z, centroids[codes[pick]], mask[pick]), mask[pick])
             clamped += n
             if feedback:
@@ -87,16 +89,20 @@ def main(argv: list[str] | None = None) -> int:
     centroid = tokenizer.decode(type(tokens)(tokens.ids, tokens.info, tokens.process_names))
     continuous, clamped = head_decoded(model, tokenizer, tokens, model.vocab, model.conditional)
     fed_back, clamped_fed_back = head_decoded(model, tokenizer, tokens, model.vocab, model.conditional, feedback=True)
+    means, clamped_means = head_decoded(model, tokenizer, tokens, model.vocab, model.conditional, feedback=True,
+                                        mean=True)
     result = {"date": time.strftime("%Y-%m-%d"), "events": str(args.events), "decoded": len(decoded),
               "reference": len(reference), "clamped_objects": clamped, "clamped_objects_fed_back": clamped_fed_back,
               "centroid": w1_table(reference, centroid), "continuous": w1_table(reference, continuous),
-              "fed_back": w1_table(reference, fed_back),
+              "fed_back": w1_table(reference, fed_back), "mean": w1_table(reference, means),
+              "clamped_objects_mean": clamped_means,
               # the leading jet pair's angles and the top candidates' mass windows, the data's first
               "pairs": {k: pair_angles(e) for k, e in (("data", reference), ("centroid", centroid),
-                                                       ("continuous", continuous), ("fed_back", fed_back))}}
+                                                       ("continuous", continuous), ("fed_back", fed_back),
+                                                       ("mean", means))}}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
-    columns = ("centroid", "continuous", "fed_back")
+    columns = ("centroid", "continuous", "fed_back", "mean")
     print(f"{'W1/floor':<24}" + "".join(f"{c:>12}" for c in columns))
     for name in result["centroid"]:
         print(f"{name:<24}" + "".join(f"{ratio(result[c][name]):>12.1f}" for c in columns))

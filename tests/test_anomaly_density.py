@@ -149,12 +149,12 @@ def test_held_out_likelihood_beats_the_per_code_gaussian(backbone, fresh_ttbar, 
 
 
 def test_sample_draws_features_from_the_head(backbone, ttbar, tmp_path):
-    """Continuous decoding leaves the code centroids: far more distinct jet pts than codes used."""
+    """Continuous and mean decoding leave the code centroids: far more distinct jet pts than codes used."""
     from events.io import read_events
 
     bb, tok = backbone
     pts = {}
-    for mode in ("continuous", "centroid"):
+    for mode in ("continuous", "mean", "centroid"):
         out = tmp_path / f"{mode}.h5"
         proc = run("sample.py", "--backbone", bb, "--tokenizer", tok, "--events", 200, "--out", out, "--process",
                    "ttbar", "--device", "cpu", "--decode", mode, "--seed", 3)
@@ -164,12 +164,13 @@ def test_sample_draws_features_from_the_head(backbone, ttbar, tmp_path):
         jets = events.of_type(T.JET, T.BJET)
         pts[mode] = ak.to_numpy(ak.flatten(jets.pt))
         assert np.all(pts[mode] > 0)
-        if mode == "continuous":  # drawn features are clamped to physical ranges
+        if mode != "centroid":  # the head's features are clamped to physical ranges
             btag = ak.to_numpy(ak.flatten(jets.btag))
             assert np.all(np.abs(ak.to_numpy(ak.flatten(jets.eta))) <= 5 + 1e-5)
             assert np.all((btag >= -1e-6) & (btag <= 1 + 1e-6))
     n_codes_used = len(np.unique(pts["centroid"]))
-    assert len(np.unique(pts["continuous"])) > 0.9 * len(pts["continuous"]) > n_codes_used
+    for mode in ("continuous", "mean"):
+        assert len(np.unique(pts[mode])) > 0.9 * len(pts[mode]) > n_codes_used
 
 
 def test_the_sm_mix_of_the_anomaly_table_follows_the_training_proportions():

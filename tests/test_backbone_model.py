@@ -275,6 +275,26 @@ def test_hybrid_sampling_feeds_each_drawn_objects_features_back(use_cache):
 
 
 @pytest.mark.parametrize("use_cache", [True, False])
+def test_mean_decoding_feeds_each_objects_mixture_mean_back(use_cache):
+    """With `mean`, each object's features are the mean of the head's mixture, teacher forced on the final
+    sequence with the means before it as the hybrid input (clamped)."""
+    model = hybrid_with_density()
+    prompt = torch.full((5, 2), 41)
+    tokens, z = generate(model, prompt, 10, generator=torch.Generator().manual_seed(3), use_cache=use_cache,
+                         density=True, mean=True)
+    codes = tokens.clamp(max=39).flatten()
+    mask = model.density.code_mask[codes]
+    fed = model.density.clamp(model.density.from_density(z.flatten(0, 1), model.code_features[codes], mask), mask)[0]
+    fed = fed.view(*tokens.shape, 6)
+    with torch.no_grad():
+        mixture = model.object_densities(model.hidden_states(tokens[:, :-1], features=fed[:, :-1]), tokens[:, 1:],
+                                         fed[:, 1:])[0]
+    is_object = tokens[:, 1:] < 40
+    assert is_object.sum() > 10
+    torch.testing.assert_close(z[:, 1:][is_object], mixture.mean(), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("use_cache", [True, False])
 def test_a_prompts_objects_are_read_with_the_features_given(use_cache):
     """Events continued from their first objects: the first step's logits are a full pass over the prompt
     with the features given for its objects, not with their codes' centroids; without features given,

@@ -75,9 +75,30 @@ def test_draws_fed_back_keep_the_pt_order_of_their_own_draws(ordered_backbone, t
     assert crossings(True) == 0 < crossings(False)
 
 
-def test_the_cli_compares_three_decodings_with_the_rest_of_the_file(ordered_backbone, data_files, tmp_path):
+def test_means_fed_back_are_the_same_whatever_the_seed_and_keep_the_pt_order(ordered_backbone, ttbar):
+    """The head's means, each fed back, depend on the tokens alone (no draw), and each lies below its bound
+    (a truncated mixture's mean), so the decoded jets come out in descending pt."""
+    from backbone.model import GPT
+    from events.model import ObjectType as T
+    from tokenizer.tokenizer import Tokenizer
+
+    folder, tok = ordered_backbone
+    model, tokenizer = GPT.from_pretrained(folder).eval(), Tokenizer.from_pretrained(tok)
+    tokens = tokenizer.encode(ttbar[:200], features=True)
+    runs = [df.head_decoded(model, tokenizer, tokens, model.vocab, model.conditional, seed=seed, feedback=True,
+                            mean=True)[0].objects for seed in (0, 1)]
+    for field in ("pt", "eta", "phi", "mass"):
+        np.testing.assert_array_equal(ak.to_numpy(ak.flatten(runs[0][field])), ak.to_numpy(ak.flatten(runs[1][field])))
+    jets = runs[0][runs[0]["type"] == int(T.JET)]
+    assert ak.sum(ak.num(jets) > 1) > 50 and int(ak.sum(jets.pt[:, 1:] > jets.pt[:, :-1])) == 0
+    drawn = df.head_decoded(model, tokenizer, tokens, model.vocab, model.conditional, feedback=True)[0].objects
+    assert not np.array_equal(ak.to_numpy(ak.flatten(drawn.pt)), ak.to_numpy(ak.flatten(runs[0].pt)))
+
+
+def test_the_cli_compares_four_decodings_with_the_rest_of_the_file(ordered_backbone, data_files, tmp_path):
     """`--n` events are decoded, the rest of the file is the reference: its own mass windows are reported as
-    the data's, beside those of the centroids, the head teacher forced and the head fed its own draws."""
+    the data's, beside those of the centroids, the head teacher forced, the head fed its own draws and the
+    head's means fed back."""
     import json
 
     from conditional_generation import pair_angles
@@ -91,8 +112,9 @@ def test_the_cli_compares_three_decodings_with_the_rest_of_the_file(ordered_back
     events = read_events(data_files[0])
     assert (result["decoded"], result["reference"]) == (150, len(events) - 150)
     assert result["pairs"]["data"] == pair_angles(events[150:])
-    assert set(result["pairs"]) == {"data", "centroid", "continuous", "fed_back"}
+    assert set(result["pairs"]) == {"data", "centroid", "continuous", "fed_back", "mean"}
     assert result["fed_back"].keys() == result["centroid"].keys() and result["fed_back"] != result["continuous"]
+    assert result["mean"].keys() == result["centroid"].keys() and result["mean"] != result["fed_back"]
     from common.cli import UserError
 
     args = ["--backbone", str(folder), "--tokenizer", str(tok), "--events", str(data_files[0]), "--out", str(out)]

@@ -3,6 +3,7 @@ import subprocess
 import sys
 
 import awkward as ak
+import numpy as np
 import pytest
 import torch
 
@@ -272,3 +273,21 @@ def test_a_leading_jet_frame_tokenizer_gets_each_sampled_event_turned_by_a_unifo
     angle = np.random.default_rng([5, 1]).uniform(-np.pi, np.pi, 40)
     assert ak.to_list(turned.objects) == ak.to_list(rotate_azimuth(plain, -angle).objects)
     assert "azimuth" not in turned.info
+
+
+def test_mean_decoding_depends_on_the_tokens_alone(hybrid_backbone):
+    """Greedy tokens and the head's means: the same events whatever the seed, where drawn features (and so,
+    fed back, the tokens after them) change with it."""
+    from backbone.model import GPT
+    from backbone.sampling import sample_events
+    from tokenizer.tokenizer import Tokenizer
+
+    bb, tok_folder = hybrid_backbone
+    model, tok = GPT.from_pretrained(bb), Tokenizer.from_pretrained(tok_folder)
+
+    def pts(decode, seed):
+        events = next(sample_events(model, tok, 100, process="ttbar", temperature=0, seed=seed, decode=decode))
+        return ak.to_numpy(ak.flatten(events.objects.pt))
+
+    np.testing.assert_array_equal(pts("mean", 3), pts("mean", 4))
+    assert not np.array_equal(pts("continuous", 3), pts("continuous", 4))
