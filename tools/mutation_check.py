@@ -56,11 +56,11 @@ MUTATIONS = [
              "mass = torch.zeros(len(part), NUCLEUS_BINS, dtype=weight.dtype)",
              ("tests/test_device_placement.py::test_sampling",)),
     Mutation("top-p-ignored", "sample_events draws every code from all of its type's codes, whatever top_p",
-             "backbone/sampling.py", "guidance=guidance, top_p=top_p, groups=types)",
-             "guidance=guidance, groups=types)", ("tests/test_sample.py",)),
+             "backbone/sampling.py", "guidance=guidance, top_p=top_p, groups=types,",
+             "guidance=guidance, groups=types,", ("tests/test_sample.py",)),
     Mutation("nucleus-across-types", "sample_events truncates the whole vocabulary at once, so a rare object type "
-             "(a lepton, the end) can be cut", "backbone/sampling.py", "guidance=guidance, top_p=top_p, groups=types)",
-             "guidance=guidance, top_p=top_p)", ("tests/test_sample.py",)),
+             "(a lepton, the end) can be cut", "backbone/sampling.py", "guidance=guidance, top_p=top_p, groups=types,",
+             "guidance=guidance, top_p=top_p,", ("tests/test_sample.py",)),
     Mutation("feature-logits-without-squares", "the code logits are tilted by the features only, twice, not by "
              "their squares", "backbone/model.py",
              "parts = [self.code_features, self.code_features.square()]",
@@ -404,8 +404,8 @@ MUTATIONS = [
              "features=fed[:, :-1] if model.config.n_features else None", "features=None",
              ("tests/test_decode_fidelity.py",)),
     Mutation("decode-fidelity-without-pt-bound", "decode_fidelity.py draws a pt-ordered head's objects without "
-             "their bound", "benchmarks/decode_fidelity.py", "z = part.sample(generator, part.upper)",
-             "z = part.sample(generator)", ("tests/test_decode_fidelity.py",)),
+             "their bound", "benchmarks/decode_fidelity.py", "else part.sample(generator, part.upper)",
+             "else part.sample(generator)", ("tests/test_decode_fidelity.py",)),
     Mutation("second-lepton-read-at-the-first", "second_lepton.py reads the chance of a lepton where the first "
              "lepton is predicted, not after it", "benchmarks/second_lepton.py",
              "probs[rows, at + 1, :n_codes]", "probs[rows, at, :n_codes]", ("tests/test_second_lepton.py",)),
