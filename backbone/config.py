@@ -37,18 +37,11 @@ class GPTShape:
     #: earlier object, m^2 = m1^2 + m2^2 + 2 p1.p2, is linear in them, so a bump at the W mass with an
     #: earlier jet is one quadratic form whose coefficients the context gives
     momentum_logits: bool = False
-    #: the density head also reads the objects before each one through their pairs with what its code
-    #: decodes to (ParT's interaction features: ln dR, ln kT, ln z, ln m^2), each mapped to this width and
-    #: summed (event mode): it can place a jet within its code so that it makes the W with an earlier one,
-    #: which the hidden state alone did not (docs/results.md); 0: off
-    density_pairs: int = 0
 
     def __post_init__(self):
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd ({self.n_embd}) must be a multiple of n_head ({self.n_head})")
-        check_ranges(self, nonnegative=("feature_logits_width", "density_pairs"), devices=())
-        if self.density_pairs and not self.density_components:
-            raise ValueError("density_pairs is an input of the density head: it needs density_components > 0")
+        check_ranges(self, nonnegative=("feature_logits_width",), devices=())
         if self.feature_logits_width and not self.feature_logits:
             raise ValueError("feature_logits_width widens the feature logits' basis: it needs feature_logits=true")
         if self.momentum_logits and not self.feature_logits:

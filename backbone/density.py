@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from events.model import GROUP_INDEX_OF_TYPE, GROUPS, ObjectType as T
+from events.model import GROUP_INDEX_OF_TYPE, ObjectType as T
 
 DENSITY_FEATURES = {"event": ("log_pt", "eta", "phi", "log_mass", "btag"), "constituent": ("log_pt", "eta", "phi")}
 #: the index of the periodic feature of each mode (constituent phi is relative to the jet axis: linear)
@@ -51,27 +51,6 @@ LOG_KAPPA = (-7.0, 8.0)  # von Mises log-concentrations (kappa = e^8: an angular
 #: physical ranges drawn features are clamped to, at the very end of sampling (event mode; pt > 0 and
 #: m >= 0 hold by construction): a detector's reach in eta, a b-tag score's range
 CLAMP = {"eta": (-5.0, 5.0), "btag": (0.0, 1.0)}
-
-
-#: per pair: ParT's four interaction features (`pair_invariants`) and the earlier object's group, one-hot
-PAIR_INPUTS = 4 + len(GROUPS)
-
-
-def pair_invariants(a: tuple[torch.Tensor, ...], b: tuple[torch.Tensor, ...]) -> torch.Tensor:
-    """(..., 4) ln dR, ln kT, ln z and ln m^2 (GeV^2) of objects a and b, each (pt, eta, phi, m) in GeV
-    (broadcast): Particle Transformer's interaction features (Qu et al. 2022), floored where they vanish."""
-    pt_a, eta_a, phi_a, m_a = a
-    pt_b, eta_b, phi_b, m_b = b
-    dphi = torch.remainder(phi_a - phi_b + math.pi, 2 * math.pi) - math.pi
-    delta = torch.sqrt((eta_a - eta_b) ** 2 + dphi ** 2).clamp(min=1e-4)
-    low = torch.minimum(pt_a, pt_b)
-    # m^2 = m_a^2 + m_b^2 + 2 (E_a E_b - p_a.p_b), with E = sqrt((pt cosh eta)^2 + m^2)
-    e_a, e_b = torch.hypot(pt_a * torch.cosh(eta_a), m_a), torch.hypot(pt_b * torch.cosh(eta_b), m_b)
-    dot = pt_a * pt_b * (torch.cos(dphi) + torch.sinh(eta_a) * torch.sinh(eta_b))
-    m2 = m_a ** 2 + m_b ** 2 + 2 * (e_a * e_b - dot)
-    return torch.stack([torch.log(delta), torch.log((low * delta).clamp(min=1e-4)),
-                        torch.log((low / (pt_a + pt_b).clamp(min=1e-4)).clamp(min=1e-4)),
-                        torch.log(m2.clamp(min=1e-4))], -1)
 
 
 def code_mask(mode: str, code_types: list[int], device=None) -> torch.Tensor:
@@ -214,15 +193,15 @@ class Mixture:
             log_below = torch.special.log_ndtr(beta)
             tw = torch.softmax(torch.log(w) + log_below, -1)
             sigma = torch.exp(self.log_scale[..., 0].double())
-            shift = torch.exp(-0.5 * beta ** 2 - 0.5 * math.log(2 * math.pi) - log_below)
-            shift = torch.where(torch.isfinite(beta), shift, 0.0)
+            shift = torch.exp(-0.5 * beta ** 2 - 0.5 * math.log(2 * math.pi) - log_below)  # 0 where unbounded
             bounded = (tw * (mu[..., 0] - sigma * shift)).sum(-1)
             out[:, 0] = torch.where(torch.isfinite(upper), bounded, out[:, 0])
         if self.circular is not None:
             c = self.circular
             kappa = torch.exp(self.log_scale[..., c].double())
             length = w * torch.special.i1e(kappa) / torch.special.i0e(kappa)
-            out[:, c] = torch.atan2((length * torch.sin(mu[..., c])).sum(-1), (length * torch.cos(mu[..., c])).sum(-1))
+            resultant = length[..., None] * torch.stack([torch.sin(mu[..., c]), torch.cos(mu[..., c])], -1)
+            out[:, c] = torch.atan2(*resultant.sum(1).unbind(-1))
         return out.to(self.mu.dtype)
 
     def sample(self, generator: torch.Generator | None = None, upper: torch.Tensor | None = None) -> torch.Tensor:
@@ -291,25 +270,20 @@ class DensityHead(nn.Module):
     """
 
     def __init__(self, n_embd: int, mode: str, n_codes: int, n_features: int, n_components: int = 8,
-                 pt_order: bool = False, pairs: int = 0):
+                 pt_order: bool = False):
         super().__init__()
-        if pairs and mode != "event":
-            raise ValueError("density_pairs reads objects' four-momenta: event mode only")
         self.pt_order = pt_order
-        self.pairs = pairs
         self.mode = mode
         self.n_dims = len(DENSITY_FEATURES[mode])
         self.circular = CIRCULAR[mode]
         self.n_components = n_components
-        self.net = nn.Sequential(nn.Linear(2 * n_embd + pairs, 2 * n_embd), nn.GELU(),
+        self.net = nn.Sequential(nn.Linear(2 * n_embd, 2 * n_embd), nn.GELU(),
                                  nn.Linear(2 * n_embd, n_components * (1 + 2 * self.n_dims)))
-        if pairs:
-            self.pair_net = nn.Sequential(nn.Linear(PAIR_INPUTS, pairs), nn.GELU(), nn.Linear(pairs, pairs))
         self.register_buffer("code_mask", torch.zeros(n_codes, self.n_dims))
         self.register_buffer("code_centroid", torch.zeros(n_codes, self.n_dims))
         self.register_buffer("feature_mean", torch.zeros(n_features))
         self.register_buffer("feature_std", torch.ones(n_features))
-        if pt_order or pairs:  # saved with the weights: the group of a code is the tokenizer's, not the config's
+        if pt_order:  # saved with the weights: the group of a code is the tokenizer's, not the config's
             self.register_buffer("code_group", torch.zeros(n_codes, dtype=torch.long))
 
     def set_tokenizer(self, code_types: list[int], mean, std, code_features=None) -> None:
@@ -318,7 +292,7 @@ class DensityHead(nn.Module):
         the components are centred (zero: the population's mean)."""
         device = self.code_mask.device  # the model's: to_density mixes these with the buffers
         self.code_mask.copy_(code_mask(self.mode, code_types, device))
-        if self.pt_order or self.pairs:
+        if self.pt_order:
             self.code_group.copy_(code_group(code_types, device))
         self.feature_mean.copy_(torch.as_tensor(mean, dtype=torch.float32, device=device))
         self.feature_std.copy_(torch.as_tensor(std, dtype=torch.float32, device=device))
@@ -326,18 +300,10 @@ class DensityHead(nn.Module):
             centroids = torch.as_tensor(code_features, dtype=torch.float32, device=device)
             self.code_centroid.copy_(self.to_density(centroids))
 
-    def forward(self, hidden: torch.Tensor, token_embedding: torch.Tensor, tokens: torch.Tensor,
-                earlier: tuple[torch.Tensor, torch.Tensor] | None = None) -> Mixture:
+    def forward(self, hidden: torch.Tensor, token_embedding: torch.Tensor, tokens: torch.Tensor) -> Mixture:
         """Mixtures for N objects from `hidden` (N, n_embd), their tokens (N,) and the tokens'
-        embeddings (N, n_embd); with `pairs`, also from the objects before each (`earlier`: their tokens
-        (N, H), -1 or any non-code where none, and density coordinates (N, H, D))."""
-        inputs = [hidden, token_embedding]
-        if self.pairs:
-            if earlier is None:
-                raise ValueError("this density head reads the objects before each one (density_pairs): "
-                                 "pass their tokens and features")
-            inputs.append(self.pair_summary(tokens, *earlier).to(hidden.dtype))
-        out = self.net(torch.cat(inputs, -1)).float()
+        embeddings (N, n_embd)."""
+        out = self.net(torch.cat([hidden, token_embedding], -1)).float()
         k, d = self.n_components, self.n_dims
         logits, mu, raw_scale = out[:, :k], out[:, k:k + k * d], out[:, k + k * d:]
         mu = mu.view(-1, k, d) + self.code_centroid[tokens].float()[:, None, :]
@@ -348,36 +314,6 @@ class DensityHead(nn.Module):
             scale = scale.clone()
             scale[..., c] = _soft_clamp(raw_scale[..., c], LOG_KAPPA)
         return Mixture(logits, mu, scale, self.circular)
-
-    @staticmethod
-    def earlier_objects(targets: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """What the head of each position reads as the objects before it: (the targets strictly before it
-        (B*T, T), -1 at and after it; their density coordinates (B*T, T, D)), from `targets` (B, T) and their
-        coordinates `z` (B, T, D). The target a position predicts is never among them."""
-        B, T = targets.shape
-        before = torch.ones(T, T, dtype=torch.bool, device=targets.device).tril(-1)  # [t, s]: s < t
-        tokens = torch.where(before, targets[:, None, :], -1)
-        return tokens.flatten(0, 1), z[:, None].expand(B, T, *z.shape[1:]).flatten(0, 1)
-
-    def pair_summary(self, tokens: torch.Tensor, earlier_tokens: torch.Tensor, earlier_z: torch.Tensor) -> torch.Tensor:
-        """(N, pairs) the sum over the objects before each of N objects of a learnt map of their pair's
-        invariants (`pair_invariants`) and the earlier object's group. The pair is taken with what the
-        object's code decodes to: the head then places the object within its code knowing, say, which
-        earlier jet it would make a W with."""
-        n_codes = len(self.code_group)
-        valid = (earlier_tokens >= 0) & (earlier_tokens < n_codes)
-        code = self.physical(self.code_centroid[tokens].float())
-        other = self.physical(earlier_z.float())
-        group = nn.functional.one_hot(self.code_group[earlier_tokens.clamp(0, n_codes - 1)], len(GROUPS))
-        x = torch.cat([pair_invariants(tuple(c[:, None] for c in code), other), group.float()], -1)
-        x = torch.where(valid[..., None], x, 0.0)  # non-objects' coordinates are anything
-        return (self.pair_net(x) * valid[..., None]).sum(1)
-
-    def physical(self, z: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """(pt, eta, phi, m) in GeV of density coordinates z (..., D) (event mode)."""
-        mean, std = self.feature_mean.float(), self.feature_std.float()
-        return (torch.exp(z[..., 0] * std[0] + mean[0]), z[..., 1] * std[1] + mean[1], z[..., 2],
-                torch.expm1(z[..., 3] * std[4] + mean[4]).clamp(min=0))
 
     def upper_log_pt(self, tokens: torch.Tensor, log_pt: torch.Tensor) -> torch.Tensor:
         """`upper_log_pt` with this head's code groups."""

@@ -117,14 +117,12 @@ def sample_next(logits: torch.Tensor, temperature: float, top_k: int | None,
 
 
 def draw_features(model: GPT, hidden: torch.Tensor, code: torch.Tensor, generator: torch.Generator | None,
-                  upper: torch.Tensor | None, earlier: tuple[torch.Tensor, torch.Tensor] | None = None,
-                  mean: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+                  upper: torch.Tensor | None, mean: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(the density coordinates (B, D) drawn by the head for objects of codes `code` (B,) after `hidden`
     (B, n_embd), log pt at most `upper` (B,) where given, or with `mean` the mixture's mean there; the
     hybrid input they make (B, n_features), clamped as the written events are, or None without a hybrid
-    input). A head with pairs reads the `earlier` objects: their tokens (B, H) and density coordinates
-    (B, H, D)."""
-    mixture = model.density(hidden, model.wte(code), code, earlier)
+    input)."""
+    mixture = model.density(hidden, model.wte(code), code)
     z = mixture.mean(upper) if mean else mixture.sample(generator, upper)
     if not model.config.n_features:
         return z, None
@@ -196,11 +194,6 @@ def generate(model: GPT, prompt: torch.Tensor, max_new_tokens: int, *, temperatu
     if feedback:
         fed_features[:, :T0] = model.code_features[fed[:, :T0]] if prompt_features is None \
             else both(prompt_features.to(fed_features))
-    pairs = density and bool(model.config.density_pairs)
-    if pairs:  # what the head's pairs read of the prompt's objects: as given, else their codes' centroids
-        features[:, :T0] = model.density.code_centroid[prompt.clamp(0, model.config.n_codes - 1)] \
-            if prompt_features is None else model.density.to_density(prompt_features.flatten(0, 1).float()).view(
-                B, T0, -1)
     if use_cache:
         dtype = next(model.parameters()).dtype
         cache = KVCache.empty(model.config, len(fed), T0 + max_new_tokens, device, dtype)
@@ -230,8 +223,7 @@ def generate(model: GPT, prompt: torch.Tensor, max_new_tokens: int, *, temperatu
             # token is not an object keep zeros
             code = token.clamp(max=model.config.n_codes - 1)
             z, drawn = draw_features(model, hidden, code, generator,
-                                     None if grammar is None else grammar.upper_log_pt(token),
-                                     (fed[:B, :n], features[:, :n]) if pairs else None, mean)
+                                     None if grammar is None else grammar.upper_log_pt(token), mean)
             is_object = (token < model.config.n_codes) & ~done
             features[:, n] = torch.where(is_object[:, None], z.to(features.dtype), features[:, n])
             if feedback:  # rows without an object too: the model reads no features at non-object tokens
@@ -249,6 +241,4 @@ def generate(model: GPT, prompt: torch.Tensor, max_new_tokens: int, *, temperatu
             break
     if eos_id is not None and bool(done.all()):
         n = int(end.max())  # steps run past the last EOS between two checks only added padding
-    if pairs:
-        features[:, :T0] = 0  # the prompt's objects were not drawn
     return (out[:, :n], features[:, :n]) if density else out[:, :n]

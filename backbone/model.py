@@ -179,7 +179,7 @@ class GPT(nn.Module):
 
             self.density = DensityHead(config.n_embd, config.density_mode, config.n_codes,
                                        len(FEATURES[config.density_mode]), config.density_components,
-                                       config.density_pt_order, config.density_pairs)
+                                       config.density_pt_order)
         self.apply(self._init_weights)
         for name, p in self.named_parameters():
             if name.endswith("proj.weight") or name.endswith("mlp.2.weight"):
@@ -308,11 +308,8 @@ class GPT(nn.Module):
         objects a batch holds, so a compiled step compiles once."""
         is_object = ((targets >= 0) & (targets < self.config.n_codes)).flatten()
         tokens = torch.where(is_object, targets.flatten(), 0)
+        mixture = self.density(hidden.flatten(0, 1), self.wte(tokens), tokens)
         z = self.density.to_density(target_features.flatten(0, 1).float())
-        earlier = None
-        if self.config.density_pairs:
-            earlier = self.density.earlier_objects(targets, z.view(*targets.shape, -1))
-        mixture = self.density(hidden.flatten(0, 1), self.wte(tokens), tokens, earlier)
         if self.config.density_pt_order:
             mixture.upper = self.density.upper_log_pt(targets, z[:, 0].view(targets.shape)).flatten()
         log_p = mixture.log_prob(z, self.density.code_mask[tokens])
@@ -326,11 +323,8 @@ class GPT(nn.Module):
             raise ValueError("this backbone has no density head (model.density_components = 0)")
         is_object = (targets >= 0) & (targets < self.config.n_codes)
         tokens = targets[is_object]
+        mixture = self.density(hidden[is_object], self.wte(tokens), tokens)
         z = self.density.to_density(target_features.flatten(0, 1).float()).view(*targets.shape, -1)
-        earlier = None
-        if self.config.density_pairs:
-            earlier = tuple(e[is_object.flatten()] for e in self.density.earlier_objects(targets, z))
-        mixture = self.density(hidden[is_object], self.wte(tokens), tokens, earlier)
         if self.config.density_pt_order:
             mixture.upper = self.density.upper_log_pt(targets, z[..., 0])[is_object]
         return mixture, z[is_object], self.density.code_mask[tokens]

@@ -191,9 +191,6 @@ def build_model(cfg: PretrainConfig, data: TokenSequences, val_data: TokenSequen
         raise UserError(f"model.momentum_logits needs each code's kinematics, which an event-mode token store records "
                         f"(python -m tokenizer.tokenize --features): {cfg.data.train} is "
                         f"{data.mode or 'of unknown mode'}{'' if data.code_info else ', without its normalization'}")
-    if m.density_pairs and data.mode != "event":
-        raise UserError(f"model.density_pairs reads objects' four-momenta, which event-mode token stores hold: "
-                        f"{cfg.data.train} is {data.mode or 'of unknown mode'} (set model.density_pairs=0)")
     if m.density_components:
         check_density_data(cfg, data, val_data)
     groups = data.vocab.output_groups(None if data.code_info is None else data.code_info[0])

@@ -1056,20 +1056,66 @@ def decode_feedback_table(runs: dict[str, Path]) -> str:
     if len(results) < len(runs) or not all("fed_back" in r for r in results.values()):
         return "(not measured yet)"
     first = next(iter(results.values()))
-    lines = ["| observable | centroids | " + " | ".join(f"head, real features before: {label} | head, its own draws "
-                                                       f"before: {label}" for label in runs) + " |",
-             "|---" * (2 + 2 * len(runs)) + "|"]
+    # the head's means fed back (`--decode mean`), where every run measured them
+    columns = {"continuous": "head, real features before", "fed_back": "head, its own draws before"}
+    if all("mean" in r for r in results.values()):
+        columns["mean"] = "head's means, fed back"
+    lines = ["| observable | centroids | " + " | ".join(f"{what}: {label}" for label in runs
+                                                       for what in columns.values()) + " |",
+             "|---" * (2 + len(columns) * len(runs)) + "|"]
     for name, row in first["centroid"].items():
         lines.append(f"| {name} | {_over_floor(row)} | " + " | ".join(
-            f"{_over_floor(r['continuous'][name])} | {_over_floor(r['fed_back'][name])}" for r in results.values()) + " |")
+            _over_floor(r[c][name]) for r in results.values() for c in columns) + " |")
     if all("pairs" in r for r in results.values()):
         for key, what in (("w_window", "m(jj) in 60-100 GeV"), ("top_window", "m(bjj) in 140-200 GeV")):
             lines.append(f"| top candidates with {what} (data {first['pairs']['data'][key]:.3f}) | "
                          f"{first['pairs']['centroid'][key]:.3f} | " + " | ".join(
-                             f"{r['pairs']['continuous'][key]:.3f} | {r['pairs']['fed_back'][key]:.3f}"
-                             for r in results.values()) + " |")
+                             f"{r['pairs'][c][key]:.3f}" for r in results.values() for c in columns) + " |")
     return "\n".join(lines) + (f"\n\n(W1 / floor; {first['decoded']:,} Pythia ttbar events decoded from their own "
                                f"tokens against {first['reference']:,} others)")
+
+
+def decode_modes_table(run: Path) -> str:
+    """One backbone's ttbar under each decoding (results folder `run` of anomaly_multiplicity.sh-style scripts):
+    sampled from scratch (w1_{centroid,continuous,mean}.json) and decoded from real events' own tokens
+    (decode_fidelity.json: centroids, the head's draws fed back, its means fed back); W1 over the floor."""
+    sampled = {m: json.loads(p.read_text()) for m in ("centroid", "continuous", "mean")
+               if (p := run / f"w1_{m}.json").is_file()}
+    p = run / "decode_fidelity.json"
+    real = json.loads(p.read_text()) if p.is_file() else {}
+    if len(sampled) < 3 or "mean" not in real:
+        return "(not measured yet)"
+    lines = ["| observable | sampled: centroids | sampled: head's draws | sampled: head's means | real tokens: centroids "
+             "| real tokens: head's draws fed back | real tokens: head's means fed back |", "|---" * 7 + "|"]
+    for name, row in sampled["centroid"].items():
+        lines.append(f"| {name} | " + " | ".join(_over_floor(sampled[m][name]) for m in ("centroid", "continuous", "mean"))
+                     + " | " + " | ".join(_over_floor(real[m][name]) for m in ("centroid", "fed_back", "mean")) + " |")
+    return "\n".join(lines) + (f"\n\n(W1 / floor; sampled: 10,000 ttbar events from `sample.py --process ttbar "
+                               f"--decode ...` against Pythia ttbar; real tokens: {real['decoded']:,} Pythia ttbar "
+                               f"events decoded from their own tokens against {real['reference']:,} others)")
+
+
+def head_retrain_table(runs: dict[str, Path]) -> str:
+    """benchmarks/head_retrain.py: fresh heads trained alone on one frozen trunk (label: results folder with
+    head_training.json and decode_fidelity.json), beside the backbone's own jointly trained head."""
+    results = {label: (json.loads((r / "head_training.json").read_text()), json.loads((r / "decode_fidelity.json").read_text()))
+               for label, r in runs.items() if (r / "head_training.json").is_file() and (r / "decode_fidelity.json").is_file()}
+    if len(results) < len(runs):
+        return "(not measured yet)"
+    training, _ = next(iter(results.values()))
+    lines = ["| head | held-out density per object (head coordinates, lower is better) | fed back: m(jj) | m(bjj) | "
+             "W window | top window | means fed back: m(jj) | m(bjj) |", "|---" * 8 + "|",
+             f"| the backbone's own (trained with the trunk) | {training['val_density_backbone_head']:.3f} | "
+             "| | | | | |"]
+    for label, (t, d) in results.items():
+        means = [_over_floor(d["mean"][k]) if "mean" in d else "" for k in ("m(jj) [GeV]", "m(bjj) [GeV]")]
+        lines.append(f"| {label} | {t['val_density']:.3f} | {_over_floor(d['fed_back']['m(jj) [GeV]'])} | "
+                     f"{_over_floor(d['fed_back']['m(bjj) [GeV]'])} | {d['pairs']['fed_back']['w_window']:.3f} | "
+                     f"{d['pairs']['fed_back']['top_window']:.3f} | {means[0]} | {means[1]} |")
+    return "\n".join(lines) + (f"\n\n({training['steps']:,} steps of {training['batch_size']} events on the frozen "
+                               f"trunk; held out: {training['held_out_events']:,} of its {training['events']:,} "
+                               "training events; W1 / floor and windows from 10,000 Pythia ttbar events decoded "
+                               "from their own tokens, data 0.429 and 0.384)")
 
 
 def sampling_noise_table(names: tuple[str, ...] = ("sampling_noise_wjets_multiplicity",)) -> str:
@@ -1368,6 +1414,11 @@ TABLES = {"nanoaod-speed-table": nanoaod_speed_table, "real-nanoaod-table": real
           "momentum-feedback-table": lambda: decode_feedback_table(
               {"token, seed 0": RESULTS / "anomaly_multiplicity_cpu",
                "token + momentum logits, seed 0": RESULTS / "anomaly_momentum_cpu"}),
+          "decode-modes-table": lambda: decode_modes_table(RESULTS / "anomaly_multiplicity_cpu"),
+          "head-retrain-table": lambda: head_retrain_table(
+              {f"fresh, {k}": RESULTS / "head_retrain_cpu" / folder for k, folder in
+               (("8 components (the control)", "k8"), ("8 components + pairs (89bcb86)", "k8_pairs64"),
+                ("32 components", "k32"))}),
           "decode-feedback-table": lambda: decode_feedback_table(
               {"token, seed 0": RESULTS / "anomaly_multiplicity_cpu", "token, seed 1": RESULTS / "anomaly_multiplicity_cpu_seed1"}),
           "multiplicity-generation-table": lambda: generation_comparison_table(

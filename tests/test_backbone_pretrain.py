@@ -730,27 +730,6 @@ def test_momentum_logits_read_each_codes_kinematics_in_gev(store, tmp_path):
         built("constituent")
 
 
-def test_density_pairs_need_an_event_mode_store(store, tmp_path):
-    """The pair width reaches the model built for an event-mode store; a constituent store is refused by
-    name, before any model is made."""
-    from backbone.pretrain import build_model
-    from common.cli import UserError
-
-    _, ids = store
-
-    def built(mode):
-        path = kinematic_store(ids, tmp_path / f"{mode}.h5", mode)
-        base = to_dict(config(path, tmp_path / "run", 1))
-        cfg = from_dict(PretrainConfig, {**base, "model": {**base["model"], "density_components": 2,
-                                                           "density_pairs": 4}})
-        data = TokenSequences.from_store(path, True)
-        return build_model(cfg, data, data, torch.device("cpu"))
-
-    assert built("event").density.pair_net[0].out_features == 4
-    with pytest.raises(UserError, match=r"density_pairs reads objects' four-momenta.*constituent\.h5 is constituent"):
-        built("constituent")
-
-
 def test_the_group_loss_is_the_type_part_of_the_token_loss():
     """log p(group) read off the type head is the sum of the group's token probabilities, computed here
     from the normalized logits; targets of -100 are left out."""

@@ -221,29 +221,6 @@ def test_token_tail_against_hand_computed_values_and_far_below_float32():
     assert combined(terms, torch.zeros_like(terms, dtype=torch.bool)).item() == 0
 
 
-def test_pair_invariants_against_hand_computed_pairs():
-    """ParT's ln dR, ln kT, ln z, ln m^2 of two massless 40 GeV jets back to back at eta = 0 (dR = pi,
-    kT = 40 pi, z = 1/2, m = 80 GeV) and of a 30 and a 60 GeV jet one unit apart in eta at the same phi
-    (m^2 = 2 pt1 pt2 (cosh 1 - 1)); a massive pair at rest in eta: m^2 = m1^2 + m2^2 + 2 (E1 E2 - p1.p2)."""
-    from backbone.density import pair_invariants
-
-    def tensors(*values):
-        return tuple(torch.tensor([float(v) for v in values]))
-
-    back_to_back = pair_invariants(tensors(40, 0, 0, 0), tensors(40, 0, math.pi, 0))
-    torch.testing.assert_close(back_to_back, torch.tensor([math.log(math.pi), math.log(40 * math.pi), math.log(0.5),
-                                                           math.log(80.0 ** 2)]))
-    apart = pair_invariants(tensors(30, 1.0, 0.5, 0), tensors(60, 0.0, 0.5, 0))
-    torch.testing.assert_close(apart, torch.tensor([0.0, math.log(30.0), math.log(1 / 3),
-                                                    math.log(2 * 30 * 60 * (math.cosh(1.0) - 1))]))
-    # a W at rest decaying to two 40 GeV jets: m^2 = 2 (E1 E2 + 1600) with E = sqrt(40^2 + 5^2)
-    massive = pair_invariants(tensors(40, 0, 0, 5), tensors(40, 0, math.pi, 5))
-    torch.testing.assert_close(massive[3], torch.tensor(math.log(2 * 5.0 ** 2 + 2 * (40 ** 2 + 5 ** 2 + 40 ** 2))))
-    # phi wraps: 3 and -3 rad are 2 pi - 6 apart
-    wrapped = pair_invariants(tensors(40, 0, 3.0, 0), tensors(40, 0, -3.0, 0))
-    torch.testing.assert_close(wrapped[0], torch.tensor(math.log(2 * math.pi - 6)))
-
-
 def test_the_mixture_mean_against_hand_computed_means():
     """Weighted component means; at phi the direction of the weighted resultant (across the -pi/pi seam);
     under a bound, a truncated normal's mean: -sqrt(2/pi) below 0 for a standard normal, the bound itself

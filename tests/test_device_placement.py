@@ -87,7 +87,7 @@ def test_set_up_and_a_training_step(pipeline):
 
 def saved_backbone(pipeline, folder, hybrid: bool = False):
     """The backbone of `pipeline` (with the hybrid input and feature logits, their basis widened by an MLP and
-    the four-momentum terms, where `hybrid`; its density head reading pairs), saved and loaded as users load it."""
+    the four-momentum terms, where `hybrid`), saved and loaded as users load it."""
     from dataclasses import replace
 
     from backbone.model import GPT
@@ -95,7 +95,7 @@ def saved_backbone(pipeline, folder, hybrid: bool = False):
 
     _, data, cfg, _ = pipeline
     cfg = replace(cfg, model=replace(cfg.model, hybrid=hybrid, feature_logits=hybrid, feature_logits_width=8 * hybrid,
-                                     momentum_logits=hybrid, density_pairs=4))
+                                     momentum_logits=hybrid))
     save_backbone(build_model(cfg, data, data, torch.device("cpu")), data, cfg, folder, {})
     return GPT.from_pretrained(folder)
 

@@ -1,14 +1,15 @@
-"""Whether the density head places objects better when it reads their pairs with the objects before them.
+"""A density head variant measured in minutes: a fresh head trained alone on a backbone's frozen trunk.
 
-    python benchmarks/density_pairs.py --backbone runs/anom/backbone_multiplicity --train runs/anom/tokens.h5 \
-        --pairs 64 --out runs/anom/backbone_pairs64
+    python benchmarks/head_retrain.py --backbone runs/anom/backbone_multiplicity --train runs/anom/tokens.h5 \
+        --components 32 --out runs/anom/backbone_multiplicity_k32
 
-A trained backbone's density head is replaced by a fresh one, with `model.density_pairs` = `--pairs` (0: the
-same head as before, the control), and only the head is trained, on the trunk's hidden states of the
+A trained backbone's density head is replaced by a fresh one (`--components` mixture components; default
+the backbone's own number, the control), and only the head is trained, on the trunk's hidden states of the
 training store's events, which stay fixed (computed once). The trunk and the token model are the
 backbone's, so what the new backbone does differently is the head's alone: compare the folders written with
-`backbone.likelihood` and `benchmarks/decode_fidelity.py`. Training the whole backbone with the flag is the
-recipe's way (`--model.density_pairs`); this one isolates the head and costs minutes, not an hour.
+`backbone.likelihood` and `benchmarks/decode_fidelity.py`. Training a whole backbone with the change is the
+recipe's way; this one isolates the head and costs minutes, not an hour. The held-out density per object
+(`val_density`, head coordinates) is given beside the backbone's own jointly trained head on the same events.
 """
 from __future__ import annotations
 
@@ -37,25 +38,30 @@ def trunk_states(model, seqs, batch_size: int = 1024):
     return idx, features, hidden
 
 
-def with_fresh_head(model, pairs: int, components: int | None = None):
-    """A copy of `model` whose density head is new (untrained), reading pairs of width `pairs`, with
-    `components` mixture components (default: the model's); everything else (the trunk, the token model,
-    the head's view of the tokenizer) is the model's and frozen."""
+def with_fresh_head(model, components: int | None = None):
+    """A copy of `model` whose density head is new (untrained), with `components` mixture components
+    (default: the model's); everything else (the trunk, the token model, the head's view of the tokenizer)
+    is the model's and frozen."""
     from backbone.model import GPT
 
     torch.manual_seed(0)
-    fresh = GPT(replace(model.config, density_pairs=pairs,
-                        density_components=components or model.config.density_components))
+    fresh = GPT(replace(model.config, density_components=components or model.config.density_components))
     state = {k: v for k, v in model.state_dict().items() if not k.startswith("density.net.")}
     missing, unexpected = fresh.load_state_dict(state, strict=False)
-    learnt = [k for k in missing if not k.startswith(("density.net.", "density.pair_net."))]
+    learnt = [k for k in missing if not k.startswith("density.net.")]
     if learnt or unexpected:
         raise ValueError(f"the backbone's weights do not fit its own config: missing {learnt}, unexpected {unexpected}")
     for name in ("vocab", "conditional", "tokenizer_fingerprint", "process_dropout", "pretrained_config"):
         setattr(fresh, name, getattr(model, name))
     for name, p in fresh.named_parameters():
-        p.requires_grad_(name.startswith("density.") and not name.startswith("density.code"))
+        p.requires_grad_(name.startswith("density."))
     return fresh
+
+
+def split(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(held-out, training) event indices of n events: 2% held out, the same for every run."""
+    order = np.random.default_rng(0).permutation(n)
+    return order[:max(1, n // 50)], order[max(1, n // 50):]
 
 
 def held_out(model, idx, features, hidden, rows: np.ndarray) -> float:
@@ -97,12 +103,11 @@ def train_head(model, idx, features, hidden, train: np.ndarray, steps: int, batc
 def main(argv: list[str] | None = None) -> int:
     from backbone.data import TokenSequences
     from backbone.model import GPT
-    from common.cli import UserError, nonnegative_int, positive_float, positive_int
+    from common.cli import UserError, positive_float, positive_int
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backbone", required=True, type=Path, help="a trained backbone with a density head")
     parser.add_argument("--train", required=True, type=Path, help="its training token store (with --features)")
-    parser.add_argument("--pairs", type=nonnegative_int, default=64, help="the head's pair width (0: the control)")
     parser.add_argument("--components", type=positive_int, help="the new head's mixture components "
                         "(default: the backbone's)")
     parser.add_argument("--steps", type=positive_int, default=3000)
@@ -119,12 +124,10 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(f"{args.train}: no features (write it with python -m tokenizer.tokenize --features)")
     start = time.time()
     idx, features, hidden = trunk_states(model, seqs)
-    fresh = with_fresh_head(model, args.pairs, args.components)
-    # 2% of the events held out, the same for every --pairs; the backbone's own head is measured on them too
-    order = np.random.default_rng(0).permutation(len(seqs))
-    val, train = order[:max(1, len(seqs) // 50)], order[max(1, len(seqs) // 50):]
+    fresh = with_fresh_head(model, args.components)
+    val, train = split(len(seqs))  # the backbone's own head is measured on the held-out events too
     train_head(fresh, idx, features, hidden, train, args.steps, args.batch_size, args.lr, args.seed)
-    result = {"backbone": str(args.backbone), "train": str(args.train), "events": len(seqs), "pairs": args.pairs,
+    result = {"backbone": str(args.backbone), "train": str(args.train), "events": len(seqs),
               "components": fresh.config.density_components, "steps": args.steps, "batch_size": args.batch_size,
               "lr": args.lr, "seed": args.seed,
               "held_out_events": len(val), "val_density": held_out(fresh, idx, features, hidden, val),
@@ -132,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
               "seconds": round(time.time() - start, 1)}
     fresh.save_pretrained(args.out, head_retrained=result)
     (args.out / "head_training.json").write_text(json.dumps(result, indent=2))
-    print(json.dumps({k: result[k] for k in ("pairs", "val_density", "val_density_backbone_head", "seconds")}))
+    print(json.dumps({k: result[k] for k in ("components", "val_density", "val_density_backbone_head", "seconds")}))
     print(f"wrote {args.out}")
     return 0
 
@@ -140,4 +143,4 @@ def main(argv: list[str] | None = None) -> int:
 if __name__ == "__main__":
     from common.cli import run_cli
 
-    run_cli(main, "python benchmarks/density_pairs.py")
+    run_cli(main, "python benchmarks/head_retrain.py")
