@@ -63,12 +63,12 @@ score_anomalies() {
     | tee "$RESULTS/anomaly_table.log"
 }
 # generation_from_scratch BACKBONE FOLDER: 10,000 ttbar events sampled by BACKBONE (with RUN/tokenizer) into
-# FOLDER, once with centroid and once with continuous decoding, each against DATA/ttbar_s1.h5 (W1 over the floor:
-# RESULTS/w1_MODE.json and a plot); then BACKBONE's decoding of real events' own tokens (decode_fidelity.py)
+# FOLDER, once with each decoding (centroid, continuous, mean: MODES), each against DATA/ttbar_s1.h5 (W1 over the
+# floor: RESULTS/w1_MODE.json and a plot); then BACKBONE's decoding of real events' own tokens (decode_fidelity.py)
 generation_from_scratch() {
   local mode
-  log "generation: centroid against continuous decoding"
-  for mode in centroid continuous; do
+  log "generation: centroid, continuous and mean decoding"
+  for mode in ${MODES:-centroid continuous mean}; do
     [ -f "$2/synthetic_ttbar_$mode.h5" ] || python sample.py --backbone "$1" --tokenizer "$RUN/tokenizer" --events 10000 \
         --process ttbar --out "$2/synthetic_ttbar_$mode.h5" --seed 1 --decode $mode --device cpu 2>&1 | tail -1 \
         | tee -a "$RESULTS/sample.log"
