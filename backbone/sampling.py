@@ -18,9 +18,8 @@ features are drawn from the head right after its token, so that kinematics are n
 centroids (a hybrid backbone reads them back as its next input: backbone.generate); `decode="mean"`
 takes the head's mean instead of a draw (each object where its code and the event before it place it
 best: no noise within a code, which widens pair masses); `decode="centroid"` decodes each token to its
-code's centroid. Decoded objects are put in canonical
-order with the multiplicity caps (cuts add to `n_truncated`), and drawn features are clamped to
-physical ranges (|eta| <= 5, b-tag in [0, 1]). A tokenizer that encodes each event turned to its leading
+code's centroid. Decoded objects are put in canonical order with the multiplicity caps (cuts add to
+`n_truncated`), and the head's features are clamped to physical ranges (|eta| <= 5, b-tag in [0, 1]). A tokenizer that encodes each event turned to its leading
 jet (`azimuth: leading_jet`) gets each generated event turned by a uniform angle. The same seed gives the
 same events.
 """
@@ -81,8 +80,8 @@ def sample_events(backbone: GPT, tokenizer, n_events: int, *, process: str | Non
     decode = decode or ("continuous" if backbone.config.density_components else "centroid")
     if decode not in DECODES:
         raise UserError(f"decode must be one of {', '.join(DECODES)}, got {decode!r}")
-    continuous = decode != "centroid"  # the head gives the features
-    if continuous and not backbone.config.density_components:
+    from_head = decode != "centroid"  # the density head gives the features
+    if from_head and not backbone.config.density_components:
         raise UserError(f"{backbone.source or 'the backbone'} has no density head: use --decode centroid")
     prompt = sampling_prompt(backbone, process)
     unconditional = []
@@ -96,7 +95,7 @@ def sample_events(backbone: GPT, tokenizer, n_events: int, *, process: str | Non
     stats = stats if stats is not None else SamplingStats()
     stats.decode = decode
     caps = caps or Caps()
-    centroids = torch.from_numpy(tokenizer.code_features()).to(device) if continuous else None
+    centroids = torch.from_numpy(tokenizer.code_features()).to(device) if from_head else None
     generator = torch.Generator(device=device).manual_seed(seed)
     types = truncation_groups(vocab, tokenizer)
     # a tokenizer that encodes events turned to their leading jet decodes them at these angles: uniform,
@@ -112,10 +111,10 @@ def sample_events(backbone: GPT, tokenizer, n_events: int, *, process: str | Non
             budget = backbone.config.block_size - len(prompt)
             out = generate(backbone, torch.tensor([prompt] * n, device=device), budget, temperature=temperature,
                            top_k=top_k or None, eos_id=vocab.eos, pad_id=vocab.pad, generator=generator,
-                           grammar=Grammar(vocab, tokenizer, n, device, max_new=budget, caps=caps), density=continuous,
+                           grammar=Grammar(vocab, tokenizer, n, device, max_new=budget, caps=caps), density=from_head,
                            unconditional=torch.tensor([unconditional] * n, device=device) if unconditional else None,
                            guidance=guidance, top_p=top_p, groups=types, mean=decode == "mean")
-            seqs, drawn = out if continuous else (out, None)
+            seqs, drawn = out if from_head else (out, None)
             seqs = seqs[:, skip:].cpu().numpy()
             is_code = seqs < vocab.n_codes
             # codes up to the first non-code (EOS or padding) form the event
@@ -123,7 +122,7 @@ def sample_events(backbone: GPT, tokenizer, n_events: int, *, process: str | Non
             stats.unfinished += int(is_code.all(axis=1).sum())
             kept = np.arange(seqs.shape[1])[None, :] < lengths[:, None]
             features = None
-            if continuous:
+            if from_head:
                 codes = torch.from_numpy(seqs[kept]).to(device)
                 x = backbone.density.from_density(drawn[:, skip:][torch.from_numpy(kept).to(device)].float(),
                                                   centroids[codes], backbone.density.code_mask[codes])

@@ -6,10 +6,10 @@
 Real events are tokenized, then decoded four ways from their own tokens: each code's centroid,
 features drawn from the head given the real tokens and features before each object (teacher forcing:
 `continuous`), drawn given the real tokens with the features drawn before fed back (`fed_back`, as
-sampling does), and the head's means fed back (`mean`, as `sample.py --decode mean` does). Each is compared with other real events of the same file (W1 against the floor,
-events.compare; and the top candidates' mass windows). Sampling from scratch adds the token model's own
-errors (multiplicities, which jets are b-tagged); this shows what the head itself does to pt, masses and
-angles.
+sampling does), and the head's means fed back (`mean`, as `sample.py --decode mean` does). Each is
+compared with other real events of the same file (W1 against the floor, events.compare; and the top
+candidates' mass windows). Sampling from scratch adds the token model's own errors (multiplicities,
+which jets are b-tagged); this shows what the head itself does to pt, masses and angles.
 """
 from __future__ import annotations
 
