@@ -1414,13 +1414,16 @@ TABLES = {"nanoaod-speed-table": nanoaod_speed_table, "real-nanoaod-table": real
               ("with the token, seed 0", "with the token, seed 1", "without")),
           "momentum-process-table": lambda: conditional_frame_table(
               (("token, seed 0", "anom_multiplicity_seed0", (0.98,)), ("token, seed 1", "anom_multiplicity_seed1", (0.98,)),
-               ("token + momentum logits, seed 0", "anom_momentum_seed0", (0.98,)))),
+               ("token + momentum logits, seed 0", "anom_momentum_seed0", (0.98,)),
+               ("token + momentum logits, seed 1", "anom_momentum_seed1", (0.98,)))),
           "momentum-generation-table": lambda: generation_comparison_table(
               {"token, seed 0": RESULTS / "anomaly_multiplicity_cpu", "token, seed 1": RESULTS / "anomaly_multiplicity_cpu_seed1",
-               "token + momentum logits, seed 0": RESULTS / "anomaly_momentum_cpu"}),
+               "token + momentum logits, seed 0": RESULTS / "anomaly_momentum_cpu",
+               "token + momentum logits, seed 1": RESULTS / "anomaly_momentum_cpu_seed1"}),
           "momentum-feedback-table": lambda: decode_feedback_table(
               {"token, seed 0": RESULTS / "anomaly_multiplicity_cpu",
-               "token + momentum logits, seed 0": RESULTS / "anomaly_momentum_cpu"}),
+               "token + momentum logits, seed 0": RESULTS / "anomaly_momentum_cpu",
+               "token + momentum logits, seed 1": RESULTS / "anomaly_momentum_cpu_seed1"}),
           "decode-modes-table": lambda: decode_modes_table(RESULTS / "anomaly_multiplicity_cpu"),
           "head-retrain-table": lambda: head_retrain_table(
               {f"fresh, {k}": RESULTS / "head_retrain_cpu" / folder for k, folder in
