@@ -149,7 +149,8 @@ def test_held_out_likelihood_beats_the_per_code_gaussian(backbone, fresh_ttbar, 
 
 
 def test_sample_draws_features_from_the_head(backbone, ttbar, tmp_path):
-    """Continuous and mean decoding leave the code centroids: far more distinct jet pts than codes used."""
+    """Continuous and mean decoding leave the code centroids: more distinct jet pts than codes used (draws:
+    nearly all distinct; means repeat where code and context repeat, as for a first jet)."""
     from events.io import read_events
 
     bb, tok = backbone
@@ -169,8 +170,8 @@ def test_sample_draws_features_from_the_head(backbone, ttbar, tmp_path):
             assert np.all(np.abs(ak.to_numpy(ak.flatten(jets.eta))) <= 5 + 1e-5)
             assert np.all((btag >= -1e-6) & (btag <= 1 + 1e-6))
     n_codes_used = len(np.unique(pts["centroid"]))
-    for mode in ("continuous", "mean"):
-        assert len(np.unique(pts[mode])) > 0.9 * len(pts[mode]) > n_codes_used
+    assert len(np.unique(pts["continuous"])) > 0.9 * len(pts["continuous"]) > n_codes_used
+    assert len(np.unique(pts["mean"])) > 2 * n_codes_used
 
 
 def test_the_sm_mix_of_the_anomaly_table_follows_the_training_proportions():
