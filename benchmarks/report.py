@@ -1429,6 +1429,10 @@ TABLES = {"nanoaod-speed-table": nanoaod_speed_table, "real-nanoaod-table": real
               {f"fresh, {k}": RESULTS / "head_retrain_cpu" / folder for k, folder in
                (("8 components (the control)", "k8"), ("8 components + pairs (89bcb86)", "k8_pairs64"),
                 ("32 components", "k32"))}, RESULTS / "anomaly_multiplicity_cpu"),
+          "head-retrain-seed1-table": lambda: head_retrain_table(
+              {f"fresh, {k}": RESULTS / "head_retrain_cpu" / folder for k, folder in
+               (("8 components (the control)", "seed1_k8"), ("32 components", "seed1_k32"))},
+              RESULTS / "anomaly_multiplicity_cpu_seed1"),
           "decode-feedback-table": lambda: decode_feedback_table(
               {"token, seed 0": RESULTS / "anomaly_multiplicity_cpu", "token, seed 1": RESULTS / "anomaly_multiplicity_cpu_seed1"}),
           "multiplicity-generation-table": lambda: generation_comparison_table(
