@@ -139,6 +139,10 @@ class GPT(nn.Module):
     `source` (the folder it was loaded from), `pretrained_config` (its config.json, for provenance).
     """
 
+    #: what a model carries beside its config and weights (set by `describe` or by pretraining): a copy
+    #: with other weights keeps them
+    DESCRIPTION = ("vocab", "conditional", "tokenizer_fingerprint", "process_dropout", "source", "pretrained_config")
+
     def __init__(self, config: GPTConfig):
         super().__init__()
         self.config = config
@@ -352,7 +356,7 @@ class GPT(nn.Module):
             fresh.code_features.copy_(self.code_features)
         if self.config.momentum_logits:
             fresh.momentum_basis.copy_(self.momentum_basis)
-        for name in ("vocab", "conditional", "tokenizer_fingerprint", "process_dropout", "source", "pretrained_config"):
+        for name in self.DESCRIPTION:
             setattr(fresh, name, getattr(self, name))
         return fresh
 

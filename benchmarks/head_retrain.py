@@ -51,7 +51,7 @@ def with_fresh_head(model, components: int | None = None):
     learnt = [k for k in missing if not k.startswith("density.net.")]
     if learnt or unexpected:
         raise ValueError(f"the backbone's weights do not fit its own config: missing {learnt}, unexpected {unexpected}")
-    for name in ("vocab", "conditional", "tokenizer_fingerprint", "process_dropout", "pretrained_config"):
+    for name in model.DESCRIPTION:  # its source too, until save_pretrained names the new folder
         setattr(fresh, name, getattr(model, name))
     for name, p in fresh.named_parameters():
         p.requires_grad_(name.startswith("density."))
