@@ -103,7 +103,7 @@ def train_head(model, idx, features, hidden, train: np.ndarray, steps: int, batc
 def main(argv: list[str] | None = None) -> int:
     from backbone.data import TokenSequences
     from backbone.model import GPT
-    from common.cli import UserError, positive_float, positive_int
+    from common.cli import UserError, nonnegative_int, positive_float, positive_int
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backbone", required=True, type=Path, help="a trained backbone with a density head")
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=positive_int, default=3000)
     parser.add_argument("--batch-size", type=positive_int, default=256)
     parser.add_argument("--lr", type=positive_float, default=2e-3)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=nonnegative_int, default=0)
     parser.add_argument("--out", required=True, type=Path, help="the backbone with the new head is written here")
     args = parser.parse_args(argv)
     model = GPT.from_pretrained(args.backbone)

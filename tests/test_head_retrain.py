@@ -70,3 +70,10 @@ def test_each_training_option_changes_the_head(retrained, option):
     other, result = run("other_" + option[0].strip("-"), *option)
     assert _differs(_head(base), _head(other))
     assert str(result[option[0].strip("-").replace("-", "_")]) == option[1]
+
+
+@pytest.mark.parametrize("option", [("--seed", "-1"), ("--steps", "0"), ("--lr", "0"), ("--components", "0")])
+def test_bad_values_are_refused_before_any_work(option, tmp_path):
+    with pytest.raises(SystemExit):
+        head_retrain.main(["--backbone", "nope", "--train", "nope.h5", "--out", str(tmp_path / "out"), *option])
+    assert not (tmp_path / "out").exists()
