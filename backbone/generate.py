@@ -138,7 +138,7 @@ def generate(model: GPT, prompt: torch.Tensor, max_new_tokens: int, *, temperatu
              grammar=None, cuda_graph: bool | None = None, sync_every: int | None = None,
              density: bool = False, unconditional: torch.Tensor | None = None, guidance: float = 1.0,
              top_p: float = 1.0, groups: tuple[int, ...] = (), prompt_features: torch.Tensor | None = None,
-             mean: bool = False):
+             mean: bool = False, adjust=None):
     """Continue `prompt` (B, T0) by up to `max_new_tokens` tokens; returns (B, T0 + n).
 
     Each token is drawn at `temperature` from the `top_k` likeliest and the `top_p` nucleus of its group,
@@ -166,6 +166,10 @@ def generate(model: GPT, prompt: torch.Tensor, max_new_tokens: int, *, temperatu
     the unconditional prompts (a batch of 2B), and each step samples from l_u + w (l_c - l_u), i.e.
     p_c^w p_u^(1 - w): w > 1 pushes sequences further from the unconditional mix than the conditional
     model alone does. Features are drawn from the conditional density head.
+
+    `adjust` (a logits processor), where given, maps each step's logits (B, V), after guidance and before the
+    grammar and truncation, to new ones: adjust(logits, hidden (B, n_embd), the tokens so far (B, n), their
+    hybrid input features (B, n, n_features) or None).
     """
     model.eval()
     B, T0 = prompt.shape
@@ -215,6 +219,8 @@ def generate(model: GPT, prompt: torch.Tensor, max_new_tokens: int, *, temperatu
         if guided:
             conditional, free = logits.chunk(2)
             logits, hidden = free + guidance * (conditional - free), hidden[:B]
+        if adjust is not None:
+            logits = adjust(logits, hidden, fed[:B, :n], fed_features[:B, :n] if feedback else None)
         if grammar is not None:
             logits = grammar.mask(logits)
         token = sample_next(logits, temperature, top_k, generator, top_p, groups)

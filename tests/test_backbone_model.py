@@ -275,6 +275,34 @@ def test_hybrid_sampling_feeds_each_drawn_objects_features_back(use_cache):
 
 
 @pytest.mark.parametrize("use_cache", [True, False])
+def test_a_logits_processor_sees_the_event_so_far_and_decides_the_draw(use_cache):
+    """`adjust` gets, at each step, the tokens drawn so far, the features fed back for them and the hidden
+    state; what it returns is what is drawn from (here: no muon or MET is ever drawn)."""
+    model = hybrid_with_density()
+    seen = []
+
+    def adjust(logits, hidden, tokens, features):
+        seen.append((tokens.clone(), features.clone(), hidden.clone()))
+        return logits.index_fill(1, torch.arange(20, 40), float("-inf"))
+
+    tokens, z = generate(model, torch.full((5, 2), 41), 10, generator=torch.Generator().manual_seed(3),
+                         use_cache=use_cache, density=True, adjust=adjust)
+    assert not ((tokens >= 20) & (tokens < 40)).any() and (tokens < 20).any()
+    assert [t.shape[1] for t, _, _ in seen] == list(range(2, 12))
+    codes = tokens.clamp(max=39).flatten()
+    mask = model.density.code_mask[codes]
+    fed = model.density.clamp(model.density.from_density(z.flatten(0, 1), model.code_features[codes], mask), mask)[0]
+    fed = fed.view(*tokens.shape, 6)
+    last_tokens, last_features, last_hidden = seen[-1]
+    torch.testing.assert_close(last_tokens, tokens[:, :-1])
+    is_object = tokens[:, 2:-1] < 40  # the model reads no features at the other tokens
+    torch.testing.assert_close(last_features[:, 2:][is_object], fed[:, 2:-1][is_object])
+    with torch.no_grad():
+        full = model.hidden_states(tokens[:, :-1], features=last_features)[:, -1]
+    torch.testing.assert_close(last_hidden, full, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("use_cache", [True, False])
 def test_mean_decoding_feeds_each_objects_mixture_mean_back(use_cache):
     """With `mean`, each object's features are the mean of the head's mixture, teacher forced on the final
     sequence with the means before it as the hybrid input (clamped)."""
