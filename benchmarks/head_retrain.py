@@ -25,13 +25,14 @@ import torch
 
 
 @torch.no_grad()
-def trunk_states(model, seqs, batch_size: int = 1024):
-    """(token ids (N, T), features (N, T, F), final hidden states (N, T - 1, n_embd)) of every event, padded
-    to the longest, the hidden states of the causal pass that predicts each next token."""
-    length = seqs.max_length
-    idx, features = seqs.tensors(np.arange(len(seqs)), length=length)
-    hidden = torch.empty(len(seqs), length - 1, model.config.n_embd)
-    for start in range(0, len(seqs), batch_size):
+def trunk_states(model, seqs, rows: np.ndarray | None = None, batch_size: int = 1024):
+    """(token ids (N, T), features (N, T, F), final hidden states (N, T - 1, n_embd)) of events `rows` (default
+    every event), padded to the longest, the hidden states of the causal pass that predicts each next token."""
+    rows = np.arange(len(seqs)) if rows is None else rows
+    length = int(seqs.lengths[rows].max())
+    idx, features = seqs.tensors(rows, length=length)
+    hidden = torch.empty(len(rows), length - 1, model.config.n_embd)
+    for start in range(0, len(rows), batch_size):
         part = slice(start, start + batch_size)
         hidden[part] = model.hidden_states(idx[part, :-1], features=features[part, :-1] if model.config.n_features
                                            else None)
