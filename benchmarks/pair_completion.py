@@ -122,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--process", default="ttbar", help="the process they are (default %(default)s)")
     parser.add_argument("--n", type=positive_int, default=5000, help="events completed (default %(default)s)")
     parser.add_argument("--seed", type=nonnegative_int, default=1)
+    parser.add_argument("--given", nargs="+", default=[str(g) for g in PREFIXES], choices=[str(g) for g in PREFIXES],
+                        help="the numbers of real objects to complete from (default: all of %(default)s)")
     parser.add_argument("--probe", type=Path, help="sample with this benchmarks/partner_probe.py tilt (its .pt)")
     parser.add_argument("--reference", type=Path, help="more real events of the process: each completion's "
                         "W1 over the floor against them, read at the head's means")
@@ -156,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
               "process": args.process, "completed": len(events), "seed": args.seed,
               "probe": str(args.probe) if args.probe else None,
               "reference": str(args.reference) if args.reference else None, "prefixes": []}
-    for given in PREFIXES:
+    for given in (g if g == "scratch" else int(g) for g in args.given):
         m = 0 if given == "scratch" else given
         rows = np.flatnonzero(n_objects >= m)
         info = {k: v[rows] for k, v in tokens.info.items()}

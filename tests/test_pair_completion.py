@@ -81,7 +81,7 @@ def test_completion_keeps_the_given_objects_and_completes_the_rest(store, given)
 
 def test_cli_measures_the_data_it_was_given(ordered_backbone, data_files, tmp_path):
     """The data's windows, read at their real features, are the events' own (events.physics on the file);
-    each share placed is computed from the windows recorded beside it; another --seed draws other completions;
+    each share placed is computed from the windows recorded beside it; another --seed draws other completions; --given picks the prefixes;
     a process the backbone does not know is refused by name."""
     from common.errors import UserError
     from conditional_generation import pair_angles
@@ -104,10 +104,12 @@ def test_cli_measures_the_data_it_was_given(ordered_backbone, data_files, tmp_pa
             e = entry[view]
             assert e["placed"] == pytest.approx(pair_completion.placed(e["completed"], e["completed_floor"], e["data"],
                                                                        e["data_floor"]), nan_ok=True)
-    assert pair_completion.main(args[:-2] + ["--seed", "2", "--out", str(tmp_path / "seed2.json")]) == 0
-    other = json.loads((tmp_path / "seed2.json").read_text())
-    assert [p["mean"]["completed_floor"] for p in other["prefixes"]] != [p["mean"]["completed_floor"]
-                                                                         for p in result["prefixes"]]
+    assert pair_completion.main(args[:-2] + ["--seed", "2", "--given", "scratch", "2",
+                                             "--out", str(tmp_path / "seed2.json")]) == 0
+    other = json.loads((tmp_path / "seed2.json").read_text())["prefixes"]
+    assert [p["given"] for p in other] == ["scratch", 2]
+    same = [p for p in result["prefixes"] if p["given"] in ("scratch", 2)]
+    assert [p["mean"]["completed_floor"] for p in other] != [p["mean"]["completed_floor"] for p in same]
     with pytest.raises(UserError, match="process 'wjets'"):
         pair_completion.main(args[:-2] + ["--process", "wjets", "--out", str(tmp_path / "no.json")])
     assert not (tmp_path / "no.json").exists()
