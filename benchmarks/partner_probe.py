@@ -31,6 +31,10 @@ import torch
 from torch import nn
 
 PAIRS = ("relative", "direction")
+PARTNERS = 12  # jets and b-jets come first in an event's sequence, at most 12 of them (Caps().jets)
+#: the pair variables' typical centre and spread (ln(1 + m^2 / GeV^2), Delta R), so that the probe starts with
+#: bumps of order one
+PAIR_CENTRE, PAIR_SCALE = torch.tensor([9.5, 2.5]), torch.tensor([1.5, 1.0])
 
 
 def kinematics(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
@@ -38,12 +42,6 @@ def kinematics(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.
     raw = x * std + mean
     return torch.stack([raw[..., 0].exp(), raw[..., 1], torch.atan2(raw[..., 3], raw[..., 2]),
                         raw[..., 4].exp() - 1], -1)
-
-
-PARTNERS = 12  # jets and b-jets come first in an event's sequence, at most 12 of them (Caps().jets)
-#: the pair variables' typical centre and spread (ln(1 + m^2 / GeV^2), Delta R), so that the probe starts with
-#: bumps of order one
-PAIR_CENTRE, PAIR_SCALE = torch.tensor([9.5, 2.5]), torch.tensor([1.5, 1.0])
 
 
 def pair_variables(code: torch.Tensor, partner: torch.Tensor) -> torch.Tensor:
