@@ -1122,6 +1122,91 @@ def head_retrain_table(runs: dict[str, Path], own: Path) -> str:
                                "from their own tokens, data 0.429 and 0.384)")
 
 
+PAIR_COMPLETION_RUNS = {f"token, seed {seed}": RESULTS / "pair_completion" / f"{name}.json"
+                        for seed, name in ((0, "multiplicity"), (1, "multiplicity_seed1"))}
+PARTNER_PROBE_RUNS = tuple((f"token, seed {seed}", RESULTS / "partner_probe" / f"{name}_{pair}.json")
+                           for seed, name, pair in ((0, "multiplicity", "relative"), (1, "multiplicity_seed1", "relative"),
+                                                    (0, "multiplicity", "direction")))
+
+
+def pair_completion_table(runs: dict[str, Path], window: str) -> str:
+    """benchmarks/pair_completion.py: per number of real objects given, the share of the data's `window`
+    fraction above its pairless floor that each run's completions place, at the codes' centroids and at the
+    head's means."""
+    results = {label: json.loads(p.read_text()) for label, p in runs.items() if p.is_file()}
+    if len(results) < len(runs):
+        return "(not measured yet)"
+    name = {"w_window": "m(jj) in 60-100 GeV", "top_window": "m(bjj) in 140-200 GeV"}[window]
+    head = ["objects given", f"data: {name} (its pairless floor)"]
+    for label in results:
+        head += [f"{label}: completed (its floor)", "share placed at the centroids", "at the head's means"]
+    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    first = next(iter(results.values()))
+    for i, entry in enumerate(first["prefixes"]):
+        given = "none, counts drawn" if entry["given"] == "scratch" else \
+            f"{entry['given']}, with the counts" if entry["given"] else "none, with the counts"
+        data = entry["centroid"]
+        row = [given, f"{data['data'][window]:.3f} ({data['data_floor'][window]:.3f})"]
+        for result in results.values():
+            e = result["prefixes"][i]
+            c = e["centroid"]
+            row += [f"{c['completed'][window]:.3f} ({c['completed_floor'][window]:.3f})",
+                    f"{c['placed'][window]:.2f}", f"{e['mean']['placed'][window]:.2f}"]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines) + (f"\n\n({first['completed']:,} Pythia {first['process']} events unseen in training, "
+                               "each completed from its first real objects; data and floors at the codes' centroids, "
+                               "floors averaged over 4 random turns; share placed: (completed - its floor) / "
+                               "(data - its floor))")
+
+
+def probe_generation_table(runs: tuple[tuple[str, Path], ...]) -> str:
+    """benchmarks/pair_completion.py with and without --probe: ttbar from scratch and completed from two real
+    jets, the windows' shares placed and W1 over the floor against the training file."""
+    if not all(p.is_file() for _, p in runs):
+        return "(not measured yet)"
+    observables = ("jets", "b-jets", "HT [GeV]", "leading jet pt [GeV]", "m(jj) [GeV]", "m(bjj) [GeV]")
+    data = json.loads(runs[0][1].read_text())["prefixes"][0]["mean"]["data"]
+    lines = [f"| run | objects given | m(jj) in 60-100 GeV: completed (its floor; data {data['w_window']:.3f}) | "
+             f"share placed | m(bjj) in 140-200 GeV (data {data['top_window']:.3f}) | share placed | "
+             + " | ".join(f"W1/floor {o}" for o in observables) + " |", "|---" * (6 + len(observables)) + "|"]
+    for label, path in runs:
+        result = json.loads(path.read_text())
+        for entry in result["prefixes"]:
+            if entry["given"] not in ("scratch", 2):
+                continue
+            m = entry["mean"]
+            given = "none, counts drawn" if entry["given"] == "scratch" else "2 jets, with the counts"
+            w1 = entry.get("w1_over_floor", {})
+            lines.append(f"| {label} | {given} | {m['completed']['w_window']:.3f} ({m['completed_floor']['w_window']:.3f}) | "
+                         f"{m['placed']['w_window']:.2f} | {m['completed']['top_window']:.3f} "
+                         f"({m['completed_floor']['top_window']:.3f}) | {m['placed']['top_window']:.2f} | "
+                         + " | ".join(f"{w1[o]:.1f}" if o in w1 else "" for o in observables) + " |")
+    n = json.loads(runs[0][1].read_text())["completed"]
+    return "\n".join(lines) + (f"\n\n({n:,} Pythia ttbar events unseen in training, completed as sample.py --decode mean "
+                               "samples, read at the head's means; W1 / floor against the 24,000 ttbar events of the "
+                               "training file)")
+
+
+def partner_probe_table(runs: tuple[tuple[str, Path], ...]) -> str:
+    """benchmarks/partner_probe.py: held-out gain of a mixture over partners on a frozen trunk's jet logits
+    (runs: (label, result file) pairs)."""
+    if not all(p.is_file() for _, p in runs):
+        return "(not measured yet)"
+    results = [(label, json.loads(p.read_text())) for label, p in runs]
+    lines = ["| run | bumps in | held-out jets | backbone: nats per jet | with the probe | gain per jet | "
+             "gain per event | gain at the 2nd / 3rd / 4th / 5th / 6th object |", "|---" * 8 + "|"]
+    for label, r in results:
+        by = " / ".join(f"{r['gain_by_position'].get(str(k), float('nan')):.3f}" for k in range(2, 7))
+        what = {"relative": "ln m², ΔR with each earlier jet", "direction": "Δη, Δφ with each earlier jet (control)"}[r["pair"]]
+        lines.append(f"| {label} | {what} | {r['held_out_jets']:,} | {r['nll_backbone']:.3f} | {r['nll_probe']:.3f} | "
+                     f"{r['gain_per_jet']:.3f} | {r['gain_per_event']:.3f} | {by} |")
+    r = results[0][1]
+    return "\n".join(lines) + (f"\n\n(the probe trained {r['steps']:,} steps of {r['batch_size']} events on the trunk's "
+                               f"hidden states of its {r['training_events']:,} {r['process']} training events; held out: "
+                               f"{r['held_out_events']:,} Pythia {r['process']} events it never saw; each jet's code "
+                               "scored among its type's codes)")
+
+
 def sampling_noise_table(names: tuple[str, ...] = ("sampling_noise_wjets_multiplicity",)) -> str:
     """benchmarks/sampling_noise.py: W1 over the floor of one backbone's process under several sampler seeds,
     beside the multiplicity token's exact count fit."""
@@ -1433,6 +1518,12 @@ TABLES = {"nanoaod-speed-table": nanoaod_speed_table, "real-nanoaod-table": real
               {f"fresh, {k}": RESULTS / "head_retrain_cpu" / folder for k, folder in
                (("8 components (the control)", "seed1_k8"), ("32 components", "seed1_k32"))},
               RESULTS / "anomaly_multiplicity_cpu_seed1"),
+          "pair-completion-w-table": lambda: pair_completion_table(PAIR_COMPLETION_RUNS, "w_window"),
+          "pair-completion-top-table": lambda: pair_completion_table(PAIR_COMPLETION_RUNS, "top_window"),
+          "partner-probe-table": lambda: partner_probe_table(PARTNER_PROBE_RUNS),
+          "probe-generation-table": lambda: probe_generation_table(
+              (("token, seed 1", RESULTS / "pair_completion" / "multiplicity_seed1_n6000.json"),
+               ("token, seed 1, with the partner probe", RESULTS / "pair_completion" / "multiplicity_seed1_probe.json"))),
           "decode-feedback-table": lambda: decode_feedback_table(
               {"token, seed 0": RESULTS / "anomaly_multiplicity_cpu", "token, seed 1": RESULTS / "anomaly_multiplicity_cpu_seed1"}),
           "multiplicity-generation-table": lambda: generation_comparison_table(
