@@ -1522,8 +1522,9 @@ TABLES = {"nanoaod-speed-table": nanoaod_speed_table, "real-nanoaod-table": real
           "pair-completion-top-table": lambda: pair_completion_table(PAIR_COMPLETION_RUNS, "top_window"),
           "partner-probe-table": lambda: partner_probe_table(PARTNER_PROBE_RUNS),
           "probe-generation-table": lambda: probe_generation_table(
-              (("token, seed 1", RESULTS / "pair_completion" / "multiplicity_seed1_n6000.json"),
-               ("token, seed 1, with the partner probe", RESULTS / "pair_completion" / "multiplicity_seed1_probe.json"))),
+              tuple((f"token, seed {seed}{probe}", RESULTS / "pair_completion" / f"{name}{suffix}.json")
+                    for seed, name in ((0, "multiplicity"), (1, "multiplicity_seed1"))
+                    for probe, suffix in (("", "_n6000"), (", with the partner probe", "_probe")))),
           "decode-feedback-table": lambda: decode_feedback_table(
               {"token, seed 0": RESULTS / "anomaly_multiplicity_cpu", "token, seed 1": RESULTS / "anomaly_multiplicity_cpu_seed1"}),
           "multiplicity-generation-table": lambda: generation_comparison_table(
