@@ -44,12 +44,17 @@ def turned(x: np.ndarray, first: np.ndarray, mean: np.ndarray, std: np.ndarray, 
     return out
 
 
-def windows(tokenizer, ids: ak.Array, x: np.ndarray, info: dict, process: str) -> dict[str, float]:
-    """The mass-window fractions of the events of `ids` with normalized features `x` (objects, 6)."""
-    from conditional_generation import pair_angles
+def decoded(tokenizer, ids: ak.Array, x: np.ndarray, info: dict, process: str):
+    """The events of `ids` with normalized features `x` (objects, 6)."""
     from tokenizer.tokenizer import TokenBatch
 
-    events = tokenizer.decode(TokenBatch(ids, info, (process,), ak.unflatten(x, ak.num(ids))))
+    return tokenizer.decode(TokenBatch(ids, info, (process,), ak.unflatten(x, ak.num(ids))))
+
+
+def windows(events) -> dict[str, float]:
+    """The mass-window fractions of `events`' top candidates."""
+    from conditional_generation import pair_angles
+
     return {k: v for k, v in pair_angles(events).items() if k in WINDOWS}
 
 
@@ -57,7 +62,7 @@ def floor(tokenizer, ids: ak.Array, x: np.ndarray, first: np.ndarray, info: dict
           rng: np.random.Generator) -> dict[str, float]:
     """`windows` of the events with their objects from the m-th on (`first` false) turned, over `TURNS` turns."""
     mean, std = tokenizer.transform.mean, tokenizer.transform.std
-    draws = [windows(tokenizer, ids, turned(x, first, mean, std, rng), info, process) for _ in range(TURNS)]
+    draws = [windows(decoded(tokenizer, ids, turned(x, first, mean, std, rng), info, process)) for _ in range(TURNS)]
     return {k: float(np.mean([d[k] for d in draws])) for k in WINDOWS}
 
 
@@ -113,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     from events.compare import ratio, w1_table
     from events.errors import require_file
     from events.io import read_events
-    from tokenizer.tokenizer import Tokenizer, TokenBatch
+    from tokenizer.tokenizer import Tokenizer
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backbone", required=True, type=Path)
@@ -136,19 +141,20 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(f"{args.backbone} was not trained on process {args.process!r}")
     if not backbone.config.density_components or not backbone.config.n_features:
         raise UserError(f"{args.backbone}: the study needs a hybrid backbone with a density head")
-    adjust, batch_size = None, 1000
     if args.probe:
-        import partner_probe
-
         require_file(args.probe, " (write one with python benchmarks/partner_probe.py)")
-        probe, tilt = partner_probe.load(args.probe, backbone, tokenizer)
-        batch_size = 250  # the tilt holds (batch, partners, codes) terms
-        adjust = lambda logits, hidden, ids, x: probe.tilted(tilt, logits, hidden, ids, x, seqs.prefix)  # noqa: E731
     reference = read_events(args.reference) if args.reference else None
     events = read_events(args.events)[:args.n]
     tokens = tokenizer.encode(events, features=True)
     seqs = TokenSequences([tokens], backbone.vocab.n_codes, True, backbone.vocab, source=str(args.events))
     seqs.process_tokens[:] = backbone.vocab.process_token(args.process)
+    adjust, batch_size = None, 1000
+    if args.probe:
+        import partner_probe
+
+        probe, tilt = partner_probe.load(args.probe, backbone, tokenizer)
+        batch_size = 250  # the tilt holds (batch, partners, codes) terms
+        adjust = lambda logits, hidden, ids, x: probe.tilted(tilt, logits, hidden, ids, x, seqs.prefix)  # noqa: E731
     rng = np.random.default_rng(args.seed)
     generator = torch.Generator().manual_seed(args.seed)
     n_objects = np.diff(seqs.offsets)
@@ -172,20 +178,20 @@ def main(argv: list[str] | None = None) -> int:
         where = seqs.object_indices(rows)
         entry = {"given": given, "events": int(len(rows)), "seconds": round(time.perf_counter() - t0, 1),
                  "mean_objects": {"data": float(n_objects[rows].mean()), "completed": float(lengths.mean())}}
+        completed = {}  # the completed events read each way
         for view in ("centroid", "mean"):
             x = np.concatenate(features) if view == "mean" else \
                 backbone.code_features[torch.from_numpy(np.concatenate(codes))].numpy()
             x_data = real[view][where]
-            out = {"completed": windows(tokenizer, ids, x, info, args.process),
+            completed[view] = decoded(tokenizer, ids, x, info, args.process)
+            out = {"completed": windows(completed[view]),
                    "completed_floor": floor(tokenizer, ids, x, first, info, args.process, rng),
-                   "data": windows(tokenizer, data_ids, x_data, info, args.process),
+                   "data": windows(decoded(tokenizer, data_ids, x_data, info, args.process)),
                    "data_floor": floor(tokenizer, data_ids, x_data, data_first, info, args.process, rng)}
             out["placed"] = placed(out["completed"], out["completed_floor"], out["data"], out["data_floor"])
             entry[view] = out
         if reference is not None:
-            completed = tokenizer.decode(TokenBatch(ids, info, (args.process,), ak.unflatten(np.concatenate(features),
-                                                                                             lengths)))
-            entry["w1_over_floor"] = {k: ratio(v) for k, v in w1_table(reference, completed).items()}
+            entry["w1_over_floor"] = {k: ratio(v) for k, v in w1_table(reference, completed["mean"]).items()}
         result["prefixes"].append(entry)
         print(f"{str(given):>8}: {len(rows)} events, {entry['seconds']:.0f} s; W window / top window, "
               + "; ".join(f"{view}: completed {e['completed']['w_window']:.3f} / {e['completed']['top_window']:.3f}, "

@@ -113,14 +113,22 @@ class Probe:
             u = torch.stack([(self.code_kin[:, 1] - partner[..., 1]) / 1.5, dphi.cos(), dphi.sin()], -1)
         return torch.cat([u, u ** 2], -1)
 
+    def partners(self, idx: torch.Tensor, features: torch.Tensor, first: int
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The event's first PARTNERS objects in `idx` (B, T), which start at position `first`: (their positions
+        (J,), which are jets or b-jets (B, J), their normalized features (B, J, F)). Positions past the end are
+        read at the last one and marked as no jet."""
+        positions = torch.arange(first, first + PARTNERS, device=idx.device)
+        where = positions.clamp(max=idx.shape[1] - 1)
+        ids = idx[:, where]
+        is_jet = self.is_jet[ids.clamp(min=0)] & (ids >= 0) & (positions[None] < idx.shape[1])
+        return positions, is_jet, features[:, where].float()
+
     def tilted(self, tilt: PartnerTilt, logits: torch.Tensor, hidden: torch.Tensor, tokens: torch.Tensor,
                features: torch.Tensor, first: int) -> torch.Tensor:
         """`logits` (B, V) of the next token after `tokens` (B, n) with the jet and b-jet codes' tilted, each
         type's probability kept: what `generate` samples from with the probe (its `adjust`)."""
-        positions = torch.arange(first, first + PARTNERS, device=tokens.device)
-        where = positions.clamp(max=tokens.shape[1] - 1)  # past the end: read, then left out by `valid`
-        valid = self.is_jet[tokens[:, where]] & (positions[None] < tokens.shape[1])
-        partner_x = features[:, where].float()
+        _, valid, partner_x = self.partners(tokens, features, first)  # every object so far was read
         part = logits[:, self.codes]
         new = part + tilt(hidden.float(), partner_x, valid, self.basis(partner_x))
         for g in (0, 1):
@@ -141,12 +149,9 @@ class Probe:
         group = self.group[target]
         logits = base
         if tilt is not None:
-            # partners: the jets among the event's first PARTNERS objects that the trunk read before the target
-            positions = torch.arange(first, first + PARTNERS)
-            where = positions.clamp(max=idx.shape[1] - 1)
-            valid = self.is_jet[idx[:, where].clamp(min=0)] & (idx[:, where] >= 0)
-            valid = valid[rows] & (positions[None] <= cols[:, None])
-            partner_x = features[:, where]  # (B, J, F) normalized
+            # partners: the jets that the trunk read before the target
+            positions, is_jet, partner_x = self.partners(idx, features, first)
+            valid = is_jet[rows] & (positions[None] <= cols[:, None])
             logits = base + tilt(h, partner_x[rows], valid, self.basis(partner_x)[rows])
         logits = logits.masked_fill(self.group[None] != group[:, None], float("-inf"))
         return -(logits.gather(1, target[:, None])[:, 0] - logits.logsumexp(-1))

@@ -100,8 +100,8 @@ MUTATIONS = [
              '"mean": backbone.code_features[torch.from_numpy(seqs.codes)].numpy()}',
              ("tests/test_pair_completion.py::test_cli_measures_the_data_it_was_given",)),
     Mutation("partner-probe-reads-its-own-jet", "partner_probe.py counts the jet it scores among its partners",
-             "benchmarks/partner_probe.py", "valid = valid[rows] & (positions[None] <= cols[:, None])",
-             "valid = valid[rows] & (positions[None] <= cols[:, None] + 1)",
+             "benchmarks/partner_probe.py", "valid = is_jet[rows] & (positions[None] <= cols[:, None])",
+             "valid = is_jet[rows] & (positions[None] <= cols[:, None] + 1)",
              ("tests/test_partner_probe.py::test_a_jet_is_never_its_own_partner",)),
     Mutation("partner-direction-absolute", "partner_probe.py --pair direction reads each code's own phi, not its "
              "phi about the partner", "benchmarks/partner_probe.py", "dphi = self.code_kin[:, 2] - partner[..., 2]",
